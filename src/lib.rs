@@ -1,0 +1,10 @@
+//! confine: run a command (usually an AI agent) under least privilege that the
+//! Linux kernel enforces.
+//!
+//! Data flows one way: text -> [`profile::Profile`] -> [`plan::Plan`] ->
+//! enforcement ([`sandbox`]) -> exec, with the supervisor in [`launch`]
+//! watching from outside. See DESIGN.md for the contract.
+
+pub mod probe;
+pub mod sandbox;
+pub mod syscalls;

@@ -1,0 +1,8 @@
+//! One module per kernel mechanism. Each applies its part of a plan and knows
+//! nothing of YAML: inputs are plain data decided before any of them runs.
+
+pub mod caps;
+pub mod env;
+pub mod landlock;
+pub mod seccomp;
+pub mod user;
