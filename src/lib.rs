@@ -5,6 +5,9 @@
 //! enforcement ([`sandbox`]) -> exec, with the supervisor in [`launch`]
 //! watching from outside. See DESIGN.md for the contract.
 
+pub mod launch;
+pub mod plan;
 pub mod probe;
+pub mod profile;
 pub mod sandbox;
 pub mod syscalls;

@@ -1,0 +1,1002 @@
+//! Profile + command line + kernel features -> [`Plan`]: plain data with
+//! absolute, symlink-resolved paths, the Landlock rules for the ABI in use,
+//! both seccomp programs compiled, the environment the agent will get, limits
+//! in canonical units and what this kernel can't enforce.
+//!
+//! Building a plan has no side effects: `explain` and `run --dry-run` print
+//! one, `run` hands it to the launcher, which only applies it. Everything a
+//! launch needs is decided here, before any fork.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
+use std::fmt::{self, Write as _};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, UserSpec, Warning};
+use crate::sandbox::landlock::{self as ll, Grant};
+use crate::sandbox::seccomp;
+use crate::sandbox::user;
+use crate::syscalls::{self, Arch};
+
+/// What `run`, `explain` and `--dry-run` were asked for.
+#[derive(Debug, Default)]
+pub struct Request {
+    pub profile: String,
+    pub workspace: Option<PathBuf>,
+    pub overrides: Vec<String>,
+    pub audit_log: Option<PathBuf>,
+    pub command: Vec<OsString>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug)]
+pub enum PlanError {
+    /// Something the profile says, with where it says it.
+    Profile(ProfileError),
+    /// Something outside the profile: a missing workspace, the kernel.
+    Refused {
+        what: String,
+        at: String,
+        why: String,
+        hint: Option<String>,
+    },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Profile(e) => write!(f, "{e}"),
+            PlanError::Refused { what, at, why, hint } => {
+                write!(f, "{what} ({at}): {why}")?;
+                if let Some(h) = hint {
+                    write!(f, "; hint: {h}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl From<ProfileError> for PlanError {
+    fn from(e: ProfileError) -> Self {
+        PlanError::Profile(e)
+    }
+}
+
+fn refused(what: impl Into<String>, at: impl Into<String>, why: impl Into<String>) -> PlanError {
+    PlanError::Refused {
+        what: what.into(),
+        at: at.into(),
+        why: why.into(),
+        hint: None,
+    }
+}
+
+/// One path rule as `explain` shows it and Landlock applies it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathGrant {
+    /// The path as the profile wrote it (`{workspace}` expanded).
+    pub written: PathBuf,
+    /// Where it resolves, symlinks followed; the rule binds to this.
+    pub path: PathBuf,
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+    /// Granted by confine itself (e.g. `/dev/null`), not by the profile.
+    pub implicit: bool,
+    /// The Landlock rights on the path.
+    pub rights: Vec<&'static str>,
+    #[serde(skip)]
+    pub access: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TmpPlan {
+    pub size_bytes: u64,
+    pub exec: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FsPlan {
+    pub grants: Vec<PathGrant>,
+    /// Read-only inside write grants, whether or not they exist yet.
+    pub protect: Vec<PathBuf>,
+    pub tmp: Option<TmpPlan>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LandlockPlan {
+    /// The ABI the rules are written for.
+    pub abi: u32,
+    /// What the kernel reports; `None` without Landlock.
+    pub kernel_abi: Option<u32>,
+    pub handled_fs: Vec<&'static str>,
+    pub handled_net: Vec<&'static str>,
+    pub scopes: Vec<&'static str>,
+    #[serde(skip)]
+    pub spec: ll::Spec,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NetPlan {
+    pub mode: NetworkMode,
+    pub connect_tcp: Vec<u16>,
+    pub bind_tcp: Vec<u16>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeccompPlan {
+    pub arch: Arch,
+    /// Allowlisted syscalls (filter A); anything else fails with ENOSYS.
+    pub allow: Vec<String>,
+    /// Denied syscalls (filter B).
+    pub deny: Vec<String>,
+    /// Denied by argument (filter B).
+    pub argument_rules: Vec<&'static str>,
+    pub on_violation: profile::OnViolation,
+    pub allowlist_instructions: usize,
+    pub denylist_instructions: usize,
+    #[serde(skip)]
+    pub filters: seccomp::Filters,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UserPlan {
+    pub spec: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub name: Option<String>,
+    #[serde(skip)]
+    pub ids: user::Ids,
+}
+
+/// Limits in canonical units: milliseconds, bytes, millicores.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LimitsPlan {
+    pub wall_time_ms: Option<u64>,
+    pub grace_ms: u64,
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpu_millicores: Option<u64>,
+    pub open_files: Option<u64>,
+    pub file_size_bytes: Option<u64>,
+    pub core_dumps: bool,
+}
+
+/// Something the plan asks for that this kernel or this build can't
+/// enforce: refused under `compat: strict`, dropped and reported under
+/// `best-effort`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Gap {
+    pub what: String,
+    pub why: String,
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.why)
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub description: String,
+    pub sha256: String,
+    pub sources: Vec<String>,
+}
+
+/// Everything a launch needs, decided before any fork.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub profile: ProfileInfo,
+    pub workspace: PathBuf,
+    /// The agent's working directory.
+    pub cwd: PathBuf,
+    pub command: Vec<String>,
+    pub filesystem: FsPlan,
+    pub landlock: LandlockPlan,
+    pub network: NetPlan,
+    pub seccomp: SeccompPlan,
+    pub capabilities: Vec<String>,
+    pub user: UserPlan,
+    /// Keys of the agent's environment; values are not shown.
+    pub env_keys: Vec<String>,
+    pub limits: LimitsPlan,
+    pub audit_log: Option<PathBuf>,
+    pub compat: profile::Compat,
+    pub namespaces: Vec<&'static str>,
+    /// What can't be enforced here. Non-empty only under best-effort.
+    pub dropped: Vec<Gap>,
+    pub warnings: Vec<Warning>,
+    #[serde(skip)]
+    pub exec: ExecPlan,
+}
+
+/// Prepared C strings for the exec, so the child allocates nothing.
+#[derive(Clone, Debug, Default)]
+pub struct ExecPlan {
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub cwd: CString,
+    pub caps: Vec<caps::Capability>,
+}
+
+/// Overrides the Landlock ABI the plan targets, downwards only, to see what a
+/// profile would do on an older kernel (`CONFINE_LANDLOCK_ABI=3`).
+pub const ABI_OVERRIDE_ENV: &str = "CONFINE_LANDLOCK_ABI";
+
+/// Validates a profile as far as it can be without a workspace: the schema,
+/// `extends`, and every path that doesn't depend on `{workspace}`.
+///
+/// # Errors
+/// The first problem, located.
+pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
+    let p = profile::load(spec, &[])?;
+    let mut warnings = Vec::new();
+    // Paths under the workspace are checked when there is one (run/explain).
+    let ws = p.workspace.as_ref().map(|w| w.value.raw.clone()).map(PathBuf::from);
+    if let Some(w) = &p.workspace {
+        check_workspace(&w.value, Some(w))?;
+    }
+    for (kind, list) in [
+        ("filesystem.read", &p.filesystem.read),
+        ("filesystem.write", &p.filesystem.write),
+        ("filesystem.exec", &p.filesystem.exec),
+    ] {
+        for item in list {
+            if ws.is_none() && item.value.uses_workspace() {
+                continue;
+            }
+            resolve_path(item, ws.as_deref(), kind)?;
+        }
+    }
+    lint(&p, &mut warnings);
+    check_syscalls(&p)?;
+    Ok(warnings)
+}
+
+fn check_workspace(w: &PathSpec, at: Option<&Sourced<PathSpec>>) -> Result<PathBuf, PlanError> {
+    let err = |why: String| -> PlanError {
+        match at {
+            Some(s) => s.error("workspace", why).into(),
+            None => refused("workspace", "-w", why),
+        }
+    };
+    if w.uses_workspace() {
+        return Err(err("the workspace can't be defined in terms of itself".into()));
+    }
+    let p = PathBuf::from(&w.raw);
+    let canon = std::fs::canonicalize(&p).map_err(|e| err(format!("{}: {e}", p.display())))?;
+    if !canon.is_dir() {
+        return Err(err(format!("{} is not a directory", p.display())));
+    }
+    Ok(canon)
+}
+
+/// Resolves a profile path: `{workspace}` expanded, must exist unless
+/// optional (`None` then), symlinks resolved. A symlink at or beneath the
+/// workspace is refused: whoever controls the workspace (the agent, a cloned
+/// repository) controls where it points.
+fn resolve_path(
+    item: &Sourced<PathSpec>,
+    workspace: Option<&Path>,
+    key: &str,
+) -> Result<Option<(PathBuf, PathBuf)>, PlanError> {
+    let written = item
+        .value
+        .expand(workspace)
+        .ok_or_else(|| item.error(key, "uses {workspace} but there is no workspace (give -w DIR)"))?;
+    match std::fs::symlink_metadata(&written) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && item.value.optional => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(item
+                .error(
+                    key,
+                    format!(
+                        "path {} does not exist (write `{}?` to make it optional)",
+                        written.display(),
+                        item.value.raw
+                    ),
+                )
+                .into())
+        }
+        Err(e) => return Err(item.error(key, format!("{}: {e}", written.display())).into()),
+        Ok(_) => {}
+    }
+    let real = std::fs::canonicalize(&written)
+        .map_err(|e| item.error(key, format!("resolving {}: {e}", written.display())))?;
+    if let Some(ws) = workspace {
+        if real != written && written.starts_with(ws) {
+            if let Some(link) = first_symlink_below(&written, ws) {
+                return Err(item
+                    .error(
+                        key,
+                        format!(
+                            "{} is a symlink inside the workspace (to {}); confine doesn't follow symlinks the workspace controls",
+                            link.display(),
+                            std::fs::read_link(&link).map(|t| t.display().to_string()).unwrap_or_default()
+                        ),
+                    )
+                    .into());
+            }
+        }
+    }
+    Ok(Some((written, real)))
+}
+
+fn first_symlink_below(path: &Path, base: &Path) -> Option<PathBuf> {
+    let rest = path.strip_prefix(base).ok()?;
+    let mut cur = base.to_path_buf();
+    for c in rest.components() {
+        cur.push(c);
+        if std::fs::symlink_metadata(&cur).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+            return Some(cur);
+        }
+    }
+    None
+}
+
+/// Lexically normal absolute path (no `.`/`..`), for paths that need not exist.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+const RISKY_ENV: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_AUDIT",
+    "LD_LIBRARY_PATH",
+    "BASH_ENV",
+    "ENV",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "NODE_OPTIONS",
+    "PERL5OPT",
+];
+
+fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
+    if p.network.mode.value == NetworkMode::Host && p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty() {
+        warnings.push(Warning::at(
+            &p.network.mode,
+            "network.mode",
+            "host network without connect_tcp/bind_tcp rules: the agent can reach any TCP port",
+        ));
+    }
+    if p.network.mode.value == NetworkMode::None && !(p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty()) {
+        warnings.push(Warning::at(
+            &p.network.mode,
+            "network.mode",
+            "connect_tcp/bind_tcp have no effect with network.mode none",
+        ));
+    }
+    for (i, k) in p.env.keep.iter().enumerate() {
+        let name = &k.value.0;
+        if RISKY_ENV.contains(&name.as_str()) || name.starts_with("GIT_") {
+            warnings.push(Warning::at(
+                k,
+                &format!("env.keep[{i}]"),
+                format!("keeping {name} lets the caller's environment change what the agent's programs load or run"),
+            ));
+        }
+    }
+    for (i, c) in p.capabilities.iter().enumerate() {
+        warnings.push(Warning::at(
+            c,
+            &format!("capabilities[{i}]"),
+            format!("the agent keeps {}", c.value),
+        ));
+    }
+}
+
+fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
+    for (i, s) in p.syscalls.allow.iter().enumerate() {
+        if syscalls::BASELINE_DENY.contains(&s.value.0.as_str()) {
+            return Err(s
+                .error(
+                    &format!("syscalls.allow[{i}]"),
+                    format!("`{}` is always denied (DESIGN.md §5); allowing it has no effect", s.value.0),
+                )
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// The paths confine itself grants, so ordinary programs run. Device
+/// ioctls are granted only where a terminal needs them.
+fn implicit_grants(tmp: bool) -> Vec<(&'static str, Grant)> {
+    let rw = Grant::WRITE;
+    let tty = Grant::WRITE | Grant::IOCTL_DEV;
+    let mut v = vec![
+        ("/proc", Grant::READ),
+        ("/dev/null", rw),
+        ("/dev/zero", rw),
+        ("/dev/full", rw),
+        ("/dev/random", rw),
+        ("/dev/urandom", rw),
+        ("/dev/tty", tty),
+        ("/dev/ptmx", tty),
+        ("/dev/pts", tty),
+        ("/dev/shm", rw),
+    ];
+    if tmp {
+        v.push(("/tmp", rw));
+    }
+    v
+}
+
+impl Plan {
+    /// Builds the plan for `req` on this kernel.
+    ///
+    /// # Errors
+    /// A located profile error, or a refusal naming what, where and why.
+    pub fn build(req: &Request) -> Result<Plan, PlanError> {
+        let p = profile::load(&req.profile, &req.overrides)?;
+        let mut warnings = Vec::new();
+        lint(&p, &mut warnings);
+        check_syscalls(&p)?;
+
+        // The workspace: -w, else the profile's, else the current directory.
+        let workspace = match (&req.workspace, &p.workspace) {
+            (Some(w), _) => {
+                let spec = PathSpec {
+                    raw: std::path::absolute(w).unwrap_or_else(|_| w.clone()).display().to_string(),
+                    optional: false,
+                };
+                check_workspace(&spec, None)?
+            }
+            (None, Some(w)) => check_workspace(&w.value, Some(w))?,
+            (None, None) => std::env::current_dir()
+                .map_err(|e| refused("workspace", "current directory", e.to_string()))?,
+        };
+
+        let kernel_abi = crate::probe::landlock_abi();
+        let abi = target_abi(kernel_abi)?;
+        let fs = Self::filesystem(&p, &workspace, abi)?;
+        let audit_log = Self::audit_log(req, &p, &workspace, &fs)?;
+        let landlock = Self::landlock(&p, &fs, abi, kernel_abi);
+
+        let mut gaps = Vec::new();
+        Self::landlock_gaps(&p, abi, kernel_abi, &mut gaps);
+        Self::build_gaps(&p, &fs, &mut gaps);
+
+        let seccomp = Self::seccomp(&p)?;
+        let user = Self::user(&p, &workspace)?;
+        let (env_keys, envp) = Self::env(&p, &workspace)?;
+        let limits = Self::limits(&p);
+        let caps: Vec<caps::Capability> = p.capabilities.iter().map(|c| c.value.0).collect();
+
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .filter(|d| fs.grants.iter().any(|g| !g.implicit && d.starts_with(&g.path)))
+            .unwrap_or_else(|| workspace.clone());
+
+        let namespaces = match p.network.mode.value {
+            NetworkMode::Host => vec!["mount", "pid", "ipc", "uts"],
+            _ => vec!["mount", "net", "pid", "ipc", "uts"],
+        };
+
+        if !gaps.is_empty() && p.compat == profile::Compat::Strict {
+            let list: Vec<String> = gaps.iter().map(|g| g.to_string()).collect();
+            return Err(PlanError::Refused {
+                what: "plan".into(),
+                at: p.sources.last().map(|s| s.name.clone()).unwrap_or_default(),
+                why: format!("can't be fully enforced here: {}", list.join("; ")),
+                hint: Some("fix the cause, or write `compat: best-effort` to run with these dropped".into()),
+            });
+        }
+
+        let argv: Vec<CString> = req
+            .command
+            .iter()
+            .map(|a| CString::new(a.clone().into_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| refused("command", "argv", "an argument contains a NUL byte"))?;
+        let exec = ExecPlan {
+            argv,
+            envp,
+            cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(|_| refused("cwd", "working directory", "contains a NUL byte"))?,
+            caps,
+        };
+
+        Ok(Plan {
+            profile: ProfileInfo {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                sha256: p.sha256(),
+                sources: p.sources.iter().map(|s| s.name.clone()).collect(),
+            },
+            workspace,
+            cwd,
+            command: req.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+            filesystem: fs,
+            landlock,
+            network: NetPlan {
+                mode: p.network.mode.value,
+                connect_tcp: p.network.connect_tcp.iter().map(|x| x.0).collect(),
+                bind_tcp: p.network.bind_tcp.iter().map(|x| x.0).collect(),
+            },
+            seccomp,
+            capabilities: p.capabilities.iter().map(|c| c.value.to_string()).collect(),
+            user,
+            env_keys,
+            limits,
+            audit_log,
+            compat: p.compat,
+            namespaces,
+            dropped: gaps,
+            warnings,
+            exec,
+        })
+    }
+
+    fn filesystem(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError> {
+        let mut by_path: BTreeMap<PathBuf, (PathBuf, Grant, bool)> = BTreeMap::new();
+        for (key, list, grant) in [
+            ("filesystem.read", &p.filesystem.read, Grant::READ),
+            ("filesystem.write", &p.filesystem.write, Grant::WRITE),
+            ("filesystem.exec", &p.filesystem.exec, Grant::EXEC),
+        ] {
+            for (i, item) in list.iter().enumerate() {
+                let key = item.origin.as_ref().map(|o| o.key.clone()).unwrap_or_else(|| format!("{key}[{i}]"));
+                let Some((written, real)) = resolve_path(item, Some(ws), &key)? else {
+                    continue;
+                };
+                if grant.write && real == Path::new("/") {
+                    return Err(item.error(&key, "a write grant on / would let the agent write everywhere").into());
+                }
+                if grant.write {
+                    if let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) {
+                        if exe.starts_with(&real) {
+                            return Err(item
+                                .error(
+                                    &key,
+                                    format!(
+                                        "this write grant covers the confine binary ({}); the agent could replace it",
+                                        exe.display()
+                                    ),
+                                )
+                                .into());
+                        }
+                    }
+                }
+                let e = by_path.entry(real).or_insert((written, Grant::NONE, false));
+                e.1 |= grant;
+            }
+        }
+        let tmp = p.filesystem.tmp.as_ref().map(|t| TmpPlan {
+            size_bytes: t.size.map(|s| s.0).unwrap_or(profile::DEFAULT_TMP_SIZE),
+            exec: t.exec.unwrap_or(false),
+        });
+        for (path, grant) in implicit_grants(tmp.is_some()) {
+            let path = PathBuf::from(path);
+            if std::fs::symlink_metadata(&path).is_err() {
+                continue;
+            }
+            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            let e = by_path.entry(real).or_insert((path, Grant::NONE, true));
+            e.1 |= grant;
+        }
+        let grants = by_path
+            .into_iter()
+            .map(|(path, (written, grant, implicit))| {
+                let access = ll::access_for(abi, grant);
+                let is_dir = path.is_dir();
+                let access = if is_dir { access } else { ll::file_access(access) };
+                PathGrant {
+                    written,
+                    path,
+                    read: grant.read || grant.write || grant.exec,
+                    write: grant.write,
+                    exec: grant.exec,
+                    implicit,
+                    rights: ll::fs_access_names(access),
+                    access,
+                }
+            })
+            .collect();
+        let mut protect = Vec::new();
+        for (i, item) in p.filesystem.protect.iter().enumerate() {
+            let key = item.origin.as_ref().map(|o| o.key.clone()).unwrap_or_else(|| format!("filesystem.protect[{i}]"));
+            let path = item
+                .value
+                .expand(Some(ws))
+                .ok_or_else(|| item.error(&key, "uses {workspace} but there is no workspace"))?;
+            protect.push(normalize(&path));
+        }
+        Ok(FsPlan { grants, protect, tmp })
+    }
+
+    fn audit_log(req: &Request, p: &Profile, ws: &Path, fs: &FsPlan) -> Result<Option<PathBuf>, PlanError> {
+        let (path, origin): (PathBuf, Option<&Sourced<PathSpec>>) = if let Some(a) = &req.audit_log {
+            (std::path::absolute(a).unwrap_or_else(|_| a.clone()), None)
+        } else if let Some(a) = &p.audit_log {
+            let path = a.value.expand(Some(ws)).ok_or_else(|| a.error("audit.log", "needs a workspace"))?;
+            (path, Some(a))
+        } else if let Some(env) = std::env::var_os("CONFINE_AUDIT_LOG").filter(|v| !v.is_empty()) {
+            (PathBuf::from(env), None)
+        } else {
+            return Ok(None);
+        };
+        if !path.is_absolute() {
+            return Err(refused("audit log", path.display().to_string(), "must be an absolute path"));
+        }
+        // The log may not exist yet: resolve its directory.
+        let real = match (path.parent().and_then(|d| std::fs::canonicalize(d).ok()), path.file_name()) {
+            (Some(d), Some(f)) => d.join(f),
+            _ => normalize(&path),
+        };
+        if let Some(g) = fs.grants.iter().find(|g| !g.implicit && real.starts_with(&g.path)) {
+            let why = format!(
+                "the audit log {} is inside the {} grant {}: the agent could {} it",
+                real.display(),
+                if g.write { "write" } else { "read" },
+                g.path.display(),
+                if g.write { "rewrite" } else { "read" }
+            );
+            return Err(match origin {
+                Some(o) => o.error("audit.log", why).into(),
+                None => refused("audit log", "--audit-log", why),
+            });
+        }
+        Ok(Some(real))
+    }
+
+    fn landlock(p: &Profile, fs: &FsPlan, abi: u32, kernel_abi: Option<u32>) -> LandlockPlan {
+        let mut spec = ll::Spec::deny_all(abi);
+        spec.paths = fs
+            .grants
+            .iter()
+            .map(|g| ll::PathRule {
+                path: g.path.clone(),
+                access: g.access,
+            })
+            .collect();
+        let ports = !(p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty());
+        if p.network.mode.value == NetworkMode::Host || ports {
+            let handled = ll::handled_net(abi);
+            if handled != 0 {
+                spec.net = Some(ll::NetRules {
+                    handled,
+                    bind_tcp: p.network.bind_tcp.iter().map(|x| x.0).collect(),
+                    connect_tcp: p.network.connect_tcp.iter().map(|x| x.0).collect(),
+                });
+            }
+        }
+        spec.scopes = ll::supported_scopes(abi);
+        LandlockPlan {
+            abi,
+            kernel_abi,
+            handled_fs: ll::fs_access_names(spec.handled_fs),
+            handled_net: ll::net_access_names(spec.net.as_ref().map(|n| n.handled).unwrap_or(0)),
+            scopes: ll::scope_names(spec.scopes),
+            spec,
+        }
+    }
+
+    fn landlock_gaps(p: &Profile, abi: u32, kernel_abi: Option<u32>, gaps: &mut Vec<Gap>) {
+        let ports = p.network.mode.value == NetworkMode::Host;
+        for f in ll::missing_features(abi) {
+            let relevant = match f {
+                // Without REFER, cross-directory renames are denied: safe.
+                ll::Feature::Refer => false,
+                ll::Feature::Tcp => ports,
+                // Abstract sockets are per network namespace and signals
+                // can't leave a PID namespace; only host mode needs scoping.
+                ll::Feature::Scopes => p.network.mode.value == NetworkMode::Host,
+                _ => true,
+            };
+            if relevant {
+                let why = match kernel_abi {
+                    None => format!("{} (this kernel has no Landlock)", f.consequence()),
+                    Some(k) if k < f.min_abi() => format!("{} (kernel's Landlock ABI is {k})", f.consequence()),
+                    Some(_) => format!("{} ({ABI_OVERRIDE_ENV} limits the ABI to {abi})", f.consequence()),
+                };
+                gaps.push(Gap {
+                    what: f.describe().to_string(),
+                    why,
+                });
+            }
+        }
+    }
+
+    /// What this build of confine can't enforce yet, whatever the kernel.
+    fn build_gaps(p: &Profile, fs: &FsPlan, gaps: &mut Vec<Gap>) {
+        let _ = fs;
+        if !p.filesystem.protect.is_empty() {
+            gaps.push(Gap {
+                what: "filesystem.protect".into(),
+                why: "read-only views inside write grants need the mount view, which this version doesn't build yet".into(),
+            });
+        }
+        let l = &p.limits;
+        for (set, name) in [
+            (l.memory.is_some(), "limits.memory"),
+            (l.pids.is_some(), "limits.pids"),
+            (l.cpu.is_some(), "limits.cpu"),
+        ] {
+            if set {
+                gaps.push(Gap {
+                    what: name.into(),
+                    why: "cgroup limits aren't enforced by this version yet".into(),
+                });
+            }
+        }
+    }
+
+    fn seccomp(p: &Profile) -> Result<SeccompPlan, PlanError> {
+        let arch = Arch::native();
+        let deny_extra: Vec<&str> = p.syscalls.deny.iter().map(|s| s.value.0.as_str()).collect();
+        let mut allow: Vec<String> = syscalls::BASELINE_ALLOW
+            .iter()
+            .map(|s| s.to_string())
+            .chain(p.syscalls.allow.iter().map(|s| s.value.0.clone()))
+            .filter(|s| !deny_extra.contains(&s.as_str()))
+            .filter(|s| syscalls::number(arch, s).is_some())
+            .collect();
+        allow.sort();
+        allow.dedup();
+        let mut deny: Vec<String> = syscalls::BASELINE_DENY
+            .iter()
+            .copied()
+            .chain(deny_extra.iter().copied())
+            .filter(|s| syscalls::number(arch, s).is_some())
+            .map(str::to_string)
+            .collect();
+        deny.sort();
+        deny.dedup();
+        let nums = |v: &[String]| -> Vec<u32> { v.iter().filter_map(|s| syscalls::number(arch, s)).collect() };
+        let on_violation = match p.syscalls.on_violation {
+            profile::OnViolation::Errno => seccomp::OnViolation::Errno,
+            profile::OnViolation::Kill => seccomp::OnViolation::Kill,
+            profile::OnViolation::Log => seccomp::OnViolation::Log,
+        };
+        let filters = seccomp::compile(arch, &nums(&allow), &nums(&deny), on_violation)
+            .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?;
+        Ok(SeccompPlan {
+            arch,
+            allowlist_instructions: filters.allowlist.len(),
+            denylist_instructions: filters.denylist.len(),
+            allow,
+            deny,
+            argument_rules: vec![
+                "ioctl(TIOCSTI, TIOCLINUX), low 32 bits of the request",
+                "clone with any CLONE_NEW* flag",
+                "socket(AF_VSOCK, AF_PACKET)",
+                "personality other than 0 and 0xffffffff",
+            ],
+            on_violation: p.syscalls.on_violation,
+            filters,
+        })
+    }
+
+    fn user(p: &Profile, ws: &Path) -> Result<UserPlan, PlanError> {
+        let spec = &p.user.value;
+        // Only `user: root` may yield uid 0; nothing else is taken to mean it.
+        let ids = user::resolve(&user_spec(spec), ws, false).map_err(|e| {
+            let why = match e.hint() {
+                Some(h) => format!("{e}; hint: {h}"),
+                None => e.to_string(),
+            };
+            p.user.error("user", why)
+        })?;
+        Ok(UserPlan {
+            spec: spec.to_string(),
+            uid: ids.uid,
+            gid: ids.gid,
+            groups: ids.groups.clone(),
+            name: ids.name.clone(),
+            ids,
+        })
+    }
+
+    fn env(p: &Profile, ws: &Path) -> Result<(Vec<String>, Vec<CString>), PlanError> {
+        let keep: Vec<String> = p.env.keep.iter().map(|k| k.value.0.clone()).collect();
+        let ws_str = ws.display().to_string();
+        let set: Vec<(String, String)> = p
+            .env
+            .set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace(profile::WORKSPACE_VAR, &ws_str)))
+            .collect();
+        let envp = crate::sandbox::env::build(&keep, &set, std::env::vars_os())
+            .map_err(|e| refused("env", "env.set", e.to_string()))?;
+        let keys = envp
+            .iter()
+            .map(|kv| {
+                let b = kv.as_bytes();
+                let k = b.split(|c| *c == b'=').next().unwrap_or(b);
+                String::from_utf8_lossy(k).into_owned()
+            })
+            .collect();
+        Ok((keys, envp))
+    }
+
+    fn limits(p: &Profile) -> LimitsPlan {
+        let l = &p.limits;
+        LimitsPlan {
+            wall_time_ms: l.wall_time.map(|d| d.0),
+            grace_ms: l.grace.map(|d| d.0).unwrap_or(10_000),
+            memory_bytes: l.memory.map(|s| s.0),
+            pids: l.pids.map(|c| c.0),
+            cpu_millicores: l.cpu.map(|c| (c.0 * 1000.0).round() as u64),
+            open_files: l.open_files.map(|c| c.0),
+            file_size_bytes: l.file_size.map(|s| s.0),
+            core_dumps: l.core_dumps.unwrap_or(false),
+        }
+    }
+
+    /// The plan for a person to read.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        let _ = self.write_text(&mut o);
+        o
+    }
+
+    fn write_text(&self, o: &mut String) -> fmt::Result {
+        writeln!(o, "profile     {} ({})", self.profile.name, self.profile.sources.join(" <- "))?;
+        if !self.profile.description.is_empty() {
+            writeln!(o, "            {}", self.profile.description)?;
+        }
+        writeln!(o, "sha256      {}", self.profile.sha256)?;
+        writeln!(o, "workspace   {}", self.workspace.display())?;
+        if !self.command.is_empty() {
+            writeln!(o, "command     {}", self.command.join(" "))?;
+        }
+        writeln!(o, "cwd         {}", self.cwd.display())?;
+        let u = &self.user;
+        writeln!(
+            o,
+            "user        uid {} gid {}{}{} ({})",
+            u.uid,
+            u.gid,
+            u.name.as_ref().map(|n| format!(" [{n}]")).unwrap_or_default(),
+            if u.groups.is_empty() { String::new() } else { format!(" groups {:?}", u.groups) },
+            u.spec
+        )?;
+        let ll = &self.landlock;
+        writeln!(
+            o,
+            "filesystem  Landlock ABI {} (kernel: {}); everything not listed is inaccessible",
+            ll.abi,
+            ll.kernel_abi.map(|a| a.to_string()).unwrap_or_else(|| "none".into())
+        )?;
+        for g in &self.filesystem.grants {
+            let kind = if g.write {
+                "write"
+            } else if g.exec {
+                "exec "
+            } else {
+                "read "
+            };
+            let via = if g.written != g.path {
+                format!("{} -> {}", g.written.display(), g.path.display())
+            } else {
+                g.path.display().to_string()
+            };
+            writeln!(
+                o,
+                "  {kind} {via}{}",
+                if g.implicit { "  (implicit)" } else { "" }
+            )?;
+            writeln!(o, "          {}", g.rights.join(" "))?;
+        }
+        match &self.filesystem.tmp {
+            Some(t) => writeln!(
+                o,
+                "  tmp   private tmpfs on /tmp, {}, {}",
+                profile::Size(t.size_bytes),
+                if t.exec { "exec" } else { "noexec" }
+            )?,
+            None => writeln!(o, "  tmp   none")?,
+        }
+        for p in &self.filesystem.protect {
+            writeln!(o, "  protect {} (read-only)", p.display())?;
+        }
+        let n = &self.network;
+        let mode = match n.mode {
+            NetworkMode::None => "none: own network namespace, no interface up",
+            NetworkMode::Loopback => "loopback: own network namespace, lo up",
+            NetworkMode::Host => "host: the host's network",
+        };
+        writeln!(o, "network     {mode}")?;
+        if !ll.handled_net.is_empty() {
+            writeln!(o, "            TCP connect to {:?}, bind {:?}; other ports denied", n.connect_tcp, n.bind_tcp)?;
+        }
+        let s = &self.seccomp;
+        writeln!(
+            o,
+            "seccomp     {:?}: {} syscalls allowed (others ENOSYS, {} instructions); {} denied + argument rules -> {:?} ({} instructions)",
+            s.arch,
+            s.allow.len(),
+            s.allowlist_instructions,
+            s.deny.len(),
+            s.on_violation,
+            s.denylist_instructions
+        )?;
+        writeln!(o, "            denied: {}", s.deny.join(" "))?;
+        for r in &s.argument_rules {
+            writeln!(o, "            denied: {r}")?;
+        }
+        writeln!(
+            o,
+            "caps        {}",
+            if self.capabilities.is_empty() { "none".to_string() } else { self.capabilities.join(" ") }
+        )?;
+        writeln!(o, "namespaces  {}", self.namespaces.join(" "))?;
+        writeln!(o, "env         {}", self.env_keys.join(" "))?;
+        let l = &self.limits;
+        let mut lim = Vec::new();
+        if let Some(w) = l.wall_time_ms {
+            lim.push(format!("wall_time {} (grace {})", profile::Duration(w), profile::Duration(l.grace_ms)));
+        }
+        if let Some(m) = l.memory_bytes {
+            lim.push(format!("memory {}", profile::Size(m)));
+        }
+        if let Some(p) = l.pids {
+            lim.push(format!("pids {p}"));
+        }
+        if let Some(c) = l.cpu_millicores {
+            lim.push(format!("cpu {:.2} cores", c as f64 / 1000.0));
+        }
+        if let Some(f) = l.open_files {
+            lim.push(format!("open_files {f}"));
+        }
+        if let Some(f) = l.file_size_bytes {
+            lim.push(format!("file_size {}", profile::Size(f)));
+        }
+        lim.push(format!("core_dumps {}", if l.core_dumps { "on" } else { "off" }));
+        writeln!(o, "limits      {}", lim.join(", "))?;
+        writeln!(
+            o,
+            "audit       {}",
+            self.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into())
+        )?;
+        writeln!(o, "compat      {:?}", self.compat)?;
+        for d in &self.dropped {
+            writeln!(o, "DROPPED     {d}")?;
+        }
+        Ok(())
+    }
+}
+
+fn user_spec(spec: &UserSpec) -> user::UserSpec {
+    match spec {
+        UserSpec::WorkspaceOwner => user::UserSpec::WorkspaceOwner,
+        UserSpec::Inherit => user::UserSpec::Inherit,
+        UserSpec::Root => user::UserSpec::Root,
+        UserSpec::Name(n) => user::UserSpec::Name(n.clone()),
+        UserSpec::Id { uid, gid } => user::UserSpec::Id { uid: *uid, gid: *gid },
+    }
+}
+
+/// The Landlock ABI to write rules for: the kernel's, capped at what confine
+/// knows and, for testing older kernels, at `CONFINE_LANDLOCK_ABI`.
+fn target_abi(kernel: Option<u32>) -> Result<u32, PlanError> {
+    let mut abi = kernel.unwrap_or(0).min(ll::MAX_ABI);
+    if let Some(v) = std::env::var_os(ABI_OVERRIDE_ENV) {
+        let cap: u32 = v
+            .to_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| refused(ABI_OVERRIDE_ENV, "environment", "must be a number from 0 to 7"))?;
+        abi = abi.min(cap);
+    }
+    Ok(abi)
+}

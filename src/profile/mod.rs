@@ -1,0 +1,620 @@
+//! Profiles: YAML text in, a merged [`Profile`] out. This module knows YAML
+//! and nothing of syscalls; checks that need the filesystem or the kernel run
+//! in `plan.rs`, which reports through the same [`ProfileError`] so every
+//! error names the file, line, column and key.
+
+pub mod builtin;
+pub mod locate;
+pub mod schema;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use schema::RawProfile;
+pub use values::*;
+
+/// The text of one profile layer: a built-in, a file, or `--set` overrides.
+#[derive(Debug)]
+pub struct Source {
+    /// How errors name it: a path, `built-in profile default`, `--set`.
+    pub name: String,
+    /// The file, for resolving a relative `extends`.
+    pub path: Option<PathBuf>,
+    pub text: String,
+}
+
+/// Where a value was written: its layer and key path.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub source: Arc<Source>,
+    pub key: String,
+}
+
+impl Origin {
+    pub fn error(&self, message: impl Into<String>) -> ProfileError {
+        let pos = locate::locate(&self.source.text, &self.key);
+        ProfileError {
+            source_name: self.source.name.clone(),
+            pos,
+            key: self.key.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A value together with where it was written; `origin` is `None` for a
+/// default that no profile wrote.
+#[derive(Clone, Debug)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub origin: Option<Origin>,
+}
+
+impl<T> Sourced<T> {
+    fn default_value(value: T) -> Self {
+        Sourced { value, origin: None }
+    }
+
+    /// An error about this value, located where it was written (or naming
+    /// the key and saying it is the default).
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ProfileError {
+        match &self.origin {
+            Some(o) => o.error(message),
+            None => ProfileError {
+                source_name: "defaults".into(),
+                pos: None,
+                key: key.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+// Lists merge by value; where an item was written doesn't make it different.
+impl<T: PartialEq> PartialEq for Sourced<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+/// A profile error: what key, where, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    pub source_name: String,
+    pub pos: Option<locate::Pos>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = if self.key.is_empty() { "profile" } else { &self.key };
+        match self.pos {
+            Some(p) => write!(f, "{key} ({}:{}:{}): {}", self.source_name, p.line, p.col, self.message),
+            None => write!(f, "{key} ({}): {}", self.source_name, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ProfileError {}
+
+/// A warning about a risky but legal choice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    pub key: String,
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.key, self.at, self.message)
+    }
+}
+
+impl Warning {
+    pub fn at<T>(v: &Sourced<T>, key: &str, message: impl Into<String>) -> Warning {
+        let e = v.error(key, "");
+        let at = match e.pos {
+            Some(p) => format!("{}:{}:{}", e.source_name, p.line, p.col),
+            None => e.source_name,
+        };
+        Warning {
+            key: e.key,
+            at,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Filesystem {
+    pub read: Vec<Sourced<PathSpec>>,
+    pub write: Vec<Sourced<PathSpec>>,
+    pub exec: Vec<Sourced<PathSpec>>,
+    pub tmp: Option<TmpSettings>,
+    pub protect: Vec<Sourced<PathSpec>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub mode: Sourced<NetworkMode>,
+    pub connect_tcp: Vec<Port>,
+    pub bind_tcp: Vec<Port>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Syscalls {
+    pub allow: Vec<Sourced<SyscallName>>,
+    pub deny: Vec<Sourced<SyscallName>>,
+    pub on_violation: OnViolation,
+}
+
+#[derive(Clone, Debug)]
+pub struct Env {
+    pub keep: Vec<Sourced<EnvKey>>,
+    pub set: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub wall_time: Option<Duration>,
+    pub grace: Option<Duration>,
+    pub memory: Option<Size>,
+    pub pids: Option<Count>,
+    pub cpu: Option<Cores>,
+    pub open_files: Option<Count>,
+    pub file_size: Option<Size>,
+    pub core_dumps: Option<bool>,
+}
+
+/// A merged profile: every layer of `extends` applied, defaults filled in.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// The layers, root ancestor first.
+    pub sources: Vec<Arc<Source>>,
+    pub workspace: Option<Sourced<PathSpec>>,
+    pub filesystem: Filesystem,
+    pub network: Network,
+    pub syscalls: Syscalls,
+    pub capabilities: Vec<Sourced<CapName>>,
+    pub user: Sourced<UserSpec>,
+    pub env: Env,
+    pub limits: Limits,
+    pub audit_log: Option<Sourced<PathSpec>>,
+    pub compat: Compat,
+}
+
+/// The environment kept when no profile says otherwise: enough for programs
+/// to find their tools and speak the user's language, nothing secret.
+pub const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ"];
+
+/// `/tmp`'s size when a profile doesn't say.
+pub const DEFAULT_TMP_SIZE: u64 = 256 << 20;
+
+impl Profile {
+    fn base() -> Profile {
+        Profile {
+            name: String::new(),
+            description: String::new(),
+            sources: Vec::new(),
+            workspace: None,
+            filesystem: Filesystem {
+                read: vec![],
+                write: vec![],
+                exec: vec![],
+                tmp: Some(TmpSettings::default()),
+                protect: vec![],
+            },
+            network: Network {
+                mode: Sourced::default_value(NetworkMode::None),
+                connect_tcp: vec![],
+                bind_tcp: vec![],
+            },
+            syscalls: Syscalls {
+                allow: vec![],
+                deny: vec![],
+                on_violation: OnViolation::Errno,
+            },
+            capabilities: vec![],
+            user: Sourced::default_value(UserSpec::WorkspaceOwner),
+            env: Env {
+                keep: DEFAULT_ENV_KEEP
+                    .iter()
+                    .map(|k| Sourced::default_value(EnvKey(k.to_string())))
+                    .collect(),
+                set: BTreeMap::new(),
+            },
+            limits: Limits::default(),
+            audit_log: None,
+            compat: Compat::Strict,
+        }
+    }
+
+    /// sha256 over every layer's text, root first: it changes whenever
+    /// anything that shaped this profile changes.
+    pub fn sha256(&self) -> String {
+        let mut h = Sha256::new();
+        for s in &self.sources {
+            h.update(s.name.as_bytes());
+            h.update([0]);
+            h.update(s.text.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// How deep `extends` may go; deeper chains are almost surely a mistake.
+const MAX_DEPTH: usize = 16;
+
+/// Loads a profile by built-in name or path, follows `extends`, applies
+/// `--set` overrides (each `KEY=VALUE`) and merges everything.
+///
+/// # Errors
+/// A [`ProfileError`] naming the layer, position and key of the first problem.
+pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
+    let mut chain: Vec<(Arc<Source>, RawProfile)> = Vec::new();
+    let mut next = Some((spec.to_string(), None::<PathBuf>, None::<Origin>));
+    let mut seen: Vec<String> = Vec::new();
+    while let Some((name, base_dir, from)) = next.take() {
+        let source = Arc::new(read_source(&name, base_dir.as_deref(), from.as_ref())?);
+        let identity = source
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| source.name.clone());
+        if seen.contains(&identity) {
+            let o = from.expect("a repeated profile is always reached through extends");
+            return Err(o.error(format!(
+                "extends cycle: {} -> {identity}",
+                seen.join(" -> ")
+            )));
+        }
+        if seen.len() >= MAX_DEPTH {
+            let o = from.expect("depth grows only through extends");
+            return Err(o.error(format!("extends chain is deeper than {MAX_DEPTH} profiles")));
+        }
+        seen.push(identity);
+        let raw = parse(&source, true)?;
+        if let Some(parent) = &raw.extends {
+            let dir = source.path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+            let origin = Origin {
+                source: source.clone(),
+                key: "extends".into(),
+            };
+            next = Some((parent.clone(), dir, Some(origin)));
+        }
+        chain.push((source, raw));
+    }
+    for (i, o) in overrides.iter().enumerate() {
+        let source = Arc::new(override_source(o, i)?);
+        let raw = parse(&source, false)?;
+        if raw.extends.is_some() {
+            return Err(ProfileError {
+                source_name: source.name.clone(),
+                pos: None,
+                key: "extends".into(),
+                message: "extends can't be set with --set; use -p".into(),
+            });
+        }
+        chain.insert(0, (source, raw));
+    }
+    // Files were collected child first; merge from the root ancestor down.
+    let mut profile = Profile::base();
+    let top_name = chain
+        .iter()
+        .find(|(s, _)| !s.name.starts_with("--set"))
+        .map(|(s, _)| s.clone());
+    for (source, raw) in chain.into_iter().rev() {
+        merge(&mut profile, &source, raw);
+        profile.sources.push(source);
+    }
+    if profile.name.is_empty() {
+        profile.name = top_name
+            .and_then(|s| s.path.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unnamed".into());
+    }
+    Ok(profile)
+}
+
+fn looks_like_path(spec: &str) -> bool {
+    spec.contains('/') || spec.ends_with(".yaml") || spec.ends_with(".yml")
+}
+
+fn read_source(spec: &str, base_dir: Option<&Path>, from: Option<&Origin>) -> Result<Source, ProfileError> {
+    let fail = |message: String| match from {
+        Some(o) => o.error(message),
+        None => ProfileError {
+            source_name: spec.to_string(),
+            pos: None,
+            key: String::new(),
+            message,
+        },
+    };
+    if !looks_like_path(spec) {
+        return match builtin::get(spec) {
+            Some(text) => Ok(Source {
+                name: format!("built-in profile {spec}"),
+                path: None,
+                text: text.to_string(),
+            }),
+            None => {
+                let names: Vec<&str> = builtin::ALL.iter().map(|(n, _)| *n).collect();
+                let hint = match closest(spec, names.iter().copied()) {
+                    Some(g) => format!(" (did you mean `{g}`?)"),
+                    None => String::new(),
+                };
+                Err(fail(format!(
+                    "no built-in profile `{spec}`{hint}; built-ins are {}; a file path needs a `/` or a .yaml suffix",
+                    names.join(", ")
+                )))
+            }
+        };
+    }
+    let path = match base_dir {
+        Some(d) if !Path::new(spec).is_absolute() => d.join(spec),
+        _ => PathBuf::from(spec),
+    };
+    let text = std::fs::read(&path).map_err(|e| fail(format!("can't read profile {}: {e}", path.display())))?;
+    let text = String::from_utf8(text).map_err(|_| fail(format!("profile {} is not UTF-8", path.display())))?;
+    let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    Ok(Source {
+        name: path.display().to_string(),
+        path: Some(canonical),
+        text,
+    })
+}
+
+/// `--set a.b=VALUE` as a one-key YAML layer; VALUE is read as YAML, so
+/// lists (`[80,443]`) and maps work as they would in a file.
+fn override_source(arg: &str, index: usize) -> Result<Source, ProfileError> {
+    let err = |m: String| ProfileError {
+        source_name: format!("--set {arg}"),
+        pos: None,
+        key: arg.split('=').next().unwrap_or("").to_string(),
+        message: m,
+    };
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| err("expected KEY=VALUE, e.g. --set limits.memory=1G".into()))?;
+    if key.is_empty() || key.split('.').any(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+        return Err(err(format!("bad key `{key}`: write a dotted key such as limits.memory")));
+    }
+    let mut node: serde_yaml::Value = if value.is_empty() {
+        serde_yaml::Value::String(String::new())
+    } else {
+        serde_yaml::from_str(value).unwrap_or_else(|_| serde_yaml::Value::String(value.to_string()))
+    };
+    for k in key.rsplit('.') {
+        let mut m = serde_yaml::Mapping::new();
+        m.insert(serde_yaml::Value::String(k.to_string()), node);
+        node = serde_yaml::Value::Mapping(m);
+    }
+    let text = serde_yaml::to_string(&node).map_err(|e| err(e.to_string()))?;
+    Ok(Source {
+        name: format!("--set #{}", index + 1),
+        path: None,
+        text,
+    })
+}
+
+/// Parses one layer. Files must say `version: 1`.
+fn parse(source: &Arc<Source>, is_file: bool) -> Result<RawProfile, ProfileError> {
+    let de = serde_yaml::Deserializer::from_str(&source.text);
+    let mut track = serde_path_to_error::Track::new();
+    let result = RawProfile::deserialize_tracked(de, &mut track);
+    let raw = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let path = track.path().to_string();
+            return Err(yaml_error(source, &path, &e));
+        }
+    };
+    if is_file && raw.version.is_none() {
+        return Err(ProfileError {
+            source_name: source.name.clone(),
+            pos: Some(locate::Pos { line: 1, col: 1 }),
+            key: "version".into(),
+            message: "missing `version: 1` (the schema version this profile is written for)".into(),
+        });
+    }
+    Ok(raw)
+}
+
+impl RawProfile {
+    fn deserialize_tracked<'de>(
+        de: serde_yaml::Deserializer<'de>,
+        track: &mut serde_path_to_error::Track,
+    ) -> Result<RawProfile, serde_yaml::Error> {
+        use serde::Deserialize;
+        let de = serde_path_to_error::Deserializer::new(de, track);
+        // An empty document is an empty profile, which then lacks `version`.
+        match RawProfile::deserialize(de) {
+            Ok(r) => Ok(r),
+            Err(e) if e.to_string().starts_with("EOF while parsing") => Ok(RawProfile::default()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Turns a serde_yaml error into one that names the key and suggests the
+/// intended one for a typo.
+fn yaml_error(source: &Source, tracked: &str, e: &serde_yaml::Error) -> ProfileError {
+    let pos = e.location().map(|l| locate::Pos {
+        line: l.line(),
+        col: l.column(),
+    });
+    let mut message = e.to_string();
+    // serde_yaml appends the position and prefixes the path; we print both
+    // ourselves, in the order DESIGN.md gives.
+    if let Some(l) = e.location() {
+        let suffix = format!(" at line {} column {}", l.line(), l.column());
+        if let Some(m) = message.strip_suffix(&suffix) {
+            message = m.to_string();
+        }
+    }
+    let tracked = if tracked == "." { "" } else { tracked };
+    let tracked = tracked.trim_end_matches(".?");
+    if !tracked.is_empty() {
+        if let Some(m) = message.strip_prefix(&format!("{tracked}: ")) {
+            message = m.to_string();
+        }
+    }
+    let mut key = tracked.to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((field, expected)) = rest.split_once('`') {
+            let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            // The tracked path may already end with the unknown key.
+            if !key.ends_with(field) {
+                key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+            }
+            message = match closest(field, candidates.iter().copied()) {
+                Some(g) => format!("unknown key `{field}` (did you mean `{g}`?); allowed here: {}", candidates.join(", ")),
+                None => format!("unknown key `{field}`; allowed here: {}", candidates.join(", ")),
+            };
+        }
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((v, expected)) = rest.split_once('`') {
+            let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            message = format!("unknown value `{v}`; allowed: {}", candidates.join(", "));
+        }
+    }
+    ProfileError {
+        source_name: source.name.clone(),
+        pos,
+        key,
+        message,
+    }
+}
+
+fn sourced<T>(source: &Arc<Source>, key: &str, value: T) -> Sourced<T> {
+    Sourced {
+        value,
+        origin: Some(Origin {
+            source: source.clone(),
+            key: key.to_string(),
+        }),
+    }
+}
+
+/// Applies one list layer, remembering where each written item came from.
+fn merge_list<T: PartialEq + Clone>(
+    base: &mut Vec<Sourced<T>>,
+    spec: Option<ListSpec<T>>,
+    source: &Arc<Source>,
+    key: &str,
+) {
+    let Some(spec) = spec else { return };
+    let at = |sub: &str, i: usize| {
+        if sub.is_empty() {
+            format!("{key}[{i}]")
+        } else {
+            format!("{key}.{sub}[{i}]")
+        }
+    };
+    match spec {
+        ListSpec::Replace(v) => {
+            *base = v
+                .into_iter()
+                .enumerate()
+                .map(|(i, x)| sourced(source, &at("", i), x))
+                .collect();
+        }
+        ListSpec::Edit { add, remove } => {
+            base.retain(|x| !remove.contains(&x.value));
+            for (i, a) in add.into_iter().enumerate() {
+                if !base.iter().any(|x| x.value == a) {
+                    base.push(sourced(source, &at("add", i), a));
+                }
+            }
+        }
+    }
+}
+
+fn merge_plain<T: PartialEq + Clone>(base: &mut Vec<T>, spec: Option<ListSpec<T>>) {
+    if let Some(spec) = spec {
+        *base = spec.apply(base);
+    }
+}
+
+fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) {
+    if let Some(n) = raw.name {
+        p.name = n;
+    }
+    if let Some(d) = raw.description {
+        p.description = d;
+    }
+    if let Some(w) = raw.workspace {
+        p.workspace = Some(sourced(s, "workspace", w));
+    }
+    if let Some(fs) = raw.filesystem {
+        merge_list(&mut p.filesystem.read, fs.read, s, "filesystem.read");
+        merge_list(&mut p.filesystem.write, fs.write, s, "filesystem.write");
+        merge_list(&mut p.filesystem.exec, fs.exec, s, "filesystem.exec");
+        merge_list(&mut p.filesystem.protect, fs.protect, s, "filesystem.protect");
+        match fs.tmp {
+            None => {}
+            Some(TmpSpec::Off) => p.filesystem.tmp = None,
+            Some(TmpSpec::On(t)) => {
+                let base = p.filesystem.tmp.clone().unwrap_or_default();
+                p.filesystem.tmp = Some(TmpSettings {
+                    size: t.size.or(base.size),
+                    exec: t.exec.or(base.exec),
+                });
+            }
+        }
+    }
+    if let Some(n) = raw.network {
+        if let Some(m) = n.mode {
+            p.network.mode = sourced(s, "network.mode", m);
+        }
+        merge_plain(&mut p.network.connect_tcp, n.connect_tcp);
+        merge_plain(&mut p.network.bind_tcp, n.bind_tcp);
+    }
+    if let Some(sc) = raw.syscalls {
+        merge_list(&mut p.syscalls.allow, sc.allow, s, "syscalls.allow");
+        merge_list(&mut p.syscalls.deny, sc.deny, s, "syscalls.deny");
+        if let Some(v) = sc.on_violation {
+            p.syscalls.on_violation = v;
+        }
+    }
+    merge_list(&mut p.capabilities, raw.capabilities, s, "capabilities");
+    if let Some(u) = raw.user {
+        p.user = sourced(s, "user", u);
+    }
+    if let Some(e) = raw.env {
+        merge_list(&mut p.env.keep, e.keep, s, "env.keep");
+        if let Some(set) = e.set {
+            for (k, v) in set {
+                p.env.set.insert(k.0, v);
+            }
+        }
+    }
+    if let Some(l) = raw.limits {
+        let t = &mut p.limits;
+        t.wall_time = l.wall_time.or(t.wall_time);
+        t.grace = l.grace.or(t.grace);
+        t.memory = l.memory.or(t.memory);
+        t.pids = l.pids.or(t.pids);
+        t.cpu = l.cpu.or(t.cpu);
+        t.open_files = l.open_files.or(t.open_files);
+        t.file_size = l.file_size.or(t.file_size);
+        t.core_dumps = l.core_dumps.or(t.core_dumps);
+    }
+    if let Some(a) = raw.audit {
+        if let Some(log) = a.log {
+            p.audit_log = Some(sourced(s, "audit.log", log));
+        }
+    }
+    if let Some(c) = raw.compat {
+        p.compat = c;
+    }
+}

@@ -1,0 +1,661 @@
+//! Value types of the profile schema. Each one rejects bad input in its
+//! `Deserialize`, so serde_yaml reports the line and column of the offending
+//! node by itself and nothing invalid ever reaches a `Profile`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// Marker for a path relative to the workspace.
+pub const WORKSPACE_VAR: &str = "{workspace}";
+
+/// A profile path: absolute, or starting with `{workspace}`; a trailing `?`
+/// makes it optional (skipped where missing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathSpec {
+    /// The path as written, without the trailing `?`.
+    pub raw: String,
+    pub optional: bool,
+}
+
+impl PathSpec {
+    /// Expands `{workspace}`; `None` when the path needs a workspace and there
+    /// is none.
+    pub fn expand(&self, workspace: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+        match self.raw.strip_prefix(WORKSPACE_VAR) {
+            Some(rest) => {
+                let ws = workspace?;
+                let rest = rest.trim_start_matches('/');
+                Some(if rest.is_empty() {
+                    ws.to_path_buf()
+                } else {
+                    ws.join(rest)
+                })
+            }
+            None => Some(std::path::PathBuf::from(&self.raw)),
+        }
+    }
+
+    pub fn uses_workspace(&self) -> bool {
+        self.raw.starts_with(WORKSPACE_VAR)
+    }
+}
+
+impl fmt::Display for PathSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.raw, if self.optional { "?" } else { "" })
+    }
+}
+
+impl FromStr for PathSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (raw, optional) = match s.strip_suffix('?') {
+            Some(r) => (r, true),
+            None => (s, false),
+        };
+        if raw.is_empty() {
+            return Err("empty path".into());
+        }
+        if raw.contains('\0') {
+            return Err("path contains a NUL byte".into());
+        }
+        if let Some(rest) = raw.strip_prefix(WORKSPACE_VAR) {
+            if !(rest.is_empty() || rest.starts_with('/')) {
+                return Err(format!(
+                    "`{s}`: {WORKSPACE_VAR} must be followed by `/` or nothing"
+                ));
+            }
+        } else if !raw.starts_with('/') {
+            return Err(format!(
+                "relative path `{s}`: paths must be absolute or start with {WORKSPACE_VAR}"
+            ));
+        }
+        let body = raw.strip_prefix(WORKSPACE_VAR).unwrap_or(raw);
+        if body.contains('{') || body.contains('}') {
+            return Err(format!(
+                "`{s}`: the only variable a path may use is {WORKSPACE_VAR}, at its start"
+            ));
+        }
+        if body.split('/').any(|c| c == "..") {
+            return Err(format!("`{s}`: `..` is not allowed in profile paths"));
+        }
+        Ok(PathSpec {
+            raw: raw.to_string(),
+            optional,
+        })
+    }
+}
+
+/// Deserializes through `FromStr`, so the error lands on the node's position.
+macro_rules! deserialize_from_str {
+    ($t:ty, $expecting:expr) => {
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$t, E> {
+                        s.parse().map_err(E::custom)
+                    }
+                    fn visit_u64<E: de::Error>(self, n: u64) -> Result<$t, E> {
+                        n.to_string().parse().map_err(E::custom)
+                    }
+                    fn visit_i64<E: de::Error>(self, n: i64) -> Result<$t, E> {
+                        n.to_string().parse().map_err(E::custom)
+                    }
+                    fn visit_f64<E: de::Error>(self, n: f64) -> Result<$t, E> {
+                        n.to_string().parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+deserialize_from_str!(PathSpec, "an absolute path or one starting with {workspace}");
+
+/// A size in bytes, written as a number with an optional K/M/G/T suffix
+/// (powers of 1024).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Size(pub u64);
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("bad size `{s}`: write a positive number with an optional K, M, G or T suffix (e.g. 256M)")
+        };
+        let t = s.trim();
+        let (num, mult) = match t.char_indices().last() {
+            Some((i, c)) if c.is_ascii_alphabetic() => {
+                let m: u64 = match c.to_ascii_uppercase() {
+                    'K' => 1 << 10,
+                    'M' => 1 << 20,
+                    'G' => 1 << 30,
+                    'T' => 1 << 40,
+                    'B' => 1,
+                    _ => return Err(bad()),
+                };
+                (&t[..i], m)
+            }
+            _ => (t, 1),
+        };
+        let num = num.trim();
+        if num.is_empty() || num.starts_with('-') || num.starts_with('+') {
+            return Err(bad());
+        }
+        let bytes = if let Ok(n) = num.parse::<u64>() {
+            n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))?
+        } else {
+            let f: f64 = num.parse().map_err(|_| bad())?;
+            if !f.is_finite() || f < 0.0 {
+                return Err(bad());
+            }
+            let b = f * mult as f64;
+            if b >= u64::MAX as f64 {
+                return Err(format!("size `{s}` is too large"));
+            }
+            b as u64
+        };
+        if bytes == 0 {
+            return Err(format!("size `{s}` is zero: give a positive size"));
+        }
+        Ok(Size(bytes))
+    }
+}
+deserialize_from_str!(Size, "a size such as 512K, 256M or 2G");
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        for (unit, m) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+            if b >= m && b % m == 0 {
+                return write!(f, "{}{unit}", b / m);
+            }
+        }
+        write!(f, "{b}")
+    }
+}
+
+/// A duration in milliseconds, written with an `ms`, `s`, `m` or `h` suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Duration(pub u64);
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("bad duration `{s}`: write a number with ms, s, m or h (e.g. 10s, 1h)");
+        let t = s.trim();
+        let split = t
+            .find(|c: char| c.is_ascii_alphabetic())
+            .ok_or_else(bad)?;
+        let (num, unit) = t.split_at(split);
+        let mult: f64 = match unit {
+            "ms" => 1.0,
+            "s" => 1e3,
+            "m" => 60e3,
+            "h" => 3600e3,
+            _ => return Err(bad()),
+        };
+        let num = num.trim();
+        if num.is_empty() || num.starts_with('-') || num.starts_with('+') {
+            return Err(bad());
+        }
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let ms = n * mult;
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(bad());
+        }
+        // A year is far beyond any sane limit and keeps arithmetic safe.
+        if ms > 365.0 * 24.0 * 3600e3 {
+            return Err(format!("duration `{s}` is longer than a year"));
+        }
+        Ok(Duration(ms.round() as u64))
+    }
+}
+deserialize_from_str!(Duration, "a duration such as 500ms, 10s, 5m or 1h");
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0;
+        for (unit, m) in [("h", 3_600_000u64), ("m", 60_000), ("s", 1000)] {
+            if ms >= m && ms % m == 0 {
+                return write!(f, "{}{unit}", ms / m);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+/// A syscall name known on at least one supported architecture.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SyscallName(pub String);
+
+impl FromStr for SyscallName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if crate::syscalls::is_known(s) {
+            return Ok(SyscallName(s.to_string()));
+        }
+        Err(match crate::syscalls::suggest(s) {
+            Some(g) => format!("unknown syscall `{s}` (did you mean `{g}`?)"),
+            None => format!("unknown syscall `{s}`"),
+        })
+    }
+}
+deserialize_from_str!(SyscallName, "a syscall name such as `ptrace`");
+
+/// A capability name in the kernel's spelling, e.g. `CAP_NET_BIND_SERVICE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CapName(pub caps::Capability);
+
+impl FromStr for CapName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let upper = s.to_ascii_uppercase();
+        let full = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        if let Ok(c) = full.parse::<caps::Capability>() {
+            return Ok(CapName(c));
+        }
+        let names: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+        Err(match closest(&full, names.iter().map(String::as_str)) {
+            Some(g) => format!("unknown capability `{s}` (did you mean `{g}`?)"),
+            None => format!("unknown capability `{s}`"),
+        })
+    }
+}
+deserialize_from_str!(CapName, "a capability name such as CAP_NET_BIND_SERVICE");
+
+impl Serialize for CapName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl fmt::Display for CapName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A TCP port, 1..=65535.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Port(pub u16);
+
+impl FromStr for Port {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<u64>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(Port(n as u16)),
+            _ => Err(format!("port `{s}` is out of range: ports are 1 to 65535")),
+        }
+    }
+}
+deserialize_from_str!(Port, "a TCP port number (1 to 65535)");
+
+/// An environment variable name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct EnvKey(pub String);
+
+impl FromStr for EnvKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.contains('=') || s.contains('\0') {
+            return Err(format!(
+                "bad environment variable name `{s}`: it must be non-empty and hold no `=`"
+            ));
+        }
+        Ok(EnvKey(s.to_string()))
+    }
+}
+deserialize_from_str!(EnvKey, "an environment variable name");
+
+/// CPU quota in cores, e.g. 1.5.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Cores(pub f64);
+
+impl FromStr for Cores {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<f64>() {
+            Ok(c) if c.is_finite() && c >= 0.01 && c <= 4096.0 => Ok(Cores(c)),
+            _ => Err(format!(
+                "bad cpu limit `{s}`: write a number of cores from 0.01 up, e.g. 1.5"
+            )),
+        }
+    }
+}
+deserialize_from_str!(Cores, "a number of cores such as 1.5");
+
+/// A positive count (pids, open files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Count(pub u64);
+
+impl FromStr for Count {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 && n <= (1 << 31) => Ok(Count(n)),
+            _ => Err(format!("bad count `{s}`: write a whole number from 1 up")),
+        }
+    }
+}
+deserialize_from_str!(Count, "a positive whole number");
+
+/// Who the agent runs as.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UserSpec {
+    WorkspaceOwner,
+    Inherit,
+    Root,
+    Name(String),
+    Id { uid: u32, gid: Option<u32> },
+}
+
+impl FromStr for UserSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "workspace-owner" => UserSpec::WorkspaceOwner,
+            "inherit" => UserSpec::Inherit,
+            "root" => UserSpec::Root,
+            "" => return Err("empty user: write workspace-owner, inherit, root, a user name or UID[:GID]".into()),
+            _ if s.starts_with(|c: char| c.is_ascii_digit()) => {
+                let (u, g) = match s.split_once(':') {
+                    Some((u, g)) => (u, Some(g)),
+                    None => (s, None),
+                };
+                let bad = || format!("bad user `{s}`: write UID or UID:GID with numbers");
+                let uid: u32 = u.parse().map_err(|_| bad())?;
+                let gid = g.map(|g| g.parse::<u32>().map_err(|_| bad())).transpose()?;
+                if uid == u32::MAX || gid == Some(u32::MAX) {
+                    return Err(bad());
+                }
+                if uid == 0 {
+                    return Err("user `0` would run the agent as root: write `user: root` if that is really meant".into());
+                }
+                UserSpec::Id { uid, gid }
+            }
+            _ => {
+                if !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+                {
+                    return Err(format!("bad user name `{s}`"));
+                }
+                UserSpec::Name(s.to_string())
+            }
+        })
+    }
+}
+deserialize_from_str!(UserSpec, "workspace-owner, inherit, root, a user name or UID[:GID]");
+
+impl fmt::Display for UserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserSpec::WorkspaceOwner => f.write_str("workspace-owner"),
+            UserSpec::Inherit => f.write_str("inherit"),
+            UserSpec::Root => f.write_str("root"),
+            UserSpec::Name(n) => f.write_str(n),
+            UserSpec::Id { uid, gid: None } => write!(f, "{uid}"),
+            UserSpec::Id { uid, gid: Some(g) } => write!(f, "{uid}:{g}"),
+        }
+    }
+}
+
+/// `filesystem.tmp`: `false` for none, `true` for the defaults, or settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum TmpSpec {
+    Off,
+    On(TmpSettings),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmpSettings {
+    pub size: Option<Size>,
+    pub exec: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for TmpSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TmpSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`false`, `true` or {size: SIZE, exec: BOOL}")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<TmpSpec, E> {
+                Ok(if b {
+                    TmpSpec::On(TmpSettings::default())
+                } else {
+                    TmpSpec::Off
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TmpSpec, A::Error> {
+                TmpSettings::deserialize(de::value::MapAccessDeserializer::new(map)).map(TmpSpec::On)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A list that a child profile either replaces (plain list) or edits
+/// (`{add: [...]}` / `{remove: [...]}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum ListSpec<T> {
+    Replace(Vec<T>),
+    Edit { add: Vec<T>, remove: Vec<T> },
+}
+
+impl<T> Default for ListSpec<T> {
+    fn default() -> Self {
+        ListSpec::Replace(Vec::new())
+    }
+}
+
+impl<T: PartialEq + Clone> ListSpec<T> {
+    /// Applies this list on top of `base`.
+    pub fn apply(&self, base: &[T]) -> Vec<T> {
+        match self {
+            ListSpec::Replace(v) => v.clone(),
+            ListSpec::Edit { add, remove } => {
+                let mut out: Vec<T> = base.iter().filter(|x| !remove.contains(x)).cloned().collect();
+                for a in add {
+                    if !out.contains(a) {
+                        out.push(a.clone());
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Every item written, for checks that look at what the file says.
+    pub fn items(&self) -> impl Iterator<Item = (&'static str, usize, &T)> {
+        let (a, b): (Vec<_>, Vec<_>) = match self {
+            ListSpec::Replace(v) => (v.iter().enumerate().map(|(i, x)| ("", i, x)).collect(), vec![]),
+            ListSpec::Edit { add, remove } => (
+                add.iter().enumerate().map(|(i, x)| ("add", i, x)).collect(),
+                remove.iter().enumerate().map(|(i, x)| ("remove", i, x)).collect(),
+            ),
+        };
+        a.into_iter().chain(b)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ListSpec<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = ListSpec<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list, or {add: [...]} / {remove: [...]}")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListSpec<T>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                Ok(ListSpec::Replace(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ListSpec<T>, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Edit<T> {
+                    #[serde(default = "Vec::new")]
+                    add: Vec<T>,
+                    #[serde(default = "Vec::new")]
+                    remove: Vec<T>,
+                }
+                let e: Edit<T> = Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ListSpec::Edit {
+                    add: e.add,
+                    remove: e.remove,
+                })
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// Network mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkMode {
+    None,
+    Loopback,
+    Host,
+}
+
+/// What a seccomp violation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnViolation {
+    Errno,
+    Kill,
+    Log,
+}
+
+/// Whether a plan the kernel can't fully enforce is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compat {
+    Strict,
+    BestEffort,
+}
+
+/// Closest candidate by edit distance, for "did you mean" hints.
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let max = (word.len() / 3).max(1);
+    candidates
+        .map(|c| (levenshtein(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .filter(|(d, _)| *d <= max)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!("256M".parse::<Size>().unwrap().0, 256 << 20);
+        assert_eq!("1.5G".parse::<Size>().unwrap().0, 3 << 29);
+        assert_eq!("4096".parse::<Size>().unwrap().0, 4096);
+        assert_eq!("2k".parse::<Size>().unwrap().0, 2048);
+        for bad in ["", "M", "-1M", "12X", "0", "0M", "1.2.3G", "NaNG", "99999999999T"] {
+            assert!(bad.parse::<Size>().is_err(), "{bad}");
+        }
+        assert_eq!(Size(256 << 20).to_string(), "256M");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!("10s".parse::<Duration>().unwrap().0, 10_000);
+        assert_eq!("1h".parse::<Duration>().unwrap().0, 3_600_000);
+        assert_eq!("250ms".parse::<Duration>().unwrap().0, 250);
+        assert_eq!("1.5m".parse::<Duration>().unwrap().0, 90_000);
+        for bad in ["10", "s", "-1s", "10d", "1 hour", "", "9999h"] {
+            assert!(bad.parse::<Duration>().is_err(), "{bad}");
+        }
+        assert_eq!(Duration(90_000).to_string(), "90s");
+    }
+
+    #[test]
+    fn paths() {
+        let p: PathSpec = "/lib64?".parse().unwrap();
+        assert!(p.optional);
+        assert_eq!(p.raw, "/lib64");
+        let w: PathSpec = "{workspace}/.git/hooks".parse().unwrap();
+        assert_eq!(
+            w.expand(Some(std::path::Path::new("/w"))).unwrap(),
+            std::path::PathBuf::from("/w/.git/hooks")
+        );
+        assert_eq!(w.expand(None), None);
+        for bad in ["usr", "", "?", "{workspace}x", "/a/{home}", "/a/../etc", "~/x"] {
+            assert!(bad.parse::<PathSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn users() {
+        assert_eq!("1000:1001".parse::<UserSpec>().unwrap(), UserSpec::Id { uid: 1000, gid: Some(1001) });
+        assert_eq!("agent".parse::<UserSpec>().unwrap(), UserSpec::Name("agent".into()));
+        assert!("0".parse::<UserSpec>().is_err());
+        assert!("1000:x".parse::<UserSpec>().is_err());
+        assert!("a b".parse::<UserSpec>().is_err());
+    }
+
+    #[test]
+    fn caps_and_ports() {
+        assert_eq!("CAP_NET_BIND_SERVICE".parse::<CapName>().unwrap().0, caps::Capability::CAP_NET_BIND_SERVICE);
+        assert_eq!("net_raw".parse::<CapName>().unwrap().0, caps::Capability::CAP_NET_RAW);
+        let e = "CAP_NET_BIND_SERVISE".parse::<CapName>().unwrap_err();
+        assert!(e.contains("did you mean `CAP_NET_BIND_SERVICE`"), "{e}");
+        assert!("0".parse::<Port>().is_err());
+        assert!("65536".parse::<Port>().is_err());
+        assert_eq!("443".parse::<Port>().unwrap().0, 443);
+    }
+
+    #[test]
+    fn list_merge() {
+        let base = vec![1, 2, 3];
+        assert_eq!(ListSpec::Replace(vec![9]).apply(&base), vec![9]);
+        let e = ListSpec::Edit { add: vec![4, 1], remove: vec![2] };
+        assert_eq!(e.apply(&base), vec![1, 3, 4]);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(closest("raed", ["read", "write", "exec"].into_iter()), Some("read"));
+        assert_eq!(closest("zzzzzz", ["read", "write"].into_iter()), None);
+    }
+}
