@@ -4,5 +4,8 @@
 pub mod caps;
 pub mod env;
 pub mod landlock;
+pub mod limits;
+pub mod mounts;
+pub mod namespaces;
 pub mod seccomp;
 pub mod user;

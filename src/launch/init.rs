@@ -1,0 +1,278 @@
+//! The init: PID 1 of the sandbox's PID namespace.
+//!
+//! It applies DESIGN.md §4 steps 6–11 to itself, in that order, so it is
+//! confined exactly like the agent; then it forks the agent (step 12) and
+//! stays behind to reap orphans, forward the supervisor's signals to every
+//! process in the sandbox, and exit with the agent's status. When it exits
+//! the kernel kills whatever is left in the namespace.
+//!
+//! It runs as a forked copy of the single-threaded supervisor, so it may use
+//! the heap; every failure is reported on the error pipe and ends it with 125
+//! before anything of the command runs.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use super::agent::{self, ExecArgs};
+use super::report;
+use crate::plan::Plan;
+use crate::profile::NetworkMode;
+use crate::sandbox::{caps::Caps, landlock, limits, mounts, namespaces, seccomp, user};
+
+/// Everything the init needs, prepared by the supervisor before the fork.
+pub struct InitArgs<'a> {
+    pub plan: &'a Plan,
+    pub caps: Caps,
+    pub rlimits: limits::Rlimits,
+    pub exec: ExecArgs,
+    /// Signals the supervisor forwards; blocked since before the fork.
+    pub forwarded: &'a [libc::c_int],
+}
+
+/// Reports `why` for `step` and ends the init with 125.
+fn fail(err: RawFd, step: &str, why: impl std::fmt::Display) -> ! {
+    report::refused(err, step, &why.to_string());
+    // SAFETY: _exit ends this process; nothing of the command has run.
+    unsafe { libc::_exit(125) }
+}
+
+/// True while the supervisor holds the write end of `alive`.
+fn supervisor_alive(alive: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: alive,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: p is a valid pollfd; timeout 0 doesn't block.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 0
+}
+
+fn die_with_supervisor(err: RawFd, alive: RawFd) {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        fail(err, "pdeathsig", std::io::Error::last_os_error());
+    }
+    // The supervisor may have died before PDEATHSIG was armed.
+    if !supervisor_alive(alive) {
+        // SAFETY: as in `fail`.
+        unsafe { libc::_exit(125) };
+    }
+}
+
+/// Runs the init; never returns.
+pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd) -> ! {
+    let err = err_fd.as_raw_fd();
+    let alive = alive_fd.as_raw_fd();
+    let plan = a.plan;
+
+    // Step 4: our own session (no controlling terminal: TIOCSTI can't reach
+    // the caller's), and death with the supervisor.
+    // SAFETY: setsid has no memory arguments.
+    if unsafe { libc::setsid() } < 0 {
+        fail(err, "setsid", std::io::Error::last_os_error());
+    }
+    die_with_supervisor(err, alive);
+    // The init shares the agent's uid: nothing of the host environment or
+    // confine's command line may be readable through /proc/1.
+    if let Err(e) = hide_identity() {
+        fail(err, "init", format!("scrubbing the init's argv and environment: {e}"));
+    }
+
+    // Step 6: the mount view, before Landlock forbids mount changes.
+    if let Err(e) = mount_view(plan) {
+        fail(err, "mounts", e);
+    }
+
+    // Step 7: network, hostname, rlimits.
+    if plan.network.mode == NetworkMode::Loopback {
+        if let Err(e) = namespaces::loopback_up() {
+            fail(err, "network", format!("bringing lo up: {e}"));
+        }
+    }
+    if let Err(e) = namespaces::set_hostname("confine") {
+        fail(err, "hostname", e);
+    }
+    if let Err(e) = limits::apply(&a.rlimits) {
+        fail(err, "rlimits", e);
+    }
+
+    // Step 8: Landlock rules bind to what is mounted now, and the paths are
+    // still traversable as root.
+    let ruleset = match landlock::prepare(&plan.landlock.spec) {
+        Ok(r) => r,
+        Err(e) => fail(err, "landlock", e),
+    };
+
+    // Step 9: inherited descriptors never reach the agent. CLOEXEC rather
+    // than close: the ruleset and the error pipe are still needed here.
+    // SAFETY: close_range with integer arguments only.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } != 0 {
+        fail(err, "close_range", std::io::Error::last_os_error());
+    }
+
+    // Step 10: credentials, in the order that leaves nothing to regain.
+    let c = &a.caps;
+    let step = c
+        .drop_bounding()
+        .and_then(|_| c.raise_ambient())
+        .and_then(|_| c.lock_securebits());
+    if let Err(e) = step {
+        fail(err, "capabilities", e);
+    }
+    if let Err(e) = user::switch(&plan.user.ids) {
+        fail(err, "user", e);
+    }
+    if let Err(e) = c.clear().and_then(|_| c.verify()) {
+        fail(err, "capabilities", e);
+    }
+    // Credential changes reset PDEATHSIG.
+    die_with_supervisor(err, alive);
+
+    // Step 11: no_new_privs, Landlock, seccomp last.
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        fail(err, "no_new_privs", std::io::Error::last_os_error());
+    }
+    if let Err(e) = ruleset.restrict_self() {
+        fail(err, "landlock", e);
+    }
+    let log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
+    if let Err(e) = seccomp::install(&plan.seccomp.filters.allowlist, log) {
+        fail(err, "seccomp", format!("installing the allowlist: {e}"));
+    }
+    if let Err(e) = seccomp::install(&plan.seccomp.filters.denylist, log) {
+        fail(err, "seccomp", format!("installing the denylist: {e}"));
+    }
+
+    // Step 12 happens in the agent.
+    // SAFETY: fork in a single-threaded process.
+    let agent = unsafe { libc::fork() };
+    if agent < 0 {
+        fail(err, "fork", std::io::Error::last_os_error());
+    }
+    if agent == 0 {
+        agent::exec(&a.exec, err);
+    }
+    // Only the agent may hold the error pipe now: its execve closes it and
+    // the supervisor sees end of file.
+    drop(err_fd);
+    drop(alive_fd);
+    supervise(agent, a.forwarded)
+}
+
+/// Makes the init unreadable through /proc (not dumpable: /proc/1/environ,
+/// mem, fd... need ptrace rights the agent doesn't have) and blanks the
+/// memory behind /proc/1/cmdline and /proc/1/environ, which stays readable
+/// by anyone. The plan holds copies of everything the agent needs.
+fn hide_identity() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which may itself hold spaces or ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<usize> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // arg_start is field 48 of stat; `rest` starts at field 3.
+    let get = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    for (start, end) in [(get(48), get(49)), (get(50), get(51))] {
+        if start != 0 && end > start && end - start < (1 << 24) {
+            // SAFETY: [start, end) is this process's own argv or environment
+            // block on its stack, as the kernel reports it; it is mapped and
+            // writable, and nothing reads it after this point (the plan owns
+            // copies of everything the agent needs).
+            unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+        }
+    }
+    Ok(())
+}
+
+/// Step 6. Private propagation first, then a fresh /proc, the private /tmp
+/// and /dev/shm, and grants those would hide bound back on top.
+fn mount_view(plan: &Plan) -> Result<(), mounts::MountError> {
+    mounts::make_private()?;
+    let tmp = Path::new("/tmp");
+    let shm = Path::new("/dev/shm");
+    let mut covers: Vec<&Path> = vec![shm];
+    if plan.filesystem.tmp.is_some() {
+        covers.push(tmp);
+    }
+    let granted: Vec<PathBuf> = plan
+        .filesystem
+        .grants
+        .iter()
+        .filter(|g| !g.implicit)
+        .map(|g| g.path.clone())
+        .collect();
+    let overlay = mounts::Overlay::prepare(&granted, &covers)?;
+    mounts::mount_proc()?;
+    if let Some(t) = &plan.filesystem.tmp {
+        mounts::mount_tmpfs(tmp, t.size_bytes, t.exec)?;
+    }
+    if shm.is_dir() {
+        let size = plan.filesystem.tmp.as_ref().map_or(64 << 20, |t| t.size_bytes);
+        mounts::mount_tmpfs(shm, size, false)?;
+    }
+    overlay.restore()
+}
+
+/// The init's life after the fork: wait for signals, forward the
+/// supervisor's to every process in the sandbox, reap everything, and exit
+/// with the agent's status once it is gone.
+fn supervise(agent: libc::pid_t, forwarded: &[libc::c_int]) -> ! {
+    // SAFETY: sigset operations on a local, fully initialized set.
+    let set = unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        libc::sigaddset(&mut s, libc::SIGCHLD);
+        for &sig in forwarded {
+            libc::sigaddset(&mut s, sig);
+        }
+        s
+    };
+    loop {
+        // SAFETY: set is initialized; a NULL info pointer is allowed.
+        let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // kill(-1) from PID 1 reaches every other process of the
+            // namespace: the whole sandbox gets what the supervisor got.
+            // SAFETY: kill with integer arguments.
+            unsafe { libc::kill(-1, sig) };
+            continue;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == agent {
+                finish(status);
+            }
+        }
+    }
+}
+
+/// The agent is gone: end everything else and exit with its status.
+fn finish(status: libc::c_int) -> ! {
+    // SAFETY: kill and waitpid with integer arguments / a valid pointer.
+    unsafe {
+        libc::kill(-1, libc::SIGKILL);
+        let mut s = 0;
+        while libc::waitpid(-1, &mut s, 0) > 0 {}
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        125
+    };
+    // SAFETY: _exit ends the init; the kernel then empties the namespace.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,287 @@
+//! `confine run`: the ordered launch of DESIGN.md §4.
+//!
+//! Three processes, one file each:
+//! - the **supervisor** (this file) stays outside the sandbox, unconfined:
+//!   it forks, forwards signals, enforces `wall_time`, reaps and returns the
+//!   agent's status;
+//! - the **init** ([`init`]) is PID 1 inside: it confines itself, forks the
+//!   agent, reaps orphans and exits with the agent's status;
+//! - the **agent** ([`agent`]) resets what the launcher's process state would
+//!   leak and execs the command.
+//!
+//! They talk over one pipe ([`report`]): the reason the command never ran, or
+//! end of file once it did.
+
+pub mod agent;
+pub mod init;
+pub mod report;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::plan::Plan;
+use crate::profile::NetworkMode;
+use crate::sandbox::{caps, limits, namespaces};
+
+/// Exit status when `limits.wall_time` ran out.
+pub const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when confine refused or failed before the command started.
+pub const EXIT_REFUSED: u8 = 125;
+
+/// The signals the supervisor passes on to the sandbox.
+const FORWARDED: [libc::c_int; 5] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGWINCH];
+
+/// Why a launch failed before the command ran.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{what} ({step}): {why}")]
+    Setup { step: &'static str, what: String, why: String },
+    #[error("{step} (sandbox setup): {why}")]
+    Refused { step: String, why: String },
+}
+
+fn setup(step: &'static str, what: impl Into<String>, why: impl std::fmt::Display) -> LaunchError {
+    LaunchError::Setup {
+        step,
+        what: what.into(),
+        why: why.to_string(),
+    }
+}
+
+/// Runs the plan's command in the sandbox; returns the exit status confine
+/// should exit with.
+///
+/// # Errors
+/// A [`LaunchError`] when the command was never started (exit 125).
+pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
+    // Everything the sandbox needs is prepared before the fork.
+    let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
+    let caps = caps::Caps::new(&plan.exec.caps, last_cap).map_err(|e| setup("prepare", "capabilities", e))?;
+    let exec = exec_args(plan)?;
+    let rlimits = limits::Rlimits {
+        open_files: plan.limits.open_files,
+        file_size: plan.limits.file_size_bytes,
+        core_dumps: plan.limits.core_dumps,
+    };
+    let ns = namespaces::Namespaces {
+        mount: true,
+        net: plan.network.mode != NetworkMode::Host,
+        pid: true,
+        ipc: true,
+        uts: true,
+        cgroup: true,
+    };
+
+    let (err_r, err_w) = report::pipe().map_err(|e| setup("prepare", "error pipe", e))?;
+    let (alive_r, alive_w) = report::pipe().map_err(|e| setup("prepare", "liveness pipe", e))?;
+    let mask = block_signals();
+    let started = Instant::now();
+
+    let child = namespaces::clone_into(ns).map_err(|e| {
+        restore_signals(&mask);
+        let hint = if e.raw_os_error() == Some(libc::EPERM) {
+            " (creating namespaces needs root; this version doesn't use user namespaces yet)"
+        } else {
+            ""
+        };
+        setup("clone", format!("namespaces {}", ns.names().join(" ")), format!("{e}{hint}"))
+    })?;
+    let pid = match child {
+        namespaces::Cloned::Child => {
+            drop(err_r);
+            drop(alive_w);
+            let args = init::InitArgs {
+                plan,
+                caps,
+                rlimits,
+                exec,
+                forwarded: &FORWARDED,
+            };
+            init::run(args, err_w, alive_r)
+        }
+        namespaces::Cloned::Parent { pid } => pid,
+    };
+    drop(err_w);
+    drop(alive_r);
+
+    // A pidfd, so no signal can hit a recycled pid: the init is our unreaped
+    // child until the very end.
+    // SAFETY: pidfd_open with integer arguments.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let pidfd = if pidfd < 0 {
+        None
+    } else {
+        // SAFETY: the fd was just returned to us and nobody else owns it.
+        Some(unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
+    };
+
+    let report = report::read(err_r);
+    let outcome = supervise(pid, pidfd.as_ref(), plan, started);
+    drop(alive_w);
+    restore_signals(&mask);
+    match report {
+        Ok(report::Report::Running) => Ok(outcome),
+        Ok(report::Report::Refused { step, why }) => Err(LaunchError::Refused { step, why }),
+        Ok(report::Report::ExecFailed { code, why }) => {
+            eprintln!("confine: {why}");
+            Ok(code)
+        }
+        Err(e) => Err(setup("report", "error pipe", e)),
+    }
+}
+
+fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
+    let e = &plan.exec;
+    let argv0 = e.argv.first().cloned().ok_or_else(|| setup("prepare", "command", "no command given"))?;
+    let candidates = if argv0.as_bytes().contains(&b'/') {
+        vec![argv0.clone()]
+    } else {
+        // PATH search as the agent will see it: its own PATH, or the shell's
+        // default when it has none.
+        let path = e
+            .envp
+            .iter()
+            .find_map(|kv| kv.as_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
+        path.split(|b| *b == b':')
+            .map(|dir| {
+                let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
+                let mut full = Path::new(std::ffi::OsStr::from_bytes(dir)).join(std::ffi::OsStr::from_bytes(argv0.as_bytes()));
+                if full.as_os_str().is_empty() {
+                    full = ".".into();
+                }
+                CString::new(full.as_os_str().as_bytes()).expect("joined from NUL-free parts")
+            })
+            // Only where it exists: a PATH entry the sandbox can't read
+            // would otherwise turn "not found" (127) into EACCES (126).
+            .filter(|c| Path::new(std::ffi::OsStr::from_bytes(c.as_bytes())).exists())
+            .collect()
+    };
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    };
+    Ok(agent::ExecArgs {
+        argv: ptrs(&e.argv),
+        envp: ptrs(&e.envp),
+        candidates,
+        argv0,
+        cwd: e.cwd.clone(),
+    })
+}
+
+/// Blocks the forwarded signals and SIGCHLD: the supervisor takes them with
+/// sigtimedwait, and the init inherits the mask and does the same.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset operations on local, initialized sets.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: old was filled by sigprocmask.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
+fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
+    match pidfd {
+        // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+        Some(fd) => unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            );
+        },
+        // The init is our unreaped child, so its pid can't be reused yet.
+        // SAFETY: kill with integer arguments.
+        None => unsafe {
+            libc::kill(pid, sig);
+        },
+    }
+}
+
+/// Waits for the init, forwarding signals and enforcing `wall_time`.
+/// Returns confine's exit status.
+fn supervise(pid: libc::pid_t, pidfd: Option<&OwnedFd>, plan: &Plan, started: Instant) -> u8 {
+    // SAFETY: sigset operations on a local, initialized set.
+    let set = unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        libc::sigaddset(&mut s, libc::SIGCHLD);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut s, sig);
+        }
+        s
+    };
+    let mut deadline = plan.limits.wall_time_ms.map(|ms| started + Duration::from_millis(ms));
+    let mut timed_out = false;
+    let mut killed = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            if timed_out {
+                return EXIT_TIMEOUT;
+            }
+            return exit_code(status);
+        }
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let sig = match timeout {
+            Some(t) => {
+                let ts = libc::timespec {
+                    tv_sec: t.as_secs() as libc::time_t,
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                // SAFETY: set and ts are valid; NULL info is allowed.
+                unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) }
+            }
+            // SAFETY: set is valid; NULL info is allowed.
+            None => unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) },
+        };
+        if sig > 0 {
+            if sig != libc::SIGCHLD {
+                send(pid, pidfd, sig);
+            }
+            continue;
+        }
+        let e = std::io::Error::last_os_error().raw_os_error();
+        if e != Some(libc::EAGAIN) {
+            continue;
+        }
+        // The deadline passed.
+        if !timed_out {
+            timed_out = true;
+            send(pid, pidfd, libc::SIGTERM);
+            deadline = Some(Instant::now() + Duration::from_millis(plan.limits.grace_ms));
+        } else if !killed {
+            killed = true;
+            send(pid, pidfd, libc::SIGKILL);
+            deadline = None;
+        }
+    }
+}
+
+fn exit_code(status: libc::c_int) -> u8 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else if libc::WIFSIGNALED(status) {
+        (128 + libc::WTERMSIG(status)) as u8
+    } else {
+        EXIT_REFUSED
+    }
+}

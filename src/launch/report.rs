@@ -1,0 +1,155 @@
+//! The error pipe: how the sandbox tells the supervisor why the command was
+//! never exec'd.
+//!
+//! The supervisor opens it O_CLOEXEC before the fork and keeps only the read
+//! end. Inside, the write end closes by itself at the agent's successful
+//! execve; before that, any failure writes exactly one record and exits. A
+//! record is one `write(2)` of at most PIPE_BUF bytes, so it arrives whole.
+//! End of file with no record means the command is running.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// What the supervisor learns from the pipe.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The command is running (execve succeeded).
+    Running,
+    /// Setup failed at `step`: confine refuses, exit 125.
+    Refused { step: String, why: String },
+    /// execve failed: 126 (may not be executed) or 127 (not found).
+    ExecFailed { code: u8, why: String },
+}
+
+/// Tag bytes of a record.
+const REFUSED: u8 = b'R';
+const EXEC_FAILED: u8 = b'X';
+
+/// Largest record: PIPE_BUF, so one write is atomic.
+const MAX: usize = 4096;
+
+/// Creates the pipe: (read end, write end), both O_CLOEXEC.
+///
+/// # Errors
+/// The errno of `pipe2`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A fixed buffer, so reporting needs no allocation after the fork (the
+/// agent may fail between seccomp and execve, where nothing may allocate).
+struct Record {
+    buf: [u8; MAX],
+    len: usize,
+}
+
+impl Record {
+    fn new(tag: u8) -> Record {
+        let mut r = Record { buf: [0; MAX], len: 0 };
+        r.push(&[tag]);
+        r
+    }
+
+    fn push(&mut self, b: &[u8]) {
+        let n = b.len().min(MAX - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&b[..n]);
+        self.len += n;
+    }
+
+    fn send(&self, fd: RawFd) {
+        // SAFETY: buf[..len] is initialized; a short or failed write only
+        // loses the reason, and the exit status still says we failed.
+        unsafe { libc::write(fd, self.buf.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Reports a setup failure at `step`. Doesn't allocate when `why` is static.
+pub fn refused(fd: RawFd, step: &str, why: &str) {
+    let mut r = Record::new(REFUSED);
+    r.push(step.as_bytes());
+    r.push(&[0]);
+    r.push(why.as_bytes());
+    r.send(fd);
+}
+
+/// Reports a failed execve, with the exit code it maps to.
+pub fn exec_failed(fd: RawFd, code: u8, path: &[u8], errno: i32) {
+    let mut r = Record::new(EXEC_FAILED);
+    r.push(&[code]);
+    r.push(path);
+    r.push(b": ");
+    // SAFETY: strerror returns a pointer to a static or thread-local string.
+    let msg = unsafe { std::ffi::CStr::from_ptr(libc::strerror(errno)) };
+    r.push(msg.to_bytes());
+    r.send(fd);
+}
+
+/// Reads the one record, or end of file, from the read end.
+///
+/// # Errors
+/// A read error on the pipe.
+pub fn read(fd: OwnedFd) -> io::Result<Report> {
+    let mut f = std::fs::File::from(fd);
+    let mut buf = Vec::with_capacity(MAX);
+    f.read_to_end(&mut buf)?;
+    let _ = f.as_raw_fd();
+    Ok(parse(&buf))
+}
+
+fn parse(buf: &[u8]) -> Report {
+    match buf.split_first() {
+        None => Report::Running,
+        Some((&REFUSED, rest)) => {
+            let mut parts = rest.splitn(2, |b| *b == 0);
+            let step = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let why = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            Report::Refused { step, why }
+        }
+        Some((&EXEC_FAILED, rest)) if !rest.is_empty() => Report::ExecFailed {
+            code: rest[0],
+            why: String::from_utf8_lossy(&rest[1..]).into_owned(),
+        },
+        Some(_) => Report::Refused {
+            step: "report".into(),
+            why: format!("unreadable report from the sandbox ({} bytes)", buf.len()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let (r, w) = pipe().unwrap();
+        refused(w.as_raw_fd(), "landlock", "opening /usr: ELOOP");
+        drop(w);
+        assert_eq!(
+            read(r).unwrap(),
+            Report::Refused {
+                step: "landlock".into(),
+                why: "opening /usr: ELOOP".into()
+            }
+        );
+        let (r, w) = pipe().unwrap();
+        exec_failed(w.as_raw_fd(), 127, b"nope", libc::ENOENT);
+        drop(w);
+        assert_eq!(
+            read(r).unwrap(),
+            Report::ExecFailed {
+                code: 127,
+                why: "nope: No such file or directory".into()
+            }
+        );
+        let (r, w) = pipe().unwrap();
+        drop(w);
+        assert_eq!(read(r).unwrap(), Report::Running);
+    }
+}
