@@ -406,6 +406,14 @@ fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
 
 fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
     for (i, s) in p.syscalls.allow.iter().enumerate() {
+        if s.value.0 == "clone3" {
+            return Err(s
+                .error(
+                    &format!("syscalls.allow[{i}]"),
+                    "`clone3` always fails with ENOSYS: its flags live in memory seccomp can't read, so programs must fall back to clone, whose flags are checked",
+                )
+                .into());
+        }
         if syscalls::BASELINE_DENY.contains(&s.value.0.as_str()) {
             return Err(s
                 .error(
@@ -762,6 +770,13 @@ impl Plan {
             .collect();
         deny.sort();
         deny.dedup();
+        // `log` means "allow, and have the kernel log it": the denylist's
+        // SECCOMP_RET_LOG only lets a call through if the allowlist does too.
+        if p.syscalls.on_violation == profile::OnViolation::Log {
+            allow.extend(deny.iter().cloned());
+            allow.sort();
+            allow.dedup();
+        }
         let nums = |v: &[String]| -> Vec<u32> { v.iter().filter_map(|s| syscalls::number(arch, s)).collect() };
         let on_violation = match p.syscalls.on_violation {
             profile::OnViolation::Errno => seccomp::OnViolation::Errno,

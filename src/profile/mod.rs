@@ -8,6 +8,9 @@ pub mod locate;
 pub mod schema;
 pub mod values;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -321,6 +324,39 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
         profile.name = top_name
             .and_then(|s| s.path.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "unnamed".into());
+    }
+    Ok(profile)
+}
+
+/// Parses and merges a profile given as text, as if read from a file named
+/// `name` in the current directory (a relative `extends` resolves from there).
+/// For tools and fuzzing; `load` is what the CLI uses.
+///
+/// # Errors
+/// A [`ProfileError`] naming the position and key of the first problem.
+pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
+    let source = Arc::new(Source {
+        name: name.to_string(),
+        path: None,
+        text: text.to_string(),
+    });
+    let raw = parse(&source, true)?;
+    let mut profile = Profile::base();
+    if let Some(parent) = &raw.extends {
+        let origin = Origin {
+            source: source.clone(),
+            key: "extends".into(),
+        };
+        if looks_like_path(parent) {
+            return Err(origin.error("extends of a file path needs a profile file; use load()"));
+        }
+        let base = load(parent, &[]).map_err(|e| origin.error(e.message))?;
+        profile = base;
+    }
+    merge(&mut profile, &source, raw);
+    profile.sources.push(source);
+    if profile.name.is_empty() {
+        profile.name = name.to_string();
     }
     Ok(profile)
 }
