@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, UserSpec, Warning};
 use crate::sandbox::landlock::{self as ll, Grant};
+use crate::sandbox::mounts;
 use crate::sandbox::seccomp;
 use crate::sandbox::user;
 use crate::syscalls::{self, Arch};
@@ -104,9 +105,15 @@ pub struct TmpPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct FsPlan {
     pub grants: Vec<PathGrant>,
-    /// Read-only inside write grants, whether or not they exist yet.
+    /// Read-only inside write grants.
     pub protect: Vec<PathBuf>,
     pub tmp: Option<TmpPlan>,
+    /// The mount view: what exists inside at all, and with which flags.
+    pub mounts: mounts::View,
+    /// Protected paths that can't be protected (they don't exist yet, or
+    /// are symlinks): a gap under `compat`.
+    #[serde(skip)]
+    pub unprotectable: Vec<(PathBuf, &'static str)>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -331,6 +338,22 @@ fn resolve_path(
     Ok(Some((written, real)))
 }
 
+/// Every symlink on the way to `path`, as (link, target as written), so the
+/// sandbox's view can recreate them (`/lib64 -> usr/lib64`).
+fn symlinks_on(path: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    let mut cur = PathBuf::from("/");
+    for c in path.components().skip(1) {
+        cur.push(c);
+        if let Ok(target) = std::fs::read_link(&cur) {
+            out.push((cur.clone(), target));
+            // What lies beyond is reached through the target: stop here.
+            break;
+        }
+    }
+    out
+}
+
 fn first_symlink_below(path: &Path, base: &Path) -> Option<PathBuf> {
     let rest = path.strip_prefix(base).ok()?;
     let mut cur = base.to_path_buf();
@@ -439,7 +462,7 @@ fn implicit_grants(tmp: bool) -> Vec<(&'static str, Grant)> {
         ("/dev/random", rw),
         ("/dev/urandom", rw),
         ("/dev/tty", tty),
-        ("/dev/ptmx", tty),
+        // /dev/ptmx is a symlink to pts/ptmx in the sandbox's /dev.
         ("/dev/pts", tty),
         ("/dev/shm", rw),
     ];
@@ -593,13 +616,43 @@ impl Plan {
             size_bytes: t.size.map(|s| s.0).unwrap_or(profile::DEFAULT_TMP_SIZE),
             exec: t.exec.unwrap_or(false),
         });
+        // The mount view: only what is granted exists inside.
+        let mut view = mounts::View {
+            binds: by_path.iter().fold(Vec::new(), |mut binds: Vec<mounts::Bind>, (path, (_, g, _))| {
+                // A recursive bind of a parent with the same flags already
+                // shows this path as it should be.
+                let covered = binds
+                    .iter()
+                    .rev()
+                    .find(|b| path.starts_with(&b.path))
+                    .is_some_and(|b| b.write == g.write && b.exec == g.exec);
+                if !covered {
+                    binds.push(mounts::Bind {
+                        path: path.clone(),
+                        write: g.write,
+                        exec: g.exec,
+                    });
+                }
+                binds
+            }),
+            tmp: tmp.as_ref().map(|t| (t.size_bytes, t.exec)),
+            shm_size: tmp.as_ref().map_or(64 << 20, |t| t.size_bytes),
+            ..Default::default()
+        };
+        for (written, _, _) in by_path.values() {
+            for link in symlinks_on(written) {
+                if !view.links.contains(&link) {
+                    view.links.push(link);
+                }
+            }
+        }
+        if p.network.mode.value == NetworkMode::Host {
+            Self::resolver(&mut by_path, &mut view);
+        }
+        // These exist in every sandbox's own /proc, /dev and /tmp.
         for (path, grant) in implicit_grants(tmp.is_some()) {
             let path = PathBuf::from(path);
-            if std::fs::symlink_metadata(&path).is_err() {
-                continue;
-            }
-            let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-            let e = by_path.entry(real).or_insert((path, Grant::NONE, true));
+            let e = by_path.entry(path.clone()).or_insert((path, Grant::NONE, true));
             e.1 |= grant;
         }
         let grants = by_path
@@ -629,7 +682,69 @@ impl Plan {
                 .ok_or_else(|| item.error(&key, "uses {workspace} but there is no workspace"))?;
             protect.push(normalize(&path));
         }
-        Ok(FsPlan { grants, protect, tmp })
+        let mut unprotectable = Vec::new();
+        for p in &protect {
+            let Some(w) = view.binds.iter().find(|b| b.write && p.starts_with(&b.path) && *p != b.path) else {
+                // Outside every write grant it is read-only (or absent) anyway.
+                continue;
+            };
+            match std::fs::symlink_metadata(p) {
+                Err(_) => unprotectable.push((p.clone(), "doesn't exist yet")),
+                Ok(m) if m.file_type().is_symlink() => unprotectable.push((p.clone(), "is a symlink")),
+                Ok(_) => {
+                    let mut pins = Vec::new();
+                    let mut ok = true;
+                    for a in p.ancestors().skip(1) {
+                        if a == w.path {
+                            break;
+                        }
+                        if std::fs::symlink_metadata(a).map(|m| m.file_type().is_symlink()).unwrap_or(true) {
+                            ok = false;
+                        }
+                        pins.push(a.to_path_buf());
+                    }
+                    if !ok {
+                        unprotectable.push((p.clone(), "is reached through a symlink"));
+                        continue;
+                    }
+                    for pin in pins.into_iter().rev() {
+                        if !view.pins.contains(&pin) {
+                            view.pins.push(pin);
+                        }
+                    }
+                    view.protect.push(p.clone());
+                }
+            }
+        }
+        Ok(FsPlan {
+            grants,
+            protect,
+            tmp,
+            mounts: view,
+            unprotectable,
+        })
+    }
+
+    /// In host network mode, name resolution must keep working: when
+    /// /etc/resolv.conf points elsewhere (systemd-resolved's stub under
+    /// /run), that file is granted read-only too, and nothing else of /run.
+    fn resolver(by_path: &mut BTreeMap<PathBuf, (PathBuf, Grant, bool)>, view: &mut mounts::View) {
+        let conf = Path::new("/etc/resolv.conf");
+        let Ok(real) = std::fs::canonicalize(conf) else { return };
+        if real == conf || by_path.keys().any(|k| real.starts_with(k)) {
+            return;
+        }
+        for link in symlinks_on(conf) {
+            if !view.links.contains(&link) {
+                view.links.push(link);
+            }
+        }
+        view.binds.push(mounts::Bind {
+            path: real.clone(),
+            write: false,
+            exec: false,
+        });
+        by_path.insert(real, (conf.to_path_buf(), Grant::READ, true));
     }
 
     fn audit_log(req: &Request, p: &Profile, ws: &Path, fs: &FsPlan) -> Result<Option<PathBuf>, PlanError> {
@@ -727,11 +842,10 @@ impl Plan {
 
     /// What this build of confine can't enforce yet, whatever the kernel.
     fn build_gaps(p: &Profile, fs: &FsPlan, gaps: &mut Vec<Gap>) {
-        let _ = fs;
-        if !p.filesystem.protect.is_empty() {
+        for (path, why) in &fs.unprotectable {
             gaps.push(Gap {
-                what: "filesystem.protect".into(),
-                why: "read-only views inside write grants need the mount view, which this version doesn't build yet".into(),
+                what: format!("filesystem.protect {}", path.display()),
+                why: format!("{why}; only existing files and directories can be protected"),
             });
         }
         let l = &p.limits;

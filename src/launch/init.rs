@@ -11,7 +11,6 @@
 //! before anything of the command runs.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
 
 use super::agent::{self, ExecArgs};
 use super::report;
@@ -80,7 +79,7 @@ pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd) -> ! {
     }
 
     // Step 6: the mount view, before Landlock forbids mount changes.
-    if let Err(e) = mount_view(plan) {
+    if let Err(e) = mounts::build(&plan.filesystem.mounts) {
         fail(err, "mounts", e);
     }
 
@@ -186,35 +185,6 @@ fn hide_identity() -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Step 6. Private propagation first, then a fresh /proc, the private /tmp
-/// and /dev/shm, and grants those would hide bound back on top.
-fn mount_view(plan: &Plan) -> Result<(), mounts::MountError> {
-    mounts::make_private()?;
-    let tmp = Path::new("/tmp");
-    let shm = Path::new("/dev/shm");
-    let mut covers: Vec<&Path> = vec![shm];
-    if plan.filesystem.tmp.is_some() {
-        covers.push(tmp);
-    }
-    let granted: Vec<PathBuf> = plan
-        .filesystem
-        .grants
-        .iter()
-        .filter(|g| !g.implicit)
-        .map(|g| g.path.clone())
-        .collect();
-    let overlay = mounts::Overlay::prepare(&granted, &covers)?;
-    mounts::mount_proc()?;
-    if let Some(t) = &plan.filesystem.tmp {
-        mounts::mount_tmpfs(tmp, t.size_bytes, t.exec)?;
-    }
-    if shm.is_dir() {
-        let size = plan.filesystem.tmp.as_ref().map_or(64 << 20, |t| t.size_bytes);
-        mounts::mount_tmpfs(shm, size, false)?;
-    }
-    overlay.restore()
 }
 
 /// The init's life after the fork: wait for signals, forward the

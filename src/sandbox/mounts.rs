@@ -1,18 +1,56 @@
-//! The sandbox's mount view, built in its own mount namespace before
-//! Landlock (Landlock forbids mount changes once it is enforced, and its
-//! rules bind to whatever is mounted when they are made).
+//! The sandbox's mount view: a fresh root that holds only what the plan
+//! grants, built in the sandbox's own mount namespace and entered with
+//! `pivot_root`, the way bubblewrap does it.
 //!
-//! Call order, all as root in the new mount and PID namespaces:
-//! [`make_private`] first (nothing we mount may propagate back to the host),
-//! then [`Overlay::prepare`] for paths that a fresh mount would hide, then
-//! [`mount_proc`], [`mount_tmpfs`] for `/tmp` and `/dev/shm`, and
-//! [`Overlay::restore`] last.
+//! Why a view and not only Landlock: Landlock (up to ABI 8) can't stop
+//! `connect(2)` to a pathname unix socket, nor chmod, chown, utime or xattr
+//! changes, nor `ld.so ./binary` mapping a file it may read. In this view a
+//! path that isn't granted doesn't exist; a read or exec grant is a
+//! read-only bind mount; only write grants are writable; exec is possible
+//! only where exec is granted (noexec everywhere else); nothing is setuid or
+//! a device but the few devices every program needs.
+//!
+//! Call [`build`] once, as root, in a new mount namespace and (for the fresh
+//! /proc) a new PID namespace, before Landlock: Landlock forbids mount
+//! changes once enforced, and its rules bind to what is mounted when they are
+//! made.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+
+/// One granted path, bound from the host at the same place.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Bind {
+    /// Absolute, canonical (no symlinks) host path.
+    pub path: PathBuf,
+    pub write: bool,
+    pub exec: bool,
+}
+
+/// The whole view, as plain data from the plan.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct View {
+    /// Sorted so that a parent comes before anything beneath it.
+    pub binds: Vec<Bind>,
+    /// Symlinks on the way to granted paths (`/bin -> usr/bin`), recreated
+    /// as they are on the host so programs find what they expect.
+    pub links: Vec<(PathBuf, PathBuf)>,
+    /// Directories between a write grant and a protected path: bound onto
+    /// themselves so they are mount points, which can't be renamed or
+    /// removed (else `mv .git x; mkdir .git` would sidestep the protection).
+    pub pins: Vec<PathBuf>,
+    /// Existing paths inside write grants that stay read-only.
+    pub protect: Vec<PathBuf>,
+    /// The private /tmp: (size in bytes, exec).
+    pub tmp: Option<(u64, bool)>,
+    /// Size of the private /dev/shm.
+    pub shm_size: u64,
+}
+
+/// The devices every sandbox gets (DESIGN.md §2), bound from the host.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// A failed mount step: which one, on what path, why.
 #[derive(Debug, thiserror::Error)]
@@ -36,27 +74,59 @@ fn cstr(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn mount(
-    src: Option<&str>,
+    src: Option<&Path>,
     target: &Path,
     fstype: Option<&str>,
     flags: libc::c_ulong,
     data: Option<&str>,
 ) -> io::Result<()> {
-    let src = src.map(CString::new).transpose()?;
+    let src = src.map(cstr).transpose()?;
     let target = cstr(target)?;
     let fstype = fstype.map(CString::new).transpose()?;
     let data = data.map(CString::new).transpose()?;
     let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    // SAFETY: every pointer is either NULL or a NUL-terminated string that
-    // outlives the call.
+    // SAFETY: every pointer is NULL or a NUL-terminated string that outlives
+    // the call.
+    check(unsafe { libc::mount(p(&src), target.as_ptr(), p(&fstype), flags, p(&data).cast()) })
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets and clears per-mount flags on `path` and, recursively, on every
+/// mount beneath it (Linux 5.12).
+fn setattr(path: &Path, set: u64, clr: u64, recursive: bool) -> io::Result<()> {
+    let c = cstr(path)?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 } as libc::c_uint;
+    // SAFETY: c is a valid path, attr a valid mount_attr of the size passed.
     let r = unsafe {
-        libc::mount(
-            p(&src),
-            target.as_ptr(),
-            p(&fstype),
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
             flags,
-            p(&data).cast(),
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
         )
     };
     if r != 0 {
@@ -65,98 +135,247 @@ fn mount(
     Ok(())
 }
 
-/// Makes every mount private, recursively, so nothing done in this
-/// namespace reaches the host's.
-///
-/// # Errors
-/// The `mount(2)` errno.
-pub fn make_private() -> Result<(), MountError> {
-    let root = Path::new("/");
-    mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(err("making mounts private at", root))
+const RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
+const NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
+const NODEV: u64 = libc::MOUNT_ATTR_NODEV;
+const NOEXEC: u64 = libc::MOUNT_ATTR_NOEXEC;
+
+/// Where the new root is assembled, in the staging tmpfs.
+const NEWROOT: &str = "/newroot";
+/// Where the host's root stays reachable while assembling.
+const OLDROOT: &str = "/oldroot";
+
+fn under(base: &str, p: &Path) -> PathBuf {
+    let rel = p.strip_prefix("/").unwrap_or(p);
+    Path::new(base).join(rel)
 }
 
-/// Mounts a fresh procfs on /proc: it shows only the sandbox's PID namespace.
+/// Creates `path` (a directory, or an empty file when `dir` is false) and
+/// its parents inside the new root, refusing to walk through symlinks: a
+/// mount point must be exactly where the plan says.
+fn mount_point(path: &Path, dir: bool) -> Result<(), MountError> {
+    let mut cur = PathBuf::from(NEWROOT);
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let n = rel.components().count();
+    for (i, c) in rel.components().enumerate() {
+        let Component::Normal(c) = c else { continue };
+        cur.push(c);
+        let last = i + 1 == n;
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(err("creating mount point (a symlink is in the way)", path)(io::Error::from_raw_os_error(
+                    libc::ELOOP,
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if last && !dir {
+                    std::fs::File::create(&cur).map_err(err("creating mount point", path))?;
+                } else {
+                    std::fs::create_dir(&cur).map_err(err("creating mount point", path))?;
+                }
+            }
+            Err(e) => return Err(err("creating mount point", path)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Binds host `path` at the same place in the new root with the given
+/// flags, recursively.
+fn bind(path: &Path, set: u64, clr: u64) -> Result<(), MountError> {
+    let src = under(OLDROOT, path);
+    let dst = under(NEWROOT, path);
+    let is_dir = std::fs::metadata(&src).map_err(err("reading", path))?.is_dir();
+    mount_point(path, is_dir)?;
+    mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("binding", path))?;
+    setattr(&dst, set, clr, true).map_err(err("setting mount flags on", path))
+}
+
+/// Builds the view and enters it. Afterwards `/` is the new root and the
+/// host's tree is gone from this mount namespace.
 ///
 /// # Errors
-/// The `mount(2)` errno.
-pub fn mount_proc() -> Result<(), MountError> {
-    let p = Path::new("/proc");
+/// The first mount step that fails, with its path.
+pub fn build(view: &View) -> Result<(), MountError> {
+    let root = Path::new("/");
+    // Nothing done here may propagate back to the host.
+    mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(err("making mounts private at", root))?;
+
+    // Stage on a tmpfs over /tmp (in this namespace only): pivot into it so
+    // the host's tree is at /oldroot, complete, with nothing shadowed.
+    let stage = Path::new("/tmp");
+    mount(Some(Path::new("tmpfs")), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0700"))
+        .map_err(err("mounting the staging tmpfs on", stage))?;
+    for d in ["/tmp/newroot", "/tmp/oldroot"] {
+        std::fs::create_dir(d).map_err(err("creating", Path::new(d)))?;
+    }
+    pivot(stage, Path::new("/tmp/oldroot"))?;
+
+    let newroot = Path::new(NEWROOT);
     mount(
-        Some("proc"),
-        p,
+        Some(Path::new("tmpfs")),
+        newroot,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(err("mounting the new root on", newroot))?;
+
+    proc_and_dev(view)?;
+
+    for b in &view.binds {
+        let mut set = NOSUID | NODEV;
+        let mut clr = 0;
+        if b.write {
+            clr |= RDONLY;
+        } else {
+            set |= RDONLY;
+        }
+        if b.exec {
+            clr |= NOEXEC;
+        } else {
+            set |= NOEXEC;
+        }
+        bind(&b.path, set, clr)?;
+    }
+    for (link, target) in &view.links {
+        let at = under(NEWROOT, link);
+        if std::fs::symlink_metadata(&at).is_ok() {
+            continue;
+        }
+        if let Some(parent) = link.parent() {
+            mount_point(parent, true)?;
+        }
+        std::os::unix::fs::symlink(target, &at).map_err(err("creating symlink", link))?;
+    }
+    for p in &view.pins {
+        let at = under(NEWROOT, p);
+        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("pinning", p))?;
+    }
+    for p in &view.protect {
+        let at = under(NEWROOT, p);
+        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("protecting", p))?;
+        setattr(&at, RDONLY | NOSUID | NODEV, 0, true).map_err(err("making read-only", p))?;
+    }
+
+    // Enter the new root and drop the host's tree from this namespace.
+    enter(newroot)?;
+    // The root itself holds only mount points and symlinks.
+    mount(
+        None,
+        root,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+        None,
+    )
+    .map_err(err("making read-only", root))?;
+    Ok(())
+}
+
+/// /proc, /dev (the standard devices bound from the host, a private devpts
+/// and /dev/shm) and the private /tmp.
+fn proc_and_dev(view: &View) -> Result<(), MountError> {
+    let proc_ = Path::new("/proc");
+    mount_point(proc_, true)?;
+    mount(
+        Some(Path::new("proc")),
+        &under(NEWROOT, proc_),
         Some("proc"),
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         None,
     )
-    .map_err(err("mounting procfs on", p))
-}
+    .map_err(err("mounting procfs on", proc_))?;
 
-/// Mounts a private tmpfs (mode 1777, nosuid, nodev, noexec unless `exec`).
-///
-/// # Errors
-/// The `mount(2)` errno.
-pub fn mount_tmpfs(path: &Path, size: u64, exec: bool) -> Result<(), MountError> {
-    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
-    if !exec {
-        flags |= libc::MS_NOEXEC;
+    let dev = Path::new("/dev");
+    mount_point(dev, true)?;
+    let dev_at = under(NEWROOT, dev);
+    mount(
+        Some(Path::new("tmpfs")),
+        &dev_at,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=0755,size=64k"),
+    )
+    .map_err(err("mounting tmpfs on", dev))?;
+    for d in DEVICES {
+        let p = dev.join(d);
+        // Devices are the one place nodev is lifted.
+        bind(&p, NOSUID | NOEXEC, NODEV | RDONLY)?;
     }
-    let data = format!("size={size},mode=1777");
-    mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some(&data)).map_err(err("mounting tmpfs on", path))
-}
+    let pts = dev.join("pts");
+    mount_point(&pts, true)?;
+    mount(
+        Some(Path::new("devpts")),
+        &under(NEWROOT, &pts),
+        Some("devpts"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(err("mounting devpts on", &pts))?;
+    let shm = dev.join("shm");
+    mount_point(&shm, true)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        &under(NEWROOT, &shm),
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some(&format!("mode=1777,size={}", view.shm_size)),
+    )
+    .map_err(err("mounting tmpfs on", &shm))?;
+    for (name, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let at = dev_at.join(name);
+        std::os::unix::fs::symlink(target, &at).map_err(err("creating symlink", &dev.join(name)))?;
+    }
+    setattr(&dev_at, RDONLY, 0, false).map_err(err("making read-only", dev))?;
 
-/// Grants that a fresh mount (the private /tmp) would hide: held open
-/// before the mount and bound back on top of it afterwards, so `-w
-/// /tmp/project` keeps working under a private /tmp.
-pub struct Overlay {
-    kept: Vec<(PathBuf, OwnedFd, bool)>,
-}
-
-impl Overlay {
-    /// Opens every path in `paths` that lies beneath one of `covers`.
-    ///
-    /// # Errors
-    /// Opening a path fails.
-    pub fn prepare(paths: &[PathBuf], covers: &[&Path]) -> Result<Overlay, MountError> {
-        let mut kept = Vec::new();
-        for p in paths {
-            if !covers.iter().any(|c| p.starts_with(c) && p != c) {
-                continue;
-            }
-            let c = cstr(p).map_err(err("opening", p))?;
-            // SAFETY: c is a valid C string; O_PATH opens no file contents.
-            let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-            if fd < 0 {
-                return Err(err("opening", p)(io::Error::last_os_error()));
-            }
-            // SAFETY: fd was just returned by open and is owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            kept.push((p.clone(), fd, p.is_dir()));
+    if let Some((size, exec)) = view.tmp {
+        let tmp = Path::new("/tmp");
+        mount_point(tmp, true)?;
+        let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+        if !exec {
+            flags |= libc::MS_NOEXEC;
         }
-        Ok(Overlay { kept })
+        mount(
+            Some(Path::new("tmpfs")),
+            &under(NEWROOT, tmp),
+            Some("tmpfs"),
+            flags,
+            Some(&format!("mode=1777,size={size}")),
+        )
+        .map_err(err("mounting tmpfs on", tmp))?;
     }
+    Ok(())
+}
 
-    /// Binds each kept path back at its place, creating the mount point.
-    ///
-    /// # Errors
-    /// Creating the mount point or the bind mount fails.
-    pub fn restore(self) -> Result<(), MountError> {
-        for (path, fd, is_dir) in &self.kept {
-            if *is_dir {
-                std::fs::create_dir_all(path).map_err(err("creating mount point", path))?;
-            } else {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(err("creating mount point", path))?;
-                }
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(path)
-                    .map_err(err("creating mount point", path))?;
-            }
-            let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            mount(Some(&src), path, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("binding back", path))?;
-        }
-        Ok(())
+fn pivot(new_root: &Path, put_old: &Path) -> Result<(), MountError> {
+    let n = cstr(new_root).map_err(err("pivot_root to", new_root))?;
+    let o = cstr(put_old).map_err(err("pivot_root to", new_root))?;
+    // SAFETY: both are valid C strings.
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) };
+    if r != 0 {
+        return Err(err("pivot_root to", new_root)(io::Error::last_os_error()));
     }
+    std::env::set_current_dir("/").map_err(err("entering", Path::new("/")))
+}
+
+/// pivot_root(".", ".") then detach the old root: the idiom that needs no
+/// directory for the old root inside the new one.
+fn enter(new_root: &Path) -> Result<(), MountError> {
+    std::env::set_current_dir(new_root).map_err(err("entering", new_root))?;
+    let dot = c".";
+    // SAFETY: "." is a valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
+    if r != 0 {
+        return Err(err("pivot_root to", new_root)(io::Error::last_os_error()));
+    }
+    // SAFETY: "." is a valid C string; the old root is stacked on ".".
+    check(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) }).map_err(err("detaching the old root", new_root))?;
+    std::env::set_current_dir("/").map_err(err("entering", Path::new("/")))
 }

@@ -1,0 +1,147 @@
+//! Fuzz target `profile`: profile parsing, merging and validation must never
+//! panic, whatever the text.
+//!
+//! One input is used three ways:
+//! - the whole text as a profile file (`profile::from_text`), formatting
+//!   whatever comes back, and, when it parses, `plan::check` on the same text
+//!   written to a file (validation against the filesystem, lints, syscalls);
+//! - `profile::locate::locate` on the text, for the key paths errors use;
+//! - its first line as one `--set KEY=VALUE` argument on top of `default`.
+//!
+//! Run with `scripts/fuzz.sh [SECONDS]`.
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use confine::profile::{self, locate, Profile};
+use libfuzzer_sys::fuzz_target;
+
+/// Key paths of the shapes that `Origin::error` and the checks in plan.rs
+/// hand to `locate`.
+const KEYS: &[&str] = &[
+    "",
+    "version",
+    "extends",
+    "workspace",
+    "user",
+    "network.mode",
+    "audit.log",
+    "filesystem.read[0]",
+    "filesystem.write[1]",
+    "filesystem.exec.add[0]",
+    "filesystem.protect.remove[2]",
+    "filesystem.tmp",
+    "syscalls.allow[0]",
+    "env.keep[3]",
+    "env.keep.add[0]",
+    "capabilities[0]",
+    "limits.memory",
+    "a.b.c.d[7]",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+
+    match profile::from_text("fuzz.yaml", text) {
+        Ok(p) => {
+            exercise(&p);
+            check_file(text);
+        }
+        Err(e) => {
+            let _ = format!("{e}");
+            let _ = format!("{e:?}");
+        }
+    }
+
+    for key in KEYS {
+        let _ = locate::locate(text, key);
+    }
+    // A key path taken from the input, too (the last line).
+    if let Some(last) = text.lines().last() {
+        let _ = locate::locate(text, last);
+    }
+
+    // The first line as a `--set` argument.
+    let line = text.split('\n').next().unwrap_or("");
+    match profile::load("default", &[line.to_string()]) {
+        Ok(p) => exercise(&p),
+        Err(e) => {
+            let _ = format!("{e}");
+        }
+    }
+});
+
+/// Formats every part of a merged profile, and checks that values print in
+/// a form that parses back to the same value (`explain` prints them so).
+fn exercise(p: &Profile) {
+    let _ = format!("{p:?}");
+    let _ = p.sha256();
+    for list in [&p.filesystem.read, &p.filesystem.write, &p.filesystem.exec, &p.filesystem.protect] {
+        for item in list {
+            let s = item.value.to_string();
+            assert_eq!(s.parse::<profile::PathSpec>().as_ref(), Ok(&item.value), "PathSpec round-trip: {s}");
+            // Every written item can be located (this builds the error).
+            let _ = format!("{}", item.error("filesystem", "x"));
+            let _ = profile::Warning::at(item, "filesystem", "x").to_string();
+        }
+    }
+    if let Some(t) = &p.filesystem.tmp {
+        if let Some(size) = t.size {
+            let s = size.to_string();
+            assert_eq!(s.parse::<profile::Size>(), Ok(size), "Size round-trip: {s}");
+        }
+    }
+    let u = p.user.value.to_string();
+    assert_eq!(u.parse::<profile::UserSpec>().as_ref(), Ok(&p.user.value), "UserSpec round-trip: {u}");
+    let _ = format!("{}", p.user.error("user", "x"));
+    let _ = format!("{}", p.network.mode.error("network.mode", "x"));
+    for c in &p.capabilities {
+        let _ = c.value.to_string();
+        let _ = format!("{}", c.error("capabilities", "x"));
+    }
+    for s in p.syscalls.allow.iter().chain(&p.syscalls.deny) {
+        let _ = format!("{}", s.error("syscalls", "x"));
+    }
+    for k in &p.env.keep {
+        let _ = format!("{}", k.error("env.keep", "x"));
+    }
+    let l = &p.limits;
+    for d in [l.wall_time, l.grace].into_iter().flatten() {
+        let s = d.to_string();
+        assert_eq!(s.parse::<profile::Duration>(), Ok(d), "Duration round-trip: {s}");
+    }
+    for size in [l.memory, l.file_size].into_iter().flatten() {
+        let s = size.to_string();
+        assert_eq!(s.parse::<profile::Size>(), Ok(size), "Size round-trip: {s}");
+    }
+    if let Some(w) = &p.workspace {
+        let _ = format!("{}", w.error("workspace", "x"));
+    }
+    if let Some(a) = &p.audit_log {
+        let _ = format!("{}", a.error("audit.log", "x"));
+    }
+}
+
+/// `plan::check` reads a profile by path. The text parsed with `from_text`,
+/// so its `extends` (if any) names a built-in, never another file: checking
+/// it only stats the paths it lists.
+fn check_file(text: &str) {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    let path = PATH.get_or_init(|| std::env::temp_dir().join(format!("confine-fuzz-{}.yaml", std::process::id())));
+    if std::fs::write(path, text).is_err() {
+        return;
+    }
+    match confine::plan::check(path.to_str().expect("temp path is UTF-8")) {
+        Ok(warnings) => {
+            for w in warnings {
+                let _ = w.to_string();
+            }
+        }
+        Err(e) => {
+            let _ = format!("{e}");
+        }
+    }
+}
