@@ -50,7 +50,8 @@ impl Finder<'_> {
         };
         if path == self.want && !is_key {
             self.found.get_or_insert(pos);
-        } else if (path == self.want || is_prefix(path, self.want))
+        } else if !path.is_empty()
+            && (path == self.want || is_prefix(path, self.want))
             && self.best_prefix.is_none_or(|(len, _)| path.len() > len)
         {
             self.best_prefix = Some((path.len(), pos));

@@ -31,6 +31,25 @@ pub struct Source {
     pub text: String,
 }
 
+impl Source {
+    /// Where `key` is written. A `--set` layer is YAML we generated, not text
+    /// the user can look at: it has no position (its name says which `--set`).
+    fn locate(&self, key: &str) -> Option<locate::Pos> {
+        if self.is_override() {
+            None
+        } else {
+            locate::locate(&self.text, key)
+        }
+    }
+
+    fn is_override(&self) -> bool {
+        self.path.is_none() && self.name.starts_with(OVERRIDE_PREFIX)
+    }
+}
+
+/// How `--set` layers are named: `--set #1`, `--set #2`, ...
+const OVERRIDE_PREFIX: &str = "--set #";
+
 /// Where a value was written: its layer and key path.
 #[derive(Clone, Debug)]
 pub struct Origin {
@@ -40,7 +59,7 @@ pub struct Origin {
 
 impl Origin {
     pub fn error(&self, message: impl Into<String>) -> ProfileError {
-        let pos = locate::locate(&self.source.text, &self.key);
+        let pos = self.source.locate(&self.key);
         ProfileError {
             source_name: self.source.name.clone(),
             pos,
@@ -314,7 +333,7 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
     let mut profile = Profile::base();
     let top_name = chain
         .iter()
-        .find(|(s, _)| !s.name.starts_with("--set"))
+        .find(|(s, _)| !s.is_override())
         .map(|(s, _)| s.clone());
     for (source, raw) in chain.into_iter().rev() {
         merge(&mut profile, &source, raw);
@@ -436,7 +455,7 @@ fn override_source(arg: &str, index: usize) -> Result<Source, ProfileError> {
     }
     let text = serde_yaml::to_string(&node).map_err(|e| err(e.to_string()))?;
     Ok(Source {
-        name: format!("--set #{}", index + 1),
+        name: format!("{OVERRIDE_PREFIX}{}", index + 1),
         path: None,
         text,
     })
@@ -484,7 +503,7 @@ impl RawProfile {
 /// Turns a serde_yaml error into one that names the key and suggests the
 /// intended one for a typo.
 fn yaml_error(source: &Source, tracked: &str, e: &serde_yaml::Error) -> ProfileError {
-    let pos = e.location().map(|l| locate::Pos {
+    let pos = e.location().filter(|_| !source.is_override()).map(|l| locate::Pos {
         line: l.line(),
         col: l.column(),
     });
@@ -499,10 +518,25 @@ fn yaml_error(source: &Source, tracked: &str, e: &serde_yaml::Error) -> ProfileE
     }
     let tracked = if tracked == "." { "" } else { tracked };
     let tracked = tracked.trim_end_matches(".?");
-    if !tracked.is_empty() {
-        if let Some(m) = message.strip_prefix(&format!("{tracked}: ")) {
+    // serde_yaml's path may stop short of ours: for an unknown key it names
+    // the enclosing map (`filesystem: unknown field ...`), where ours already
+    // ends with the key. Strip the longest ancestor it used.
+    let ancestors = tracked
+        .char_indices()
+        .filter(|(_, c)| matches!(c, '.' | '['))
+        .map(|(i, _)| &tracked[..i])
+        .chain(std::iter::once(tracked))
+        .filter(|p| !p.is_empty());
+    let ancestors: Vec<&str> = ancestors.collect();
+    for p in ancestors.iter().rev() {
+        if let Some(m) = message.strip_prefix(&format!("{p}: ")) {
             message = m.to_string();
+            break;
         }
+    }
+    // Name the shape a person writes, not our internal type.
+    if let Some(i) = message.find("expected struct ") {
+        message = format!("{}expected a map (key: value)", &message[..i]);
     }
     let mut key = tracked.to_string();
     if let Some(rest) = message.strip_prefix("unknown field `") {

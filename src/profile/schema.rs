@@ -15,13 +15,33 @@ pub struct Version;
 
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match u64::deserialize(d) {
-            Ok(1) => Ok(Version),
-            Ok(n) => Err(serde::de::Error::custom(format!(
-                "unsupported profile version {n}: this confine reads version 1"
-            ))),
-            Err(e) => Err(e),
+        // Checked inside the visitor, so the error carries the value's
+        // position (an error raised after deserializing lands on the map).
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Version;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`1`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Version, E> {
+                if n == 1 {
+                    Ok(Version)
+                } else {
+                    Err(E::custom(format!(
+                        "unsupported profile version {n}: this confine reads version 1"
+                    )))
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Version, E> {
+                match u64::try_from(n) {
+                    Ok(n) => self.visit_u64(n),
+                    Err(_) => Err(E::custom(format!(
+                        "unsupported profile version {n}: this confine reads version 1"
+                    ))),
+                }
+            }
         }
+        d.deserialize_u64(V)
     }
 }
 
