@@ -119,6 +119,9 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             print_warnings(&plan);
+            for d in &plan.dropped {
+                eprintln!("confine: best-effort: not enforced: {d}");
+            }
             if dry_run {
                 return print_out(&plan.render_text());
             }

@@ -820,6 +820,13 @@ impl Plan {
             let relevant = match f {
                 // Without REFER, cross-directory renames are denied: safe.
                 ll::Feature::Refer => false,
+                // The mount view is read-only outside the write grants, so
+                // truncate(2) fails there with EROFS whatever Landlock does.
+                ll::Feature::Truncate => false,
+                // The view's /dev holds only null, zero, full, random,
+                // urandom, tty and a private devpts, and seccomp refuses
+                // TIOCSTI/TIOCLINUX: what IOCTL_DEV would add is covered.
+                ll::Feature::IoctlDev => false,
                 ll::Feature::Tcp => ports,
                 // Abstract sockets are per network namespace and signals
                 // can't leave a PID namespace; only host mode needs scoping.

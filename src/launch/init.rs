@@ -98,9 +98,14 @@ pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd) -> ! {
 
     // Step 8: Landlock rules bind to what is mounted now, and the paths are
     // still traversable as root.
-    let ruleset = match landlock::prepare(&plan.landlock.spec) {
-        Ok(r) => r,
-        Err(e) => fail(err, "landlock", e),
+    // ABI 0 (no Landlock) only reaches here under `compat: best-effort`.
+    let ruleset = if plan.landlock.abi == 0 {
+        None
+    } else {
+        match landlock::prepare(&plan.landlock.spec) {
+            Ok(r) => Some(r),
+            Err(e) => fail(err, "landlock", e),
+        }
     };
 
     // Step 9: inherited descriptors never reach the agent. CLOEXEC rather
@@ -133,7 +138,7 @@ pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd) -> ! {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         fail(err, "no_new_privs", std::io::Error::last_os_error());
     }
-    if let Err(e) = ruleset.restrict_self() {
+    if let Some(Err(e)) = ruleset.map(|r| r.restrict_self()) {
         fail(err, "landlock", e);
     }
     let log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;

@@ -347,9 +347,10 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
     Ok(profile)
 }
 
-/// Parses and merges a profile given as text, as if read from a file named
-/// `name` in the current directory (a relative `extends` resolves from there).
-/// For tools and fuzzing; `load` is what the CLI uses.
+/// Parses and merges a profile given as text, named `name` in errors. Its
+/// `extends` may name a built-in only: with no file, there is no directory
+/// for a relative path to resolve from. For tools and fuzzing; `load` is what
+/// the CLI uses.
 ///
 /// # Errors
 /// A [`ProfileError`] naming the position and key of the first problem.
@@ -415,7 +416,8 @@ fn read_source(spec: &str, base_dir: Option<&Path>, from: Option<&Origin>) -> Re
         };
     }
     let path = match base_dir {
-        Some(d) if !Path::new(spec).is_absolute() => d.join(spec),
+        // `components()` drops the `.` of `./parent.yaml` from the name errors show.
+        Some(d) if !Path::new(spec).is_absolute() => d.join(spec).components().collect(),
         _ => PathBuf::from(spec),
     };
     let text = std::fs::read(&path).map_err(|e| fail(format!("can't read profile {}: {e}", path.display())))?;
