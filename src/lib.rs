@@ -5,6 +5,7 @@
 //! enforcement ([`sandbox`]) -> exec, with the supervisor in [`launch`]
 //! watching from outside. See DESIGN.md for the contract.
 
+pub mod audit;
 pub mod launch;
 pub mod plan;
 pub mod probe;

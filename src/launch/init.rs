@@ -60,7 +60,7 @@ fn die_with_supervisor(err: RawFd, alive: RawFd) {
 }
 
 /// Runs the init; never returns.
-pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd) -> ! {
+pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd, status_fd: OwnedFd) -> ! {
     let err = err_fd.as_raw_fd();
     let alive = alive_fd.as_raw_fd();
     let plan = a.plan;
@@ -162,7 +162,7 @@ pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd) -> ! {
     // the supervisor sees end of file.
     drop(err_fd);
     drop(alive_fd);
-    supervise(agent, a.forwarded)
+    supervise(agent, a.forwarded, status_fd.as_raw_fd())
 }
 
 /// Makes the init unreadable through /proc (not dumpable: /proc/1/environ,
@@ -195,7 +195,7 @@ fn hide_identity() -> std::io::Result<()> {
 /// The init's life after the fork: wait for signals, forward the
 /// supervisor's to every process in the sandbox, reap everything, and exit
 /// with the agent's status once it is gone.
-fn supervise(agent: libc::pid_t, forwarded: &[libc::c_int]) -> ! {
+fn supervise(agent: libc::pid_t, forwarded: &[libc::c_int], status_fd: RawFd) -> ! {
     // SAFETY: sigset operations on a local, fully initialized set.
     let set = unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -227,16 +227,20 @@ fn supervise(agent: libc::pid_t, forwarded: &[libc::c_int]) -> ! {
                 break;
             }
             if pid == agent {
-                finish(status);
+                finish(status, status_fd);
             }
         }
     }
 }
 
 /// The agent is gone: end everything else and exit with its status.
-fn finish(status: libc::c_int) -> ! {
-    // SAFETY: kill and waitpid with integer arguments / a valid pointer.
+fn finish(status: libc::c_int, status_fd: RawFd) -> ! {
+    // The raw wait status, for the supervisor's exit record: our own exit
+    // code can't tell `exit 130` from death by SIGINT.
+    let raw = status.to_ne_bytes();
+    // SAFETY: kill, waitpid and write with integer arguments / valid pointers.
     unsafe {
+        libc::write(status_fd, raw.as_ptr().cast(), raw.len());
         libc::kill(-1, libc::SIGKILL);
         let mut s = 0;
         while libc::waitpid(-1, &mut s, 0) > 0 {}

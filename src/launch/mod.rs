@@ -22,6 +22,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
+use crate::audit::Audit;
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use crate::sandbox::{caps, limits, namespaces};
@@ -57,6 +60,85 @@ fn setup(step: &'static str, what: impl Into<String>, why: impl std::fmt::Displa
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
+    let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
+        setup(
+            "audit",
+            format!("audit log {}", plan.audit_log.as_deref().unwrap_or(Path::new("")).display()),
+            e,
+        )
+    })?;
+    audit
+        .record("launch", launch_record(plan))
+        .map_err(|e| setup("audit", "writing the launch record", e))?;
+    let result = launch(plan);
+    let record = match &result {
+        Ok(o) => audit.record("exit", o.record()),
+        Err(e) => audit.record("refused", json!({ "why": e.to_string() })),
+    };
+    if let Err(e) = record {
+        eprintln!("confine: audit log (writing the exit record): {e}");
+    }
+    result.map(|o| o.code)
+}
+
+/// What the supervisor saw of the sandbox's end.
+struct Outcome {
+    code: u8,
+    /// The agent's raw wait status, when the init reported it.
+    agent_status: Option<libc::c_int>,
+    reason: &'static str,
+    duration: Duration,
+    rusage: libc::rusage,
+}
+
+impl Outcome {
+    fn record(&self) -> serde_json::Value {
+        let signal = self
+            .agent_status
+            .filter(|s| libc::WIFSIGNALED(*s))
+            .map(|s| libc::WTERMSIG(s));
+        let ms = |t: libc::timeval| t.tv_sec as i64 * 1000 + t.tv_usec as i64 / 1000;
+        json!({
+            "status": self.code,
+            "signal": signal,
+            "reason": self.reason,
+            "duration_ms": self.duration.as_millis() as u64,
+            "max_rss_kb": self.rusage.ru_maxrss,
+            "user_cpu_ms": ms(self.rusage.ru_utime),
+            "sys_cpu_ms": ms(self.rusage.ru_stime),
+        })
+    }
+}
+
+fn launch_record(plan: &Plan) -> serde_json::Value {
+    json!({
+        "profile": {"name": plan.profile.name, "sha256": plan.profile.sha256, "sources": plan.profile.sources},
+        "argv": plan.command,
+        "workspace": plan.workspace,
+        "uid": plan.user.uid,
+        "gid": plan.user.gid,
+        "env_keys": plan.env_keys,
+        "plan": {
+            "landlock_abi": plan.landlock.abi,
+            "landlock_handled_fs": plan.landlock.handled_fs,
+            "landlock_handled_net": plan.landlock.handled_net,
+            "landlock_scopes": plan.landlock.scopes,
+            "seccomp": {
+                "allowed": plan.seccomp.allow.len(),
+                "denied": plan.seccomp.deny.len(),
+                "argument_rules": plan.seccomp.argument_rules.len(),
+                "on_violation": plan.seccomp.on_violation,
+            },
+            "namespaces": plan.namespaces,
+            "network": plan.network.mode,
+            "limits": plan.limits,
+            "capabilities": plan.capabilities,
+        },
+        "dropped": plan.dropped,
+    })
+}
+
+fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap).map_err(|e| setup("prepare", "capabilities", e))?;
@@ -77,6 +159,7 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
 
     let (err_r, err_w) = report::pipe().map_err(|e| setup("prepare", "error pipe", e))?;
     let (alive_r, alive_w) = report::pipe().map_err(|e| setup("prepare", "liveness pipe", e))?;
+    let (status_r, status_w) = report::pipe().map_err(|e| setup("prepare", "status pipe", e))?;
     let mask = block_signals();
     let started = Instant::now();
 
@@ -93,6 +176,7 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
         namespaces::Cloned::Child => {
             drop(err_r);
             drop(alive_w);
+            drop(status_r);
             let args = init::InitArgs {
                 plan,
                 caps,
@@ -100,12 +184,13 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
                 exec,
                 forwarded: &FORWARDED,
             };
-            init::run(args, err_w, alive_r)
+            init::run(args, err_w, alive_r, status_w)
         }
         namespaces::Cloned::Parent { pid } => pid,
     };
     drop(err_w);
     drop(alive_r);
+    drop(status_w);
 
     // A pidfd, so no signal can hit a recycled pid: the init is our unreaped
     // child until the very end.
@@ -119,17 +204,45 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     };
 
     let report = report::read(err_r);
-    let outcome = supervise(pid, pidfd.as_ref(), plan, started);
+    let (code, reason) = supervise(pid, pidfd.as_ref(), plan, started);
     drop(alive_w);
     restore_signals(&mask);
+    let mut outcome = Outcome {
+        code,
+        agent_status: read_status(status_r),
+        reason,
+        duration: started.elapsed(),
+        rusage: children_rusage(),
+    };
+    if reason == "exited" && outcome.agent_status.is_some_and(|s| libc::WIFSIGNALED(s)) {
+        outcome.reason = "signaled";
+    }
     match report {
         Ok(report::Report::Running) => Ok(outcome),
         Ok(report::Report::Refused { step, why }) => Err(LaunchError::Refused { step, why }),
         Ok(report::Report::ExecFailed { code, why }) => {
             eprintln!("confine: {why}");
-            Ok(code)
+            outcome.code = code;
+            Ok(outcome)
         }
         Err(e) => Err(setup("report", "error pipe", e)),
+    }
+}
+
+/// The agent's raw wait status as the init reported it, if it did.
+fn read_status(fd: OwnedFd) -> Option<libc::c_int> {
+    let mut b = [0u8; 4];
+    // SAFETY: b is a valid buffer; every writer has exited, so this doesn't block.
+    let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+    (n == 4).then(|| libc::c_int::from_ne_bytes(b))
+}
+
+fn children_rusage() -> libc::rusage {
+    // SAFETY: an all-zero rusage is valid and getrusage fills it.
+    unsafe {
+        let mut r: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut r);
+        r
     }
 }
 
@@ -215,8 +328,8 @@ fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
 }
 
 /// Waits for the init, forwarding signals and enforcing `wall_time`.
-/// Returns confine's exit status.
-fn supervise(pid: libc::pid_t, pidfd: Option<&OwnedFd>, plan: &Plan, started: Instant) -> u8 {
+/// Returns confine's exit status and the reason the sandbox ended.
+fn supervise(pid: libc::pid_t, pidfd: Option<&OwnedFd>, plan: &Plan, started: Instant) -> (u8, &'static str) {
     // SAFETY: sigset operations on a local, initialized set.
     let set = unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -236,9 +349,13 @@ fn supervise(pid: libc::pid_t, pidfd: Option<&OwnedFd>, plan: &Plan, started: In
         let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         if r == pid {
             if timed_out {
-                return EXIT_TIMEOUT;
+                return (EXIT_TIMEOUT, "timeout");
             }
-            return exit_code(status);
+            if libc::WIFSIGNALED(status) {
+                // The init never dies of a signal by itself: someone killed it.
+                return (exit_code(status), "killed");
+            }
+            return (exit_code(status), "exited");
         }
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let sig = match timeout {

@@ -47,7 +47,14 @@ pub fn can_run(test: &str) -> bool {
 /// Fails or skips unless the kernel's Landlock ABI is at least `abi`.
 pub fn require_landlock(test: &str, abi: u32) -> bool {
     // SAFETY: the version query reads no memory.
-    let v = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
     if v >= abi as i64 {
         return true;
     }
@@ -132,9 +139,16 @@ impl Fixture {
 
     pub fn command(&self, profile: &str, cmd: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("run").arg("-p").arg(profile).arg("-w").arg(&self.ws).arg("--");
+        c.arg("run")
+            .arg("-p")
+            .arg(profile)
+            .arg("-w")
+            .arg(&self.ws)
+            .arg("--");
         c.args(cmd);
-        c.env("PATH", PATH).stdin(Stdio::null()).current_dir(&self.ws);
+        c.env("PATH", PATH)
+            .stdin(Stdio::null())
+            .current_dir(&self.ws);
         c
     }
 }

@@ -1,0 +1,460 @@
+//! The supervisor and the init: signals reach the agent, the exit status is
+//! the agent's, `limits.wall_time` ends everything with 124, and nothing of
+//! the sandbox outlives it: neither the agent's exit, nor a timeout, nor the
+//! supervisor being killed leaves a process behind (DESIGN.md §1, §4, §6).
+//!
+//! Processes started inside a PID namespace have pids of their own, so the
+//! test finds them from the host by a unique token in their argv (a number
+//! that `sleep` accepts, e.g. `sleep 1000.123456789`), scanning
+//! /proc/*/cmdline. Every process found that way was started by this test;
+//! a guard kills any survivor by pid when the test ends, pass or fail.
+mod common;
+use common::*;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A token no other process on the machine has in its argv: `BASE.NNNNNNNNN`,
+/// which `sleep` reads as a number of seconds.
+fn token(base: u32) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = u64::from(N.fetch_add(1, Ordering::SeqCst));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mixed = nanos ^ (u64::from(std::process::id()) << 24) ^ (n << 40);
+    format!("{base}.{:09}", mixed % 1_000_000_000)
+}
+
+/// The host pids of processes one of whose arguments is exactly `token`,
+/// with their argv. Exact match: a shell whose script merely mentions the
+/// token (confine's own command line, the agent's `sh -c`) doesn't count.
+fn find(token: &str) -> Vec<(i32, Vec<String>)> {
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Gone meanwhile, or a zombie (empty cmdline): not a survivor.
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if argv.iter().any(|a| a == token) {
+            found.push((pid, argv));
+        }
+    }
+    found
+}
+
+/// Kills, by pid, every process still carrying the token when dropped.
+struct Reaper(String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for (pid, _) in find(&self.0) {
+            // SAFETY: kill with integer arguments; the pid carries our token.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` has passed.
+fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `confine run` in the background. Its output goes to files in the
+/// fixture (not pipes), so a process that survives holding them can't hang
+/// the test. Dropped while running, it is killed by pid and reaped.
+struct Sandbox {
+    child: Child,
+    status: Option<ExitStatus>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Sandbox {
+    fn spawn(f: &Fixture, profile: &str, script: &str) -> Sandbox {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let out = f.root.join(format!("stdout-{n}"));
+        let err = f.root.join(format!("stderr-{n}"));
+        let child = f
+            .command(profile, &["/bin/sh", "-c", script])
+            .stdout(File::create(&out).unwrap())
+            .stderr(File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        Sandbox {
+            child,
+            status: None,
+            out,
+            err,
+        }
+    }
+
+    /// The supervisor's host pid.
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn running(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+        }
+        self.status.is_none()
+    }
+
+    /// Sends `sig` to the supervisor, which must not have been reaped yet
+    /// (so the pid can't have been reused).
+    fn signal(&mut self, sig: libc::c_int) {
+        assert!(
+            self.running(),
+            "confine ended before it was sent signal {sig}"
+        );
+        // SAFETY: kill with integer arguments; the pid is our unreaped child.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    fn output(&self) -> Output {
+        Output {
+            status: self.status.expect("confine has ended"),
+            stdout: std::fs::read(&self.out).unwrap_or_default(),
+            stderr: std::fs::read(&self.err).unwrap_or_default(),
+        }
+    }
+
+    /// Waits (generously) for confine to end and returns what it printed.
+    fn finish(&mut self) -> Output {
+        if !poll(Duration::from_secs(30), || !self.running()) {
+            let _ = self.child.kill();
+            self.status = Some(self.child.wait().unwrap());
+            panic!("confine did not end within 30 s\n{}", show(&self.output()));
+        }
+        self.output()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.running() {
+            // Child::kill signals only a child that hasn't been reaped.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits for the agent to create `path` (it signals readiness that way).
+#[track_caller]
+fn wait_ready(sb: &mut Sandbox, path: &Path) {
+    let ok = poll(Duration::from_secs(10), || path.exists() || !sb.running());
+    assert!(
+        ok && path.exists(),
+        "the agent never created {}:\n{}",
+        path.display(),
+        if sb.running() {
+            "still running".to_string()
+        } else {
+            show(&sb.output())
+        }
+    );
+}
+
+/// Asserts that no process carries `token` now, or within 5 s.
+#[track_caller]
+fn assert_none_left(token: &str, what: &str) {
+    let gone = poll(Duration::from_secs(5), || find(token).is_empty());
+    assert!(gone, "{what}: survivors {:?}", find(token));
+}
+
+/// Python run by the agent: double-forks, leaves the session, clears its
+/// parent-death signal and sleeps; `sys.argv[1]` is the token (so it stays
+/// in its argv), `sys.argv[2]` the file it creates once it is in place.
+/// No single quotes: the agent's shell script quotes it with them.
+const ESCAPER: &str = r#"
+import ctypes, os, sys, time
+if os.fork():
+    os._exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+assert ctypes.CDLL(None).prctl(1, 0, 0, 0, 0) == 0  # PR_SET_PDEATHSIG, 0
+open(sys.argv[2], "w").close()
+time.sleep(1000)
+"#;
+
+#[test]
+fn killing_supervisor_leaves_no_sandbox_process() {
+    if !can_run("killing_supervisor_leaves_no_sandbox_process") {
+        return;
+    }
+    let f = Fixture::new("sup-sigkill");
+    let tok = token(1000);
+    let _reaper = Reaper(tok.clone());
+    let ws = f.ws.display().to_string();
+    let script = format!(
+        "setsid sh -c 'sleep {tok}' </dev/null >/dev/null 2>&1 &
+         python3 -c '{ESCAPER}' {tok} {ws}/py-ready </dev/null >/dev/null 2>&1 &
+         while [ ! -e {ws}/py-ready ]; do sleep 0.05; done
+         touch {ws}/ready
+         while :; do sleep 1; done"
+    );
+    let mut sb = Sandbox::spawn(&f, "default", &script);
+    wait_ready(&mut sb, &f.ws.join("ready"));
+
+    // Control: both escapees are running and visible from the host by
+    // their token, so the check below can see survivors.
+    let both = poll(Duration::from_secs(5), || {
+        let found = find(&tok);
+        let sleep = found.iter().any(|(_, a)| a[0].ends_with("sleep"));
+        let python = found.iter().any(|(_, a)| a[0].contains("python"));
+        sleep && python
+    });
+    assert!(
+        both,
+        "the background processes aren't visible from the host: {:?}",
+        find(&tok)
+    );
+    assert!(sb.running(), "confine ended early:\n{}", show(&sb.output()));
+
+    sb.signal(libc::SIGKILL);
+    let o = sb.finish();
+    assert_eq!(
+        o.status.code(),
+        None,
+        "confine should have died of SIGKILL:\n{}",
+        show(&o)
+    );
+    assert_none_left(&tok, "the sandbox outlived its SIGKILLed supervisor");
+}
+
+#[test]
+fn background_processes_die_with_agent_and_status_is_agents() {
+    if !can_run("background_processes_die_with_agent_and_status_is_agents") {
+        return;
+    }
+    let f = Fixture::new("sup-bg");
+    let tok = token(1000);
+    let _reaper = Reaper(tok.clone());
+    let ws = f.ws.display().to_string();
+    let script = format!(
+        "sleep {tok} </dev/null >/dev/null 2>&1 &
+         setsid sh -c 'sleep {tok}' </dev/null >/dev/null 2>&1 &
+         touch {ws}/ready
+         while [ ! -e {ws}/go ]; do sleep 0.05; done
+         exit 3"
+    );
+    let mut sb = Sandbox::spawn(&f, "default", &script);
+    wait_ready(&mut sb, &f.ws.join("ready"));
+    // Control: the background sleepers are alive while the agent is.
+    let both = poll(Duration::from_secs(5), || find(&tok).len() == 2);
+    assert!(
+        both,
+        "the background sleepers aren't running: {:?}",
+        find(&tok)
+    );
+
+    std::fs::write(f.ws.join("go"), "").unwrap();
+    let o = sb.finish();
+    assert_status(&o, 3);
+    assert_none_left(&tok, "background processes outlived the agent");
+}
+
+/// The agent traps `signame` and exits with `code`; confine, sent `sig`
+/// once the agent is ready, must pass it on and return that code.
+fn forwards(test: &str, sig: libc::c_int, signame: &str, code: i32) {
+    if !can_run(test) {
+        return;
+    }
+    let f = Fixture::new(test);
+    let ws = f.ws.display().to_string();
+    let script = format!(
+        "trap 'exit {code}' {signame}
+         touch {ws}/ready
+         while :; do sleep 0.1; done"
+    );
+    let mut sb = Sandbox::spawn(&f, "default", &script);
+    wait_ready(&mut sb, &f.ws.join("ready"));
+    // Control: the agent loops forever unless the signal arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        sb.running(),
+        "the agent ended on its own:\n{}",
+        show(&sb.output())
+    );
+    sb.signal(sig);
+    let o = sb.finish();
+    assert_status(&o, code);
+}
+
+#[test]
+fn sigterm_reaches_agent() {
+    forwards("sigterm_reaches_agent", libc::SIGTERM, "TERM", 7);
+}
+
+#[test]
+fn sigint_reaches_agent() {
+    forwards("sigint_reaches_agent", libc::SIGINT, "INT", 8);
+}
+
+#[test]
+fn sighup_reaches_agent() {
+    forwards("sighup_reaches_agent", libc::SIGHUP, "HUP", 9);
+}
+
+#[test]
+fn sigquit_reaches_agent() {
+    forwards("sigquit_reaches_agent", libc::SIGQUIT, "QUIT", 10);
+}
+
+#[test]
+fn sigwinch_reaches_agent() {
+    forwards("sigwinch_reaches_agent", libc::SIGWINCH, "WINCH", 11);
+}
+
+const WALL_TIME: &str = "version: 1
+name: wall-time
+extends: default
+limits:
+  wall_time: 1s
+  grace: 500ms
+";
+
+#[test]
+fn wall_time_kills_agent_that_ignores_sigterm() {
+    if !can_run("wall_time_kills_agent_that_ignores_sigterm") {
+        return;
+    }
+    let f = Fixture::new("sup-wall-ignore");
+    let profile = f.profile("wall", WALL_TIME);
+    let tok = token(1000);
+    let _reaper = Reaper(tok.clone());
+    let ws = f.ws.display().to_string();
+    // SIG_IGN is inherited across fork and exec: nothing in here dies of
+    // SIGTERM, only SIGKILL after the grace period ends it.
+    let script = format!(
+        "trap '' TERM
+         sleep {tok} </dev/null >/dev/null 2>&1 &
+         touch {ws}/ready
+         while :; do sleep 0.1; done"
+    );
+    let started = Instant::now();
+    let mut sb = Sandbox::spawn(&f, profile.to_str().unwrap(), &script);
+    wait_ready(&mut sb, &f.ws.join("ready"));
+    // Control: the background sleeper is running (seen before confine ends).
+    let seen = poll(Duration::from_secs(5), || {
+        !find(&tok).is_empty() || !sb.running()
+    });
+    assert!(
+        seen && !find(&tok).is_empty(),
+        "the background sleeper never ran"
+    );
+
+    let o = sb.finish();
+    assert_status(&o, 124);
+    // A lower bound only, and one that can't flake: confine's clock starts
+    // after ours, and since SIGTERM is ignored only the SIGKILL sent after
+    // wall_time + grace can have ended the agent.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "ended after {:?}, before wall_time + grace",
+        started.elapsed()
+    );
+    assert_none_left(&tok, "processes outlived wall_time");
+}
+
+#[test]
+fn wall_time_agent_honouring_sigterm_still_gives_124() {
+    if !can_run("wall_time_agent_honouring_sigterm_still_gives_124") {
+        return;
+    }
+    let f = Fixture::new("sup-wall-honour");
+    let profile = f.profile("wall", WALL_TIME);
+    let tok = token(1000);
+    let _reaper = Reaper(tok.clone());
+    let ws = f.ws.display().to_string();
+    let script = format!(
+        "trap 'touch {ws}/got-term; exit 0' TERM
+         sleep {tok} </dev/null >/dev/null 2>&1 &
+         touch {ws}/ready
+         while :; do sleep 0.1; done"
+    );
+    let mut sb = Sandbox::spawn(&f, profile.to_str().unwrap(), &script);
+    wait_ready(&mut sb, &f.ws.join("ready"));
+    let o = sb.finish();
+    assert_status(&o, 124);
+    // The agent was asked to stop (SIGTERM first) and exited 0 by itself,
+    // yet the status says the time ran out.
+    assert!(
+        f.ws.join("got-term").exists(),
+        "the agent never got SIGTERM:\n{}",
+        show(&o)
+    );
+    assert_none_left(&tok, "processes outlived wall_time");
+}
+
+#[test]
+fn wall_time_not_reached_returns_agents_status() {
+    if !can_run("wall_time_not_reached_returns_agents_status") {
+        return;
+    }
+    let f = Fixture::new("sup-wall-control");
+    let profile = f.profile("wall", WALL_TIME);
+    let o = f.sh(profile.to_str().unwrap(), "exit 5");
+    assert_status(&o, 5);
+}
+
+#[test]
+fn exit_status_is_agents_not_an_orphans() {
+    if !can_run("exit_status_is_agents_not_an_orphans") {
+        return;
+    }
+    let f = Fixture::new("sup-orphan");
+    let ws = f.ws.display().to_string();
+
+    // Control: the background job does exit 9 when waited for.
+    let o = f.sh("default", "(sleep 0.2; exit 9) & wait $!");
+    assert_status(&o, 9);
+
+    // It outlives the agent (and is killed): the status is the agent's.
+    let o = f.sh("default", "(sleep 0.2; exit 9) & exit 4");
+    assert_status(&o, 4);
+
+    // A true orphan (reparented to the init) that exits 9 while the agent
+    // is still running: the init reaps it and must not take its status.
+    let script = format!(
+        "( (touch {ws}/orphan-ran; exit 9) & )
+         while [ ! -e {ws}/orphan-ran ]; do sleep 0.05; done
+         sleep 0.2
+         exit 4"
+    );
+    let o = f.sh("default", &script);
+    assert_status(&o, 4);
+    assert!(f.ws.join("orphan-ran").exists());
+}
