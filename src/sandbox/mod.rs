@@ -2,6 +2,7 @@
 //! nothing of YAML: inputs are plain data decided before any of them runs.
 
 pub mod caps;
+pub mod cgroup;
 pub mod env;
 pub mod landlock;
 pub mod limits;

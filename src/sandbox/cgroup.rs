@@ -1,0 +1,1 @@
+//! placeholder: cgroup limits (being written)

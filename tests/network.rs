@@ -1,0 +1,531 @@
+//! The network modes (DESIGN.md §2 `network`, §6): `none` has no route
+//! anywhere, loopback included, and no abstract or pathname unix socket
+//! of the host reaches in; `loopback` talks to itself only; `host` connects
+//! to the listed TCP ports and binds none that isn't listed (Landlock ABI 4).
+//!
+//! Every listener is the test's own, on 127.0.0.1 or a fixture path (never
+//! the real /run), and is closed when the test ends. An attempt that gets
+//! through is only a connection to that listener.
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Python run inside: each argument `LABEL=KIND:ADDRESS` is one attempt,
+/// printed as `LABEL ok` or `LABEL ERRNO`. KIND is `tcp` (connect to
+/// 127.0.0.1:PORT and send "hi"), `tcpbind` (bind 127.0.0.1:PORT), `udp`
+/// (sendto 127.0.0.1:PORT), `unix` (connect to a path and send "hi") or
+/// `abstract` (the same, to an abstract name).
+const ATTEMPTS: &str = r#"
+import errno, socket, sys
+for arg in sys.argv[1:]:
+    label, spec = arg.split("=", 1)
+    kind, addr = spec.split(":", 1)
+    try:
+        if kind == "tcp":
+            with socket.create_connection(("127.0.0.1", int(addr)), timeout=5) as s:
+                s.sendall(b"hi")
+        elif kind == "tcpbind":
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", int(addr)))
+        elif kind == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"hi", ("127.0.0.1", int(addr)))
+        else:
+            path = "\0" + addr if kind == "abstract" else addr
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(path)
+                s.sendall(b"hi")
+        print(label, "ok")
+    except OSError as e:
+        print(label, errno.errorcode.get(e.errno, str(e.errno)))
+"#;
+
+/// Runs [`ATTEMPTS`] in the sandbox and returns label → result.
+fn attempt(f: &Fixture, profile: &str, specs: &[String]) -> BTreeMap<String, String> {
+    let mut cmd = vec!["python3", "-c", ATTEMPTS];
+    cmd.extend(specs.iter().map(String::as_str));
+    let o = f.run(profile, &cmd);
+    assert_status(&o, 0);
+    let got: BTreeMap<String, String> = stdout(&o)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(got.len(), specs.len(), "{}", show(&o));
+    got
+}
+
+fn unique() -> u64 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = u64::from(N.fetch_add(1, Ordering::SeqCst));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    nanos ^ (u64::from(std::process::id()) << 24) ^ (n << 40)
+}
+
+/// Polls `cond` every 20 ms until it yields or `limit` has passed.
+fn poll<T>(limit: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = cond() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A non-blocking TCP listener on 127.0.0.1, on a port of its own.
+fn tcp_listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// A connection waiting in the listener's queue, if any. A connection whose
+/// handshake completed stays queued even after the peer closed it, so this
+/// also sees attempts that are long over.
+fn pending_tcp(l: &TcpListener) -> Option<TcpStream> {
+    match l.accept() {
+        Ok((s, _)) => Some(s),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Err(e) => panic!("accept: {e}"),
+    }
+}
+
+fn pending_unix(l: &UnixListener) -> Option<UnixStream> {
+    match l.accept() {
+        Ok((s, _)) => Some(s),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
+        Err(e) => panic!("accept: {e}"),
+    }
+}
+
+/// What the peer sent before closing.
+fn received(mut s: impl Read, set_blocking: impl FnOnce()) -> String {
+    set_blocking();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf
+}
+
+/// Control for a TCP listener: the host itself can reach it, and the
+/// connection shows up in its queue.
+#[track_caller]
+fn assert_tcp_reachable_from_host(l: &TcpListener, port: u16) {
+    let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert!(
+        poll(Duration::from_secs(5), || pending_tcp(l)).is_some(),
+        "control connection never queued"
+    );
+}
+
+/// Control for a unix listener, as the agent's uid outside any sandbox:
+/// plain permissions let the agent's uid connect.
+#[track_caller]
+fn assert_unix_reachable_as_agent_uid(l: &UnixListener, path: &Path) {
+    let py = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('ok')";
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &AGENT_UID.to_string(),
+            "--regid",
+            &AGENT_GID.to_string(),
+            "--clear-groups",
+        ])
+        .args(["python3", "-c", py])
+        .arg(path)
+        .env("PATH", PATH)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    assert!(
+        poll(Duration::from_secs(5), || pending_unix(l)).is_some(),
+        "control connection never queued"
+    );
+}
+
+/// A pathname unix listener, mode 0777, in a directory the agent's uid can
+/// traverse: only the sandbox can keep the agent out.
+fn unix_listener(path: &Path) -> UnixListener {
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    l
+}
+
+fn one_of(got: Option<&String>, allowed: &[&str]) -> bool {
+    got.is_some_and(|g| allowed.contains(&g.as_str()))
+}
+
+#[test]
+fn none_blocks_tcp_to_host_loopback() {
+    if !can_run("none_blocks_tcp_to_host_loopback") {
+        return;
+    }
+    let f = Fixture::new("net-none-tcp");
+    let (l, port) = tcp_listener();
+    let got = attempt(&f, "default", &[format!("tcp=tcp:{port}")]);
+    assert!(
+        one_of(got.get("tcp"), &["ENETUNREACH", "ECONNREFUSED"]),
+        "{got:?}"
+    );
+    assert!(
+        pending_tcp(&l).is_none(),
+        "the host listener got a connection from the sandbox"
+    );
+    assert_tcp_reachable_from_host(&l, port);
+}
+
+#[test]
+fn none_blocks_udp_to_host_loopback() {
+    if !can_run("none_blocks_udp_to_host_loopback") {
+        return;
+    }
+    let f = Fixture::new("net-none-udp");
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let port = rx.local_addr().unwrap().port();
+    let got = attempt(&f, "default", &[format!("udp=udp:{port}")]);
+    // Refused outright, or at least delivered nowhere.
+    assert!(one_of(got.get("udp"), &["ENETUNREACH", "ok"]), "{got:?}");
+    let mut buf = [0u8; 16];
+    match rx.recv_from(&mut buf) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("the host socket received from the sandbox: {other:?}"),
+    }
+    // Control: a datagram from the host does arrive.
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(b"host", ("127.0.0.1", port))
+        .unwrap();
+    let got = poll(Duration::from_secs(5), || {
+        rx.recv_from(&mut buf).ok().map(|(n, _)| n)
+    });
+    assert_eq!(got.map(|n| &buf[..n]), Some(&b"host"[..]));
+}
+
+#[test]
+fn none_blocks_host_abstract_unix_socket() {
+    if !can_run("none_blocks_host_abstract_unix_socket") {
+        return;
+    }
+    let f = Fixture::new("net-none-abstract");
+    let name = format!("confine-test-{}", unique());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let l = UnixListener::bind_addr(&addr).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let got = attempt(&f, "default", &[format!("abstract=abstract:{name}")]);
+    // A netns of its own has its own abstract namespace: nobody listens.
+    assert_eq!(
+        got.get("abstract").map(String::as_str),
+        Some("ECONNREFUSED"),
+        "{got:?}"
+    );
+    assert!(
+        pending_unix(&l).is_none(),
+        "the host listener got a connection from the sandbox"
+    );
+    // Control: the name is reachable on the host.
+    let _c = UnixStream::connect_addr(&addr).unwrap();
+    assert!(poll(Duration::from_secs(5), || pending_unix(&l)).is_some());
+}
+
+#[test]
+fn pathname_unix_socket_outside_grants_is_unreachable() {
+    if !can_run("pathname_unix_socket_outside_grants_is_unreachable") {
+        return;
+    }
+    let f = Fixture::new("net-unix-path");
+    let outside_path = f.outside.join("agent.sock");
+    let outside = unix_listener(&outside_path);
+    let inside_path = f.ws.join("ws.sock");
+    let inside = unix_listener(&inside_path);
+    let got = attempt(
+        &f,
+        "default",
+        &[
+            format!("outside=unix:{}", outside_path.display()),
+            format!("workspace=unix:{}", inside_path.display()),
+        ],
+    );
+    // Outside every grant: not even there (ENOENT: not in the mount view)
+    // or denied.
+    assert!(
+        one_of(got.get("outside"), &["ENOENT", "EACCES", "EPERM"]),
+        "{got:?}"
+    );
+    assert!(
+        pending_unix(&outside).is_none(),
+        "the agent connected to a socket outside its grants"
+    );
+    assert_unix_reachable_as_agent_uid(&outside, &outside_path);
+    // Control: a socket in the workspace is reachable from inside.
+    assert_eq!(
+        got.get("workspace").map(String::as_str),
+        Some("ok"),
+        "{got:?}"
+    );
+    let s = pending_unix(&inside).expect("the workspace socket saw no connection");
+    assert_eq!(received(&s, || s.set_nonblocking(false).unwrap()), "hi");
+}
+
+/// Interface names and flags as the agent sees them: `if NAME FLAGS` lines
+/// (SIOCGIFFLAGS) and the names in /proc/net/dev.
+const INTERFACES: &str = r#"
+import fcntl, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _, name in socket.if_nameindex():
+    req = struct.pack("16sH22x", name.encode(), 0)
+    flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, req))[1]  # SIOCGIFFLAGS
+    print("if", name, flags)
+with open("/proc/net/dev") as f:
+    print("procnetdev", " ".join(l.split(":")[0].strip() for l in f.readlines()[2:]))
+"#;
+
+/// `name → flags` of the interfaces, and the names /proc/net/dev lists.
+fn interfaces(f: &Fixture, profile: &str) -> (BTreeMap<String, u32>, String) {
+    let o = f.run(profile, &["python3", "-c", INTERFACES]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    let ifs = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("if "))
+        .map(|l| {
+            let (name, flags) = l.split_once(' ').unwrap();
+            (name.to_string(), flags.parse().unwrap())
+        })
+        .collect();
+    let dev = out
+        .lines()
+        .find_map(|l| l.strip_prefix("procnetdev "))
+        .unwrap_or_default();
+    (ifs, dev.to_string())
+}
+
+const IFF_UP: u32 = 1;
+
+#[test]
+fn none_has_only_lo_and_it_is_down() {
+    if !can_run("none_has_only_lo_and_it_is_down") {
+        return;
+    }
+    let f = Fixture::new("net-none-ifs");
+    let (ifs, dev) = interfaces(&f, "default");
+    assert_eq!(ifs.keys().collect::<Vec<_>>(), ["lo"], "{ifs:?}");
+    assert_eq!(ifs["lo"] & IFF_UP, 0, "lo is up: {ifs:?}");
+    assert_eq!(dev, "lo");
+}
+
+const LOOPBACK: &str = "version: 1
+name: loopback
+extends: default
+network:
+  mode: loopback
+";
+
+#[test]
+fn loopback_talks_to_itself_not_to_host() {
+    if !can_run("loopback_talks_to_itself_not_to_host") {
+        return;
+    }
+    let f = Fixture::new("net-loopback");
+    let profile = f.profile("loopback", LOOPBACK);
+    let profile = profile.to_str().unwrap();
+
+    let (ifs, dev) = interfaces(&f, profile);
+    assert_eq!(ifs.keys().collect::<Vec<_>>(), ["lo"], "{ifs:?}");
+    assert_eq!(ifs["lo"] & IFF_UP, IFF_UP, "lo is down: {ifs:?}");
+    assert_eq!(dev, "lo");
+
+    // A server and a client, both inside, over 127.0.0.1.
+    let py = r#"
+import socket, threading
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+def serve():
+    c, _ = srv.accept()
+    c.sendall(c.recv(16).upper())
+    c.close()
+t = threading.Thread(target=serve)
+t.start()
+with socket.create_connection(srv.getsockname(), timeout=5) as c:
+    c.sendall(b"ping")
+    print("echo", c.recv(16).decode())
+t.join()
+"#;
+    let o = f.run(profile, &["python3", "-c", py]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "echo PING\n", "{}", show(&o));
+
+    // The host's 127.0.0.1 is another one.
+    let (l, port) = tcp_listener();
+    let got = attempt(&f, profile, &[format!("tcp=tcp:{port}")]);
+    assert_eq!(
+        got.get("tcp").map(String::as_str),
+        Some("ECONNREFUSED"),
+        "{got:?}"
+    );
+    assert!(
+        pending_tcp(&l).is_none(),
+        "the host listener got a connection from the sandbox"
+    );
+    assert_tcp_reachable_from_host(&l, port);
+}
+
+fn host_profile(connect: &[u16], bind: &[u16]) -> String {
+    format!(
+        "version: 1\nname: host-net\nextends: default\nnetwork:\n  mode: host\n  connect_tcp: {connect:?}\n  bind_tcp: {bind:?}\n"
+    )
+}
+
+#[test]
+fn host_mode_connects_only_to_listed_tcp_ports() {
+    if !can_run("host_mode_connects_only_to_listed_tcp_ports") {
+        return;
+    }
+    if !require_landlock("host_mode_connects_only_to_listed_tcp_ports", 4) {
+        return;
+    }
+    let f = Fixture::new("net-host-connect");
+    let (allowed, p) = tcp_listener();
+    let (denied, q) = tcp_listener();
+    let profile = f.profile("host", &host_profile(&[p], &[]));
+    let got = attempt(
+        &f,
+        profile.to_str().unwrap(),
+        &[format!("allowed=tcp:{p}"), format!("denied=tcp:{q}")],
+    );
+    // Control: the listed port is reached, and the data arrives.
+    assert_eq!(
+        got.get("allowed").map(String::as_str),
+        Some("ok"),
+        "{got:?}"
+    );
+    let s = pending_tcp(&allowed).expect("the allowed listener saw no connection");
+    assert_eq!(received(&s, || s.set_nonblocking(false).unwrap()), "hi");
+    // The other port: Landlock says no.
+    assert_eq!(
+        got.get("denied").map(String::as_str),
+        Some("EACCES"),
+        "{got:?}"
+    );
+    assert!(
+        pending_tcp(&denied).is_none(),
+        "the unlisted port got a connection"
+    );
+    assert_tcp_reachable_from_host(&denied, q);
+}
+
+#[test]
+fn host_mode_binds_only_listed_tcp_ports() {
+    if !can_run("host_mode_binds_only_listed_tcp_ports") {
+        return;
+    }
+    if !require_landlock("host_mode_binds_only_listed_tcp_ports", 4) {
+        return;
+    }
+    let f = Fixture::new("net-host-bind");
+    // A port that was free a moment ago (Landlock decides before the
+    // kernel would look whether it is in use).
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let specs = [format!("port=tcpbind:{free}"), "any=tcpbind:0".to_string()];
+
+    let none = f.profile("host-none", &host_profile(&[], &[]));
+    let got = attempt(&f, none.to_str().unwrap(), &specs);
+    assert_eq!(
+        got.get("port").map(String::as_str),
+        Some("EACCES"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("any").map(String::as_str),
+        Some("EACCES"),
+        "{got:?}"
+    );
+
+    // Control: listed, the same bind works.
+    let listed = f.profile("host-listed", &host_profile(&[], &[free]));
+    let got = attempt(&f, listed.to_str().unwrap(), &specs[..1]);
+    assert_eq!(got.get("port").map(String::as_str), Some("ok"), "{got:?}");
+}
+
+#[test]
+fn host_mode_blocks_host_abstract_unix_socket() {
+    if !can_run("host_mode_blocks_host_abstract_unix_socket") {
+        return;
+    }
+    // Same network namespace as the host: only Landlock's scope (ABI 6)
+    // stands between the agent and the host's abstract sockets.
+    if !require_landlock("host_mode_blocks_host_abstract_unix_socket", 6) {
+        return;
+    }
+    let f = Fixture::new("net-host-abstract");
+    let name = format!("confine-test-{}", unique());
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let l = UnixListener::bind_addr(&addr).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let got = attempt(&f, "networked", &[format!("abstract=abstract:{name}")]);
+    assert_eq!(
+        got.get("abstract").map(String::as_str),
+        Some("EPERM"),
+        "{got:?}"
+    );
+    assert!(
+        pending_unix(&l).is_none(),
+        "the host listener got a connection from the sandbox"
+    );
+    let _c = UnixStream::connect_addr(&addr).unwrap();
+    assert!(poll(Duration::from_secs(5), || pending_unix(&l)).is_some());
+}
+
+#[test]
+fn daemon_socket_outside_grants_is_unreachable() {
+    if !can_run("daemon_socket_outside_grants_is_unreachable") {
+        return;
+    }
+    let f = Fixture::new("net-daemon-sock");
+    // A stand-in for /run/docker.sock, world-connectable.
+    let run = f.outside.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = run.join("docker.sock");
+    let l = unix_listener(&path);
+    let spec = [format!("daemon=unix:{}", path.display())];
+    // Whatever the network mode: pathname sockets don't care about netns.
+    for profile in ["default", "networked"] {
+        let got = attempt(&f, profile, &spec);
+        assert!(
+            one_of(got.get("daemon"), &["ENOENT", "EACCES", "EPERM"]),
+            "{profile}: {got:?}"
+        );
+        assert!(
+            pending_unix(&l).is_none(),
+            "{profile}: the agent reached the daemon socket"
+        );
+    }
+    assert_unix_reachable_as_agent_uid(&l, &path);
+}
