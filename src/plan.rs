@@ -219,6 +219,9 @@ pub struct Plan {
     pub audit_log: Option<PathBuf>,
     pub compat: profile::Compat,
     pub namespaces: Vec<&'static str>,
+    /// confine runs without root: the sandbox starts with a user namespace
+    /// that maps only the caller's uid and gid.
+    pub unprivileged: bool,
     /// What can't be enforced here. Non-empty only under best-effort.
     pub dropped: Vec<Gap>,
     pub warnings: Vec<Warning>,
@@ -508,7 +511,9 @@ impl Plan {
         Self::build_gaps(&p, &fs, &mut gaps);
 
         let seccomp = Self::seccomp(&p)?;
-        let user = Self::user(&p, &workspace)?;
+        // SAFETY: geteuid has no arguments and can't fail.
+        let unprivileged = unsafe { libc::geteuid() } != 0;
+        let user = Self::user(&p, &workspace, unprivileged)?;
         let (env_keys, envp) = Self::env(&p, &workspace)?;
         let limits = Self::limits(&p);
         let caps: Vec<caps::Capability> = p.capabilities.iter().map(|c| c.value.0).collect();
@@ -519,10 +524,11 @@ impl Plan {
             .filter(|d| fs.grants.iter().any(|g| !g.implicit && d.starts_with(&g.path)))
             .unwrap_or_else(|| workspace.clone());
 
-        let namespaces = match p.network.mode.value {
-            NetworkMode::Host => vec!["mount", "pid", "ipc", "uts"],
-            _ => vec!["mount", "net", "pid", "ipc", "uts"],
-        };
+        let mut namespaces = if unprivileged { vec!["user"] } else { vec![] };
+        namespaces.extend(["mount", "pid", "ipc", "uts", "cgroup"]);
+        if p.network.mode.value != NetworkMode::Host {
+            namespaces.push("net");
+        }
 
         if !gaps.is_empty() && p.compat == profile::Compat::Strict {
             let list: Vec<String> = gaps.iter().map(|g| g.to_string()).collect();
@@ -572,6 +578,7 @@ impl Plan {
             audit_log,
             compat: p.compat,
             namespaces,
+            unprivileged,
             dropped: gaps,
             warnings,
             exec,
@@ -923,16 +930,38 @@ impl Plan {
         })
     }
 
-    fn user(p: &Profile, ws: &Path) -> Result<UserPlan, PlanError> {
+    fn user(p: &Profile, ws: &Path, unprivileged: bool) -> Result<UserPlan, PlanError> {
         let spec = &p.user.value;
         // Only `user: root` may yield uid 0; nothing else is taken to mean it.
-        let ids = user::resolve(&user_spec(spec), ws, false).map_err(|e| {
+        let mut ids = user::resolve(&user_spec(spec), ws, false).map_err(|e| {
             let why = match e.hint() {
                 Some(h) => format!("{e}; hint: {h}"),
                 None => e.to_string(),
             };
             p.user.error("user", why)
         })?;
+        if unprivileged {
+            // The user namespace maps only the caller's own uid and gid.
+            // SAFETY: geteuid/getegid have no arguments and can't fail.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            if ids.uid != uid {
+                return Err(p
+                    .user
+                    .error(
+                        "user",
+                        format!(
+                            "resolves to uid {}, but without root confine can only run the agent as you (uid {uid}); run confine as root, or use a workspace you own",
+                            ids.uid
+                        ),
+                    )
+                    .into());
+            }
+            ids.gid = gid;
+            // setgroups is denied in an unprivileged user namespace: the
+            // caller's supplementary groups stay (unmapped, as nobody).
+            ids.groups.clear();
+            ids.keep_groups = true;
+        }
         Ok(UserPlan {
             spec: spec.to_string(),
             uid: ids.uid,

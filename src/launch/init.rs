@@ -60,7 +60,33 @@ fn die_with_supervisor(err: RawFd, alive: RawFd) {
 }
 
 /// Runs the init; never returns.
-pub fn run(a: InitArgs, err_fd: OwnedFd, alive_fd: OwnedFd, status_fd: OwnedFd) -> ! {
+/// The init's ends of the pipes to the supervisor.
+pub struct Pipes {
+    /// Why the command never ran ([`report`]).
+    pub err: OwnedFd,
+    /// Readable end of a pipe the supervisor holds open while it lives.
+    pub alive: OwnedFd,
+    /// The agent's raw wait status, written once at the end.
+    pub status: OwnedFd,
+    /// End of file here means the supervisor has finished setting us up
+    /// from outside (uid/gid maps).
+    pub go: OwnedFd,
+}
+
+pub fn run(a: InitArgs, pipes: Pipes) -> ! {
+    let Pipes {
+        err: err_fd,
+        alive: alive_fd,
+        status: status_fd,
+        go,
+    } = pipes;
+    // Wait for the supervisor; if it died instead, the read also ends.
+    let mut b = [0u8; 1];
+    // SAFETY: b is a valid buffer; go is our pipe's read end.
+    while unsafe { libc::read(go.as_raw_fd(), b.as_mut_ptr().cast(), 1) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+    drop(go);
     let err = err_fd.as_raw_fd();
     let alive = alive_fd.as_raw_fd();
     let plan = a.plan;

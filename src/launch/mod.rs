@@ -149,6 +149,7 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
         core_dumps: plan.limits.core_dumps,
     };
     let ns = namespaces::Namespaces {
+        user: plan.unprivileged,
         mount: true,
         net: plan.network.mode != NetworkMode::Host,
         pid: true,
@@ -160,23 +161,22 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
     let (err_r, err_w) = report::pipe().map_err(|e| setup("prepare", "error pipe", e))?;
     let (alive_r, alive_w) = report::pipe().map_err(|e| setup("prepare", "liveness pipe", e))?;
     let (status_r, status_w) = report::pipe().map_err(|e| setup("prepare", "status pipe", e))?;
+    // The child waits on this until the supervisor has set it up from
+    // outside (uid/gid maps): nothing inside runs before that.
+    let (go_r, go_w) = report::pipe().map_err(|e| setup("prepare", "start pipe", e))?;
     let mask = block_signals();
     let started = Instant::now();
 
     let child = namespaces::clone_into(ns).map_err(|e| {
         restore_signals(&mask);
-        let hint = if e.raw_os_error() == Some(libc::EPERM) {
-            " (creating namespaces needs root; this version doesn't use user namespaces yet)"
-        } else {
-            ""
-        };
-        setup("clone", format!("namespaces {}", ns.names().join(" ")), format!("{e}{hint}"))
+        clone_error(ns, e)
     })?;
     let pid = match child {
         namespaces::Cloned::Child => {
             drop(err_r);
             drop(alive_w);
             drop(status_r);
+            drop(go_w);
             let args = init::InitArgs {
                 plan,
                 caps,
@@ -184,13 +184,25 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
                 exec,
                 forwarded: &FORWARDED,
             };
-            init::run(args, err_w, alive_r, status_w)
+            init::run(args, init::Pipes { err: err_w, alive: alive_r, status: status_w, go: go_r })
         }
         namespaces::Cloned::Parent { pid } => pid,
     };
     drop(err_w);
     drop(alive_r);
     drop(status_w);
+    drop(go_r);
+    if plan.unprivileged {
+        if let Err(e) = namespaces::write_id_maps(pid, plan.user.uid, plan.user.gid) {
+            // The child is still waiting: end it before it does anything.
+            send(pid, None, libc::SIGKILL);
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+            restore_signals(&mask);
+            return Err(setup("userns", "uid/gid maps", e));
+        }
+    }
+    drop(go_w);
 
     // A pidfd, so no signal can hit a recycled pid: the init is our unreaped
     // child until the very end.
@@ -244,6 +256,24 @@ fn children_rusage() -> libc::rusage {
         libc::getrusage(libc::RUSAGE_CHILDREN, &mut r);
         r
     }
+}
+
+/// Explains a failed clone: most often, user namespaces are blocked.
+fn clone_error(ns: namespaces::Namespaces, e: std::io::Error) -> LaunchError {
+    let names = ns.names().join(" ");
+    if !ns.user {
+        return setup("clone", format!("namespaces {names}"), e);
+    }
+    let userns = crate::probe::probe().namespaces.unprivileged_userns;
+    let fix = userns
+        .fix
+        .map(|f| format!("; fix: {f}, or run confine as root"))
+        .unwrap_or_else(|| "; fix: run confine as root".into());
+    setup(
+        "clone",
+        "user namespace",
+        format!("{e}: unprivileged user namespaces are blocked here ({}){fix}", userns.reason),
+    )
 }
 
 fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {

@@ -15,6 +15,9 @@ use std::io;
 /// Which namespaces to create.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Namespaces {
+    /// A user namespace, created first by the kernel so it owns the others:
+    /// how an unprivileged caller gets the capabilities to build the rest.
+    pub user: bool,
     pub mount: bool,
     pub net: bool,
     pub pid: bool,
@@ -27,6 +30,7 @@ impl Namespaces {
     fn flags(self) -> libc::c_int {
         let mut f = 0;
         for (on, flag) in [
+            (self.user, libc::CLONE_NEWUSER),
             (self.mount, libc::CLONE_NEWNS),
             (self.net, libc::CLONE_NEWNET),
             (self.pid, libc::CLONE_NEWPID),
@@ -44,6 +48,7 @@ impl Namespaces {
     /// Names, for `explain` and the audit log.
     pub fn names(self) -> Vec<&'static str> {
         [
+            (self.user, "user"),
             (self.mount, "mount"),
             (self.net, "net"),
             (self.pid, "pid"),
@@ -91,6 +96,24 @@ pub fn clone_into(ns: Namespaces) -> io::Result<Cloned> {
         0 => Ok(Cloned::Child),
         pid => Ok(Cloned::Parent { pid: pid as libc::pid_t }),
     }
+}
+
+/// Maps exactly one uid and one gid of the caller into the user namespace of
+/// `pid`, identically (uid U inside is uid U outside), after denying
+/// setgroups, which an unprivileged gid_map requires. Called by the parent:
+/// a process can't map itself without privileges it doesn't have yet.
+///
+/// # Errors
+/// Writing a /proc/PID file fails.
+pub fn write_id_maps(pid: libc::pid_t, uid: u32, gid: u32) -> io::Result<()> {
+    let base = format!("/proc/{pid}");
+    let write = |file: &str, text: String| -> io::Result<()> {
+        std::fs::write(format!("{base}/{file}"), text)
+            .map_err(|e| io::Error::new(e.kind(), format!("writing {base}/{file}: {e}")))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{uid} {uid} 1\n"))?;
+    write("gid_map", format!("{gid} {gid} 1\n"))
 }
 
 /// Brings `lo` up in the current (new) network namespace with SIOCSIFFLAGS,
