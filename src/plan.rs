@@ -691,36 +691,8 @@ impl Plan {
         }
         let mut unprotectable = Vec::new();
         for p in &protect {
-            let Some(w) = view.binds.iter().find(|b| b.write && p.starts_with(&b.path) && *p != b.path) else {
-                // Outside every write grant it is read-only (or absent) anyway.
-                continue;
-            };
-            match std::fs::symlink_metadata(p) {
-                Err(_) => unprotectable.push((p.clone(), "doesn't exist yet")),
-                Ok(m) if m.file_type().is_symlink() => unprotectable.push((p.clone(), "is a symlink")),
-                Ok(_) => {
-                    let mut pins = Vec::new();
-                    let mut ok = true;
-                    for a in p.ancestors().skip(1) {
-                        if a == w.path {
-                            break;
-                        }
-                        if std::fs::symlink_metadata(a).map(|m| m.file_type().is_symlink()).unwrap_or(true) {
-                            ok = false;
-                        }
-                        pins.push(a.to_path_buf());
-                    }
-                    if !ok {
-                        unprotectable.push((p.clone(), "is reached through a symlink"));
-                        continue;
-                    }
-                    for pin in pins.into_iter().rev() {
-                        if !view.pins.contains(&pin) {
-                            view.pins.push(pin);
-                        }
-                    }
-                    view.protect.push(p.clone());
-                }
+            if let Err(why) = Self::plan_protect(p, &mut view) {
+                unprotectable.push((p.clone(), why));
             }
         }
         Ok(FsPlan {
@@ -732,7 +704,76 @@ impl Plan {
         })
     }
 
-    /// In host network mode, name resolution must keep working: when
+    /// Decides how `p` stays read-only inside its write grant (see
+/// [`mounts::View`]): bound read-only if it exists, a placeholder directory
+/// created first if it doesn't, an empty read-only file mounted over it if it
+/// is a symlink (whose target, when inside a write grant, is protected too).
+/// The directories between the grant and `p` are pinned as mount points.
+fn plan_protect(p: &Path, view: &mut mounts::View) -> Result<(), &'static str> {
+    let Some(w) = view
+        .binds
+        .iter()
+        .filter(|b| b.write && p.starts_with(&b.path) && p != b.path)
+        .max_by_key(|b| b.path.as_os_str().len())
+        .map(|b| b.path.clone())
+    else {
+        // Outside every write grant it is read-only, or absent, anyway.
+        return Ok(());
+    };
+    let mut between: Vec<PathBuf> = p
+        .ancestors()
+        .skip(1)
+        .take_while(|a| *a != w)
+        .map(Path::to_path_buf)
+        .collect();
+    between.reverse();
+    let mut create = Vec::new();
+    for a in &between {
+        match std::fs::symlink_metadata(a) {
+            Ok(m) if m.file_type().is_symlink() => return Err("is reached through a symlink"),
+            Ok(m) if !m.is_dir() => return Err("is beneath something that isn't a directory"),
+            Ok(_) => {}
+            Err(_) => create.push(a.clone()),
+        }
+    }
+    let target = match std::fs::symlink_metadata(p) {
+        Err(_) => {
+            create.push(p.to_path_buf());
+            None
+        }
+        Ok(m) if m.file_type().is_symlink() => {
+            Self::push_new(&mut view.masks, p);
+            Some(std::fs::canonicalize(p).ok())
+        }
+        Ok(_) => None,
+    };
+    for c in create {
+        Self::push_new(&mut view.create, &c);
+    }
+    for pin in between {
+        Self::push_new(&mut view.pins, &pin);
+    }
+    match target {
+        None => Self::push_new(&mut view.protect, p),
+        // What the link points to, if it is inside a write grant, must not
+        // become writable through its own path either.
+        Some(Some(t)) if t != p => {
+            if view.binds.iter().any(|b| b.write && t.starts_with(&b.path)) {
+                Self::plan_protect(&t, view)?;
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
+    if !v.iter().any(|x| x == p) {
+        v.push(p.to_path_buf());
+    }
+}
+
+/// In host network mode, name resolution must keep working: when
     /// /etc/resolv.conf points elsewhere (systemd-resolved's stub under
     /// /run), that file is granted read-only too, and nothing else of /run.
     fn resolver(by_path: &mut BTreeMap<PathBuf, (PathBuf, Grant, bool)>, view: &mut mounts::View) {

@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::audit::Audit;
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
-use crate::sandbox::{caps, limits, namespaces};
+use crate::sandbox::{caps, limits, mounts, namespaces};
 
 /// Exit status when `limits.wall_time` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
@@ -70,7 +70,10 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     audit
         .record("launch", launch_record(plan))
         .map_err(|e| setup("audit", "writing the launch record", e))?;
+    let made = mounts::create_placeholders(&plan.filesystem.mounts, plan.user.uid, plan.user.gid)
+        .map_err(|e| setup("placeholders", "filesystem.protect", e))?;
     let result = launch(plan);
+    mounts::remove_created(&made);
     let record = match &result {
         Ok(o) => audit.record("exit", o.record()),
         Err(e) => audit.record("refused", json!({ "why": e.to_string() })),

@@ -25,10 +25,20 @@ fn err(text: &str) -> ProfileError {
 /// Asserts an error's layer, key, position and that its message contains
 /// every fragment.
 #[track_caller]
-fn assert_err(e: &ProfileError, source: &str, key: &str, pos: Option<(usize, usize)>, fragments: &[&str]) {
+fn assert_err(
+    e: &ProfileError,
+    source: &str,
+    key: &str,
+    pos: Option<(usize, usize)>,
+    fragments: &[&str],
+) {
     assert_eq!(e.source_name, source, "source of {e:?}");
     assert_eq!(e.key, key, "key of {e:?}");
-    assert_eq!(e.pos, pos.map(|(line, col)| Pos { line, col }), "position of {e:?}");
+    assert_eq!(
+        e.pos,
+        pos.map(|(line, col)| Pos { line, col }),
+        "position of {e:?}"
+    );
     for f in fragments {
         assert!(e.message.contains(f), "message of {e:?} lacks {f:?}");
     }
@@ -36,7 +46,10 @@ fn assert_err(e: &ProfileError, source: &str, key: &str, pos: Option<(usize, usi
     let shown = e.to_string();
     let key = if key.is_empty() { "profile" } else { key };
     match pos {
-        Some((l, c)) => assert!(shown.starts_with(&format!("{key} ({source}:{l}:{c}): ")), "{shown}"),
+        Some((l, c)) => assert!(
+            shown.starts_with(&format!("{key} ({source}:{l}:{c}): ")),
+            "{shown}"
+        ),
         None => assert!(shown.starts_with(&format!("{key} ({source}): ")), "{shown}"),
     }
     assert!(!shown.contains('\n'), "one line: {shown:?}");
@@ -145,11 +158,17 @@ fn parses_the_design_example() {
     assert_eq!(p.name, "coding");
     assert!(p.description.starts_with("read the system"));
     assert_eq!(p.workspace.as_ref().unwrap().value.raw, "/workspace");
-    assert_eq!(paths(&p.filesystem.read), ["/usr", "/etc", "/lib", "/lib64?", "/bin", "/sbin"]);
+    assert_eq!(
+        paths(&p.filesystem.read),
+        ["/usr", "/etc", "/lib", "/lib64?", "/bin", "/sbin"]
+    );
     assert!(p.filesystem.read[3].value.optional);
     assert_eq!(p.filesystem.read[3].value.raw, "/lib64");
     assert_eq!(paths(&p.filesystem.write), ["{workspace}"]);
-    assert_eq!(paths(&p.filesystem.exec), ["/usr/bin", "/bin", "/usr/lib", "/usr/libexec"]);
+    assert_eq!(
+        paths(&p.filesystem.exec),
+        ["/usr/bin", "/bin", "/usr/lib", "/usr/libexec"]
+    );
     assert_eq!(
         p.filesystem.tmp,
         Some(TmpSettings {
@@ -164,10 +183,16 @@ fn parses_the_design_example() {
     assert_eq!(p.syscalls.allow[0].value.0, "io_setup");
     assert_eq!(p.syscalls.deny[0].value.0, "kcmp");
     assert_eq!(p.syscalls.on_violation, OnViolation::Kill);
-    assert_eq!(p.capabilities[0].value.0, caps::Capability::CAP_NET_BIND_SERVICE);
+    assert_eq!(
+        p.capabilities[0].value.0,
+        caps::Capability::CAP_NET_BIND_SERVICE
+    );
     assert_eq!(p.user.value, UserSpec::WorkspaceOwner);
     assert_eq!(keys(&p.env.keep), ["PATH", "LANG", "LC_ALL", "TERM", "TZ"]);
-    assert_eq!(p.env.set.get("HOME").map(String::as_str), Some("{workspace}"));
+    assert_eq!(
+        p.env.set.get("HOME").map(String::as_str),
+        Some("{workspace}")
+    );
     let l = &p.limits;
     assert_eq!(l.wall_time, Some(Duration(3_600_000)));
     assert_eq!(l.grace, Some(Duration(10_000)));
@@ -177,7 +202,10 @@ fn parses_the_design_example() {
     assert_eq!(l.open_files, Some(Count(1024)));
     assert_eq!(l.file_size, Some(Size(1 << 30)));
     assert_eq!(l.core_dumps, Some(false));
-    assert_eq!(p.audit_log.as_ref().unwrap().value.raw, "/var/log/confine/audit.jsonl");
+    assert_eq!(
+        p.audit_log.as_ref().unwrap().value.raw,
+        "/var/log/confine/audit.jsonl"
+    );
     assert_eq!(p.compat, Compat::BestEffort);
     assert_eq!(p.sources.len(), 1);
 }
@@ -187,7 +215,11 @@ fn defaults_fill_what_a_profile_leaves_out() {
     let p = ok("version: 1\n");
     assert_eq!(p.name, "t.yaml");
     assert!(p.workspace.is_none());
-    assert!(p.filesystem.read.is_empty() && p.filesystem.write.is_empty() && p.filesystem.exec.is_empty());
+    assert!(
+        p.filesystem.read.is_empty()
+            && p.filesystem.write.is_empty()
+            && p.filesystem.exec.is_empty()
+    );
     assert_eq!(p.filesystem.tmp, Some(TmpSettings::default()));
     assert_eq!(p.network.mode.value, NetworkMode::None);
     assert!(p.network.mode.origin.is_none());
@@ -207,12 +239,18 @@ fn every_builtin_loads_and_the_chain_is_as_documented() {
         let p = load(name, &[]).unwrap_or_else(|e| panic!("built-in {name}: {e}"));
         assert_eq!(p.name, *name);
         assert!(!p.description.is_empty(), "{name} has a description");
-        assert_eq!(p.sources.last().unwrap().name, format!("built-in profile {name}"));
+        assert_eq!(
+            p.sources.last().unwrap().name,
+            format!("built-in profile {name}")
+        );
         // Built-ins must not depend on one distribution's layout.
         for item in p.filesystem.read.iter().chain(&p.filesystem.exec) {
             let raw = &item.value.raw;
             if ["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"].contains(&raw.as_str()) {
-                assert!(item.value.optional, "built-in {name}: {raw} must be optional");
+                assert!(
+                    item.value.optional,
+                    "built-in {name}: {raw} must be optional"
+                );
             }
         }
     }
@@ -233,9 +271,18 @@ fn every_builtin_loads_and_the_chain_is_as_documented() {
     assert_eq!(paths(&d.filesystem.exec).last().unwrap(), "{workspace}");
     // minimal says `tmp: false`; readonly and default turn it back on.
     assert!(load("minimal", &[]).unwrap().filesystem.tmp.is_none());
-    assert_eq!(load("readonly", &[]).unwrap().filesystem.tmp.unwrap().size, Some(Size(64 << 20)));
-    assert_eq!(d.filesystem.tmp.as_ref().unwrap().size, Some(Size(256 << 20)));
-    assert_eq!(d.env.set.get("HOME").map(String::as_str), Some("{workspace}"));
+    assert_eq!(
+        load("readonly", &[]).unwrap().filesystem.tmp.unwrap().size,
+        Some(Size(64 << 20))
+    );
+    assert_eq!(
+        d.filesystem.tmp.as_ref().unwrap().size,
+        Some(Size(256 << 20))
+    );
+    assert_eq!(
+        d.env.set.get("HOME").map(String::as_str),
+        Some("{workspace}")
+    );
     let n = load("networked", &[]).unwrap();
     assert_eq!(n.network.mode.value, NetworkMode::Host);
     assert_eq!(n.network.connect_tcp, [Port(80), Port(443)]);
@@ -246,7 +293,12 @@ fn every_builtin_loads_and_the_chain_is_as_documented() {
 fn workspace_expansion() {
     let p = ok("version: 1\nfilesystem:\n  write: [\"{workspace}\", \"{workspace}/build\", \"{workspace}/out?\"]\n  protect: [\"{workspace}/.git/hooks\"]\n");
     let ws = Path::new("/srv/ws");
-    let w: Vec<Option<PathBuf>> = p.filesystem.write.iter().map(|x| x.value.expand(Some(ws))).collect();
+    let w: Vec<Option<PathBuf>> = p
+        .filesystem
+        .write
+        .iter()
+        .map(|x| x.value.expand(Some(ws)))
+        .collect();
     assert_eq!(
         w,
         [
@@ -315,31 +367,88 @@ fn unknown_top_level_key_suggests() {
         "filesytem",
         2,
         1,
-        &["unknown key `filesytem` (did you mean `filesystem`?)", "allowed here: version, name"],
+        &[
+            "unknown key `filesytem` (did you mean `filesystem`?)",
+            "allowed here: version, name",
+        ],
     );
-    assert_text_err("version: 1\nextend: default\n", "extend", 2, 1, &["did you mean `extends`?"]);
-    assert_text_err("version: 1\ncapabilites: []\n", "capabilites", 2, 1, &["did you mean `capabilities`?"]);
+    assert_text_err(
+        "version: 1\nextend: default\n",
+        "extend",
+        2,
+        1,
+        &["did you mean `extends`?"],
+    );
+    assert_text_err(
+        "version: 1\ncapabilites: []\n",
+        "capabilites",
+        2,
+        1,
+        &["did you mean `capabilities`?"],
+    );
 }
 
 #[test]
 fn unknown_key_without_a_close_match() {
     let e = err("version: 1\nzzzzzzzz: 1\n");
-    assert_err(&e, "t.yaml", "zzzzzzzz", Some((2, 1)), &["unknown key `zzzzzzzz`; allowed here: version"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "zzzzzzzz",
+        Some((2, 1)),
+        &["unknown key `zzzzzzzz`; allowed here: version"],
+    );
     assert!(!e.message.contains("did you mean"), "{e}");
 }
 
 #[test]
 fn unknown_key_in_every_section_suggests() {
     let cases: &[(&str, &str, usize, usize, &str)] = &[
-        ("filesystem:\n  raed: [/usr]\n", "filesystem.raed", 3, 3, "read"),
-        ("filesystem:\n  protcet: []\n", "filesystem.protcet", 3, 3, "protect"),
+        (
+            "filesystem:\n  raed: [/usr]\n",
+            "filesystem.raed",
+            3,
+            3,
+            "read",
+        ),
+        (
+            "filesystem:\n  protcet: []\n",
+            "filesystem.protcet",
+            3,
+            3,
+            "protect",
+        ),
         ("network:\n  mdoe: none\n", "network.mdoe", 3, 3, "mode"),
-        ("network:\n  connect_tpc: [443]\n", "network.connect_tpc", 3, 3, "connect_tcp"),
-        ("syscalls:\n  alow: [read]\n", "syscalls.alow", 3, 3, "allow"),
-        ("syscalls:\n  on_violaton: kill\n", "syscalls.on_violaton", 3, 3, "on_violation"),
+        (
+            "network:\n  connect_tpc: [443]\n",
+            "network.connect_tpc",
+            3,
+            3,
+            "connect_tcp",
+        ),
+        (
+            "syscalls:\n  alow: [read]\n",
+            "syscalls.alow",
+            3,
+            3,
+            "allow",
+        ),
+        (
+            "syscalls:\n  on_violaton: kill\n",
+            "syscalls.on_violaton",
+            3,
+            3,
+            "on_violation",
+        ),
         ("env:\n  kep: [PATH]\n", "env.kep", 3, 3, "keep"),
         ("limits:\n  memroy: 1G\n", "limits.memroy", 3, 3, "memory"),
-        ("limits:\n  walltime: 1h\n", "limits.walltime", 3, 3, "wall_time"),
+        (
+            "limits:\n  walltime: 1h\n",
+            "limits.walltime",
+            3,
+            3,
+            "wall_time",
+        ),
         ("audit:\n  lgo: /var/log/x\n", "audit.lgo", 3, 3, "log"),
     ];
     for (body, key, line, col, want) in cases {
@@ -409,7 +518,10 @@ fn wrong_types() {
         "filesystem.read",
         3,
         9,
-        &["invalid type: string \"/usr\"", "expected a list, or {add: [...]} / {remove: [...]}"],
+        &[
+            "invalid type: string \"/usr\"",
+            "expected a list, or {add: [...]} / {remove: [...]}",
+        ],
     );
     assert_text_err(
         "version: 1\nfilesystem: [/usr]\n",
@@ -439,7 +551,13 @@ fn wrong_types() {
         8,
         &["`false`, `true` or {size: SIZE, exec: BOOL}"],
     );
-    assert_text_err("version: 1\nname: [a]\n", "name", 2, 7, &["expected a string"]);
+    assert_text_err(
+        "version: 1\nname: [a]\n",
+        "name",
+        2,
+        7,
+        &["expected a string"],
+    );
     assert_text_err(
         "version: 1\nlimits:\n  pids: many\n",
         "limits.pids",
@@ -506,7 +624,13 @@ fn relative_paths_are_errors() {
         17,
         &["relative path `./out`"],
     );
-    assert_text_err("version: 1\nworkspace: ws\n", "workspace", 2, 12, &["relative path `ws`"]);
+    assert_text_err(
+        "version: 1\nworkspace: ws\n",
+        "workspace",
+        2,
+        12,
+        &["relative path `ws`"],
+    );
     assert_text_err(
         "version: 1\naudit:\n  log: audit.jsonl\n",
         "audit.log",
@@ -514,8 +638,20 @@ fn relative_paths_are_errors() {
         8,
         &["relative path `audit.jsonl`"],
     );
-    assert_text_err("version: 1\nfilesystem:\n  exec: [\"~/bin\"]\n", "filesystem.exec[0]", 3, 10, &["relative path `~/bin`"]);
-    assert_text_err("version: 1\nfilesystem:\n  protect: [\"\"]\n", "filesystem.protect[0]", 3, 13, &["empty path"]);
+    assert_text_err(
+        "version: 1\nfilesystem:\n  exec: [\"~/bin\"]\n",
+        "filesystem.exec[0]",
+        3,
+        10,
+        &["relative path `~/bin`"],
+    );
+    assert_text_err(
+        "version: 1\nfilesystem:\n  protect: [\"\"]\n",
+        "filesystem.protect[0]",
+        3,
+        13,
+        &["empty path"],
+    );
 }
 
 #[test]
@@ -533,18 +669,34 @@ fn optional_paths_keep_their_marker() {
 fn missing_path_fails_closed_optional_is_skipped() {
     let d = Dir::new();
     let missing = d.path("no-such-dir");
-    let bad = d.write("bad.yaml", &format!("version: 1\nfilesystem:\n  read:\n    - {}\n", missing.display()));
+    let bad = d.write(
+        "bad.yaml",
+        &format!(
+            "version: 1\nfilesystem:\n  read:\n    - {}\n",
+            missing.display()
+        ),
+    );
     match crate::plan::check(bad.to_str().unwrap()) {
         Err(crate::plan::PlanError::Profile(e)) => assert_err(
             &e,
             &name_of(&bad),
             "filesystem.read[0]",
             Some((4, 7)),
-            &[&format!("path {} does not exist (write `{}?` to make it optional)", missing.display(), missing.display())],
+            &[&format!(
+                "path {} does not exist (write `{}?` to make it optional)",
+                missing.display(),
+                missing.display()
+            )],
         ),
         other => panic!("expected a located profile error, got {other:?}"),
     }
-    let good = d.write("good.yaml", &format!("version: 1\nfilesystem:\n  read: [\"{}?\", /usr]\n", missing.display()));
+    let good = d.write(
+        "good.yaml",
+        &format!(
+            "version: 1\nfilesystem:\n  read: [\"{}?\", /usr]\n",
+            missing.display()
+        ),
+    );
     crate::plan::check(good.to_str().unwrap()).unwrap();
 }
 
@@ -553,13 +705,22 @@ fn missing_path_fails_closed_optional_is_skipped() {
 #[test]
 fn bad_sizes() {
     for (v, fragment) in [
-        ("12X", "bad size `12X`: write a positive number with an optional K, M, G or T suffix"),
+        (
+            "12X",
+            "bad size `12X`: write a positive number with an optional K, M, G or T suffix",
+        ),
         ("-1G", "bad size `-1G`"),
         ("0", "size `0` is zero"),
         ("lots", "bad size `lots`"),
         ("99999999999T", "size `99999999999T` is too large"),
     ] {
-        assert_text_err(&format!("version: 1\nlimits:\n  memory: {v}\n"), "limits.memory", 3, 11, &[fragment]);
+        assert_text_err(
+            &format!("version: 1\nlimits:\n  memory: {v}\n"),
+            "limits.memory",
+            3,
+            11,
+            &[fragment],
+        );
     }
     assert_text_err(
         "version: 1\nlimits: {file_size: 1.5Q}\n",
@@ -580,15 +741,30 @@ fn bad_sizes() {
 #[test]
 fn bad_durations() {
     for (v, fragment) in [
-        ("10", "bad duration `10`: write a number with ms, s, m or h (e.g. 10s, 1h)"),
+        (
+            "10",
+            "bad duration `10`: write a number with ms, s, m or h (e.g. 10s, 1h)",
+        ),
         ("10d", "bad duration `10d`"),
         ("-1s", "bad duration `-1s`"),
         ("1 hour", "bad duration `1 hour`"),
         ("9999h", "duration `9999h` is longer than a year"),
     ] {
-        assert_text_err(&format!("version: 1\nlimits:\n  wall_time: {v}\n"), "limits.wall_time", 3, 14, &[fragment]);
+        assert_text_err(
+            &format!("version: 1\nlimits:\n  wall_time: {v}\n"),
+            "limits.wall_time",
+            3,
+            14,
+            &[fragment],
+        );
     }
-    assert_text_err("version: 1\nlimits: {grace: soon}\n", "limits.grace", 2, 17, &["bad duration `soon`"]);
+    assert_text_err(
+        "version: 1\nlimits: {grace: soon}\n",
+        "limits.grace",
+        2,
+        17,
+        &["bad duration `soon`"],
+    );
 }
 
 // ---------------------------------------------- syscalls and capabilities
@@ -610,7 +786,13 @@ fn unknown_syscall_suggests() {
         &["unknown syscall `opnat` (did you mean `openat`?)"],
     );
     let e = err("version: 1\nsyscalls:\n  deny: {add: [not_a_syscall_at_all]}\n");
-    assert_err(&e, "t.yaml", "syscalls.deny.add[0]", Some((3, 16)), &["unknown syscall `not_a_syscall_at_all`"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "syscalls.deny.add[0]",
+        Some((3, 16)),
+        &["unknown syscall `not_a_syscall_at_all`"],
+    );
     assert!(!e.message.contains("did you mean"), "{e}");
 }
 
@@ -630,7 +812,10 @@ fn allowing_an_always_denied_syscall_is_an_error() {
         ),
         other => panic!("expected a located profile error, got {other:?}"),
     }
-    let p = d.write("q.yaml", "version: 1\nsyscalls:\n  allow: {add: [clone3]}\n");
+    let p = d.write(
+        "q.yaml",
+        "version: 1\nsyscalls:\n  allow: {add: [clone3]}\n",
+    );
     match crate::plan::check(p.to_str().unwrap()) {
         Err(crate::plan::PlanError::Profile(e)) => assert_err(
             &e,
@@ -653,7 +838,13 @@ fn unknown_capability() {
         &["unknown capability `CAP_NET_BIND_SERVISE` (did you mean `CAP_NET_BIND_SERVICE`?)"],
     );
     let e = err("version: 1\ncapabilities:\n  - CAP_CHOWN\n  - CAP_WHATEVER_YOU_WANT\n");
-    assert_err(&e, "t.yaml", "capabilities[1]", Some((4, 5)), &["unknown capability `CAP_WHATEVER_YOU_WANT`"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "capabilities[1]",
+        Some((4, 5)),
+        &["unknown capability `CAP_WHATEVER_YOU_WANT`"],
+    );
     // Lower case and a missing prefix are accepted spellings.
     let p = ok("version: 1\ncapabilities: [net_raw, cap_chown]\n");
     assert_eq!(p.capabilities[0].value.0, caps::Capability::CAP_NET_RAW);
@@ -667,7 +858,13 @@ fn ports_out_of_range() {
     for v in ["0", "65536", "-1", "http", "1.5", "\"\""] {
         let text = format!("version: 1\nnetwork:\n  connect_tcp: [{v}]\n");
         let e = err(&text);
-        assert_err(&e, "t.yaml", "network.connect_tcp[0]", Some((3, 17)), &["out of range: ports are 1 to 65535"]);
+        assert_err(
+            &e,
+            "t.yaml",
+            "network.connect_tcp[0]",
+            Some((3, 17)),
+            &["out of range: ports are 1 to 65535"],
+        );
     }
     assert_text_err(
         "version: 1\nnetwork:\n  bind_tcp: {add: [8080, 70000]}\n",
@@ -694,10 +891,34 @@ fn numeric_root_user_is_refused() {
         );
     }
     assert_eq!(ok("version: 1\nuser: root\n").user.value, UserSpec::Root);
-    assert_eq!(ok("version: 1\nuser: 1000:100\n").user.value, UserSpec::Id { uid: 1000, gid: Some(100) });
-    assert_eq!(ok("version: 1\nuser: 1000\n").user.value, UserSpec::Id { uid: 1000, gid: None });
-    assert_text_err("version: 1\nuser: 1000:x\n", "user", 2, 7, &["bad user `1000:x`"]);
-    assert_text_err("version: 1\nuser: \"a b\"\n", "user", 2, 7, &["bad user name `a b`"]);
+    assert_eq!(
+        ok("version: 1\nuser: 1000:100\n").user.value,
+        UserSpec::Id {
+            uid: 1000,
+            gid: Some(100)
+        }
+    );
+    assert_eq!(
+        ok("version: 1\nuser: 1000\n").user.value,
+        UserSpec::Id {
+            uid: 1000,
+            gid: None
+        }
+    );
+    assert_text_err(
+        "version: 1\nuser: 1000:x\n",
+        "user",
+        2,
+        7,
+        &["bad user `1000:x`"],
+    );
+    assert_text_err(
+        "version: 1\nuser: \"a b\"\n",
+        "user",
+        2,
+        7,
+        &["bad user name `a b`"],
+    );
 }
 
 // ---------------------------------------------------------------- version
@@ -711,9 +932,27 @@ fn version_must_be_1() {
         10,
         &["unsupported profile version 2: this confine reads version 1"],
     );
-    assert_text_err("name: x\nversion: 0\n", "version", 2, 10, &["unsupported profile version 0"]);
-    assert_text_err("version: -1\n", "version", 1, 10, &["invalid type: integer `-1`, expected `1`"]);
-    assert_text_err("version: one\n", "version", 1, 10, &["invalid type: string \"one\", expected `1`"]);
+    assert_text_err(
+        "name: x\nversion: 0\n",
+        "version",
+        2,
+        10,
+        &["unsupported profile version 0"],
+    );
+    assert_text_err(
+        "version: -1\n",
+        "version",
+        1,
+        10,
+        &["invalid type: integer `-1`, expected `1`"],
+    );
+    assert_text_err(
+        "version: one\n",
+        "version",
+        1,
+        10,
+        &["invalid type: string \"one\", expected `1`"],
+    );
 }
 
 #[test]
@@ -737,22 +976,58 @@ fn empty_file_lacks_a_version() {
 #[test]
 fn yaml_syntax_errors_are_located() {
     let e = err("version: 1\nfilesystem: {read: [/usr}\n");
-    assert_err(&e, "t.yaml", "filesystem.read", Some((2, 25)), &["did not find expected ',' or ']'"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "filesystem.read",
+        Some((2, 25)),
+        &["did not find expected ',' or ']'"],
+    );
     let e = err("version: 1\nfilesystem:\n\tread: [/usr]\n");
-    assert_err(&e, "t.yaml", "filesystem", Some((3, 1)), &["found character that cannot start any token"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "filesystem",
+        Some((3, 1)),
+        &["found character that cannot start any token"],
+    );
     let e = err("version: 1\nname: \"abc\n");
-    assert_err(&e, "t.yaml", "name", Some((3, 1)), &["found unexpected end of stream"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "name",
+        Some((3, 1)),
+        &["found unexpected end of stream"],
+    );
 }
 
 #[test]
 fn document_must_be_a_map() {
     let e = err("- version: 1\n- name: x\n");
-    assert_err(&e, "t.yaml", "", Some((1, 1)), &["invalid type: sequence, expected a map (key: value)"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "",
+        Some((1, 1)),
+        &["invalid type: sequence, expected a map (key: value)"],
+    );
     assert!(e.to_string().starts_with("profile (t.yaml:1:1): "), "{e}");
     let e = err("42\n");
-    assert_err(&e, "t.yaml", "", Some((1, 1)), &["invalid type: integer `42`, expected a map (key: value)"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "",
+        Some((1, 1)),
+        &["invalid type: integer `42`, expected a map (key: value)"],
+    );
     let e = err("just a string\n");
-    assert_err(&e, "t.yaml", "", Some((1, 1)), &["expected a map (key: value)"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "",
+        Some((1, 1)),
+        &["expected a map (key: value)"],
+    );
 }
 
 #[test]
@@ -785,25 +1060,46 @@ fn extends_cycle_is_located_at_the_extends_key() {
     // A profile that extends itself.
     let s = d.write("self.yaml", "version: 1\nextends: self.yaml\n");
     let e = load_path(&s).unwrap_err();
-    assert_err(&e, &name_of(&s), "extends", Some((2, 10)), &["extends cycle"]);
+    assert_err(
+        &e,
+        &name_of(&s),
+        "extends",
+        Some((2, 10)),
+        &["extends cycle"],
+    );
     // A three-file cycle, entered from outside it.
     d.write("x.yaml", "version: 1\nextends: y.yaml\n");
     let y = d.write("y.yaml", "version: 1\nextends: z.yaml\n");
     d.write("z.yaml", "version: 1\nextends:   x.yaml\n");
     let top = d.write("top.yaml", "version: 1\nextends: y.yaml\n");
     let e = load_path(&top).unwrap_err();
-    assert_err(&e, &name_of(&d.path("x.yaml")), "extends", Some((2, 10)), &["extends cycle", &name_of(&fs::canonicalize(&y).unwrap())]);
+    assert_err(
+        &e,
+        &name_of(&d.path("x.yaml")),
+        "extends",
+        Some((2, 10)),
+        &["extends cycle", &name_of(&fs::canonicalize(&y).unwrap())],
+    );
 }
 
 #[test]
 fn extends_chain_depth_is_bounded() {
     let d = Dir::new();
     for i in 0..20 {
-        d.write(&format!("p{i}.yaml"), &format!("version: 1\nextends: p{}.yaml\n", i + 1));
+        d.write(
+            &format!("p{i}.yaml"),
+            &format!("version: 1\nextends: p{}.yaml\n", i + 1),
+        );
     }
     d.write("p20.yaml", "version: 1\n");
     let e = load_path(&d.path("p0.yaml")).unwrap_err();
-    assert_err(&e, &name_of(&d.path("p15.yaml")), "extends", Some((2, 10)), &["extends chain is deeper than 16 profiles"]);
+    assert_err(
+        &e,
+        &name_of(&d.path("p15.yaml")),
+        "extends",
+        Some((2, 10)),
+        &["extends chain is deeper than 16 profiles"],
+    );
     // Sixteen layers are fine.
     load_path(&d.path("p5.yaml")).unwrap();
 }
@@ -815,39 +1111,85 @@ fn extends_unknown_builtin_suggests() {
         "extends",
         2,
         10,
-        &["no built-in profile `defualt` (did you mean `default`?)", "built-ins are minimal, readonly, default, networked"],
+        &[
+            "no built-in profile `defualt` (did you mean `default`?)",
+            "built-ins are minimal, readonly, default, networked",
+        ],
     );
     let d = Dir::new();
     let p = d.write("p.yaml", "version: 1\nname: p\nextends: readonyl\n");
     let e = load_path(&p).unwrap_err();
-    assert_err(&e, &name_of(&p), "extends", Some((3, 10)), &["no built-in profile `readonyl` (did you mean `readonly`?)"]);
+    assert_err(
+        &e,
+        &name_of(&p),
+        "extends",
+        Some((3, 10)),
+        &["no built-in profile `readonyl` (did you mean `readonly`?)"],
+    );
     let e = err("version: 1\nextends: something-else-entirely\n");
-    assert_err(&e, "t.yaml", "extends", Some((2, 10)), &["no built-in profile `something-else-entirely`;"]);
+    assert_err(
+        &e,
+        "t.yaml",
+        "extends",
+        Some((2, 10)),
+        &["no built-in profile `something-else-entirely`;"],
+    );
     assert!(!e.message.contains("did you mean"), "{e}");
 }
 
 #[test]
 fn unknown_profile_on_the_command_line() {
     let e = load("defualt", &[]).unwrap_err();
-    assert_err(&e, "defualt", "", None, &["no built-in profile `defualt` (did you mean `default`?)"]);
+    assert_err(
+        &e,
+        "defualt",
+        "",
+        None,
+        &["no built-in profile `defualt` (did you mean `default`?)"],
+    );
     let e = load("/no/such/profile.yaml", &[]).unwrap_err();
-    assert_err(&e, "/no/such/profile.yaml", "", None, &["can't read profile /no/such/profile.yaml"]);
+    assert_err(
+        &e,
+        "/no/such/profile.yaml",
+        "",
+        None,
+        &["can't read profile /no/such/profile.yaml"],
+    );
 }
 
 #[test]
 fn relative_extends_resolves_from_the_profiles_own_directory() {
     let d = Dir::new();
-    d.write("base.yaml", "version: 1\nname: base\nfilesystem:\n  read: [/usr]\n");
-    d.write("lib/mid.yaml", "version: 1\nextends: ../base.yaml\nfilesystem:\n  read: {add: [/etc]}\n");
-    let child = d.write("team/agents/child.yaml", "version: 1\nextends: ../../lib/mid.yaml\nname: child\n");
+    d.write(
+        "base.yaml",
+        "version: 1\nname: base\nfilesystem:\n  read: [/usr]\n",
+    );
+    d.write(
+        "lib/mid.yaml",
+        "version: 1\nextends: ../base.yaml\nfilesystem:\n  read: {add: [/etc]}\n",
+    );
+    let child = d.write(
+        "team/agents/child.yaml",
+        "version: 1\nextends: ../../lib/mid.yaml\nname: child\n",
+    );
     // The test's own working directory is the crate, where none of these exist.
     let p = load_path(&child).unwrap();
     assert_eq!(p.name, "child");
     assert_eq!(paths(&p.filesystem.read), ["/usr", "/etc"]);
     assert_eq!(p.sources.len(), 3);
     // Errors name the path as it was reached; the identity is the real file.
-    assert_eq!(p.sources[0].name, name_of(&fs::canonicalize(d.path("lib")).unwrap().join("../base.yaml")));
-    assert_eq!(p.sources[0].path, Some(fs::canonicalize(d.path("base.yaml")).unwrap()));
+    assert_eq!(
+        p.sources[0].name,
+        name_of(
+            &fs::canonicalize(d.path("lib"))
+                .unwrap()
+                .join("../base.yaml")
+        )
+    );
+    assert_eq!(
+        p.sources[0].path,
+        Some(fs::canonicalize(d.path("base.yaml")).unwrap())
+    );
     // A missing parent is an error at the extends key, naming the resolved path.
     let orphan = d.write("lib/orphan.yaml", "version: 1\nextends: ./nowhere.yaml\n");
     let e = load_path(&orphan).unwrap_err();
@@ -856,14 +1198,20 @@ fn relative_extends_resolves_from_the_profiles_own_directory() {
         &name_of(&orphan),
         "extends",
         Some((2, 10)),
-        &[&format!("can't read profile {}", name_of(&d.path("lib/nowhere.yaml")))],
+        &[&format!(
+            "can't read profile {}",
+            name_of(&d.path("lib/nowhere.yaml"))
+        )],
     );
 }
 
 #[test]
 fn extends_of_a_builtin_from_a_file() {
     let d = Dir::new();
-    let p = d.write("p.yaml", "version: 1\nextends: default\nnetwork:\n  mode: loopback\n");
+    let p = d.write(
+        "p.yaml",
+        "version: 1\nextends: default\nnetwork:\n  mode: loopback\n",
+    );
     let p = load_path(&p).unwrap();
     // The name comes from the nearest layer that has one.
     assert_eq!(p.name, "default");
@@ -882,12 +1230,24 @@ fn errors_in_a_parent_point_into_the_parent() {
     let parent = d.write("parent.yaml", "version: 1\nlimits:\n  memory: 12X\n");
     let child = d.write("child.yaml", "version: 1\nextends: parent.yaml\n");
     let e = load_path(&child).unwrap_err();
-    assert_err(&e, &name_of(&parent), "limits.memory", Some((3, 11)), &["bad size `12X`"]);
+    assert_err(
+        &e,
+        &name_of(&parent),
+        "limits.memory",
+        Some((3, 11)),
+        &["bad size `12X`"],
+    );
     // A parent without `version` is as wrong as a child without it.
     let parent = d.write("parent2.yaml", "name: p\n");
     let child = d.write("child2.yaml", "version: 1\nextends: parent2.yaml\n");
     let e = load_path(&child).unwrap_err();
-    assert_err(&e, &name_of(&parent), "version", Some((1, 1)), &["missing `version: 1`"]);
+    assert_err(
+        &e,
+        &name_of(&parent),
+        "version",
+        Some((1, 1)),
+        &["missing `version: 1`"],
+    );
 }
 
 #[test]
@@ -927,25 +1287,49 @@ fn lists_are_replaced_unless_edited() {
     assert_eq!(paths(&p.filesystem.exec), ["/bin", "/usr"]);
     assert_eq!(keys(&p.env.keep), ["TERM", "LANG"]);
     let caps: Vec<_> = p.capabilities.iter().map(|c| c.value.0).collect();
-    assert_eq!(caps, [caps::Capability::CAP_KILL, caps::Capability::CAP_NET_RAW]);
+    assert_eq!(
+        caps,
+        [caps::Capability::CAP_KILL, caps::Capability::CAP_NET_RAW]
+    );
     let deny: Vec<_> = p.syscalls.deny.iter().map(|s| s.value.0.as_str()).collect();
     assert_eq!(deny, ["io_setup"]);
     // Each item remembers the layer and key that wrote it.
     let srv = &p.filesystem.read[1];
     let e = srv.error("filesystem.read", "x");
-    assert_err(&e, &name_of(&d.path("mid.yaml")), "filesystem.read.add[0]", Some((4, 16)), &["x"]);
+    assert_err(
+        &e,
+        &name_of(&d.path("mid.yaml")),
+        "filesystem.read.add[0]",
+        Some((4, 16)),
+        &["x"],
+    );
     let var = &p.filesystem.read[2];
     let e = var.error("filesystem.read", "x");
-    assert_err(&e, &name_of(&leaf), "filesystem.read.add[0]", Some((4, 32)), &["x"]);
+    assert_err(
+        &e,
+        &name_of(&leaf),
+        "filesystem.read.add[0]",
+        Some((4, 32)),
+        &["x"],
+    );
     let usr = &p.filesystem.read[0];
     let e = usr.error("filesystem.read", "x");
-    assert_err(&e, &name_of(&d.path("base.yaml")), "filesystem.read[0]", Some((3, 10)), &["x"]);
+    assert_err(
+        &e,
+        &name_of(&d.path("base.yaml")),
+        "filesystem.read[0]",
+        Some((3, 10)),
+        &["x"],
+    );
 }
 
 #[test]
 fn plain_list_in_a_child_replaces_the_parents() {
     let d = Dir::new();
-    d.write("base.yaml", "version: 1\nfilesystem:\n  read: [/usr, /etc]\nnetwork:\n  connect_tcp: [80, 443]\n");
+    d.write(
+        "base.yaml",
+        "version: 1\nfilesystem:\n  read: [/usr, /etc]\nnetwork:\n  connect_tcp: [80, 443]\n",
+    );
     let c = d.write(
         "c.yaml",
         "version: 1\nextends: base.yaml\nfilesystem:\n  read: [/opt]\nnetwork:\n  connect_tcp: {add: [8443], remove: [80]}\n",
@@ -953,18 +1337,30 @@ fn plain_list_in_a_child_replaces_the_parents() {
     let p = load_path(&c).unwrap();
     assert_eq!(paths(&p.filesystem.read), ["/opt"]);
     assert_eq!(p.network.connect_tcp, [Port(443), Port(8443)]);
-    let e = d.write("e.yaml", "version: 1\nextends: base.yaml\nfilesystem:\n  read: []\n");
+    let e = d.write(
+        "e.yaml",
+        "version: 1\nextends: base.yaml\nfilesystem:\n  read: []\n",
+    );
     assert!(load_path(&e).unwrap().filesystem.read.is_empty());
 }
 
 #[test]
 fn tmp_false_in_a_child_overrides_the_parent() {
     let d = Dir::new();
-    d.write("base.yaml", "version: 1\nfilesystem:\n  tmp: {size: 64M, exec: true}\n");
-    let off = d.write("off.yaml", "version: 1\nextends: base.yaml\nfilesystem:\n  tmp: false\n");
+    d.write(
+        "base.yaml",
+        "version: 1\nfilesystem:\n  tmp: {size: 64M, exec: true}\n",
+    );
+    let off = d.write(
+        "off.yaml",
+        "version: 1\nextends: base.yaml\nfilesystem:\n  tmp: false\n",
+    );
     assert!(load_path(&off).unwrap().filesystem.tmp.is_none());
     // And back on, one level further down, with defaults for what isn't said.
-    let on = d.write("on.yaml", "version: 1\nextends: off.yaml\nfilesystem:\n  tmp: {size: 8M}\n");
+    let on = d.write(
+        "on.yaml",
+        "version: 1\nextends: off.yaml\nfilesystem:\n  tmp: {size: 8M}\n",
+    );
     assert_eq!(
         load_path(&on).unwrap().filesystem.tmp,
         Some(TmpSettings {
@@ -973,7 +1369,10 @@ fn tmp_false_in_a_child_overrides_the_parent() {
         })
     );
     // A partial map keeps what the parent said about the rest.
-    let part = d.write("part.yaml", "version: 1\nextends: base.yaml\nfilesystem:\n  tmp: {exec: false}\n");
+    let part = d.write(
+        "part.yaml",
+        "version: 1\nextends: base.yaml\nfilesystem:\n  tmp: {exec: false}\n",
+    );
     assert_eq!(
         load_path(&part).unwrap().filesystem.tmp,
         Some(TmpSettings {
@@ -981,8 +1380,14 @@ fn tmp_false_in_a_child_overrides_the_parent() {
             exec: Some(false)
         })
     );
-    let t = d.write("true.yaml", "version: 1\nextends: off.yaml\nfilesystem:\n  tmp: true\n");
-    assert_eq!(load_path(&t).unwrap().filesystem.tmp, Some(TmpSettings::default()));
+    let t = d.write(
+        "true.yaml",
+        "version: 1\nextends: off.yaml\nfilesystem:\n  tmp: true\n",
+    );
+    assert_eq!(
+        load_path(&t).unwrap().filesystem.tmp,
+        Some(TmpSettings::default())
+    );
     // The built-in `minimal` says `tmp: false`.
     let p = ok("version: 1\nextends: readonly\nfilesystem:\n  tmp: false\n");
     assert!(p.filesystem.tmp.is_none());
@@ -991,15 +1396,37 @@ fn tmp_false_in_a_child_overrides_the_parent() {
 #[test]
 fn env_set_merges_by_key() {
     let d = Dir::new();
-    d.write("base.yaml", "version: 1\nenv:\n  set: {HOME: /home/agent, LANG: C, EDITOR: vi}\n");
-    let c = d.write("c.yaml", "version: 1\nextends: base.yaml\nenv:\n  set:\n    LANG: C.UTF-8\n    PAGER: cat\n");
+    d.write(
+        "base.yaml",
+        "version: 1\nenv:\n  set: {HOME: /home/agent, LANG: C, EDITOR: vi}\n",
+    );
+    let c = d.write(
+        "c.yaml",
+        "version: 1\nextends: base.yaml\nenv:\n  set:\n    LANG: C.UTF-8\n    PAGER: cat\n",
+    );
     let p = load_path(&c).unwrap();
-    let set: Vec<(&str, &str)> = p.env.set.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let set: Vec<(&str, &str)> = p
+        .env
+        .set
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
         set,
-        [("EDITOR", "vi"), ("HOME", "/home/agent"), ("LANG", "C.UTF-8"), ("PAGER", "cat")]
+        [
+            ("EDITOR", "vi"),
+            ("HOME", "/home/agent"),
+            ("LANG", "C.UTF-8"),
+            ("PAGER", "cat")
+        ]
     );
-    assert_text_err("version: 1\nenv:\n  set: {\"A=B\": x}\n", "env.set.A=B", 3, 9, &["bad environment variable name `A=B`"]);
+    assert_text_err(
+        "version: 1\nenv:\n  set: {\"A=B\": x}\n",
+        "env.set.A=B",
+        3,
+        9,
+        &["bad environment variable name `A=B`"],
+    );
 }
 
 #[test]
@@ -1013,7 +1440,13 @@ fn scalars_override_and_limits_merge_field_by_field() {
     let p = load_path(&c).unwrap();
     assert_eq!(p.name, "child");
     assert_eq!(p.description, "the base");
-    assert_eq!(p.user.value, UserSpec::Id { uid: 1000, gid: None });
+    assert_eq!(
+        p.user.value,
+        UserSpec::Id {
+            uid: 1000,
+            gid: None
+        }
+    );
     assert_eq!(p.limits.memory, Some(Size(1 << 30)));
     assert_eq!(p.limits.pids, Some(Count(20)));
     assert_eq!(p.limits.wall_time, Some(Duration(300_000)));
@@ -1087,30 +1520,82 @@ fn bad_set_key() {
     // A typo: named as the --set it came from, with the key; no position,
     // since the user never saw the YAML we made of it.
     let e = load("default", &["limits.memroy=1G".into()]).unwrap_err();
-    assert_err(&e, "--set #1", "limits.memroy", None, &["unknown key `memroy` (did you mean `memory`?)"]);
-    let e = load("default", &["limits.memory=1G".into(), "filesytem.read=[/usr]".into()]).unwrap_err();
-    assert_err(&e, "--set #2", "filesytem", None, &["(did you mean `filesystem`?)"]);
+    assert_err(
+        &e,
+        "--set #1",
+        "limits.memroy",
+        None,
+        &["unknown key `memroy` (did you mean `memory`?)"],
+    );
+    let e = load(
+        "default",
+        &["limits.memory=1G".into(), "filesytem.read=[/usr]".into()],
+    )
+    .unwrap_err();
+    assert_err(
+        &e,
+        "--set #2",
+        "filesytem",
+        None,
+        &["(did you mean `filesystem`?)"],
+    );
     let e = load("default", &["limits.memory=12X".into()]).unwrap_err();
     assert_err(&e, "--set #1", "limits.memory", None, &["bad size `12X`"]);
     let e = load("default", &["limits=1".into()]).unwrap_err();
-    assert_err(&e, "--set #1", "limits", None, &["expected a map (key: value)"]);
+    assert_err(
+        &e,
+        "--set #1",
+        "limits",
+        None,
+        &["expected a map (key: value)"],
+    );
     let e = load("default", &["user=0".into()]).unwrap_err();
-    assert_err(&e, "--set #1", "user", None, &["would run the agent as root"]);
+    assert_err(
+        &e,
+        "--set #1",
+        "user",
+        None,
+        &["would run the agent as root"],
+    );
     let e = load("default", &["limits.memory".into()]).unwrap_err();
-    assert_err(&e, "--set limits.memory", "limits.memory", None, &["expected KEY=VALUE"]);
+    assert_err(
+        &e,
+        "--set limits.memory",
+        "limits.memory",
+        None,
+        &["expected KEY=VALUE"],
+    );
     for bad in ["a..b=1", ".a=1", "a.=1", "a b=1", "limits.mem-ory=1"] {
         let e = load("default", &[bad.to_string()]).unwrap_err();
         let key = bad.split('=').next().unwrap();
-        assert_err(&e, &format!("--set {bad}"), key, None, &[&format!("bad key `{key}`")]);
+        assert_err(
+            &e,
+            &format!("--set {bad}"),
+            key,
+            None,
+            &[&format!("bad key `{key}`")],
+        );
     }
     let e = load("default", &["=1".into()]).unwrap_err();
     assert_err(&e, "--set =1", "", None, &["bad key ``"]);
     let e = load("default", &["extends=minimal".into()]).unwrap_err();
-    assert_err(&e, "--set #1", "extends", None, &["extends can't be set with --set"]);
+    assert_err(
+        &e,
+        "--set #1",
+        "extends",
+        None,
+        &["extends can't be set with --set"],
+    );
     // `version` is no key to --set, but setting it to 1 is harmless.
     load("default", &["version=1".into()]).unwrap();
     let e = load("default", &["version=2".into()]).unwrap_err();
-    assert_err(&e, "--set #1", "version", None, &["unsupported profile version 2"]);
+    assert_err(
+        &e,
+        "--set #1",
+        "version",
+        None,
+        &["unsupported profile version 2"],
+    );
 }
 
 #[test]

@@ -41,8 +41,16 @@ pub struct View {
     /// themselves so they are mount points, which can't be renamed or
     /// removed (else `mv .git x; mkdir .git` would sidestep the protection).
     pub pins: Vec<PathBuf>,
-    /// Existing paths inside write grants that stay read-only.
+    /// Paths inside write grants that stay read-only (bound onto themselves
+    /// read-only).
     pub protect: Vec<PathBuf>,
+    /// Protected paths that are symlinks: an empty read-only file is mounted
+    /// on the link itself, so it can be neither followed nor replaced.
+    pub masks: Vec<PathBuf>,
+    /// Directories the launcher creates on the host before the launch (and
+    /// removes afterwards if still empty), parents first: mount points for
+    /// protected paths that don't exist yet.
+    pub create: Vec<PathBuf>,
     /// The private /tmp: (size in bytes, exec).
     pub tmp: Option<(u64, bool)>,
     /// Size of the private /dev/shm.
@@ -251,12 +259,17 @@ pub fn build(view: &View) -> Result<(), MountError> {
     }
     for p in &view.pins {
         let at = under(NEWROOT, p);
+        no_symlink_on(&at).map_err(err("pinning", p))?;
         mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("pinning", p))?;
     }
     for p in &view.protect {
         let at = under(NEWROOT, p);
+        no_symlink_on(&at).map_err(err("protecting", p))?;
         mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("protecting", p))?;
         setattr(&at, RDONLY | NOSUID | NODEV, 0, true).map_err(err("making read-only", p))?;
+    }
+    if !view.masks.is_empty() {
+        mask_symlinks(&view.masks)?;
     }
 
     // Enter the new root and drop the host's tree from this namespace.
@@ -271,6 +284,141 @@ pub fn build(view: &View) -> Result<(), MountError> {
     )
     .map_err(err("making read-only", root))?;
     Ok(())
+}
+
+/// Fails if any component of `path` (in the new root) is a symlink: a
+/// workspace is the agent's, and a mount must land exactly where planned.
+fn no_symlink_on(path: &Path) -> io::Result<()> {
+    let rel = path.strip_prefix(NEWROOT).unwrap_or(path);
+    let mut cur = PathBuf::from(NEWROOT);
+    for c in rel.components() {
+        cur.push(c);
+        if std::fs::symlink_metadata(&cur)?.file_type().is_symlink() {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+    }
+    Ok(())
+}
+
+/// Mounts an empty read-only file on each symlink itself (the new mount API
+/// doesn't follow a target's final symlink; mount(2) would).
+fn mask_symlinks(links: &[PathBuf]) -> Result<(), MountError> {
+    let empty = Path::new("/empty");
+    std::fs::File::create(empty).map_err(err("creating", empty))?;
+    let c = cstr(empty).map_err(err("opening", empty))?;
+    // SAFETY: c is a valid C string; OPEN_TREE_CLONE makes a detached copy.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(err("cloning", empty)(io::Error::last_os_error()));
+    }
+    // SAFETY: the fd was just returned to us.
+    let tree = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    setattr_fd(&tree, RDONLY | NOSUID | NODEV | NOEXEC).map_err(err("making read-only", empty))?;
+    for link in links {
+        let at = under(NEWROOT, link);
+        let parent = at.parent().unwrap_or(Path::new(NEWROOT));
+        no_symlink_on(parent).map_err(err("masking", link))?;
+        let t = cstr(&at).map_err(err("masking", link))?;
+        // Each symlink gets its own clone of the empty file.
+        // SAFETY: an empty path with AT_EMPTY_PATH refers to the fd itself.
+        let one = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                std::os::fd::AsRawFd::as_raw_fd(&tree),
+                c"".as_ptr(),
+                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
+            )
+        };
+        if one < 0 {
+            return Err(err("cloning", empty)(io::Error::last_os_error()));
+        }
+        // SAFETY: the fd was just returned to us.
+        let one = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(one as i32) };
+        // SAFETY: valid fd and C strings; without MOVE_MOUNT_T_SYMLINKS the
+        // target's final symlink is not followed: the mount covers the link.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                std::os::fd::AsRawFd::as_raw_fd(&one),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        if r != 0 {
+            return Err(err("masking symlink", link)(io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn setattr_fd(fd: &std::os::fd::OwnedFd, set: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid fd with AT_EMPTY_PATH and a valid mount_attr.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Creates the placeholder directories of `view.create` on the host, owned
+/// by the agent; returns those actually created, for [`remove_created`].
+///
+/// # Errors
+/// A directory can't be created (or a symlink is in the way).
+pub fn create_placeholders(view: &View, uid: u32, gid: u32) -> Result<Vec<PathBuf>, MountError> {
+    let mut made = Vec::new();
+    for d in &view.create {
+        match std::fs::symlink_metadata(d) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => {
+                return Err(err("creating placeholder", d)(io::Error::from_raw_os_error(libc::EEXIST)));
+            }
+            Err(_) => {}
+        }
+        std::fs::create_dir(d).map_err(err("creating placeholder", d))?;
+        made.push(d.clone());
+        let c = cstr(d).map_err(err("creating placeholder", d))?;
+        // SAFETY: c is a valid C string; lchown doesn't follow symlinks.
+        if unsafe { libc::lchown(c.as_ptr(), uid, gid) } != 0 {
+            let e = io::Error::last_os_error();
+            // Unprivileged, the directory is the caller's already.
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(err("creating placeholder", d)(e));
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// Removes placeholders left empty, deepest first.
+pub fn remove_created(made: &[PathBuf]) {
+    for d in made.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 /// /proc, /dev (the standard devices bound from the host, a private devpts

@@ -1,0 +1,568 @@
+//! Who the agent is (DESIGN.md §4 steps 9–10, §6): its uid and groups, no
+//! capability it wasn't given and no way to regain one, a scrubbed
+//! environment, no inherited file descriptors, default signal state.
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const ZERO_CAPS: &str = "0000000000000000";
+/// An empty signal set as /proc/PID/status prints it.
+const NO_SIGNALS: &str = "0000000000000000";
+
+/// Prints the effective uid, then tries to become root for real.
+const SUID_C: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    printf("ruid=%u\neuid=%u\n", (unsigned)getuid(), (unsigned)geteuid());
+    if (setuid(0) == 0)
+        printf("setuid0=OK\n");
+    else
+        printf("setuid0=%s\n", errno == EPERM ? "EPERM" : "other");
+    printf("euid_after=%u\n", (unsigned)geteuid());
+    return 0;
+}
+"#;
+
+/// `cc` into the workspace as root, or None when there is no C compiler.
+fn compile(f: &Fixture, name: &str, src: &str) -> Option<PathBuf> {
+    if !Path::new("/usr/bin/cc").exists() {
+        eprintln!("skipped: no C compiler at /usr/bin/cc");
+        return None;
+    }
+    let c = f.root.join(format!("{name}.c"));
+    fs::write(&c, src).unwrap();
+    let bin = f.ws.join(name);
+    let o = Command::new("/usr/bin/cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&bin)
+        .arg(&c)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cc failed: {}", show(&o));
+    Some(bin)
+}
+
+fn have_python(test: &str) -> bool {
+    if Path::new("/usr/bin/python3").exists() {
+        return true;
+    }
+    eprintln!("skipped: {test}: needs /usr/bin/python3");
+    false
+}
+
+/// `Key:\tvalue` lines (of /proc/PID/status) or `key=value` lines.
+fn fields(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':').or_else(|| l.split_once('=')))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[track_caller]
+fn field<'a>(m: &'a BTreeMap<String, String>, key: &str, o: &Output) -> &'a str {
+    m.get(key)
+        .unwrap_or_else(|| panic!("no {key} in the output\n{}", show(o)))
+}
+
+fn hex(v: &str) -> u64 {
+    u64::from_str_radix(v, 16).unwrap()
+}
+
+/// /proc/self/status of `cat` run as the command.
+fn status_inside(f: &Fixture, profile: &str) -> (Output, BTreeMap<String, String>) {
+    let o = f.run(profile, &["/bin/cat", "/proc/self/status"]);
+    assert_status(&o, 0);
+    let m = fields(&stdout(&o));
+    (o, m)
+}
+
+#[test]
+fn agent_holds_no_capabilities_and_runs_as_the_workspace_owner() {
+    if !can_run("agent_holds_no_capabilities_and_runs_as_the_workspace_owner") {
+        return;
+    }
+    let f = Fixture::new("cred-status");
+    // Control: the launcher is root with capabilities, so zeros inside are
+    // confine's doing.
+    let own = fields(&fs::read_to_string("/proc/self/status").unwrap());
+    assert_ne!(
+        own["CapEff"], ZERO_CAPS,
+        "the test runs without capabilities"
+    );
+
+    let (o, m) = status_inside(&f, "default");
+    for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(&m, key, &o), ZERO_CAPS, "{key}\n{}", show(&o));
+    }
+    assert_eq!(field(&m, "NoNewPrivs", &o), "1", "{}", show(&o));
+    assert_eq!(field(&m, "Seccomp", &o), "2", "{}", show(&o));
+    let uid = AGENT_UID.to_string();
+    let gid = AGENT_GID.to_string();
+    let uids: Vec<&str> = field(&m, "Uid", &o).split_whitespace().collect();
+    let gids: Vec<&str> = field(&m, "Gid", &o).split_whitespace().collect();
+    assert_eq!(
+        uids,
+        [uid.as_str(); 4],
+        "real, effective, saved, fs uid\n{}",
+        show(&o)
+    );
+    assert_eq!(
+        gids,
+        [gid.as_str(); 4],
+        "real, effective, saved, fs gid\n{}",
+        show(&o)
+    );
+    let groups = field(&m, "Groups", &o);
+    assert!(
+        groups.is_empty() || groups == gid,
+        "supplementary groups: {groups:?}\n{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn setuid_root_binary_gains_nothing() {
+    if !can_run("setuid_root_binary_gains_nothing") {
+        return;
+    }
+    let f = Fixture::new("cred-suid");
+    let Some(bin) = compile(&f, "suid", SUID_C) else {
+        return;
+    };
+    chown(&bin, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o4755)).unwrap();
+
+    // Control: outside the sandbox, as the agent's uid, the bit works on
+    // this filesystem (otherwise the test would prove nothing).
+    let c = Command::new(&bin)
+        .env_clear()
+        .stdin(Stdio::null())
+        .uid(AGENT_UID)
+        .gid(AGENT_GID)
+        .output()
+        .unwrap();
+    assert_status(&c, 0);
+    let cm = fields(&stdout(&c));
+    if cm.get("euid").map(String::as_str) != Some("0") {
+        eprintln!(
+            "skipped: the fixture's filesystem ignores setuid bits here ({})",
+            show(&c)
+        );
+        return;
+    }
+    assert_eq!(field(&cm, "setuid0", &c), "OK", "{}", show(&c));
+
+    // Inside: the bit is ignored (nosuid view, no_new_privs).
+    let o = f.run("default", &[bin.to_str().unwrap()]);
+    assert_status(&o, 0);
+    let m = fields(&stdout(&o));
+    let uid = AGENT_UID.to_string();
+    assert_eq!(field(&m, "ruid", &o), uid, "{}", show(&o));
+    assert_eq!(field(&m, "euid", &o), uid, "{}", show(&o));
+    assert_eq!(field(&m, "setuid0", &o), "EPERM", "{}", show(&o));
+    assert_eq!(field(&m, "euid_after", &o), uid, "{}", show(&o));
+}
+
+#[test]
+fn su_and_sudo_do_not_gain_root() {
+    if !can_run("su_and_sudo_do_not_gain_root") {
+        return;
+    }
+    let f = Fixture::new("cred-su");
+    let mut tried = 0;
+    for (tool, cmd) in [
+        ("/usr/bin/su", "su root -c 'id -u' </dev/null"),
+        ("/usr/bin/sudo", "sudo -n id -u </dev/null"),
+    ] {
+        if !Path::new(tool).exists() {
+            eprintln!("{tool} is not installed: not tried");
+            continue;
+        }
+        tried += 1;
+        let o = f.sh("default", &format!("{cmd}; echo rc=$?; id -u"));
+        assert_status(&o, 0);
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        // The last line is the control: `id -u` itself works, as the agent.
+        assert_eq!(lines.last(), Some(&"60123"), "{tool}\n{}", show(&o));
+        assert!(!lines.contains(&"0"), "{tool} gave root\n{}", show(&o));
+        let rc = lines.iter().find_map(|l| l.strip_prefix("rc="));
+        assert!(
+            matches!(rc, Some(rc) if rc != "0"),
+            "{tool} must fail\n{}",
+            show(&o)
+        );
+    }
+    if tried == 0 {
+        eprintln!("skipped: neither su nor sudo is installed");
+    }
+}
+
+#[test]
+fn numeric_user_runs_as_that_uid_and_gid() {
+    if !can_run("numeric_user_runs_as_that_uid_and_gid") {
+        return;
+    }
+    let f = Fixture::new("cred-numeric");
+    let p = f.profile(
+        "u1234",
+        "version: 1\nname: u1234\nextends: default\nuser: \"1234:1234\"\n",
+    );
+    let (o, m) = status_inside(&f, p.to_str().unwrap());
+    let uids: Vec<&str> = field(&m, "Uid", &o).split_whitespace().collect();
+    let gids: Vec<&str> = field(&m, "Gid", &o).split_whitespace().collect();
+    assert_eq!(uids, ["1234"; 4], "{}", show(&o));
+    assert_eq!(gids, ["1234"; 4], "{}", show(&o));
+    let groups = field(&m, "Groups", &o);
+    assert!(groups.is_empty() || groups == "1234", "{}", show(&o));
+    assert_eq!(field(&m, "CapEff", &o), ZERO_CAPS, "{}", show(&o));
+}
+
+#[test]
+fn user_root_is_uid_0_without_any_capability() {
+    if !can_run("user_root_is_uid_0_without_any_capability") {
+        return;
+    }
+    let f = Fixture::new("cred-root");
+    chown(&f.ws, Some(0), Some(0)).unwrap();
+    // A file of another user, private to it: only CAP_DAC_OVERRIDE (or
+    // CAP_DAC_READ_SEARCH) would let root read it.
+    let theirs = f.ws.join("theirs");
+    fs::write(&theirs, "not for root\n").unwrap();
+    chown(&theirs, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o600)).unwrap();
+    // Control: root's own private file.
+    let own = f.ws.join("own");
+    fs::write(&own, "root's own\n").unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let p = f.profile(
+        "root",
+        "version: 1\nname: root\nextends: default\nuser: root\n",
+    );
+    let p = p.to_str().unwrap();
+    let (o, m) = status_inside(&f, p);
+    let uids: Vec<&str> = field(&m, "Uid", &o).split_whitespace().collect();
+    assert_eq!(uids, ["0"; 4], "{}", show(&o));
+    for key in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(&m, key, &o), ZERO_CAPS, "{key}\n{}", show(&o));
+    }
+    assert_eq!(field(&m, "NoNewPrivs", &o), "1", "{}", show(&o));
+
+    let o = f.sh(
+        p,
+        &format!(
+            "cd {ws} && cat own; cat theirs; echo read_theirs=$?; \
+             echo x > mine && chmod 600 mine; echo chmod=$?; \
+             chown {uid} mine; echo chown=$?",
+            ws = f.ws.display(),
+            uid = AGENT_UID
+        ),
+    );
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("root's own\n"), "{}", show(&o));
+    assert!(!out.contains("not for root"), "{}", show(&o));
+    assert!(out.contains("read_theirs=1\n"), "{}", show(&o));
+    assert!(stderr(&o).contains("Permission denied"), "{}", show(&o));
+    // Control: an owner's chmod needs no capability; giving a file away does.
+    assert!(out.contains("chmod=0\n"), "{}", show(&o));
+    assert!(out.contains("chown=1\n"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("Operation not permitted"),
+        "{}",
+        show(&o)
+    );
+    let meta = fs::metadata(f.ws.join("mine")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
+}
+
+#[test]
+fn root_owned_workspace_is_refused_without_user_root() {
+    if !can_run("root_owned_workspace_is_refused_without_user_root") {
+        return;
+    }
+    let f = Fixture::new("cred-rootws");
+    chown(&f.ws, Some(0), Some(0)).unwrap();
+    let marker = f.ws.join("marker");
+    let script = format!("touch {}", marker.display());
+
+    let o = f.sh("default", &script);
+    assert_status(&o, 125);
+    assert!(o.stdout.is_empty(), "{}", show(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("confine:")).collect();
+    assert_eq!(lines.len(), 1, "one refusal line\n{}", show(&o));
+    assert!(lines[0].contains("root"), "{}", show(&o));
+    assert!(lines[0].contains("hint"), "{}", show(&o));
+    assert!(!marker.exists(), "the command ran");
+
+    // Control: asking for root explicitly runs it.
+    let p = f.profile(
+        "root",
+        "version: 1\nname: root\nextends: default\nuser: root\n",
+    );
+    let o = f.sh(p.to_str().unwrap(), &script);
+    assert_status(&o, 0);
+    assert!(marker.exists(), "{}", show(&o));
+}
+
+const BIND_80_PY: &str = "import errno, socket\n\
+s = socket.socket()\n\
+try:\n    s.bind(('127.0.0.1', 80)); print('bind80=OK')\n\
+except OSError as e:\n    print('bind80=' + errno.errorcode[e.errno])\n\
+t = socket.socket(); t.bind(('127.0.0.1', 8080)); print('bind8080=OK')\n";
+
+#[test]
+fn kept_capability_is_exactly_net_bind_service() {
+    if !can_run("kept_capability_is_exactly_net_bind_service") || !have_python("cap") {
+        return;
+    }
+    let f = Fixture::new("cred-cap");
+    let with = f.profile(
+        "cap",
+        "version: 1\nname: cap\nextends: default\n\
+         capabilities: [CAP_NET_BIND_SERVICE]\nnetwork: {mode: loopback}\n",
+    );
+    let without = f.profile(
+        "nocap",
+        "version: 1\nname: nocap\nextends: default\nnetwork: {mode: loopback}\n",
+    );
+    let with = with.to_str().unwrap();
+    let without = without.to_str().unwrap();
+
+    let (o, m) = status_inside(&f, with);
+    let bit = 1u64 << 10; // CAP_NET_BIND_SERVICE
+    for key in ["CapEff", "CapPrm", "CapAmb"] {
+        assert_eq!(hex(field(&m, key, &o)), bit, "{key}\n{}", show(&o));
+    }
+    for key in ["CapInh", "CapBnd"] {
+        assert_eq!(hex(field(&m, key, &o)) & !bit, 0, "{key}\n{}", show(&o));
+    }
+    assert_eq!(field(&m, "NoNewPrivs", &o), "1", "{}", show(&o));
+    let uids: Vec<&str> = field(&m, "Uid", &o).split_whitespace().collect();
+    assert_eq!(uids, ["60123"; 4], "{}", show(&o));
+
+    let o = f.run(with, &["/usr/bin/python3", "-c", BIND_80_PY]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "bind80=OK\nbind8080=OK\n", "{}", show(&o));
+
+    // Without the capability: the privileged port is refused, an
+    // unprivileged one still works.
+    let o = f.run(without, &["/usr/bin/python3", "-c", BIND_80_PY]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "bind80=EACCES\nbind8080=OK\n", "{}", show(&o));
+}
+
+#[test]
+fn host_environment_does_not_leak() {
+    if !can_run("host_environment_does_not_leak") {
+        return;
+    }
+    let f = Fixture::new("cred-env");
+    let secrets = [
+        ("SECRET_TOKEN", "hunter2"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("LD_PRELOAD", "/nonexistent.so"),
+    ];
+    let mut c = f.command("default", &["/usr/bin/env"]);
+    c.envs(secrets);
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    let env: BTreeMap<String, String> = stdout(&o)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for (k, _) in secrets {
+        assert!(!env.contains_key(k), "{k} leaked\n{}", show(&o));
+    }
+    assert!(!stdout(&o).contains("hunter2"), "{}", show(&o));
+    let allowed = ["PATH", "LANG", "LC_ALL", "TERM", "TZ", "HOME"];
+    for k in env.keys() {
+        assert!(
+            allowed.contains(&k.as_str()),
+            "{k} reached the agent\n{}",
+            show(&o)
+        );
+    }
+    assert_eq!(
+        env.get("HOME").map(PathBuf::from),
+        Some(f.ws.clone()),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(
+        env.get("PATH").map(String::as_str),
+        Some(PATH),
+        "{}",
+        show(&o)
+    );
+
+    // Nor through the init's /proc entries, or any other process's.
+    let mut c = f.command(
+        "default",
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /proc/1/environ >/dev/null 2>&1; echo init_environ=$?; \
+             cat /proc/1/cmdline > cmdline; echo init_cmdline=$?; \
+             echo init_cmdline_text=$(tr -d '\\000' < cmdline | wc -c); \
+             echo secret_hits=$(cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null \
+               | tr '\\000' '\\n' | grep -c hunter2); \
+             echo own_path=$(tr '\\000' '\\n' < /proc/self/environ | grep -c '^PATH=')",
+        ],
+    );
+    c.envs(secrets);
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    let m = fields(&stdout(&o));
+    assert_ne!(
+        field(&m, "init_environ", &o),
+        "0",
+        "/proc/1/environ is readable\n{}",
+        show(&o)
+    );
+    assert_eq!(field(&m, "init_cmdline", &o), "0", "{}", show(&o));
+    assert_eq!(field(&m, "init_cmdline_text", &o), "0", "{}", show(&o));
+    assert_eq!(field(&m, "secret_hits", &o), "0", "{}", show(&o));
+    // Control: the agent's own environ is readable, so the check can see.
+    assert_eq!(field(&m, "own_path", &o), "1", "{}", show(&o));
+}
+
+#[test]
+fn env_keep_and_set_are_exact() {
+    if !can_run("env_keep_and_set_are_exact") {
+        return;
+    }
+    let f = Fixture::new("cred-envexact");
+    // Not extending a built-in: their `env.set` (HOME) would merge in.
+    let p = f.profile(
+        "envexact",
+        "version: 1\nname: envexact\n\
+         filesystem:\n  read: [/usr, /etc, /bin?, /lib?, /lib64?, \"{workspace}\"]\n  \
+         exec: [/usr, /bin?, /lib?, /lib64?]\n  tmp: false\n\
+         env:\n  keep: [PATH]\n  set: {FOO: bar}\n",
+    );
+    let mut c = f.command(p.to_str().unwrap(), &["/usr/bin/env"]);
+    c.env("SECRET_TOKEN", "hunter2")
+        .env("TERM", "xterm")
+        .env("LANG", "C.UTF-8");
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("FOO=bar\nPATH={PATH}\n"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn inherited_fds_do_not_reach_the_agent() {
+    if !can_run("inherited_fds_do_not_reach_the_agent") {
+        return;
+    }
+    let f = Fixture::new("cred-fds");
+    let secret = f.file(&f.outside.join("secret"), "fd-secret-contents\n");
+    let file = fs::File::open(&secret).unwrap();
+    let fd = file.as_raw_fd();
+    let inherit9 = move || {
+        // SAFETY: dup2 is async-signal-safe; the new fd 9 has no CLOEXEC.
+        if unsafe { libc::dup2(fd, 9) } == 9 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    let script = "ls /proc/self/fd | tr '\\n' ' '; echo; cat <&9";
+
+    // Control: a child of the launcher does get fd 9 and reads through it.
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", script]).stdin(Stdio::null());
+    // SAFETY: the closure only calls dup2.
+    unsafe { c.pre_exec(inherit9) };
+    let o = c.output().unwrap();
+    assert!(stdout(&o).contains("fd-secret-contents"), "{}", show(&o));
+
+    let mut c = f.command("default", &["/bin/sh", "-c", script]);
+    // SAFETY: as above.
+    unsafe { c.pre_exec(inherit9) };
+    let o = c.output().unwrap();
+    let out = stdout(&o);
+    assert!(!out.contains("fd-secret-contents"), "{}", show(&o));
+    // 0, 1, 2, and the directory `ls` reads.
+    assert_eq!(out.lines().next(), Some("0 1 2 3 "), "{}", show(&o));
+    assert!(stderr(&o).contains("Bad file descriptor"), "{}", show(&o));
+    drop(file);
+}
+
+#[test]
+fn signal_mask_and_dispositions_are_reset() {
+    if !can_run("signal_mask_and_dispositions_are_reset") {
+        return;
+    }
+    if !Path::new("/bin/bash").exists() {
+        eprintln!("skipped: needs /bin/bash");
+        return;
+    }
+    let f = Fixture::new("cred-signals");
+    let rtmax = libc::SIGRTMAX();
+    // A launcher that ignores SIGPIPE (as Rust programs do), SIGHUP (nohup)
+    // and SIGRTMAX, and blocks SIGUSR1 and SIGUSR2.
+    let pollute = move || {
+        // SAFETY: signal, sigemptyset, sigaddset and sigprocmask are
+        // async-signal-safe and get valid arguments.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(rtmax, libc::SIG_IGN);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        Ok(())
+    };
+    let script = "grep -E '^Sig(Blk|Ign)' /proc/self/status; \
+                  yes | head -1; echo \"yes=${PIPESTATUS[0]}\"";
+
+    // Control: without confine the polluted state reaches the program, and
+    // `yes` dies of EPIPE instead of SIGPIPE.
+    let mut c = Command::new("/bin/bash");
+    c.args(["-c", script])
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null());
+    // SAFETY: the closure only calls async-signal-safe functions.
+    unsafe { c.pre_exec(pollute) };
+    let o = c.output().unwrap();
+    let m = fields(&stdout(&o));
+    assert_ne!(field(&m, "SigIgn", &o), NO_SIGNALS, "{}", show(&o));
+    assert_ne!(field(&m, "SigBlk", &o), NO_SIGNALS, "{}", show(&o));
+    assert_ne!(field(&m, "yes", &o), "141", "{}", show(&o));
+
+    let mut c = f.command("default", &["/bin/bash", "-c", script]);
+    // SAFETY: as above.
+    unsafe { c.pre_exec(pollute) };
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    let m = fields(&stdout(&o));
+    assert_eq!(field(&m, "SigIgn", &o), NO_SIGNALS, "{}", show(&o));
+    assert_eq!(field(&m, "SigBlk", &o), NO_SIGNALS, "{}", show(&o));
+    assert!(stdout(&o).contains("\ny\n"), "{}", show(&o));
+    // `yes` was killed by SIGPIPE, the normal end of `yes | head -1`.
+    assert_eq!(field(&m, "yes", &o), "141", "{}", show(&o));
+    assert!(!stderr(&o).contains("Broken pipe"), "{}", show(&o));
+}
