@@ -108,13 +108,13 @@ fn host_processes_are_invisible() {
         .is_some_and(|a| a.contains(&tok))));
 
     // One line per /proc entry the agent can see: `PID<TAB>argv`, with
-    // the arguments separated by \x01. The glob is expanded by the shell
+    // the arguments separated by \x01 (and their newlines made \x02). The glob is expanded by the shell
     // itself, before `tr` runs: it lists the processes that exist then.
     let o = f.sh(
         "default",
         r#"echo "self $$"
            for d in /proc/[0-9]*; do
-             printf '%s\t' "${d#/proc/}"; tr '\0' '\001' < "$d/cmdline"; echo
+             printf '%s\t' "${d#/proc/}"; tr '\0\n' '\001\002' < "$d/cmdline"; echo
            done"#,
     );
     assert_status(&o, 0);
