@@ -541,19 +541,12 @@ fn readonly_profile_workspace_is_readable_not_writable() {
     let mut specs = vec![
         op("read", "read", &[&f.ws.join("victim")]),
         op("list", "list", &[&f.ws]),
-        // Control: readonly still has a private, writable /tmp.
-        op(
-            "tmp.create",
-            "create",
-            &[Path::new("/tmp/readonly-control")],
-        ),
     ];
     specs.extend(write_ops("ws", &f.ws));
     let r = ops(&f, "readonly", &specs);
 
     r.expect("read", &["OK original"]);
     r.expect("list", OK);
-    r.expect("tmp.create", OK);
     expect_writes(&r, "ws", READ_ONLY);
     assert_unchanged(&before, &f.ws, &r.out);
 }
