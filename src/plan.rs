@@ -665,8 +665,17 @@ impl Plan {
         let grants = by_path
             .into_iter()
             .map(|(path, (written, grant, implicit))| {
-                let access = ll::access_for(abi, grant);
-                let is_dir = path.is_dir();
+                let mut access = ll::access_for(abi, grant);
+                if implicit && path.starts_with("/dev") && path != Path::new("/dev/shm") {
+                    // Devices and the private devpts: open, read, write and
+                    // (where granted) ioctl; nothing is created or removed.
+                    access &= ll::READ_FILE | ll::READ_DIR | ll::WRITE_FILE | ll::TRUNCATE | ll::IOCTL_DEV;
+                }
+                let is_dir = if implicit {
+                    matches!(path.to_str(), Some("/proc" | "/tmp" | "/dev/pts" | "/dev/shm"))
+                } else {
+                    path.is_dir()
+                };
                 let access = if is_dir { access } else { ll::file_access(access) };
                 PathGrant {
                     written,

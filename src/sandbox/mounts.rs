@@ -430,7 +430,9 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
         Some(Path::new("proc")),
         &under(NEWROOT, proc_),
         Some("proc"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        // Read-only: Landlock grants /proc read access only, and this is the
+        // second layer behind it.
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
         None,
     )
     .map_err(err("mounting procfs on", proc_))?;
