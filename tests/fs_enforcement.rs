@@ -654,8 +654,8 @@ fn mknod_char_device_fails_even_in_workspace() {
     assert!(fs::symlink_metadata(f.ws.join("chr2")).is_err());
 }
 
-/// /proc is read-only: procfs itself is mounted read-write (nosuid, nodev,
-/// noexec), so this is Landlock's READ grant on its own (EACCES). Outside
+/// /proc is read-only twice over: procfs is mounted read-only (EROFS, the
+/// VFS checks that first) and Landlock grants it READ only (EACCES). Outside
 /// the sandbox the same uid may write its own /proc/self/comm.
 #[test]
 fn proc_is_read_only() {
@@ -674,7 +674,7 @@ fn proc_is_read_only() {
         ],
     );
     r.expect("read", &["OK python3"]);
-    r.expect_all(&["comm", "oom"], &["EACCES"]);
+    r.expect_all(&["comm", "oom"], &["EROFS", "EACCES"]);
 
     let host = as_agent_unconfined(&[
         "/bin/sh",

@@ -24,17 +24,41 @@ pub const EXIT_CANNOT_EXEC: u8 = 126;
 pub const EXIT_NOT_FOUND: u8 = 127;
 
 /// Signal dispositions and the mask back to the defaults a freshly exec'd
-/// program expects.
+/// program expects. The raw syscall, because glibc's sigaction refuses the
+/// signals it reserves (32, 33), and an ignored one would still be inherited.
 fn reset_signals() {
-    // SAFETY: an all-zero sigaction is SIG_DFL with no flags and an empty
-    // mask; resetting a disposition to default is always allowed (the calls
-    // for SIGKILL/SIGSTOP and glibc's reserved signals fail harmlessly).
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..libc::SIGRTMAX() {
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+    // The kernel's struct sigaction: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
         }
+        // SAFETY: dfl is a valid kernel sigaction of the size passed (8 is
+        // the kernel's sigset size); a NULL old action is allowed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KSigaction,
+                std::ptr::null_mut::<KSigaction>(),
+                8usize,
+            )
+        };
+    }
+    // SAFETY: an empty set, fully initialized by sigemptyset.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
