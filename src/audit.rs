@@ -32,7 +32,10 @@ impl Audit {
             Some(p) => {
                 if let Some(dir) = p.parent() {
                     if !dir.exists() {
-                        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+                        std::fs::DirBuilder::new()
+                            .recursive(true)
+                            .mode(0o700)
+                            .create(dir)?;
                     }
                 }
                 Some(
@@ -75,7 +78,10 @@ impl Audit {
         // One write(2) per record: appends don't interleave.
         let n = write_once(f, &line)?;
         if n != line.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short write to the audit log"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write to the audit log",
+            ));
         }
         Ok(())
     }
@@ -150,7 +156,7 @@ mod tests {
     fn dates() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
-        assert_eq!(rfc3339(1_795_000_000, 999), "2026-11-18T08:26:40.999Z");
+        assert_eq!(rfc3339(1_795_000_000, 999), "2026-11-18T11:06:40.999Z");
     }
 
     #[test]
@@ -161,11 +167,17 @@ mod tests {
         a.record("launch", json!({"argv": ["a"]})).unwrap();
         a.record("exit", json!({"status": 0})).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["event"], "launch");
         assert_eq!(lines[1]["sandbox"], lines[0]["sandbox"]);
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -32,9 +32,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run CMD confined by a profile
-    #[command(after_help = "Exit status: the command's own; 128+N when it died of signal N; 124 when \
+    #[command(
+        after_help = "Exit status: the command's own; 128+N when it died of signal N; 124 when \
 limits.wall_time ran out; 125 when confine refused or failed before the command started; 126 when \
-the command may not be executed; 127 when it was not found.")]
+the command may not be executed; 127 when it was not found."
+    )]
     Run {
         /// Built-in profile name or path to a YAML profile
         #[arg(short, long, value_name = "PROFILE", default_value = "default")]
@@ -90,12 +92,31 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => EXIT_REFUSED,
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line, like every other refusal.
+            let why = match e.kind() {
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                | ErrorKind::MissingSubcommand => {
+                    "a command is needed: run, check, explain, probe or profiles".to_string()
+                }
+                _ => {
+                    // clap's message up to its usage block, on one line.
+                    let text = e.render().to_string();
+                    let msg: Vec<&str> = text
+                        .lines()
+                        .take_while(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    let msg = msg.join(" ");
+                    msg.strip_prefix("error: ").unwrap_or(&msg).to_string()
+                }
             };
-            let _ = e.print();
-            return ExitCode::from(code);
+            eprintln!("confine: usage (command line): {why}; hint: confine --help");
+            return ExitCode::from(EXIT_REFUSED);
         }
     };
     match cli.command {
@@ -170,7 +191,10 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             if json {
-                print_out(&(serde_json::to_string_pretty(&plan).expect("a plan always serializes") + "\n"))
+                print_out(
+                    &(serde_json::to_string_pretty(&plan).expect("a plan always serializes")
+                        + "\n"),
+                )
             } else {
                 print_warnings(&plan);
                 print_out(&plan.render_text())
@@ -179,7 +203,9 @@ fn main() -> ExitCode {
         Command::Probe { json } => {
             let p = probe::probe();
             if json {
-                print_out(&(serde_json::to_string_pretty(&p).expect("a probe always serializes") + "\n"))
+                print_out(
+                    &(serde_json::to_string_pretty(&p).expect("a probe always serializes") + "\n"),
+                )
             } else {
                 print_out(&p.render_text())
             }

@@ -15,7 +15,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, UserSpec, Warning};
+use crate::profile::{
+    self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, UserSpec, Warning,
+};
 use crate::sandbox::landlock::{self as ll, Grant};
 use crate::sandbox::mounts;
 use crate::sandbox::seccomp;
@@ -50,7 +52,12 @@ impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::Profile(e) => write!(f, "{e}"),
-            PlanError::Refused { what, at, why, hint } => {
+            PlanError::Refused {
+                what,
+                at,
+                why,
+                hint,
+            } => {
                 write!(f, "{what} ({at}): {why}")?;
                 if let Some(h) = hint {
                     write!(f, "; hint: {h}")?;
@@ -249,27 +256,102 @@ pub const ABI_OVERRIDE_ENV: &str = "CONFINE_LANDLOCK_ABI";
 /// The first problem, located.
 pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
     let p = profile::load(spec, &[])?;
-    let mut warnings = Vec::new();
+    check_syscalls(&p)?;
     // Paths under the workspace are checked when there is one (run/explain).
-    let ws = p.workspace.as_ref().map(|w| w.value.raw.clone()).map(PathBuf::from);
-    if let Some(w) = &p.workspace {
-        check_workspace(&w.value, Some(w))?;
+    let ws = match &p.workspace {
+        Some(w) => Some(check_workspace(&w.value, Some(w))?),
+        None => None,
+    };
+    let grants = profile_grants(&p, ws.as_deref())?;
+    if let Some(a) = &p.audit_log {
+        if let Some(path) = a.value.expand(ws.as_deref()) {
+            if let Some(why) = audit_inside_grant(&log_path(&path), &grants) {
+                return Err(a.error("audit.log", why).into());
+            }
+        }
     }
-    for (kind, list) in [
-        ("filesystem.read", &p.filesystem.read),
-        ("filesystem.write", &p.filesystem.write),
-        ("filesystem.exec", &p.filesystem.exec),
+    let mut warnings = Vec::new();
+    lint(&p, &mut warnings);
+    Ok(warnings)
+}
+
+/// The profile's own grants, validated, keyed by resolved path: (path as
+/// written, grant). Without a workspace, paths under `{workspace}` are
+/// skipped (`check` of a profile that doesn't name one).
+fn profile_grants(
+    p: &Profile,
+    ws: Option<&Path>,
+) -> Result<BTreeMap<PathBuf, (PathBuf, Grant)>, PlanError> {
+    let mut by_path: BTreeMap<PathBuf, (PathBuf, Grant)> = BTreeMap::new();
+    let exe = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    for (key, list, grant) in [
+        ("filesystem.read", &p.filesystem.read, Grant::READ),
+        ("filesystem.write", &p.filesystem.write, Grant::WRITE),
+        ("filesystem.exec", &p.filesystem.exec, Grant::EXEC),
     ] {
-        for item in list {
+        for (i, item) in list.iter().enumerate() {
             if ws.is_none() && item.value.uses_workspace() {
                 continue;
             }
-            resolve_path(item, ws.as_deref(), kind)?;
+            let key = item
+                .origin
+                .as_ref()
+                .map(|o| o.key.clone())
+                .unwrap_or_else(|| format!("{key}[{i}]"));
+            let Some((written, real)) = resolve_path(item, ws, &key)? else {
+                continue;
+            };
+            if grant.write && real == Path::new("/") {
+                return Err(item
+                    .error(
+                        &key,
+                        "a write grant on / would let the agent write everywhere",
+                    )
+                    .into());
+            }
+            if let Some(exe) = exe.as_ref().filter(|e| grant.write && e.starts_with(&real)) {
+                return Err(item
+                    .error(
+                        &key,
+                        format!(
+                            "this write grant covers the confine binary ({}); the agent could replace it",
+                            exe.display()
+                        ),
+                    )
+                    .into());
+            }
+            by_path.entry(real).or_insert((written, Grant::NONE)).1 |= grant;
         }
     }
-    lint(&p, &mut warnings);
-    check_syscalls(&p)?;
-    Ok(warnings)
+    Ok(by_path)
+}
+
+/// An audit log's real path: its directory resolved (the log itself may
+/// not exist yet).
+fn log_path(path: &Path) -> PathBuf {
+    match (
+        path.parent().and_then(|d| std::fs::canonicalize(d).ok()),
+        path.file_name(),
+    ) {
+        (Some(d), Some(f)) => d.join(f),
+        _ => normalize(path),
+    }
+}
+
+/// Why the audit log at `real` would be reachable through one of the
+/// profile's grants, if it would.
+fn audit_inside_grant(real: &Path, grants: &BTreeMap<PathBuf, (PathBuf, Grant)>) -> Option<String> {
+    let (path, (_, g)) = grants
+        .iter()
+        .rev()
+        .find(|(path, _)| real.starts_with(path))?;
+    Some(format!(
+        "the audit log {} is inside the {} grant {}: the agent could {} it",
+        real.display(),
+        if g.write { "write" } else { "read" },
+        path.display(),
+        if g.write { "rewrite" } else { "read" }
+    ))
 }
 
 fn check_workspace(w: &PathSpec, at: Option<&Sourced<PathSpec>>) -> Result<PathBuf, PlanError> {
@@ -280,7 +362,9 @@ fn check_workspace(w: &PathSpec, at: Option<&Sourced<PathSpec>>) -> Result<PathB
         }
     };
     if w.uses_workspace() {
-        return Err(err("the workspace can't be defined in terms of itself".into()));
+        return Err(err(
+            "the workspace can't be defined in terms of itself".into()
+        ));
     }
     let p = PathBuf::from(&w.raw);
     let canon = std::fs::canonicalize(&p).map_err(|e| err(format!("{}: {e}", p.display())))?;
@@ -299,12 +383,16 @@ fn resolve_path(
     workspace: Option<&Path>,
     key: &str,
 ) -> Result<Option<(PathBuf, PathBuf)>, PlanError> {
-    let written = item
-        .value
-        .expand(workspace)
-        .ok_or_else(|| item.error(key, "uses {workspace} but there is no workspace (give -w DIR)"))?;
+    let written = item.value.expand(workspace).ok_or_else(|| {
+        item.error(
+            key,
+            "uses {workspace} but there is no workspace (give -w DIR)",
+        )
+    })?;
     match std::fs::symlink_metadata(&written) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && item.value.optional => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && item.value.optional => {
+            return Ok(None)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(item
                 .error(
@@ -317,7 +405,11 @@ fn resolve_path(
                 )
                 .into())
         }
-        Err(e) => return Err(item.error(key, format!("{}: {e}", written.display())).into()),
+        Err(e) => {
+            return Err(item
+                .error(key, format!("{}: {e}", written.display()))
+                .into())
+        }
         Ok(_) => {}
     }
     let real = std::fs::canonicalize(&written)
@@ -362,7 +454,10 @@ fn first_symlink_below(path: &Path, base: &Path) -> Option<PathBuf> {
     let mut cur = base.to_path_buf();
     for c in rest.components() {
         cur.push(c);
-        if std::fs::symlink_metadata(&cur).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        if std::fs::symlink_metadata(&cur)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
             return Some(cur);
         }
     }
@@ -397,14 +492,19 @@ const RISKY_ENV: &[&str] = &[
 ];
 
 fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
-    if p.network.mode.value == NetworkMode::Host && p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty() {
+    if p.network.mode.value == NetworkMode::Host
+        && p.network.connect_tcp.is_empty()
+        && p.network.bind_tcp.is_empty()
+    {
         warnings.push(Warning::at(
             &p.network.mode,
             "network.mode",
             "host network without connect_tcp/bind_tcp rules: the agent can reach any TCP port",
         ));
     }
-    if p.network.mode.value == NetworkMode::None && !(p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty()) {
+    if p.network.mode.value == NetworkMode::None
+        && !(p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty())
+    {
         warnings.push(Warning::at(
             &p.network.mode,
             "network.mode",
@@ -444,7 +544,10 @@ fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
             return Err(s
                 .error(
                     &format!("syscalls.allow[{i}]"),
-                    format!("`{}` is always denied (DESIGN.md §5); allowing it has no effect", s.value.0),
+                    format!(
+                        "`{}` is always denied (DESIGN.md §5); allowing it has no effect",
+                        s.value.0
+                    ),
                 )
                 .into());
         }
@@ -490,7 +593,10 @@ impl Plan {
         let workspace = match (&req.workspace, &p.workspace) {
             (Some(w), _) => {
                 let spec = PathSpec {
-                    raw: std::path::absolute(w).unwrap_or_else(|_| w.clone()).display().to_string(),
+                    raw: std::path::absolute(w)
+                        .unwrap_or_else(|_| w.clone())
+                        .display()
+                        .to_string(),
                     optional: false,
                 };
                 check_workspace(&spec, None)?
@@ -503,7 +609,7 @@ impl Plan {
         let kernel_abi = crate::probe::landlock_abi();
         let abi = target_abi(kernel_abi)?;
         let fs = Self::filesystem(&p, &workspace, abi)?;
-        let audit_log = Self::audit_log(req, &p, &workspace, &fs)?;
+        let audit_log = Self::audit_log(req, &p, &workspace)?;
         let landlock = Self::landlock(&p, &fs, abi, kernel_abi);
 
         let mut gaps = Vec::new();
@@ -521,7 +627,11 @@ impl Plan {
         let cwd = std::env::current_dir()
             .ok()
             .and_then(|d| std::fs::canonicalize(d).ok())
-            .filter(|d| fs.grants.iter().any(|g| !g.implicit && d.starts_with(&g.path)))
+            .filter(|d| {
+                fs.grants
+                    .iter()
+                    .any(|g| !g.implicit && d.starts_with(&g.path))
+            })
             .unwrap_or_else(|| workspace.clone());
 
         let mut namespaces = if unprivileged { vec!["user"] } else { vec![] };
@@ -534,9 +644,18 @@ impl Plan {
             let list: Vec<String> = gaps.iter().map(|g| g.to_string()).collect();
             return Err(PlanError::Refused {
                 what: "plan".into(),
-                at: p.sources.last().map(|s| s.name.clone()).unwrap_or_default(),
+                at: p
+                    .sources
+                    .iter()
+                    .rev()
+                    .find(|s| !s.name.starts_with("--set"))
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
                 why: format!("can't be fully enforced here: {}", list.join("; ")),
-                hint: Some("fix the cause, or write `compat: best-effort` to run with these dropped".into()),
+                hint: Some(
+                    "fix the cause, or write `compat: best-effort` to run with these dropped"
+                        .into(),
+                ),
             });
         }
 
@@ -549,7 +668,8 @@ impl Plan {
         let exec = ExecPlan {
             argv,
             envp,
-            cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(|_| refused("cwd", "working directory", "contains a NUL byte"))?,
+            cwd: CString::new(cwd.as_os_str().as_bytes())
+                .map_err(|_| refused("cwd", "working directory", "contains a NUL byte"))?,
             caps,
         };
 
@@ -562,7 +682,11 @@ impl Plan {
             },
             workspace,
             cwd,
-            command: req.command.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+            command: req
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
             filesystem: fs,
             landlock,
             network: NetPlan {
@@ -586,62 +710,36 @@ impl Plan {
     }
 
     fn filesystem(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError> {
-        let mut by_path: BTreeMap<PathBuf, (PathBuf, Grant, bool)> = BTreeMap::new();
-        for (key, list, grant) in [
-            ("filesystem.read", &p.filesystem.read, Grant::READ),
-            ("filesystem.write", &p.filesystem.write, Grant::WRITE),
-            ("filesystem.exec", &p.filesystem.exec, Grant::EXEC),
-        ] {
-            for (i, item) in list.iter().enumerate() {
-                let key = item.origin.as_ref().map(|o| o.key.clone()).unwrap_or_else(|| format!("{key}[{i}]"));
-                let Some((written, real)) = resolve_path(item, Some(ws), &key)? else {
-                    continue;
-                };
-                if grant.write && real == Path::new("/") {
-                    return Err(item.error(&key, "a write grant on / would let the agent write everywhere").into());
-                }
-                if grant.write {
-                    if let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) {
-                        if exe.starts_with(&real) {
-                            return Err(item
-                                .error(
-                                    &key,
-                                    format!(
-                                        "this write grant covers the confine binary ({}); the agent could replace it",
-                                        exe.display()
-                                    ),
-                                )
-                                .into());
-                        }
-                    }
-                }
-                let e = by_path.entry(real).or_insert((written, Grant::NONE, false));
-                e.1 |= grant;
-            }
-        }
+        let mut by_path: BTreeMap<PathBuf, (PathBuf, Grant, bool)> = profile_grants(p, Some(ws))?
+            .into_iter()
+            .map(|(real, (written, g))| (real, (written, g, false)))
+            .collect();
         let tmp = p.filesystem.tmp.as_ref().map(|t| TmpPlan {
             size_bytes: t.size.map(|s| s.0).unwrap_or(profile::DEFAULT_TMP_SIZE),
             exec: t.exec.unwrap_or(false),
         });
         // The mount view: only what is granted exists inside.
         let mut view = mounts::View {
-            binds: by_path.iter().fold(Vec::new(), |mut binds: Vec<mounts::Bind>, (path, (_, g, _))| {
-                // A recursive bind of a parent with the same flags already
-                // shows this path as it should be.
-                let covered = binds
-                    .iter()
-                    .rev()
-                    .find(|b| path.starts_with(&b.path))
-                    .is_some_and(|b| b.write == g.write && b.exec == g.exec);
-                if !covered {
-                    binds.push(mounts::Bind {
-                        path: path.clone(),
-                        write: g.write,
-                        exec: g.exec,
-                    });
-                }
-                binds
-            }),
+            binds: by_path.iter().fold(
+                Vec::new(),
+                |mut binds: Vec<mounts::Bind>, (path, (_, g, _))| {
+                    // A recursive bind of a parent with the same flags already
+                    // shows this path as it should be.
+                    let covered = binds
+                        .iter()
+                        .rev()
+                        .find(|b| path.starts_with(&b.path))
+                        .is_some_and(|b| b.write == g.write && b.exec == g.exec);
+                    if !covered {
+                        binds.push(mounts::Bind {
+                            path: path.clone(),
+                            write: g.write,
+                            exec: g.exec,
+                        });
+                    }
+                    binds
+                },
+            ),
             tmp: tmp.as_ref().map(|t| (t.size_bytes, t.exec)),
             shm_size: tmp.as_ref().map_or(64 << 20, |t| t.size_bytes),
             ..Default::default()
@@ -659,7 +757,9 @@ impl Plan {
         // These exist in every sandbox's own /proc, /dev and /tmp.
         for (path, grant) in implicit_grants(tmp.is_some()) {
             let path = PathBuf::from(path);
-            let e = by_path.entry(path.clone()).or_insert((path, Grant::NONE, true));
+            let e = by_path
+                .entry(path.clone())
+                .or_insert((path, Grant::NONE, true));
             e.1 |= grant;
         }
         let grants = by_path
@@ -669,14 +769,25 @@ impl Plan {
                 if implicit && path.starts_with("/dev") && path != Path::new("/dev/shm") {
                     // Devices and the private devpts: open, read, write and
                     // (where granted) ioctl; nothing is created or removed.
-                    access &= ll::READ_FILE | ll::READ_DIR | ll::WRITE_FILE | ll::TRUNCATE | ll::IOCTL_DEV;
+                    access &= ll::READ_FILE
+                        | ll::READ_DIR
+                        | ll::WRITE_FILE
+                        | ll::TRUNCATE
+                        | ll::IOCTL_DEV;
                 }
                 let is_dir = if implicit {
-                    matches!(path.to_str(), Some("/proc" | "/tmp" | "/dev/pts" | "/dev/shm"))
+                    matches!(
+                        path.to_str(),
+                        Some("/proc" | "/tmp" | "/dev/pts" | "/dev/shm")
+                    )
                 } else {
                     path.is_dir()
                 };
-                let access = if is_dir { access } else { ll::file_access(access) };
+                let access = if is_dir {
+                    access
+                } else {
+                    ll::file_access(access)
+                };
                 PathGrant {
                     written,
                     path,
@@ -691,7 +802,11 @@ impl Plan {
             .collect();
         let mut protect = Vec::new();
         for (i, item) in p.filesystem.protect.iter().enumerate() {
-            let key = item.origin.as_ref().map(|o| o.key.clone()).unwrap_or_else(|| format!("filesystem.protect[{i}]"));
+            let key = item
+                .origin
+                .as_ref()
+                .map(|o| o.key.clone())
+                .unwrap_or_else(|| format!("filesystem.protect[{i}]"));
             let path = item
                 .value
                 .expand(Some(ws))
@@ -714,80 +829,82 @@ impl Plan {
     }
 
     /// Decides how `p` stays read-only inside its write grant (see
-/// [`mounts::View`]): bound read-only if it exists, a placeholder directory
-/// created first if it doesn't, an empty read-only file mounted over it if it
-/// is a symlink (whose target, when inside a write grant, is protected too).
-/// The directories between the grant and `p` are pinned as mount points.
-fn plan_protect(p: &Path, view: &mut mounts::View) -> Result<(), &'static str> {
-    let Some(w) = view
-        .binds
-        .iter()
-        .filter(|b| b.write && p.starts_with(&b.path) && p != b.path)
-        .max_by_key(|b| b.path.as_os_str().len())
-        .map(|b| b.path.clone())
-    else {
-        // Outside every write grant it is read-only, or absent, anyway.
-        return Ok(());
-    };
-    let mut between: Vec<PathBuf> = p
-        .ancestors()
-        .skip(1)
-        .take_while(|a| *a != w)
-        .map(Path::to_path_buf)
-        .collect();
-    between.reverse();
-    let mut create = Vec::new();
-    for a in &between {
-        match std::fs::symlink_metadata(a) {
-            Ok(m) if m.file_type().is_symlink() => return Err("is reached through a symlink"),
-            Ok(m) if !m.is_dir() => return Err("is beneath something that isn't a directory"),
-            Ok(_) => {}
-            Err(_) => create.push(a.clone()),
-        }
-    }
-    let target = match std::fs::symlink_metadata(p) {
-        Err(_) => {
-            create.push(p.to_path_buf());
-            None
-        }
-        Ok(m) if m.file_type().is_symlink() => {
-            Self::push_new(&mut view.masks, p);
-            Some(std::fs::canonicalize(p).ok())
-        }
-        Ok(_) => None,
-    };
-    for c in create {
-        Self::push_new(&mut view.create, &c);
-    }
-    for pin in between {
-        Self::push_new(&mut view.pins, &pin);
-    }
-    match target {
-        None => Self::push_new(&mut view.protect, p),
-        // What the link points to, if it is inside a write grant, must not
-        // become writable through its own path either.
-        Some(Some(t)) if t != p => {
-            if view.binds.iter().any(|b| b.write && t.starts_with(&b.path)) {
-                Self::plan_protect(&t, view)?;
+    /// [`mounts::View`]): bound read-only if it exists, a placeholder directory
+    /// created first if it doesn't, an empty read-only file mounted over it if it
+    /// is a symlink (whose target, when inside a write grant, is protected too).
+    /// The directories between the grant and `p` are pinned as mount points.
+    fn plan_protect(p: &Path, view: &mut mounts::View) -> Result<(), &'static str> {
+        let Some(w) = view
+            .binds
+            .iter()
+            .filter(|b| b.write && p.starts_with(&b.path) && p != b.path)
+            .max_by_key(|b| b.path.as_os_str().len())
+            .map(|b| b.path.clone())
+        else {
+            // Outside every write grant it is read-only, or absent, anyway.
+            return Ok(());
+        };
+        let mut between: Vec<PathBuf> = p
+            .ancestors()
+            .skip(1)
+            .take_while(|a| *a != w)
+            .map(Path::to_path_buf)
+            .collect();
+        between.reverse();
+        let mut create = Vec::new();
+        for a in &between {
+            match std::fs::symlink_metadata(a) {
+                Ok(m) if m.file_type().is_symlink() => return Err("is reached through a symlink"),
+                Ok(m) if !m.is_dir() => return Err("is beneath something that isn't a directory"),
+                Ok(_) => {}
+                Err(_) => create.push(a.clone()),
             }
         }
-        Some(_) => {}
+        let target = match std::fs::symlink_metadata(p) {
+            Err(_) => {
+                create.push(p.to_path_buf());
+                None
+            }
+            Ok(m) if m.file_type().is_symlink() => {
+                Self::push_new(&mut view.masks, p);
+                Some(std::fs::canonicalize(p).ok())
+            }
+            Ok(_) => None,
+        };
+        for c in create {
+            Self::push_new(&mut view.create, &c);
+        }
+        for pin in between {
+            Self::push_new(&mut view.pins, &pin);
+        }
+        match target {
+            None => Self::push_new(&mut view.protect, p),
+            // What the link points to, if it is inside a write grant, must not
+            // become writable through its own path either.
+            Some(Some(t)) if t != p => {
+                if view.binds.iter().any(|b| b.write && t.starts_with(&b.path)) {
+                    Self::plan_protect(&t, view)?;
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
-    if !v.iter().any(|x| x == p) {
-        v.push(p.to_path_buf());
+    fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
+        if !v.iter().any(|x| x == p) {
+            v.push(p.to_path_buf());
+        }
     }
-}
 
-/// In host network mode, name resolution must keep working: when
+    /// In host network mode, name resolution must keep working: when
     /// /etc/resolv.conf points elsewhere (systemd-resolved's stub under
     /// /run), that file is granted read-only too, and nothing else of /run.
     fn resolver(by_path: &mut BTreeMap<PathBuf, (PathBuf, Grant, bool)>, view: &mut mounts::View) {
         let conf = Path::new("/etc/resolv.conf");
-        let Ok(real) = std::fs::canonicalize(conf) else { return };
+        let Ok(real) = std::fs::canonicalize(conf) else {
+            return;
+        };
         if real == conf || by_path.keys().any(|k| real.starts_with(k)) {
             return;
         }
@@ -804,11 +921,15 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
         by_path.insert(real, (conf.to_path_buf(), Grant::READ, true));
     }
 
-    fn audit_log(req: &Request, p: &Profile, ws: &Path, fs: &FsPlan) -> Result<Option<PathBuf>, PlanError> {
-        let (path, origin): (PathBuf, Option<&Sourced<PathSpec>>) = if let Some(a) = &req.audit_log {
+    fn audit_log(req: &Request, p: &Profile, ws: &Path) -> Result<Option<PathBuf>, PlanError> {
+        let (path, origin): (PathBuf, Option<&Sourced<PathSpec>>) = if let Some(a) = &req.audit_log
+        {
             (std::path::absolute(a).unwrap_or_else(|_| a.clone()), None)
         } else if let Some(a) = &p.audit_log {
-            let path = a.value.expand(Some(ws)).ok_or_else(|| a.error("audit.log", "needs a workspace"))?;
+            let path = a
+                .value
+                .expand(Some(ws))
+                .ok_or_else(|| a.error("audit.log", "needs a workspace"))?;
             (path, Some(a))
         } else if let Some(env) = std::env::var_os("CONFINE_AUDIT_LOG").filter(|v| !v.is_empty()) {
             (PathBuf::from(env), None)
@@ -816,21 +937,15 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
             return Ok(None);
         };
         if !path.is_absolute() {
-            return Err(refused("audit log", path.display().to_string(), "must be an absolute path"));
+            return Err(refused(
+                "audit log",
+                path.display().to_string(),
+                "must be an absolute path",
+            ));
         }
-        // The log may not exist yet: resolve its directory.
-        let real = match (path.parent().and_then(|d| std::fs::canonicalize(d).ok()), path.file_name()) {
-            (Some(d), Some(f)) => d.join(f),
-            _ => normalize(&path),
-        };
-        if let Some(g) = fs.grants.iter().find(|g| !g.implicit && real.starts_with(&g.path)) {
-            let why = format!(
-                "the audit log {} is inside the {} grant {}: the agent could {} it",
-                real.display(),
-                if g.write { "write" } else { "read" },
-                g.path.display(),
-                if g.write { "rewrite" } else { "read" }
-            );
+        let real = log_path(&path);
+        let grants = profile_grants(p, Some(ws))?;
+        if let Some(why) = audit_inside_grant(&real, &grants) {
             return Err(match origin {
                 Some(o) => o.error("audit.log", why).into(),
                 None => refused("audit log", "--audit-log", why),
@@ -893,8 +1008,13 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
             if relevant {
                 let why = match kernel_abi {
                     None => format!("{} (this kernel has no Landlock)", f.consequence()),
-                    Some(k) if k < f.min_abi() => format!("{} (kernel's Landlock ABI is {k})", f.consequence()),
-                    Some(_) => format!("{} ({ABI_OVERRIDE_ENV} limits the ABI to {abi})", f.consequence()),
+                    Some(k) if k < f.min_abi() => {
+                        format!("{} (kernel's Landlock ABI is {k})", f.consequence())
+                    }
+                    Some(_) => format!(
+                        "{} ({ABI_OVERRIDE_ENV} limits the ABI to {abi})",
+                        f.consequence()
+                    ),
                 };
                 gaps.push(Gap {
                     what: f.describe().to_string(),
@@ -955,7 +1075,9 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
             allow.sort();
             allow.dedup();
         }
-        let nums = |v: &[String]| -> Vec<u32> { v.iter().filter_map(|s| syscalls::number(arch, s)).collect() };
+        let nums = |v: &[String]| -> Vec<u32> {
+            v.iter().filter_map(|s| syscalls::number(arch, s)).collect()
+        };
         let on_violation = match p.syscalls.on_violation {
             profile::OnViolation::Errno => seccomp::OnViolation::Errno,
             profile::OnViolation::Kill => seccomp::OnViolation::Kill,
@@ -1066,7 +1188,12 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
     }
 
     fn write_text(&self, o: &mut String) -> fmt::Result {
-        writeln!(o, "profile     {} ({})", self.profile.name, self.profile.sources.join(" <- "))?;
+        writeln!(
+            o,
+            "profile     {} ({})",
+            self.profile.name,
+            self.profile.sources.join(" <- ")
+        )?;
         if !self.profile.description.is_empty() {
             writeln!(o, "            {}", self.profile.description)?;
         }
@@ -1082,8 +1209,15 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
             "user        uid {} gid {}{}{} ({})",
             u.uid,
             u.gid,
-            u.name.as_ref().map(|n| format!(" [{n}]")).unwrap_or_default(),
-            if u.groups.is_empty() { String::new() } else { format!(" groups {:?}", u.groups) },
+            u.name
+                .as_ref()
+                .map(|n| format!(" [{n}]"))
+                .unwrap_or_default(),
+            if u.groups.is_empty() {
+                String::new()
+            } else {
+                format!(" groups {:?}", u.groups)
+            },
             u.spec
         )?;
         let ll = &self.landlock;
@@ -1091,7 +1225,9 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
             o,
             "filesystem  Landlock ABI {} (kernel: {}); everything not listed is inaccessible",
             ll.abi,
-            ll.kernel_abi.map(|a| a.to_string()).unwrap_or_else(|| "none".into())
+            ll.kernel_abi
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "none".into())
         )?;
         for g in &self.filesystem.grants {
             let kind = if g.write {
@@ -1133,7 +1269,11 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
         };
         writeln!(o, "network     {mode}")?;
         if !ll.handled_net.is_empty() {
-            writeln!(o, "            TCP connect to {:?}, bind {:?}; other ports denied", n.connect_tcp, n.bind_tcp)?;
+            writeln!(
+                o,
+                "            TCP connect to {:?}, bind {:?}; other ports denied",
+                n.connect_tcp, n.bind_tcp
+            )?;
         }
         let s = &self.seccomp;
         writeln!(
@@ -1153,14 +1293,22 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
         writeln!(
             o,
             "caps        {}",
-            if self.capabilities.is_empty() { "none".to_string() } else { self.capabilities.join(" ") }
+            if self.capabilities.is_empty() {
+                "none".to_string()
+            } else {
+                self.capabilities.join(" ")
+            }
         )?;
         writeln!(o, "namespaces  {}", self.namespaces.join(" "))?;
         writeln!(o, "env         {}", self.env_keys.join(" "))?;
         let l = &self.limits;
         let mut lim = Vec::new();
         if let Some(w) = l.wall_time_ms {
-            lim.push(format!("wall_time {} (grace {})", profile::Duration(w), profile::Duration(l.grace_ms)));
+            lim.push(format!(
+                "wall_time {} (grace {})",
+                profile::Duration(w),
+                profile::Duration(l.grace_ms)
+            ));
         }
         if let Some(m) = l.memory_bytes {
             lim.push(format!("memory {}", profile::Size(m)));
@@ -1177,12 +1325,18 @@ fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
         if let Some(f) = l.file_size_bytes {
             lim.push(format!("file_size {}", profile::Size(f)));
         }
-        lim.push(format!("core_dumps {}", if l.core_dumps { "on" } else { "off" }));
+        lim.push(format!(
+            "core_dumps {}",
+            if l.core_dumps { "on" } else { "off" }
+        ));
         writeln!(o, "limits      {}", lim.join(", "))?;
         writeln!(
             o,
             "audit       {}",
-            self.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "none".into())
+            self.audit_log
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "none".into())
         )?;
         writeln!(o, "compat      {:?}", self.compat)?;
         for d in &self.dropped {
@@ -1198,7 +1352,10 @@ fn user_spec(spec: &UserSpec) -> user::UserSpec {
         UserSpec::Inherit => user::UserSpec::Inherit,
         UserSpec::Root => user::UserSpec::Root,
         UserSpec::Name(n) => user::UserSpec::Name(n.clone()),
-        UserSpec::Id { uid, gid } => user::UserSpec::Id { uid: *uid, gid: *gid },
+        UserSpec::Id { uid, gid } => user::UserSpec::Id {
+            uid: *uid,
+            gid: *gid,
+        },
     }
 }
 
@@ -1207,10 +1364,13 @@ fn user_spec(spec: &UserSpec) -> user::UserSpec {
 fn target_abi(kernel: Option<u32>) -> Result<u32, PlanError> {
     let mut abi = kernel.unwrap_or(0).min(ll::MAX_ABI);
     if let Some(v) = std::env::var_os(ABI_OVERRIDE_ENV) {
-        let cap: u32 = v
-            .to_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| refused(ABI_OVERRIDE_ENV, "environment", "must be a number from 0 to 7"))?;
+        let cap: u32 = v.to_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            refused(
+                ABI_OVERRIDE_ENV,
+                "environment",
+                "must be a number from 0 to 7",
+            )
+        })?;
         abi = abi.min(cap);
     }
     Ok(abi)

@@ -328,7 +328,6 @@ fn write_grant_on_root_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: plan::check (src/plan.rs) doesn't check write grants on /, over the confine binary or over the audit log; `confine check` accepts these profiles"]
 fn check_refuses_what_run_refuses() {
     let dir = profiles_dir();
     let p = write_profile(
@@ -833,7 +832,6 @@ fn usage_errors_exit_125() {
 
 /// Usage errors are one `confine:` line like every other refusal (§1).
 #[test]
-#[ignore = "bug: src/main.rs prints clap's multi-line `error: ...` usage text for usage errors, not one `confine:` line"]
 fn usage_errors_are_one_confine_line() {
     for args in [&["bogus"][..], &["run", "-w", "/tmp"]] {
         assert_refused(&confine(args), &[]);

@@ -21,7 +21,11 @@ fn default_profile_writes_workspace_not_outside() {
     assert_status(&o, 0);
     let out = stdout(&o);
     assert!(out.starts_with("ok\n"), "{}", show(&o));
-    assert!(out.contains("status=2"), "the write outside must fail: {}", show(&o));
+    assert!(
+        out.contains("status=2"),
+        "the write outside must fail: {}",
+        show(&o)
+    );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "original");
     assert_eq!(std::fs::read_to_string(f.ws.join("made")).unwrap(), "ok\n");
 }

@@ -84,7 +84,9 @@ pub fn exec(args: &ExecArgs, err: RawFd) -> ! {
         // NULL-terminated arrays of pointers into CStrings the plan owns,
         // alive for as long as this process.
         unsafe { libc::execve(path.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr()) };
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::ENOENT);
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::ENOENT);
         // Like execvp: keep searching past directories where it isn't.
         match e {
             libc::ENOENT | libc::ENOTDIR => {}

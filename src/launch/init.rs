@@ -101,7 +101,11 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     // The init shares the agent's uid: nothing of the host environment or
     // confine's command line may be readable through /proc/1.
     if let Err(e) = hide_identity() {
-        fail(err, "init", format!("scrubbing the init's argv and environment: {e}"));
+        fail(
+            err,
+            "init",
+            format!("scrubbing the init's argv and environment: {e}"),
+        );
     }
 
     // Step 6: the mount view, before Landlock forbids mount changes.
@@ -137,7 +141,15 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     // Step 9: inherited descriptors never reach the agent. CLOEXEC rather
     // than close: the ruleset and the error pipe are still needed here.
     // SAFETY: close_range with integer arguments only.
-    if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) } != 0 {
+    if unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    } != 0
+    {
         fail(err, "close_range", std::io::Error::last_os_error());
     }
 
@@ -203,7 +215,10 @@ fn hide_identity() -> std::io::Result<()> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     // Fields after the command name, which may itself hold spaces or ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<usize> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    let fields: Vec<usize> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
     // arg_start is field 48 of stat; `rest` starts at field 3.
     let get = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
     for (start, end) in [(get(48), get(49)), (get(50), get(51))] {

@@ -35,13 +35,23 @@ pub const EXIT_TIMEOUT: u8 = 124;
 pub const EXIT_REFUSED: u8 = 125;
 
 /// The signals the supervisor passes on to the sandbox.
-const FORWARDED: [libc::c_int; 5] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGWINCH];
+const FORWARDED: [libc::c_int; 5] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGWINCH,
+];
 
 /// Why a launch failed before the command ran.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("{what} ({step}): {why}")]
-    Setup { step: &'static str, what: String, why: String },
+    Setup {
+        step: &'static str,
+        what: String,
+        why: String,
+    },
     #[error("{step} (sandbox setup): {why}")]
     Refused { step: String, why: String },
 }
@@ -63,7 +73,10 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
         setup(
             "audit",
-            format!("audit log {}", plan.audit_log.as_deref().unwrap_or(Path::new("")).display()),
+            format!(
+                "audit log {}",
+                plan.audit_log.as_deref().unwrap_or(Path::new("")).display()
+            ),
             e,
         )
     })?;
@@ -100,7 +113,7 @@ impl Outcome {
             .agent_status
             .filter(|s| libc::WIFSIGNALED(*s))
             .map(|s| libc::WTERMSIG(s));
-        let ms = |t: libc::timeval| t.tv_sec as i64 * 1000 + t.tv_usec as i64 / 1000;
+        let ms = |t: libc::timeval| t.tv_sec * 1000 + t.tv_usec / 1000;
         json!({
             "status": self.code,
             "signal": signal,
@@ -144,7 +157,8 @@ fn launch_record(plan: &Plan) -> serde_json::Value {
 fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
-    let caps = caps::Caps::new(&plan.exec.caps, last_cap).map_err(|e| setup("prepare", "capabilities", e))?;
+    let caps = caps::Caps::new(&plan.exec.caps, last_cap)
+        .map_err(|e| setup("prepare", "capabilities", e))?;
     let exec = exec_args(plan)?;
     let rlimits = limits::Rlimits {
         open_files: plan.limits.open_files,
@@ -187,7 +201,15 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
                 exec,
                 forwarded: &FORWARDED,
             };
-            init::run(args, init::Pipes { err: err_w, alive: alive_r, status: status_w, go: go_r })
+            init::run(
+                args,
+                init::Pipes {
+                    err: err_w,
+                    alive: alive_r,
+                    status: status_w,
+                    go: go_r,
+                },
+            )
         }
         namespaces::Cloned::Parent { pid } => pid,
     };
@@ -275,13 +297,20 @@ fn clone_error(ns: namespaces::Namespaces, e: std::io::Error) -> LaunchError {
     setup(
         "clone",
         "user namespace",
-        format!("{e}: unprivileged user namespaces are blocked here ({}){fix}", userns.reason),
+        format!(
+            "{e}: unprivileged user namespaces are blocked here ({}){fix}",
+            userns.reason
+        ),
     )
 }
 
 fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
     let e = &plan.exec;
-    let argv0 = e.argv.first().cloned().ok_or_else(|| setup("prepare", "command", "no command given"))?;
+    let argv0 = e
+        .argv
+        .first()
+        .cloned()
+        .ok_or_else(|| setup("prepare", "command", "no command given"))?;
     let candidates = if argv0.as_bytes().contains(&b'/') {
         vec![argv0.clone()]
     } else {
@@ -295,7 +324,8 @@ fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
         path.split(|b| *b == b':')
             .map(|dir| {
                 let dir = if dir.is_empty() { b"." as &[u8] } else { dir };
-                let mut full = Path::new(std::ffi::OsStr::from_bytes(dir)).join(std::ffi::OsStr::from_bytes(argv0.as_bytes()));
+                let mut full = Path::new(std::ffi::OsStr::from_bytes(dir))
+                    .join(std::ffi::OsStr::from_bytes(argv0.as_bytes()));
                 if full.as_os_str().is_empty() {
                     full = ".".into();
                 }
@@ -307,7 +337,10 @@ fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
             .collect()
     };
     let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
-        v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
     };
     Ok(agent::ExecArgs {
         argv: ptrs(&e.argv),
@@ -362,7 +395,12 @@ fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
 
 /// Waits for the init, forwarding signals and enforcing `wall_time`.
 /// Returns confine's exit status and the reason the sandbox ended.
-fn supervise(pid: libc::pid_t, pidfd: Option<&OwnedFd>, plan: &Plan, started: Instant) -> (u8, &'static str) {
+fn supervise(
+    pid: libc::pid_t,
+    pidfd: Option<&OwnedFd>,
+    plan: &Plan,
+    started: Instant,
+) -> (u8, &'static str) {
     // SAFETY: sigset operations on a local, initialized set.
     let set = unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -373,7 +411,10 @@ fn supervise(pid: libc::pid_t, pidfd: Option<&OwnedFd>, plan: &Plan, started: In
         }
         s
     };
-    let mut deadline = plan.limits.wall_time_ms.map(|ms| started + Duration::from_millis(ms));
+    let mut deadline = plan
+        .limits
+        .wall_time_ms
+        .map(|ms| started + Duration::from_millis(ms));
     let mut timed_out = false;
     let mut killed = false;
     loop {

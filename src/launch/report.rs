@@ -51,7 +51,10 @@ struct Record {
 
 impl Record {
     fn new(tag: u8) -> Record {
-        let mut r = Record { buf: [0; MAX], len: 0 };
+        let mut r = Record {
+            buf: [0; MAX],
+            len: 0,
+        };
         r.push(&[tag]);
         r
     }

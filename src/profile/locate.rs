@@ -89,7 +89,11 @@ impl MarkedEventReceiver for Finder<'_> {
                 None => {
                     // A map key: remember it (and point at it, in case the
                     // wanted path is the key itself).
-                    let parent = self.stack.last().map(|(_, p)| p.clone()).unwrap_or_default();
+                    let parent = self
+                        .stack
+                        .last()
+                        .map(|(_, p)| p.clone())
+                        .unwrap_or_default();
                     self.note(&join(&parent, &value), mark, true);
                     if let Some((Frame::Map { key }, _)) = self.stack.last_mut() {
                         *key = Some(value);
@@ -153,14 +157,26 @@ mod tests {
     #[test]
     fn finds_values() {
         assert_eq!(locate(TEXT, "user"), Some(Pos { line: 7, col: 7 }));
-        assert_eq!(locate(TEXT, "filesystem.read[1]"), Some(Pos { line: 3, col: 16 }));
-        assert_eq!(locate(TEXT, "filesystem.write[1]"), Some(Pos { line: 6, col: 7 }));
-        assert_eq!(locate(TEXT, "env.keep.add[0]"), Some(Pos { line: 9, col: 16 }));
+        assert_eq!(
+            locate(TEXT, "filesystem.read[1]"),
+            Some(Pos { line: 3, col: 16 })
+        );
+        assert_eq!(
+            locate(TEXT, "filesystem.write[1]"),
+            Some(Pos { line: 6, col: 7 })
+        );
+        assert_eq!(
+            locate(TEXT, "env.keep.add[0]"),
+            Some(Pos { line: 9, col: 16 })
+        );
     }
 
     #[test]
     fn falls_back_to_ancestor() {
-        assert_eq!(locate(TEXT, "filesystem.tmp"), Some(Pos { line: 2, col: 1 }));
+        assert_eq!(
+            locate(TEXT, "filesystem.tmp"),
+            Some(Pos { line: 2, col: 1 })
+        );
         assert_eq!(locate(TEXT, "limits.memory"), None);
     }
 

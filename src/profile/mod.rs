@@ -79,7 +79,10 @@ pub struct Sourced<T> {
 
 impl<T> Sourced<T> {
     fn default_value(value: T) -> Self {
-        Sourced { value, origin: None }
+        Sourced {
+            value,
+            origin: None,
+        }
     }
 
     /// An error about this value, located where it was written (or naming
@@ -115,9 +118,17 @@ pub struct ProfileError {
 
 impl fmt::Display for ProfileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = if self.key.is_empty() { "profile" } else { &self.key };
+        let key = if self.key.is_empty() {
+            "profile"
+        } else {
+            &self.key
+        };
         match self.pos {
-            Some(p) => write!(f, "{key} ({}:{}:{}): {}", self.source_name, p.line, p.col, self.message),
+            Some(p) => write!(
+                f,
+                "{key} ({}:{}:{}): {}",
+                self.source_name, p.line, p.col, self.message
+            ),
             None => write!(f, "{key} ({}): {}", self.source_name, self.message),
         }
     }
@@ -307,7 +318,10 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
         seen.push(identity);
         let raw = parse(&source, true)?;
         if let Some(parent) = &raw.extends {
-            let dir = source.path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+            let dir = source
+                .path
+                .as_ref()
+                .and_then(|p| p.parent().map(Path::to_path_buf));
             let origin = Origin {
                 source: source.clone(),
                 key: "extends".into(),
@@ -341,7 +355,12 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
     }
     if profile.name.is_empty() {
         profile.name = top_name
-            .and_then(|s| s.path.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()))
+            .and_then(|s| {
+                s.path
+                    .as_ref()
+                    .and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
             .unwrap_or_else(|| "unnamed".into());
     }
     Ok(profile)
@@ -385,7 +404,11 @@ fn looks_like_path(spec: &str) -> bool {
     spec.contains('/') || spec.ends_with(".yaml") || spec.ends_with(".yml")
 }
 
-fn read_source(spec: &str, base_dir: Option<&Path>, from: Option<&Origin>) -> Result<Source, ProfileError> {
+fn read_source(
+    spec: &str,
+    base_dir: Option<&Path>,
+    from: Option<&Origin>,
+) -> Result<Source, ProfileError> {
     let fail = |message: String| match from {
         Some(o) => o.error(message),
         None => ProfileError {
@@ -420,8 +443,10 @@ fn read_source(spec: &str, base_dir: Option<&Path>, from: Option<&Origin>) -> Re
         Some(d) if !Path::new(spec).is_absolute() => d.join(spec).components().collect(),
         _ => PathBuf::from(spec),
     };
-    let text = std::fs::read(&path).map_err(|e| fail(format!("can't read profile {}: {e}", path.display())))?;
-    let text = String::from_utf8(text).map_err(|_| fail(format!("profile {} is not UTF-8", path.display())))?;
+    let text = std::fs::read(&path)
+        .map_err(|e| fail(format!("can't read profile {}: {e}", path.display())))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| fail(format!("profile {} is not UTF-8", path.display())))?;
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
     Ok(Source {
         name: path.display().to_string(),
@@ -442,8 +467,14 @@ fn override_source(arg: &str, index: usize) -> Result<Source, ProfileError> {
     let (key, value) = arg
         .split_once('=')
         .ok_or_else(|| err("expected KEY=VALUE, e.g. --set limits.memory=1G".into()))?;
-    if key.is_empty() || key.split('.').any(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
-        return Err(err(format!("bad key `{key}`: write a dotted key such as limits.memory")));
+    if key.is_empty()
+        || key
+            .split('.')
+            .any(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return Err(err(format!(
+            "bad key `{key}`: write a dotted key such as limits.memory"
+        )));
     }
     let mut node: serde_yaml::Value = if value.is_empty() {
         serde_yaml::Value::String(String::new())
@@ -505,10 +536,13 @@ impl RawProfile {
 /// Turns a serde_yaml error into one that names the key and suggests the
 /// intended one for a typo.
 fn yaml_error(source: &Source, tracked: &str, e: &serde_yaml::Error) -> ProfileError {
-    let pos = e.location().filter(|_| !source.is_override()).map(|l| locate::Pos {
-        line: l.line(),
-        col: l.column(),
-    });
+    let pos = e
+        .location()
+        .filter(|_| !source.is_override())
+        .map(|l| locate::Pos {
+            line: l.line(),
+            col: l.column(),
+        });
     let mut message = e.to_string();
     // serde_yaml appends the position and prefixes the path; we print both
     // ourselves, in the order DESIGN.md gives.
@@ -546,11 +580,21 @@ fn yaml_error(source: &Source, tracked: &str, e: &serde_yaml::Error) -> ProfileE
             let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
             // The tracked path may already end with the unknown key.
             if !key.ends_with(field) {
-                key = if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+                key = if key.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{key}.{field}")
+                };
             }
             message = match closest(field, candidates.iter().copied()) {
-                Some(g) => format!("unknown key `{field}` (did you mean `{g}`?); allowed here: {}", candidates.join(", ")),
-                None => format!("unknown key `{field}`; allowed here: {}", candidates.join(", ")),
+                Some(g) => format!(
+                    "unknown key `{field}` (did you mean `{g}`?); allowed here: {}",
+                    candidates.join(", ")
+                ),
+                None => format!(
+                    "unknown key `{field}`; allowed here: {}",
+                    candidates.join(", ")
+                ),
             };
         }
     } else if let Some(rest) = message.strip_prefix("unknown variant `") {
@@ -631,7 +675,12 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) {
         merge_list(&mut p.filesystem.read, fs.read, s, "filesystem.read");
         merge_list(&mut p.filesystem.write, fs.write, s, "filesystem.write");
         merge_list(&mut p.filesystem.exec, fs.exec, s, "filesystem.exec");
-        merge_list(&mut p.filesystem.protect, fs.protect, s, "filesystem.protect");
+        merge_list(
+            &mut p.filesystem.protect,
+            fs.protect,
+            s,
+            "filesystem.protect",
+        );
         match fs.tmp {
             None => {}
             Some(TmpSpec::Off) => p.filesystem.tmp = None,

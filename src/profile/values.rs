@@ -119,7 +119,10 @@ macro_rules! deserialize_from_str {
     };
 }
 
-deserialize_from_str!(PathSpec, "an absolute path or one starting with {workspace}");
+deserialize_from_str!(
+    PathSpec,
+    "an absolute path or one starting with {workspace}"
+);
 
 /// A size in bytes, written as a number with an optional K/M/G/T suffix
 /// (powers of 1024).
@@ -152,7 +155,8 @@ impl FromStr for Size {
             return Err(bad());
         }
         let bytes = if let Ok(n) = num.parse::<u64>() {
-            n.checked_mul(mult).ok_or_else(|| format!("size `{s}` is too large"))?
+            n.checked_mul(mult)
+                .ok_or_else(|| format!("size `{s}` is too large"))?
         } else {
             let f: f64 = num.parse().map_err(|_| bad())?;
             if !f.is_finite() || f < 0.0 {
@@ -175,8 +179,13 @@ deserialize_from_str!(Size, "a size such as 512K, 256M or 2G");
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        for (unit, m) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-            if b >= m && b % m == 0 {
+        for (unit, m) in [
+            ("T", 1u64 << 40),
+            ("G", 1 << 30),
+            ("M", 1 << 20),
+            ("K", 1 << 10),
+        ] {
+            if b >= m && b.is_multiple_of(m) {
                 return write!(f, "{}{unit}", b / m);
             }
         }
@@ -191,11 +200,10 @@ pub struct Duration(pub u64);
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("bad duration `{s}`: write a number with ms, s, m or h (e.g. 10s, 1h)");
+        let bad =
+            || format!("bad duration `{s}`: write a number with ms, s, m or h (e.g. 10s, 1h)");
         let t = s.trim();
-        let split = t
-            .find(|c: char| c.is_ascii_alphabetic())
-            .ok_or_else(bad)?;
+        let split = t.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?;
         let (num, unit) = t.split_at(split);
         let mult: f64 = match unit {
             "ms" => 1.0,
@@ -226,7 +234,7 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
         for (unit, m) in [("h", 3_600_000u64), ("m", 60_000), ("s", 1000)] {
-            if ms >= m && ms % m == 0 {
+            if ms >= m && ms.is_multiple_of(m) {
                 return write!(f, "{}{unit}", ms / m);
             }
         }
@@ -329,7 +337,7 @@ impl FromStr for Cores {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.trim().parse::<f64>() {
-            Ok(c) if c.is_finite() && c >= 0.01 && c <= 4096.0 => Ok(Cores(c)),
+            Ok(c) if c.is_finite() && (0.01..=4096.0).contains(&c) => Ok(Cores(c)),
             _ => Err(format!(
                 "bad cpu limit `{s}`: write a number of cores from 0.01 up, e.g. 1.5"
             )),
@@ -371,7 +379,12 @@ impl FromStr for UserSpec {
             "workspace-owner" => UserSpec::WorkspaceOwner,
             "inherit" => UserSpec::Inherit,
             "root" => UserSpec::Root,
-            "" => return Err("empty user: write workspace-owner, inherit, root, a user name or UID[:GID]".into()),
+            "" => {
+                return Err(
+                    "empty user: write workspace-owner, inherit, root, a user name or UID[:GID]"
+                        .into(),
+                )
+            }
             _ if s.starts_with(|c: char| c.is_ascii_digit()) => {
                 let (u, g) = match s.split_once(':') {
                     Some((u, g)) => (u, Some(g)),
@@ -400,7 +413,10 @@ impl FromStr for UserSpec {
         })
     }
 }
-deserialize_from_str!(UserSpec, "workspace-owner, inherit, root, a user name or UID[:GID]");
+deserialize_from_str!(
+    UserSpec,
+    "workspace-owner, inherit, root, a user name or UID[:GID]"
+);
 
 impl fmt::Display for UserSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -445,7 +461,8 @@ impl<'de> Deserialize<'de> for TmpSpec {
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TmpSpec, A::Error> {
-                TmpSettings::deserialize(de::value::MapAccessDeserializer::new(map)).map(TmpSpec::On)
+                TmpSettings::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(TmpSpec::On)
             }
         }
         d.deserialize_any(V)
@@ -472,7 +489,11 @@ impl<T: PartialEq + Clone> ListSpec<T> {
         match self {
             ListSpec::Replace(v) => v.clone(),
             ListSpec::Edit { add, remove } => {
-                let mut out: Vec<T> = base.iter().filter(|x| !remove.contains(x)).cloned().collect();
+                let mut out: Vec<T> = base
+                    .iter()
+                    .filter(|x| !remove.contains(x))
+                    .cloned()
+                    .collect();
                 for a in add {
                     if !out.contains(a) {
                         out.push(a.clone());
@@ -486,10 +507,17 @@ impl<T: PartialEq + Clone> ListSpec<T> {
     /// Every item written, for checks that look at what the file says.
     pub fn items(&self) -> impl Iterator<Item = (&'static str, usize, &T)> {
         let (a, b): (Vec<_>, Vec<_>) = match self {
-            ListSpec::Replace(v) => (v.iter().enumerate().map(|(i, x)| ("", i, x)).collect(), vec![]),
+            ListSpec::Replace(v) => (
+                v.iter().enumerate().map(|(i, x)| ("", i, x)).collect(),
+                vec![],
+            ),
             ListSpec::Edit { add, remove } => (
                 add.iter().enumerate().map(|(i, x)| ("add", i, x)).collect(),
-                remove.iter().enumerate().map(|(i, x)| ("remove", i, x)).collect(),
+                remove
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| ("remove", i, x))
+                    .collect(),
             ),
         };
         a.into_iter().chain(b)
@@ -520,7 +548,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ListSpec<T> {
                     #[serde(default = "Vec::new")]
                     remove: Vec<T>,
                 }
-                let e: Edit<T> = Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let e: Edit<T> =
+                    Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(ListSpec::Edit {
                     add: e.add,
                     remove: e.remove,
@@ -561,7 +590,12 @@ pub enum Compat {
 pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let max = (word.len() / 3).max(1);
     candidates
-        .map(|c| (levenshtein(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                levenshtein(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, _)| *d <= max)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -583,7 +617,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -603,7 +639,17 @@ mod tests {
         assert_eq!("1.5G".parse::<Size>().unwrap().0, 3 << 29);
         assert_eq!("4096".parse::<Size>().unwrap().0, 4096);
         assert_eq!("2k".parse::<Size>().unwrap().0, 2048);
-        for bad in ["", "M", "-1M", "12X", "0", "0M", "1.2.3G", "NaNG", "99999999999T"] {
+        for bad in [
+            "",
+            "M",
+            "-1M",
+            "12X",
+            "0",
+            "0M",
+            "1.2.3G",
+            "NaNG",
+            "99999999999T",
+        ] {
             assert!(bad.parse::<Size>().is_err(), "{bad}");
         }
         assert_eq!(Size(256 << 20).to_string(), "256M");
@@ -632,15 +678,32 @@ mod tests {
             std::path::PathBuf::from("/w/.git/hooks")
         );
         assert_eq!(w.expand(None), None);
-        for bad in ["usr", "", "?", "{workspace}x", "/a/{home}", "/a/../etc", "~/x"] {
+        for bad in [
+            "usr",
+            "",
+            "?",
+            "{workspace}x",
+            "/a/{home}",
+            "/a/../etc",
+            "~/x",
+        ] {
             assert!(bad.parse::<PathSpec>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn users() {
-        assert_eq!("1000:1001".parse::<UserSpec>().unwrap(), UserSpec::Id { uid: 1000, gid: Some(1001) });
-        assert_eq!("agent".parse::<UserSpec>().unwrap(), UserSpec::Name("agent".into()));
+        assert_eq!(
+            "1000:1001".parse::<UserSpec>().unwrap(),
+            UserSpec::Id {
+                uid: 1000,
+                gid: Some(1001)
+            }
+        );
+        assert_eq!(
+            "agent".parse::<UserSpec>().unwrap(),
+            UserSpec::Name("agent".into())
+        );
         assert!("0".parse::<UserSpec>().is_err());
         assert!("1000:x".parse::<UserSpec>().is_err());
         assert!("a b".parse::<UserSpec>().is_err());
@@ -648,8 +711,14 @@ mod tests {
 
     #[test]
     fn caps_and_ports() {
-        assert_eq!("CAP_NET_BIND_SERVICE".parse::<CapName>().unwrap().0, caps::Capability::CAP_NET_BIND_SERVICE);
-        assert_eq!("net_raw".parse::<CapName>().unwrap().0, caps::Capability::CAP_NET_RAW);
+        assert_eq!(
+            "CAP_NET_BIND_SERVICE".parse::<CapName>().unwrap().0,
+            caps::Capability::CAP_NET_BIND_SERVICE
+        );
+        assert_eq!(
+            "net_raw".parse::<CapName>().unwrap().0,
+            caps::Capability::CAP_NET_RAW
+        );
         let e = "CAP_NET_BIND_SERVISE".parse::<CapName>().unwrap_err();
         assert!(e.contains("did you mean `CAP_NET_BIND_SERVICE`"), "{e}");
         assert!("0".parse::<Port>().is_err());
@@ -661,13 +730,19 @@ mod tests {
     fn list_merge() {
         let base = vec![1, 2, 3];
         assert_eq!(ListSpec::Replace(vec![9]).apply(&base), vec![9]);
-        let e = ListSpec::Edit { add: vec![4, 1], remove: vec![2] };
+        let e = ListSpec::Edit {
+            add: vec![4, 1],
+            remove: vec![2],
+        };
         assert_eq!(e.apply(&base), vec![1, 3, 4]);
     }
 
     #[test]
     fn suggestions() {
-        assert_eq!(closest("raed", ["read", "write", "exec"].into_iter()), Some("read"));
+        assert_eq!(
+            closest("raed", ["read", "write", "exec"].into_iter()),
+            Some("read")
+        );
         assert_eq!(closest("zzzzzz", ["read", "write"].into_iter()), None);
     }
 }

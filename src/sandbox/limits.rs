@@ -22,7 +22,11 @@ pub struct RlimitError {
     pub source: io::Error,
 }
 
-fn set(resource: libc::__rlimit_resource_t, name: &'static str, value: u64) -> Result<(), RlimitError> {
+fn set(
+    resource: libc::__rlimit_resource_t,
+    name: &'static str,
+    value: u64,
+) -> Result<(), RlimitError> {
     let lim = libc::rlimit {
         rlim_cur: value,
         rlim_max: value,

@@ -171,9 +171,9 @@ fn mount_point(path: &Path, dir: bool) -> Result<(), MountError> {
         let last = i + 1 == n;
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(err("creating mount point (a symlink is in the way)", path)(io::Error::from_raw_os_error(
-                    libc::ELOOP,
-                )))
+                return Err(err("creating mount point (a symlink is in the way)", path)(
+                    io::Error::from_raw_os_error(libc::ELOOP),
+                ))
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -194,9 +194,12 @@ fn mount_point(path: &Path, dir: bool) -> Result<(), MountError> {
 fn bind(path: &Path, set: u64, clr: u64) -> Result<(), MountError> {
     let src = under(OLDROOT, path);
     let dst = under(NEWROOT, path);
-    let is_dir = std::fs::metadata(&src).map_err(err("reading", path))?.is_dir();
+    let is_dir = std::fs::metadata(&src)
+        .map_err(err("reading", path))?
+        .is_dir();
     mount_point(path, is_dir)?;
-    mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("binding", path))?;
+    mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)
+        .map_err(err("binding", path))?;
     setattr(&dst, set, clr, true).map_err(err("setting mount flags on", path))
 }
 
@@ -208,13 +211,20 @@ fn bind(path: &Path, set: u64, clr: u64) -> Result<(), MountError> {
 pub fn build(view: &View) -> Result<(), MountError> {
     let root = Path::new("/");
     // Nothing done here may propagate back to the host.
-    mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(err("making mounts private at", root))?;
+    mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .map_err(err("making mounts private at", root))?;
 
     // Stage on a tmpfs over /tmp (in this namespace only): pivot into it so
     // the host's tree is at /oldroot, complete, with nothing shadowed.
     let stage = Path::new("/tmp");
-    mount(Some(Path::new("tmpfs")), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0700"))
-        .map_err(err("mounting the staging tmpfs on", stage))?;
+    mount(
+        Some(Path::new("tmpfs")),
+        stage,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0700"),
+    )
+    .map_err(err("mounting the staging tmpfs on", stage))?;
     for d in ["/tmp/newroot", "/tmp/oldroot"] {
         std::fs::create_dir(d).map_err(err("creating", Path::new(d)))?;
     }
@@ -260,12 +270,14 @@ pub fn build(view: &View) -> Result<(), MountError> {
     for p in &view.pins {
         let at = under(NEWROOT, p);
         no_symlink_on(&at).map_err(err("pinning", p))?;
-        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("pinning", p))?;
+        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(err("pinning", p))?;
     }
     for p in &view.protect {
         let at = under(NEWROOT, p);
         no_symlink_on(&at).map_err(err("protecting", p))?;
-        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None).map_err(err("protecting", p))?;
+        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(err("protecting", p))?;
         setattr(&at, RDONLY | NOSUID | NODEV, 0, true).map_err(err("making read-only", p))?;
     }
     if !view.masks.is_empty() {
@@ -340,7 +352,8 @@ fn mask_symlinks(links: &[PathBuf]) -> Result<(), MountError> {
             return Err(err("cloning", empty)(io::Error::last_os_error()));
         }
         // SAFETY: the fd was just returned to us.
-        let one = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(one as i32) };
+        let one =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(one as i32) };
         // SAFETY: valid fd and C strings; without MOVE_MOUNT_T_SYMLINKS the
         // target's final symlink is not followed: the mount covers the link.
         let r = unsafe {
@@ -395,7 +408,9 @@ pub fn create_placeholders(view: &View, uid: u32, gid: u32) -> Result<Vec<PathBu
         match std::fs::symlink_metadata(d) {
             Ok(m) if m.is_dir() => continue,
             Ok(_) => {
-                return Err(err("creating placeholder", d)(io::Error::from_raw_os_error(libc::EEXIST)));
+                return Err(err("creating placeholder", d)(
+                    io::Error::from_raw_os_error(libc::EEXIST),
+                ));
             }
             Err(_) => {}
         }
@@ -481,7 +496,8 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
         ("stderr", "/proc/self/fd/2"),
     ] {
         let at = dev_at.join(name);
-        std::os::unix::fs::symlink(target, &at).map_err(err("creating symlink", &dev.join(name)))?;
+        std::os::unix::fs::symlink(target, &at)
+            .map_err(err("creating symlink", &dev.join(name)))?;
     }
     setattr(&dev_at, RDONLY, 0, false).map_err(err("making read-only", dev))?;
 
@@ -526,6 +542,7 @@ fn enter(new_root: &Path) -> Result<(), MountError> {
         return Err(err("pivot_root to", new_root)(io::Error::last_os_error()));
     }
     // SAFETY: "." is a valid C string; the old root is stacked on ".".
-    check(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) }).map_err(err("detaching the old root", new_root))?;
+    check(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })
+        .map_err(err("detaching the old root", new_root))?;
     std::env::set_current_dir("/").map_err(err("entering", Path::new("/")))
 }

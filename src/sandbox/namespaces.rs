@@ -94,7 +94,9 @@ pub fn clone_into(ns: Namespaces) -> io::Result<Cloned> {
     match ret {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Cloned::Child),
-        pid => Ok(Cloned::Parent { pid: pid as libc::pid_t }),
+        pid => Ok(Cloned::Parent {
+            pid: pid as libc::pid_t,
+        }),
     }
 }
 
