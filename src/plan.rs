@@ -19,9 +19,9 @@ use crate::profile::{
     self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, UserSpec, Warning,
 };
 use crate::sandbox::landlock::{self as ll, Grant};
-use crate::sandbox::mounts;
 use crate::sandbox::seccomp;
 use crate::sandbox::user;
+use crate::sandbox::{cgroup, mounts};
 use crate::syscalls::{self, Arch};
 
 /// What `run`, `explain` and `--dry-run` were asked for.
@@ -168,6 +168,22 @@ pub struct UserPlan {
     pub name: Option<String>,
     #[serde(skip)]
     pub ids: user::Ids,
+}
+
+impl LimitsPlan {
+    /// The limits a cgroup enforces.
+    pub fn cgroup(&self) -> cgroup::Limits {
+        cgroup::Limits {
+            memory_bytes: self.memory_bytes,
+            pids: self.pids,
+            cpu_millicores: self.cpu_millicores,
+        }
+    }
+
+    /// Whether any limit needs a cgroup.
+    pub fn needs_cgroup(&self) -> bool {
+        self.memory_bytes.is_some() || self.pids.is_some() || self.cpu_millicores.is_some()
+    }
 }
 
 /// Limits in canonical units: milliseconds, bytes, millicores.
@@ -621,7 +637,17 @@ impl Plan {
         let unprivileged = unsafe { libc::geteuid() } != 0;
         let user = Self::user(&p, &workspace, unprivileged)?;
         let (env_keys, envp) = Self::env(&p, &workspace)?;
-        let limits = Self::limits(&p);
+        let mut limits = Self::limits(&p);
+        // Under best-effort, what no cgroup controller can enforce is
+        // dropped (and reported); under strict we never get here with any.
+        for g in &gaps {
+            match g.what.as_str() {
+                "limits.memory" => limits.memory_bytes = None,
+                "limits.pids" => limits.pids = None,
+                "limits.cpu" => limits.cpu_millicores = None,
+                _ => {}
+            }
+        }
         let caps: Vec<caps::Capability> = p.capabilities.iter().map(|c| c.value.0).collect();
 
         let cwd = std::env::current_dir()
@@ -1032,18 +1058,12 @@ impl Plan {
                 why: format!("{why}; only existing files and directories can be protected"),
             });
         }
-        let l = &p.limits;
-        for (set, name) in [
-            (l.memory.is_some(), "limits.memory"),
-            (l.pids.is_some(), "limits.pids"),
-            (l.cpu.is_some(), "limits.cpu"),
-        ] {
-            if set {
-                gaps.push(Gap {
-                    what: name.into(),
-                    why: "cgroup limits aren't enforced by this version yet".into(),
-                });
-            }
+        let l = Self::limits(p);
+        for u in cgroup::capability(&l.cgroup()) {
+            gaps.push(Gap {
+                what: u.key.to_string(),
+                why: u.why,
+            });
         }
     }
 

@@ -88,6 +88,16 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     {}
     drop(go);
     let err = err_fd.as_raw_fd();
+    // Now inside the sandbox's cgroup (the supervisor moved us before
+    // releasing us): a cgroup namespace rooted here hides the host's tree.
+    // SAFETY: unshare with a flag only.
+    if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+        fail(
+            err,
+            "namespaces",
+            format!("cgroup namespace: {}", std::io::Error::last_os_error()),
+        );
+    }
     let alive = alive_fd.as_raw_fd();
     let plan = a.plan;
 

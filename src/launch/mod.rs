@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::audit::Audit;
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
-use crate::sandbox::{caps, limits, mounts, namespaces};
+use crate::sandbox::{caps, cgroup, limits, mounts, namespaces};
 
 /// Exit status when `limits.wall_time` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
@@ -85,7 +85,7 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
         .map_err(|e| setup("audit", "writing the launch record", e))?;
     let made = mounts::create_placeholders(&plan.filesystem.mounts, plan.user.uid, plan.user.gid)
         .map_err(|e| setup("placeholders", "filesystem.protect", e))?;
-    let result = launch(plan);
+    let result = launch(plan, &audit.sandbox);
     mounts::remove_created(&made);
     let record = match &result {
         Ok(o) => audit.record("exit", o.record()),
@@ -99,6 +99,8 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
 
 /// What the supervisor saw of the sandbox's end.
 struct Outcome {
+    /// Resource use of the sandbox's cgroup, when it had one.
+    cgroup: Option<cgroup::Stats>,
     code: u8,
     /// The agent's raw wait status, when the init reported it.
     agent_status: Option<libc::c_int>,
@@ -122,6 +124,7 @@ impl Outcome {
             "max_rss_kb": self.rusage.ru_maxrss,
             "user_cpu_ms": ms(self.rusage.ru_utime),
             "sys_cpu_ms": ms(self.rusage.ru_stime),
+            "cgroup": self.cgroup,
         })
     }
 }
@@ -154,7 +157,7 @@ fn launch_record(plan: &Plan) -> serde_json::Value {
     })
 }
 
-fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
+fn launch(plan: &Plan, id: &str) -> Result<Outcome, LaunchError> {
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
@@ -172,7 +175,19 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
         pid: true,
         ipc: true,
         uts: true,
-        cgroup: true,
+        // The init unshares it once inside its own cgroup, so the view is
+        // rooted there.
+        cgroup: false,
+    };
+    // The cgroup exists before the sandbox does, and the child joins it
+    // before it is allowed to run.
+    let cg = if plan.limits.needs_cgroup() {
+        Some(
+            cgroup::Cgroup::create(id, &plan.limits.cgroup())
+                .map_err(|e| setup("cgroup", "limits", e))?,
+        )
+    } else {
+        None
     };
 
     let (err_r, err_w) = report::pipe().map_err(|e| setup("prepare", "error pipe", e))?;
@@ -217,15 +232,24 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
     drop(alive_r);
     drop(status_w);
     drop(go_r);
-    if plan.unprivileged {
-        if let Err(e) = namespaces::write_id_maps(pid, plan.user.uid, plan.user.gid) {
-            // The child is still waiting: end it before it does anything.
-            send(pid, None, libc::SIGKILL);
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-            restore_signals(&mask);
-            return Err(setup("userns", "uid/gid maps", e));
+    let outside = || -> Result<(), LaunchError> {
+        if let Some(cg) = &cg {
+            cg.add(pid)
+                .map_err(|e| setup("cgroup", "joining the sandbox's cgroup", e))?;
         }
+        if plan.unprivileged {
+            namespaces::write_id_maps(pid, plan.user.uid, plan.user.gid)
+                .map_err(|e| setup("userns", "uid/gid maps", e))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = outside() {
+        // The child is still waiting: end it before it does anything.
+        send(pid, None, libc::SIGKILL);
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        restore_signals(&mask);
+        return Err(e);
     }
     drop(go_w);
 
@@ -241,10 +265,22 @@ fn launch(plan: &Plan) -> Result<Outcome, LaunchError> {
     };
 
     let report = report::read(err_r);
-    let (code, reason) = supervise(pid, pidfd.as_ref(), plan, started);
+    let (code, mut reason) = supervise(pid, pidfd.as_ref(), plan, started, cg.as_ref());
+    let mut stats = None;
+    if let Some(cg) = cg {
+        if cg.oom_killed() && reason != "timeout" {
+            reason = "oom";
+            eprintln!("confine: limits.memory (cgroup): the sandbox hit its memory limit and was OOM-killed");
+        }
+        stats = Some(cg.stats());
+        if let Err(e) = cg.remove() {
+            eprintln!("confine: cgroup (cleanup): {e}");
+        }
+    }
     drop(alive_w);
     restore_signals(&mask);
     let mut outcome = Outcome {
+        cgroup: stats,
         code,
         agent_status: read_status(status_r),
         reason,
@@ -400,6 +436,7 @@ fn supervise(
     pidfd: Option<&OwnedFd>,
     plan: &Plan,
     started: Instant,
+    cg: Option<&cgroup::Cgroup>,
 ) -> (u8, &'static str) {
     // SAFETY: sigset operations on a local, initialized set.
     let set = unsafe {
@@ -462,6 +499,10 @@ fn supervise(
         } else if !killed {
             killed = true;
             send(pid, pidfd, libc::SIGKILL);
+            if let Some(cg) = cg {
+                // The outside guarantee, next to the PID namespace's.
+                let _ = cg.kill_all();
+            }
             deadline = None;
         }
     }
