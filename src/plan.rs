@@ -342,15 +342,27 @@ fn profile_grants(
     Ok(by_path)
 }
 
-/// An audit log's real path: its directory resolved (the log itself may
-/// not exist yet).
+/// An audit log's real path: the longest existing ancestor resolved (through
+/// any symlinks), the rest appended. The log and its directories may not
+/// exist yet, and a symlink on the way must not hide that it lands inside a
+/// grant.
 fn log_path(path: &Path) -> PathBuf {
-    match (
-        path.parent().and_then(|d| std::fs::canonicalize(d).ok()),
-        path.file_name(),
-    ) {
-        (Some(d), Some(f)) => d.join(f),
-        _ => normalize(path),
+    let path = normalize(path);
+    let mut missing = Vec::new();
+    let mut cur = path.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(cur) {
+            let mut out = real;
+            out.extend(missing.iter().rev());
+            return out;
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return path,
+        }
     }
 }
 
