@@ -1,0 +1,239 @@
+//! Resource limits end to end: cgroup pids and memory limits hold against
+//! the real binary, OOM kills are reported as such, and nothing (cgroup,
+//! mount, process) outlives a sandbox. The fork bomb is bounded, so it is
+//! harmless even if the limit didn't hold.
+mod common;
+use common::*;
+
+/// Every `confine-*` cgroup directory on the host.
+fn cgroup_dirs() -> Vec<String> {
+    fn walk(dir: &std::path::Path, depth: usize, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with("confine-") {
+                out.push(e.path().display().to_string());
+            }
+            if depth < 4 {
+                walk(&e.path(), depth + 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(std::path::Path::new("/sys/fs/cgroup"), 0, &mut out);
+    out
+}
+
+fn mounts() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Host processes whose command line holds `token`.
+fn processes_with(token: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(token))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// Skips unless a cgroup controller can enforce `key` here.
+fn enforceable(test: &str, key: &str, limits: &confine::sandbox::cgroup::Limits) -> bool {
+    let missing = confine::sandbox::cgroup::capability(limits);
+    if let Some(u) = missing.iter().find(|u| u.key == key) {
+        let why = format!("{test}: {key} can't be enforced here: {}", u.why);
+        if std::env::var_os("CONFINE_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+            panic!("{why}");
+        }
+        eprintln!("skipped: {why}");
+        return false;
+    }
+    true
+}
+
+/// Forks up to `n` sleeping children; prints how many forks succeeded.
+const FORKS: &str = r#"
+import os, sys, time
+n, ok = int(sys.argv[1]), 0
+for _ in range(n):
+    try:
+        pid = os.fork()
+    except OSError:
+        continue
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    ok += 1
+print("started=%d" % ok, flush=True)
+"#;
+
+fn started(o: &std::process::Output) -> usize {
+    stdout(o)
+        .lines()
+        .find_map(|l| l.strip_prefix("started="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}", show(o)))
+}
+
+#[test]
+fn fork_bomb_is_contained_by_pids() {
+    let name = "fork_bomb_is_contained_by_pids";
+    let l = confine::sandbox::cgroup::Limits {
+        pids: Some(64),
+        ..Default::default()
+    };
+    if !can_run(name) || !enforceable(name, "limits.pids", &l) {
+        return;
+    }
+    let f = Fixture::new("limits-pids");
+    let p = f.profile("pids", "version: 1\nextends: default\nlimits: {pids: 64}\n");
+    // A bounded bomb: 300 forks, harmless even if nothing stopped it.
+    let o = f.run(
+        p.to_str().unwrap(),
+        &["/usr/bin/python3", "-c", FORKS, "300"],
+    );
+    assert_status(&o, 0);
+    let n = started(&o);
+    // 64 tasks in all, python and the init among them.
+    assert!(n <= 62, "{n} forks succeeded under pids: 64: {}", show(&o));
+    assert!(n > 10, "some forks must succeed: {}", show(&o));
+    // The host can still fork.
+    assert!(std::process::Command::new("/bin/true")
+        .status()
+        .unwrap()
+        .success());
+
+    // Control: without the limit, more than 64 start.
+    let o = f.run("default", &["/usr/bin/python3", "-c", FORKS, "100"]);
+    assert_status(&o, 0);
+    assert_eq!(started(&o), 100, "{}", show(&o));
+}
+
+#[test]
+fn big_allocation_under_memory_limit_is_oom_killed_and_reported() {
+    let name = "big_allocation_under_memory_limit_is_oom_killed_and_reported";
+    let l = confine::sandbox::cgroup::Limits {
+        memory_bytes: Some(256 << 20),
+        ..Default::default()
+    };
+    if !can_run(name) || !enforceable(name, "limits.memory", &l) {
+        return;
+    }
+    let f = Fixture::new("limits-mem");
+    let log = f.root.join("audit.jsonl");
+    let p = f.profile(
+        "mem",
+        "version: 1\nextends: default\nlimits: {memory: 256M}\n",
+    );
+    let o = f
+        .command(
+            p.to_str().unwrap(),
+            &[
+                "/usr/bin/python3",
+                "-c",
+                "b = bytearray(2 << 30); print('allocated', len(b))",
+            ],
+        )
+        .env("CONFINE_AUDIT_LOG", &log)
+        .output()
+        .unwrap();
+    assert!(!stdout(&o).contains("allocated"), "{}", show(&o));
+    let code = o.status.code().unwrap();
+    if code == 137 {
+        assert!(stderr(&o).contains("memory limit"), "{}", show(&o));
+        let records = std::fs::read_to_string(&log).unwrap();
+        let exit: serde_json::Value =
+            serde_json::from_str(records.lines().last().unwrap()).unwrap();
+        assert_eq!(exit["reason"], "oom", "{records}");
+    } else {
+        // The allocation may fail cleanly instead (MemoryError).
+        assert_eq!(code, 1, "{}", show(&o));
+        assert!(stderr(&o).contains("MemoryError"), "{}", show(&o));
+    }
+
+    // Control: 64 MB fits.
+    let o = f.run(
+        p.to_str().unwrap(),
+        &[
+            "/usr/bin/python3",
+            "-c",
+            "b = bytearray(64 << 20); print('allocated', len(b))",
+        ],
+    );
+    assert_status(&o, 0);
+}
+
+#[test]
+fn nothing_is_left_behind_after_100_runs() {
+    let name = "nothing_is_left_behind_after_100_runs";
+    let l = confine::sandbox::cgroup::Limits {
+        pids: Some(32),
+        ..Default::default()
+    };
+    if !can_run(name) || !enforceable(name, "limits.pids", &l) {
+        return;
+    }
+    let f = Fixture::new("limits-leftovers");
+    let log = f.root.join("audit.jsonl");
+    let p = f.profile(
+        "lim",
+        "version: 1\nextends: default\nlimits: {pids: 32}\nfilesystem: {protect: [\"{workspace}/.git/hooks\"]}\n",
+    );
+    let token = format!("60.{}{}", std::process::id(), line!());
+    let mnt = mounts();
+    for i in 0..100 {
+        // Leave a background process behind each time.
+        let o = f
+            .command(
+                p.to_str().unwrap(),
+                &["/bin/sh", "-c", &format!("sleep {token} & exit 0")],
+            )
+            .env("CONFINE_AUDIT_LOG", &log)
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        assert!(
+            !f.ws.join(".git").exists(),
+            "run {i}: placeholder left behind"
+        );
+    }
+    // Every sandbox's cgroup is gone.
+    let ids: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"] == "launch")
+        .map(|r| r["sandbox"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    let left = cgroup_dirs();
+    for id in &ids {
+        assert!(
+            !left.iter().any(|d| d.ends_with(&format!("confine-{id}"))),
+            "cgroup of {id} left behind"
+        );
+    }
+    assert_eq!(mounts(), mnt, "mounts left behind on the host");
+    assert_eq!(
+        processes_with(&token),
+        0,
+        "a background process outlived its sandbox"
+    );
+}
