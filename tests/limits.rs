@@ -237,3 +237,49 @@ fn nothing_is_left_behind_after_100_runs() {
         "a background process outlived its sandbox"
     );
 }
+
+#[test]
+fn a_killed_supervisors_cgroup_is_swept_by_the_next_launch() {
+    let name = "a_killed_supervisors_cgroup_is_swept_by_the_next_launch";
+    let l = confine::sandbox::cgroup::Limits {
+        pids: Some(32),
+        ..Default::default()
+    };
+    if !can_run(name) || !enforceable(name, "limits.pids", &l) {
+        return;
+    }
+    let f = Fixture::new("limits-sweep");
+    let p = f.profile("lim", "version: 1\nextends: default\nlimits: {pids: 32}\n");
+    // Where this host puts pids cgroups: ask a real sandbox.
+    let o = f.sh(p.to_str().unwrap(), "true");
+    assert_status(&o, 0);
+    let Some(parent) = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|d| d.join("pids.max").exists() || d.join("cgroup.procs").exists())
+    else {
+        panic!("no pids hierarchy found");
+    };
+    let stale = parent.join(format!("confine-test-stale-{}", std::process::id()));
+    let fresh = parent.join(format!("confine-test-fresh-{}", std::process::id()));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::create_dir(&fresh).unwrap();
+    // Two minutes old, as a killed supervisor's would be.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let o = f.sh(p.to_str().unwrap(), "true");
+    assert_status(&o, 0);
+    let stale_left = stale.exists();
+    let fresh_left = fresh.exists();
+    let _ = std::fs::remove_dir(&stale);
+    let _ = std::fs::remove_dir(&fresh);
+    assert!(!stale_left, "a stale empty cgroup must be swept");
+    assert!(
+        fresh_left,
+        "a fresh one (a concurrent launch's) must be left alone"
+    );
+}

@@ -649,6 +649,35 @@ impl Dir {
     }
 }
 
+/// How old an empty `confine-*` cgroup must be before a later launch takes it
+/// for the leftover of a supervisor that was killed (SIGKILL leaves no chance
+/// to clean up): far longer than the moment between creating a cgroup and
+/// moving the sandbox in.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes empty `confine-*` cgroups under `parent` older than
+/// [`STALE_AFTER`]. rmdir of a cgroup with processes fails, so a live
+/// sandbox's is never touched.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with("confine-") {
+            continue;
+        }
+        let path = e.path();
+        let empty = fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if empty && old {
+            let _ = fs::remove_dir(&path);
+        }
+    }
+}
+
 /// The cgroup of one sandbox: a directory `confine-<id>` in each hierarchy
 /// that enforces one of its limits.
 #[derive(Debug)]
@@ -714,6 +743,7 @@ impl Cgroup {
         }
 
         for w in wanted_dirs(layout, &placed) {
+            sweep_stale(&w.parent);
             let path = w.parent.join(&name);
             match fs::create_dir(&path) {
                 Ok(()) => {}
