@@ -659,13 +659,16 @@ const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// [`STALE_AFTER`]. rmdir of a cgroup with processes fails, so a live
 /// sandbox's is never touched.
 fn sweep_stale(parent: &Path) {
-    let Ok(entries) = fs::read_dir(parent) else { return };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
     for e in entries.flatten() {
         if !e.file_name().to_string_lossy().starts_with("confine-") {
             continue;
         }
         let path = e.path();
-        let empty = fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
+        let empty =
+            fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
         let old = e
             .metadata()
             .and_then(|m| m.modified())
