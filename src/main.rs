@@ -29,6 +29,35 @@ struct Cli {
     command: Command,
 }
 
+/// What a plan is built from, for `run` and `explain`.
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Built-in profile name or path to a YAML profile
+    #[arg(short, long, value_name = "PROFILE", default_value = "default")]
+    profile: String,
+    /// Workspace directory (overrides the profile's `workspace`); must exist
+    #[arg(short, long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Override a profile key, e.g. --set limits.memory=1G (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Write audit records to FILE (overrides the profile's audit.log)
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+}
+
+impl PlanArgs {
+    fn request(self, command: Vec<OsString>) -> Request {
+        Request {
+            profile: self.profile,
+            workspace: self.workspace,
+            overrides: self.set,
+            audit_log: self.audit_log,
+            command,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run CMD confined by a profile
@@ -38,18 +67,8 @@ limits.wall_time ran out; 125 when confine refused or failed before the command 
 the command may not be executed; 127 when it was not found."
     )]
     Run {
-        /// Built-in profile name or path to a YAML profile
-        #[arg(short, long, value_name = "PROFILE", default_value = "default")]
-        profile: String,
-        /// Workspace directory (overrides the profile's `workspace`); must exist
-        #[arg(short, long, value_name = "DIR")]
-        workspace: Option<PathBuf>,
-        /// Override a profile key, e.g. --set limits.memory=1G (repeatable)
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Write audit records to FILE (overrides the profile's audit.log)
-        #[arg(long, value_name = "FILE")]
-        audit_log: Option<PathBuf>,
+        #[command(flatten)]
+        plan: PlanArgs,
         /// Print the resolved plan and exit 0 without running anything
         #[arg(long)]
         dry_run: bool,
@@ -65,14 +84,8 @@ the command may not be executed; 127 when it was not found."
     },
     /// Print the fully resolved plan: what the kernel will enforce
     Explain {
-        #[arg(short, long, value_name = "PROFILE", default_value = "default")]
-        profile: String,
-        #[arg(short, long, value_name = "DIR")]
-        workspace: Option<PathBuf>,
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        #[arg(long, value_name = "FILE")]
-        audit_log: Option<PathBuf>,
+        #[command(flatten)]
+        plan: PlanArgs,
         /// Machine-readable output
         #[arg(long)]
         json: bool,
@@ -121,20 +134,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run {
-            profile,
-            workspace,
-            set,
-            audit_log,
+            plan,
             dry_run,
             command,
         } => {
-            let req = Request {
-                profile,
-                workspace,
-                overrides: set,
-                audit_log,
-                command,
-            };
+            let req = plan.request(command);
             let plan = match build(&req) {
                 Ok(p) => p,
                 Err(code) => return code,
@@ -172,20 +176,8 @@ fn main() -> ExitCode {
             }
             ExitCode::from(if failed { EXIT_REFUSED } else { 0 })
         }
-        Command::Explain {
-            profile,
-            workspace,
-            set,
-            audit_log,
-            json,
-        } => {
-            let req = Request {
-                profile,
-                workspace,
-                overrides: set,
-                audit_log,
-                command: Vec::new(),
-            };
+        Command::Explain { plan, json } => {
+            let req = plan.request(Vec::new());
             let plan = match build(&req) {
                 Ok(p) => p,
                 Err(code) => return code,

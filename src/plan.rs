@@ -15,9 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::profile::{
-    self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, UserSpec, Warning,
-};
+use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, Warning};
 use crate::sandbox::landlock::{self as ll, Grant};
 use crate::sandbox::seccomp;
 use crate::sandbox::user;
@@ -1137,7 +1135,7 @@ impl Plan {
     fn user(p: &Profile, ws: &Path, unprivileged: bool) -> Result<UserPlan, PlanError> {
         let spec = &p.user.value;
         // Only `user: root` may yield uid 0; nothing else is taken to mean it.
-        let mut ids = user::resolve(&user_spec(spec), ws, false).map_err(|e| {
+        let mut ids = user::resolve(spec, ws, false).map_err(|e| {
             let why = match e.hint() {
                 Some(h) => format!("{e}; hint: {h}"),
                 None => e.to_string(),
@@ -1375,19 +1373,6 @@ impl Plan {
             writeln!(o, "DROPPED     {d}")?;
         }
         Ok(())
-    }
-}
-
-fn user_spec(spec: &UserSpec) -> user::UserSpec {
-    match spec {
-        UserSpec::WorkspaceOwner => user::UserSpec::WorkspaceOwner,
-        UserSpec::Inherit => user::UserSpec::Inherit,
-        UserSpec::Root => user::UserSpec::Root,
-        UserSpec::Name(n) => user::UserSpec::Name(n.clone()),
-        UserSpec::Id { uid, gid } => user::UserSpec::Id {
-            uid: *uid,
-            gid: *gid,
-        },
     }
 }
 

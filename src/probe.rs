@@ -43,7 +43,6 @@ use serde::Serialize;
 
 /// `LANDLOCK_CREATE_RULESET_VERSION` from `<linux/landlock.h>`; libc doesn't
 /// export it.
-const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
 
 /// Everything `confine probe` reports. Serializes to stable snake_case JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -255,23 +254,7 @@ pub fn landlock_abi() -> Option<u32> {
 }
 
 fn landlock_abi_raw() -> Result<u32, Errno> {
-    // SAFETY: with attr NULL, size 0 and only the VERSION flag, the kernel
-    // reads no memory of ours, creates no fd and returns the ABI version.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<libc::c_void>(),
-            0usize,
-            LANDLOCK_CREATE_RULESET_VERSION,
-        )
-    };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    match u32::try_from(ret) {
-        Ok(v) if v >= 1 => Ok(v),
-        _ => Err(Errno::EINVAL),
-    }
+    crate::sandbox::landlock::kernel_abi()
 }
 
 fn probe_kernel() -> Kernel {

@@ -194,17 +194,8 @@ pub struct Env {
     pub set: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Limits {
-    pub wall_time: Option<Duration>,
-    pub grace: Option<Duration>,
-    pub memory: Option<Size>,
-    pub pids: Option<Count>,
-    pub cpu: Option<Cores>,
-    pub open_files: Option<Count>,
-    pub file_size: Option<Size>,
-    pub core_dumps: Option<bool>,
-}
+/// Limits merge field by field; a layer's own are the same shape.
+pub type Limits = schema::RawLimits;
 
 /// A merged profile: every layer of `extends` applied, defaults filled in.
 #[derive(Clone, Debug)]

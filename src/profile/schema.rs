@@ -97,7 +97,7 @@ pub struct RawEnv {
     pub set: Option<BTreeMap<EnvKey, String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub wall_time: Option<Duration>,

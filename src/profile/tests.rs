@@ -910,14 +910,14 @@ fn numeric_root_user_is_refused() {
         "user",
         2,
         7,
-        &["bad user `1000:x`"],
+        &["`1000:x` is not a user"],
     );
     assert_text_err(
         "version: 1\nuser: \"a b\"\n",
         "user",
         2,
         7,
-        &["bad user name `a b`"],
+        &["`a b` is not a user"],
     );
 }
 

@@ -361,73 +361,38 @@ impl FromStr for Count {
 }
 deserialize_from_str!(Count, "a positive whole number");
 
-/// Who the agent runs as.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UserSpec {
-    WorkspaceOwner,
-    Inherit,
-    Root,
-    Name(String),
-    Id { uid: u32, gid: Option<u32> },
-}
+/// Who the agent runs as: the launcher's type, parsed by its own rules,
+/// plus one the profile adds: uid 0 must be spelled `root`.
+pub use crate::sandbox::user::UserSpec;
 
-impl FromStr for UserSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "workspace-owner" => UserSpec::WorkspaceOwner,
-            "inherit" => UserSpec::Inherit,
-            "root" => UserSpec::Root,
-            "" => {
-                return Err(
-                    "empty user: write workspace-owner, inherit, root, a user name or UID[:GID]"
-                        .into(),
-                )
-            }
-            _ if s.starts_with(|c: char| c.is_ascii_digit()) => {
-                let (u, g) = match s.split_once(':') {
-                    Some((u, g)) => (u, Some(g)),
-                    None => (s, None),
-                };
-                let bad = || format!("bad user `{s}`: write UID or UID:GID with numbers");
-                let uid: u32 = u.parse().map_err(|_| bad())?;
-                let gid = g.map(|g| g.parse::<u32>().map_err(|_| bad())).transpose()?;
-                if uid == u32::MAX || gid == Some(u32::MAX) {
-                    return Err(bad());
-                }
-                if uid == 0 {
-                    return Err("user `0` would run the agent as root: write `user: root` if that is really meant".into());
-                }
-                UserSpec::Id { uid, gid }
-            }
-            _ => {
-                if !s
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
-                {
-                    return Err(format!("bad user name `{s}`"));
-                }
-                UserSpec::Name(s.to_string())
-            }
-        })
+fn parse_user(s: &str) -> Result<UserSpec, String> {
+    match s.parse::<UserSpec>().map_err(|e| e.to_string())? {
+        UserSpec::Id { uid: 0, .. } => Err(format!(
+            "user `{s}` would run the agent as root: write `user: root` if that is really meant"
+        )),
+        spec => Ok(spec),
     }
 }
-deserialize_from_str!(
-    UserSpec,
-    "workspace-owner, inherit, root, a user name or UID[:GID]"
-);
 
-impl fmt::Display for UserSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UserSpec::WorkspaceOwner => f.write_str("workspace-owner"),
-            UserSpec::Inherit => f.write_str("inherit"),
-            UserSpec::Root => f.write_str("root"),
-            UserSpec::Name(n) => f.write_str(n),
-            UserSpec::Id { uid, gid: None } => write!(f, "{uid}"),
-            UserSpec::Id { uid, gid: Some(g) } => write!(f, "{uid}:{g}"),
+impl<'de> Deserialize<'de> for UserSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UserSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("workspace-owner, inherit, root, a user name or UID[:GID]")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<UserSpec, E> {
+                parse_user(s).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<UserSpec, E> {
+                parse_user(&n.to_string()).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<UserSpec, E> {
+                parse_user(&n.to_string()).map_err(E::custom)
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
@@ -704,7 +669,9 @@ mod tests {
             "agent".parse::<UserSpec>().unwrap(),
             UserSpec::Name("agent".into())
         );
-        assert!("0".parse::<UserSpec>().is_err());
+        assert!(parse_user("0").is_err());
+        assert!(parse_user("0:0").is_err());
+        assert!(parse_user("1000").is_ok());
         assert!("1000:x".parse::<UserSpec>().is_err());
         assert!("a b".parse::<UserSpec>().is_err());
     }

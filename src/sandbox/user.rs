@@ -27,7 +27,7 @@ use nix::unistd::{Gid, Uid, User};
 use serde::{Deserialize, Serialize};
 
 /// The profile's `user:` value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum UserSpec {
     /// `workspace-owner`: the owner and group of the workspace directory.
     WorkspaceOwner,
