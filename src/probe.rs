@@ -41,9 +41,6 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{access, fork, geteuid, AccessFlags, ForkResult, Pid};
 use serde::Serialize;
 
-/// `LANDLOCK_CREATE_RULESET_VERSION` from `<linux/landlock.h>`; libc doesn't
-/// export it.
-
 /// Everything `confine probe` reports. Serializes to stable snake_case JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {
