@@ -1069,7 +1069,14 @@ impl Plan {
             });
         }
         let l = Self::limits(p);
-        for u in cgroup::capability(&l.cgroup()) {
+        // Finding the cgroup hierarchies reads /proc and /sys: only when a
+        // limit needs them.
+        let missing = if l.needs_cgroup() {
+            cgroup::capability(&l.cgroup())
+        } else {
+            Vec::new()
+        };
+        for u in missing {
             gaps.push(Gap {
                 what: u.key.to_string(),
                 why: u.why,

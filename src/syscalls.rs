@@ -89,10 +89,19 @@ pub fn table(arch: Arch) -> &'static [(&'static str, u32)] {
 /// The number of syscall `name` on `arch`, or `None` when `arch` has no such
 /// syscall (e.g. `open` or `fork` on aarch64) or the name is unknown.
 pub fn number(arch: Arch, name: &str) -> Option<u32> {
-    table(arch)
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, nr)| nr)
+    // A plan looks up a few hundred names: an index sorted by name, built
+    // once per arch, instead of a scan of the table per lookup.
+    static INDEX: [std::sync::OnceLock<Vec<(&'static str, u32)>>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let index = INDEX[arch as usize].get_or_init(|| {
+        let mut v = table(arch).to_vec();
+        v.sort_unstable_by_key(|&(n, _)| n);
+        v
+    });
+    index
+        .binary_search_by_key(&name, |&(n, _)| n)
+        .ok()
+        .map(|i| index[i].1)
 }
 
 /// The name of syscall number `nr` on `arch`.
