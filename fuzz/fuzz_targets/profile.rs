@@ -56,16 +56,21 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    for key in KEYS {
-        let _ = locate::locate(text, key);
-    }
-    // A key path taken from the input, too (the last line).
+    // `locate` walks the whole text whatever the key; two keys per input
+    // (one picked by the input's length) and one taken from its last line
+    // keep it from dominating the run time.
+    let _ = locate::locate(text, "filesystem.read[0]");
+    let _ = locate::locate(text, KEYS[text.len() % KEYS.len()]);
     if let Some(last) = text.lines().last() {
         let _ = locate::locate(text, last);
     }
 
-    // The first line as a `--set` argument.
+    // The first line as a `--set` argument. Without a `=` it is refused
+    // before anything is parsed, after `default` was loaded for nothing.
     let line = text.split('\n').next().unwrap_or("");
+    if !line.contains('=') {
+        return;
+    }
     match profile::load("default", &[line.to_string()]) {
         Ok(p) => exercise(&p),
         Err(e) => {
@@ -79,10 +84,19 @@ fuzz_target!(|data: &[u8]| {
 fn exercise(p: &Profile) {
     let _ = format!("{p:?}");
     let _ = p.sha256();
-    for list in [&p.filesystem.read, &p.filesystem.write, &p.filesystem.exec, &p.filesystem.protect] {
+    for list in [
+        &p.filesystem.read,
+        &p.filesystem.write,
+        &p.filesystem.exec,
+        &p.filesystem.protect,
+    ] {
         for item in list {
             let s = item.value.to_string();
-            assert_eq!(s.parse::<profile::PathSpec>().as_ref(), Ok(&item.value), "PathSpec round-trip: {s}");
+            assert_eq!(
+                s.parse().ok().as_ref(),
+                Some(&item.value),
+                "PathSpec round-trip: {s}"
+            );
             // Every written item can be located (this builds the error).
             let _ = format!("{}", item.error("filesystem", "x"));
             let _ = profile::Warning::at(item, "filesystem", "x").to_string();
@@ -91,11 +105,15 @@ fn exercise(p: &Profile) {
     if let Some(t) = &p.filesystem.tmp {
         if let Some(size) = t.size {
             let s = size.to_string();
-            assert_eq!(s.parse::<profile::Size>(), Ok(size), "Size round-trip: {s}");
+            assert_eq!(s.parse().ok(), Some(size), "Size round-trip: {s}");
         }
     }
     let u = p.user.value.to_string();
-    assert_eq!(u.parse::<profile::UserSpec>().as_ref(), Ok(&p.user.value), "UserSpec round-trip: {u}");
+    assert_eq!(
+        u.parse().ok().as_ref(),
+        Some(&p.user.value),
+        "UserSpec round-trip: {u}"
+    );
     let _ = format!("{}", p.user.error("user", "x"));
     let _ = format!("{}", p.network.mode.error("network.mode", "x"));
     for c in &p.capabilities {
@@ -111,11 +129,11 @@ fn exercise(p: &Profile) {
     let l = &p.limits;
     for d in [l.wall_time, l.grace].into_iter().flatten() {
         let s = d.to_string();
-        assert_eq!(s.parse::<profile::Duration>(), Ok(d), "Duration round-trip: {s}");
+        assert_eq!(s.parse().ok(), Some(d), "Duration round-trip: {s}");
     }
     for size in [l.memory, l.file_size].into_iter().flatten() {
         let s = size.to_string();
-        assert_eq!(s.parse::<profile::Size>(), Ok(size), "Size round-trip: {s}");
+        assert_eq!(s.parse().ok(), Some(size), "Size round-trip: {s}");
     }
     if let Some(w) = &p.workspace {
         let _ = format!("{}", w.error("workspace", "x"));
@@ -130,7 +148,9 @@ fn exercise(p: &Profile) {
 /// it only stats the paths it lists.
 fn check_file(text: &str) {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    let path = PATH.get_or_init(|| std::env::temp_dir().join(format!("confine-fuzz-{}.yaml", std::process::id())));
+    let path = PATH.get_or_init(|| {
+        std::env::temp_dir().join(format!("confine-fuzz-{}.yaml", std::process::id()))
+    });
     if std::fs::write(path, text).is_err() {
         return;
     }

@@ -22,9 +22,16 @@ enum Frame {
     Seq { index: usize },
 }
 
+/// Collections nested deeper than this are skipped, not walked: no key path
+/// of a profile comes near it, and each level costs a path string as long
+/// as the level is deep (quadratic time and memory on hostile input).
+const MAX_NESTING: usize = 64;
+
 struct Finder<'a> {
     want: &'a str,
     stack: Vec<(Frame, String)>,
+    /// How many collections deeper than `MAX_NESTING` we are inside.
+    skipped: usize,
     found: Option<Pos>,
     /// Position of the deepest ancestor seen, for a key that isn't written
     /// (e.g. a default) so the error still points somewhere useful.
@@ -84,6 +91,20 @@ fn is_prefix(prefix: &str, path: &str) -> bool {
 
 impl MarkedEventReceiver for Finder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        let starts = matches!(ev, Event::MappingStart(..) | Event::SequenceStart(..));
+        if self.skipped > 0 || (starts && self.stack.len() >= MAX_NESTING) {
+            match ev {
+                Event::MappingStart(..) | Event::SequenceStart(..) => self.skipped += 1,
+                Event::MappingEnd | Event::SequenceEnd => {
+                    self.skipped -= 1;
+                    if self.skipped == 0 {
+                        self.finish_value();
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
         match ev {
             Event::Scalar(value, ..) => match self.next_path() {
                 None => {
@@ -139,12 +160,21 @@ pub fn locate(text: &str, path: &str) -> Option<Pos> {
     let mut f = Finder {
         want: path,
         stack: Vec::new(),
+        skipped: 0,
         found: None,
         best_prefix: None,
     };
     let mut parser = Parser::new_from_str(text);
-    // A parse error only means we stop looking; the caller still reports.
-    let _ = parser.load(&mut f, false);
+    // Events one at a time: `Parser::load` recurses once per nesting level
+    // and overflows the stack on deeply nested block collections. A parse
+    // error only means we stop looking; the caller still reports. Only the
+    // first document counts, as for serde_yaml.
+    while let Ok((ev, mark)) = parser.next_token() {
+        match ev {
+            Event::StreamEnd | Event::DocumentEnd => break,
+            ev => f.on_event(ev, mark),
+        }
+    }
     f.found.or(f.best_prefix.map(|(_, p)| p))
 }
 
@@ -178,6 +208,14 @@ mod tests {
             Some(Pos { line: 2, col: 1 })
         );
         assert_eq!(locate(TEXT, "limits.memory"), None);
+    }
+
+    #[test]
+    fn survives_deep_nesting() {
+        let deep = format!("a:\n{}1\nb: 2\n", "- ".repeat(200_000));
+        assert_eq!(locate(&deep, "b"), Some(Pos { line: 3, col: 4 }));
+        let deep = format!("a: {}{}\nb: 2\n", "[".repeat(200), "]".repeat(200));
+        assert_eq!(locate(&deep, "b"), Some(Pos { line: 2, col: 4 }));
     }
 
     #[test]
