@@ -9,6 +9,7 @@ pub mod audit;
 pub mod launch;
 pub mod plan;
 pub mod probe;
+pub mod procfs;
 pub mod profile;
 pub mod sandbox;
 pub mod syscalls;

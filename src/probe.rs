@@ -41,6 +41,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{access, fork, geteuid, AccessFlags, ForkResult, Pid};
 use serde::Serialize;
 
+use crate::procfs::{self_cgroup, self_mountinfo, CgroupLine, MountInfo};
+
 /// Everything `confine probe` reports. Serializes to stable snake_case JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct Probe {
@@ -591,111 +593,6 @@ fn unprivileged_verdict(
 
 // ----------------------------------------------------------------- cgroups
 
-/// One line of `/proc/self/mountinfo`, the fields this module needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MountInfo {
-    /// The root of the mount within its filesystem (field 4).
-    root: String,
-    mount_point: String,
-    fstype: String,
-    /// Per-superblock options (the last field), split on commas.
-    super_options: Vec<String>,
-}
-
-/// Undo the octal escapes of mountinfo paths (`\040` space, `\011` tab,
-/// `\012` newline, `\134` backslash). A malformed escape stays as written.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            let digits = &b[i + 1..i + 4];
-            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let v = digits
-                    .iter()
-                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-                if let Ok(byte) = u8::try_from(v) {
-                    out.push(byte);
-                    i += 4;
-                    continue;
-                }
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parse one mountinfo line:
-/// `36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw,errors=continue`
-fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    // Fields 7.. are optional tags, ended by a lone "-".
-    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-    let fstype = fields.get(sep + 1)?;
-    let super_options = fields.get(sep + 3).copied().unwrap_or("");
-    Some(MountInfo {
-        root: unescape_mountinfo(fields.get(3)?),
-        mount_point: unescape_mountinfo(fields.get(4)?),
-        fstype: (*fstype).to_string(),
-        super_options: super_options
-            .split(',')
-            .filter(|o| !o.is_empty())
-            .map(str::to_string)
-            .collect(),
-    })
-}
-
-/// One line of `/proc/self/cgroup`: `hierarchy-id:controllers:path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CgroupLine {
-    hierarchy: u32,
-    /// Empty for the v2 line (`0::/path`); may hold `name=systemd`.
-    controllers: Vec<String>,
-    path: String,
-}
-
-fn parse_cgroup_line(line: &str) -> Option<CgroupLine> {
-    let mut parts = line.splitn(3, ':');
-    let hierarchy = parts.next()?.parse().ok()?;
-    let controllers = parts
-        .next()?
-        .split(',')
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect();
-    let path = parts.next()?.to_string();
-    if !path.starts_with('/') {
-        return None;
-    }
-    Some(CgroupLine {
-        hierarchy,
-        controllers,
-        path,
-    })
-}
-
-/// The controllers cgroup v1 has. v1 is frozen, so a fixed list is complete;
-/// it separates controllers from the other super options (`rw`, `xattr`, ...).
-const V1_CONTROLLERS: [&str; 14] = [
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "memory",
-    "devices",
-    "freezer",
-    "net_cls",
-    "net_prio",
-    "blkio",
-    "perf_event",
-    "hugetlb",
-    "pids",
-    "rdma",
-    "misc",
-];
-
 /// The directory of cgroup `path` in a hierarchy mounted at `mount_point`
 /// whose mount shows the filesystem from `mount_root`.
 fn cgroup_dir(mount_point: &str, mount_root: &str, path: &str) -> String {
@@ -724,13 +621,7 @@ fn read_list(path: &str) -> Option<Vec<String>> {
 }
 
 fn probe_cgroups() -> Cgroups {
-    let mounts: Vec<MountInfo> = fs::read_to_string("/proc/self/mountinfo")
-        .map(|s| s.lines().filter_map(parse_mountinfo_line).collect())
-        .unwrap_or_default();
-    let own: Vec<CgroupLine> = fs::read_to_string("/proc/self/cgroup")
-        .map(|s| s.lines().filter_map(parse_cgroup_line).collect())
-        .unwrap_or_default();
-    let (v2, v1) = cgroups_from(&mounts, &own, &|dir| {
+    let (v2, v1) = cgroups_from(&self_mountinfo(), &self_cgroup(), &|dir| {
         let controllers = read_list(&format!("{dir}/cgroup.controllers"));
         (controllers, writable(dir))
     });
@@ -758,7 +649,7 @@ fn cgroups_from(
     let v2 = mounts.iter().find(|m| m.fstype == "cgroup2").map(|m| {
         let own_path = own
             .iter()
-            .find(|l| l.hierarchy == 0 && l.controllers.is_empty())
+            .find(|l| l.hierarchy == 0 && l.controllers.is_empty() && l.name.is_none())
             .map(|l| l.path.clone());
         let own_dir = own_path
             .as_deref()
@@ -780,17 +671,8 @@ fn cgroups_from(
 
     let mut v1: Vec<CgroupV1> = Vec::new();
     for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
-        let controllers: Vec<String> = m
-            .super_options
-            .iter()
-            .filter(|o| V1_CONTROLLERS.contains(&o.as_str()))
-            .cloned()
-            .collect();
-        let name = m
-            .super_options
-            .iter()
-            .find_map(|o| o.strip_prefix("name="))
-            .map(str::to_string);
+        let controllers = m.v1_controllers();
+        let name = m.v1_name();
         // The same hierarchy mounted twice (a bind mount) is listed once.
         if v1
             .iter()
@@ -802,10 +684,8 @@ fn cgroups_from(
             .iter()
             .find(|l| {
                 l.hierarchy != 0
-                    && l.controllers.iter().any(|c| {
-                        controllers.contains(c)
-                            || (name.is_some() && c.strip_prefix("name=") == name.as_deref())
-                    })
+                    && (l.controllers.iter().any(|c| controllers.contains(c))
+                        || (name.is_some() && l.name == name))
             })
             .map(|l| l.path.clone());
         let own_dir = own_path
@@ -1239,83 +1119,7 @@ impl Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_cgroup2_line() {
-        let m = parse_mountinfo_line(
-            "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate",
-        )
-        .expect("parses");
-        assert_eq!(m.root, "/");
-        assert_eq!(m.mount_point, "/sys/fs/cgroup/unified");
-        assert_eq!(m.fstype, "cgroup2");
-        assert_eq!(m.super_options, vec!["rw", "nsdelegate"]);
-    }
-
-    #[test]
-    fn mountinfo_v1_line_without_optional_fields() {
-        let m = parse_mountinfo_line(
-            "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct",
-        )
-        .expect("parses");
-        assert_eq!(m.mount_point, "/sys/fs/cgroup/cpu,cpuacct");
-        assert_eq!(m.fstype, "cgroup");
-        assert_eq!(m.super_options, vec!["rw", "cpu", "cpuacct"]);
-    }
-
-    #[test]
-    fn mountinfo_escaped_spaces_and_several_optional_fields() {
-        let m = parse_mountinfo_line(
-            "99 30 0:50 /sub\\040dir /mnt/my\\040cgroup\\011x\\134y rw shared:3 master:1 - cgroup2 none rw",
-        )
-        .expect("parses");
-        assert_eq!(m.root, "/sub dir");
-        assert_eq!(m.mount_point, "/mnt/my cgroup\tx\\y");
-        assert_eq!(m.fstype, "cgroup2");
-    }
-
-    #[test]
-    fn mountinfo_malformed_lines() {
-        assert_eq!(parse_mountinfo_line(""), None);
-        assert_eq!(parse_mountinfo_line("1 2 3:4 / /x rw"), None);
-        // A trailing backslash or a short escape stays as written.
-        assert_eq!(unescape_mountinfo("/a\\04"), "/a\\04");
-        assert_eq!(unescape_mountinfo("/a\\"), "/a\\");
-        assert_eq!(unescape_mountinfo("/a\\999"), "/a\\999");
-    }
-
-    #[test]
-    fn cgroup_lines_v1_and_v2() {
-        assert_eq!(
-            parse_cgroup_line("0::/user.slice/user-1000.slice/session-2.scope"),
-            Some(CgroupLine {
-                hierarchy: 0,
-                controllers: vec![],
-                path: "/user.slice/user-1000.slice/session-2.scope".to_string(),
-            })
-        );
-        assert_eq!(
-            parse_cgroup_line("4:memory:/process_api/a5e3"),
-            Some(CgroupLine {
-                hierarchy: 4,
-                controllers: vec!["memory".to_string()],
-                path: "/process_api/a5e3".to_string(),
-            })
-        );
-        assert_eq!(
-            parse_cgroup_line("2:cpu,cpuacct:/"),
-            Some(CgroupLine {
-                hierarchy: 2,
-                controllers: vec!["cpu".to_string(), "cpuacct".to_string()],
-                path: "/".to_string(),
-            })
-        );
-        let named = parse_cgroup_line("9:name=systemd:/a:b").expect("parses");
-        assert_eq!(named.controllers, vec!["name=systemd"]);
-        assert_eq!(named.path, "/a:b");
-        assert_eq!(parse_cgroup_line("garbage"), None);
-        assert_eq!(parse_cgroup_line("x::/"), None);
-    }
+    use crate::procfs::{parse_cgroup_line, parse_mountinfo_line};
 
     #[test]
     fn cgroup_dir_joins_mount_and_path() {

@@ -135,16 +135,7 @@ fn is_hex64(v: &Value) -> bool {
 
 /// The kernel's Landlock ABI (0 without Landlock).
 fn kernel_landlock_abi() -> u64 {
-    // SAFETY: the version query reads no memory.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32,
-        )
-    };
-    v.max(0) as u64
+    landlock_abi().max(0) as u64
 }
 
 /// `confine run -p PROFILE -w WS --audit-log LOG -- CMD...`, like the

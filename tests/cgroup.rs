@@ -8,6 +8,8 @@
 //! a `Cgroup` removes it too, so a failing assertion doesn't leave one).
 //! Tests skip where they can't run (not root, no controller for the limit);
 //! with CONFINE_REQUIRE_KERNEL=1 they fail instead.
+mod common;
+use common::skip_or_fail;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -24,14 +26,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn skip_or_fail(test: &str, why: &str) -> bool {
-    if std::env::var_os("CONFINE_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-        panic!("{test}: {why}, and CONFINE_REQUIRE_KERNEL=1");
-    }
-    eprintln!("skipped: {test}: {why}");
-    false
 }
 
 /// True when `limits` can be enforced here by this (root) process.

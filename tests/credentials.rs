@@ -32,34 +32,6 @@ int main(void) {
 }
 "#;
 
-/// `cc` into the workspace as root, or None when there is no C compiler.
-fn compile(f: &Fixture, name: &str, src: &str) -> Option<PathBuf> {
-    if !Path::new("/usr/bin/cc").exists() {
-        eprintln!("skipped: no C compiler at /usr/bin/cc");
-        return None;
-    }
-    let c = f.root.join(format!("{name}.c"));
-    fs::write(&c, src).unwrap();
-    let bin = f.ws.join(name);
-    let o = Command::new("/usr/bin/cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&bin)
-        .arg(&c)
-        .env("PATH", PATH)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cc failed: {}", show(&o));
-    Some(bin)
-}
-
-fn have_python(test: &str) -> bool {
-    if Path::new("/usr/bin/python3").exists() {
-        return true;
-    }
-    eprintln!("skipped: {test}: needs /usr/bin/python3");
-    false
-}
-
 /// `Key:\tvalue` lines (of /proc/PID/status) or `key=value` lines.
 fn fields(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -326,7 +298,12 @@ t = socket.socket(); t.bind(('127.0.0.1', 8080)); print('bind8080=OK')\n";
 
 #[test]
 fn kept_capability_is_exactly_net_bind_service() {
-    if !can_run("kept_capability_is_exactly_net_bind_service") || !have_python("cap") {
+    if !can_run("kept_capability_is_exactly_net_bind_service")
+        || !have(
+            "kept_capability_is_exactly_net_bind_service",
+            "/usr/bin/python3",
+        )
+    {
         return;
     }
     let f = Fixture::new("cred-cap");

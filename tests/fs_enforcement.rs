@@ -36,8 +36,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{chown, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::Output;
 
 /// Landlock at all: the tests that show Landlock on its own need it, and
 /// `run` refuses the built-in profiles without it.
@@ -370,25 +369,6 @@ fn read_outside_profile(f: &Fixture) -> String {
         f.outside.display()
     );
     f.profile("read-outside", &yaml).display().to_string()
-}
-
-/// `cmd` as the agent's uid on the host, unconfined: shows that file
-/// permissions alone would allow what the sandbox refuses.
-fn as_agent_unconfined(cmd: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid",
-            &AGENT_UID.to_string(),
-            "--regid",
-            &AGENT_GID.to_string(),
-            "--clear-groups",
-            "--",
-        ])
-        .args(cmd)
-        .env("PATH", PATH)
-        .current_dir("/")
-        .output()
-        .expect("setpriv (util-linux) runs")
 }
 
 /// A copy of /bin/true at `to`, mode 0755, owned by the agent.
@@ -1176,11 +1156,7 @@ fn tmp_is_private() {
         return;
     }
     let f = Fixture::new("fs-tmp");
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let file_name = format!("confine-fs-enforcement-{}-{nanos}", std::process::id());
+    let file_name = format!("confine-fs-enforcement-{}", unique());
     let host_path = Path::new("/tmp").join(&file_name);
     assert!(!host_path.exists());
 

@@ -13,24 +13,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// A number no other test or process uses: `BASE.NNNNNNNNN` (an argument
-/// `sleep` accepts).
-fn token(base: u32) -> String {
-    format!("{base}.{:09}", unique() % 1_000_000_000)
-}
-
-fn unique() -> u64 {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = u64::from(N.fetch_add(1, Ordering::SeqCst));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    nanos ^ (u64::from(std::process::id()) << 24) ^ (n << 40)
-}
+use std::time::Duration;
 
 /// A host process this test started; killed by pid and reaped when dropped.
 struct HostProcess(Child);
@@ -60,39 +43,6 @@ impl Drop for HostProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Polls `cond` every 20 ms until it holds or `limit` has passed.
-fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// argv of host process `pid`, if it exists.
-fn argv(pid: i32) -> Option<Vec<String>> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(
-        raw.split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect(),
-    )
-}
-
-/// `key value` lines printed by the agent, as a map (first word → rest).
-fn fields(out: &str) -> BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[test]
@@ -232,13 +182,7 @@ sys.stdout.flush()
 sys.exit(5)
 "#;
     let ws = f.ws.display().to_string();
-    let mut confine = HostProcess(
-        f.command("default", &["python3", "-c", py, &ws])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut confine = f.spawn("default", &["python3", "-c", py, &ws]);
     let sup = confine.pid();
     // Control: on the host, the supervisor is there under that pid.
     let exe = std::fs::read_link(format!("/proc/{sup}/exe")).unwrap();
@@ -251,26 +195,14 @@ sys.exit(5)
     std::fs::write(&tmp, sup.to_string()).unwrap();
     std::fs::rename(&tmp, f.ws.join("supervisor-pid")).unwrap();
 
-    let ended = poll(Duration::from_secs(30), || !confine.alive());
+    let ended = poll(Duration::from_secs(30), || !confine.running());
     assert!(ended, "confine did not end");
     // Reaped already: take the output without signalling anything.
-    let o = {
-        let child = &mut confine.0;
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        use std::io::Read;
-        child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
-        child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
-        std::process::Output {
-            status: child.wait().unwrap(),
-            stdout: out,
-            stderr: err,
-        }
-    };
+    let o = confine.output();
     // The agent's own status: no SIGTERM reached the supervisor (it would
     // have forwarded it, and python would have died of it: 143).
     assert_status(&o, 5);
-    let got = fields(&stdout(&o));
+    let got = labelled(&stdout(&o));
     let expect = |k: &str, v: &str| {
         assert_eq!(
             got.get(k).map(String::as_str),
@@ -327,7 +259,7 @@ print("after", open("/proc/sys/kernel/hostname").read().strip())
 "#;
     let o = f.run("default", &["python3", "-c", py]);
     assert_status(&o, 0);
-    let got = fields(&stdout(&o));
+    let got = labelled(&stdout(&o));
     assert_eq!(
         got.get("before").map(String::as_str),
         Some("confine"),
@@ -408,7 +340,7 @@ print("after", keys())
 "#;
     let o = f.run("default", &["python3", "-c", py, &inside_key.to_string()]);
     assert_status(&o, 0);
-    let got = fields(&stdout(&o));
+    let got = labelled(&stdout(&o));
     // The host's segment isn't there; the agent's own one is (control).
     assert_eq!(
         got.get("before").map(String::as_str),
@@ -465,7 +397,7 @@ fn tmp_is_a_private_tmpfs() {
     );
     let o = f.sh("default", &script);
     assert_status(&o, 0);
-    let got = fields(&stdout(&o));
+    let got = labelled(&stdout(&o));
     // mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ... - FSTYPE SOURCE ...
     let mount = got
         .get("mount")

@@ -16,9 +16,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Python run inside: each argument `LABEL=KIND:ADDRESS` is one attempt,
 /// printed as `LABEL ok` or `LABEL ERRNO`. KIND is `tcp` (connect to
@@ -57,37 +55,9 @@ fn attempt(f: &Fixture, profile: &str, specs: &[String]) -> BTreeMap<String, Str
     cmd.extend(specs.iter().map(String::as_str));
     let o = f.run(profile, &cmd);
     assert_status(&o, 0);
-    let got: BTreeMap<String, String> = stdout(&o)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let got = labelled(&stdout(&o));
     assert_eq!(got.len(), specs.len(), "{}", show(&o));
     got
-}
-
-fn unique() -> u64 {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = u64::from(N.fetch_add(1, Ordering::SeqCst));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    nanos ^ (u64::from(std::process::id()) << 24) ^ (n << 40)
-}
-
-/// Polls `cond` every 20 ms until it yields or `limit` has passed.
-fn poll<T>(limit: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(v) = cond() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A non-blocking TCP listener on 127.0.0.1, on a port of its own.
@@ -102,15 +72,16 @@ fn tcp_listener() -> (TcpListener, u16) {
 /// handshake completed stays queued even after the peer closed it, so this
 /// also sees attempts that are long over.
 fn pending_tcp(l: &TcpListener) -> Option<TcpStream> {
-    match l.accept() {
-        Ok((s, _)) => Some(s),
-        Err(e) if e.kind() == ErrorKind::WouldBlock => None,
-        Err(e) => panic!("accept: {e}"),
-    }
+    queued(l.accept())
 }
 
 fn pending_unix(l: &UnixListener) -> Option<UnixStream> {
-    match l.accept() {
+    queued(l.accept())
+}
+
+/// The stream of a non-blocking `accept`, or None when nothing is queued.
+fn queued<S, A>(accepted: std::io::Result<(S, A)>) -> Option<S> {
+    match accepted {
         Ok((s, _)) => Some(s),
         Err(e) if e.kind() == ErrorKind::WouldBlock => None,
         Err(e) => panic!("accept: {e}"),
@@ -131,7 +102,7 @@ fn received(mut s: impl Read, set_blocking: impl FnOnce()) -> String {
 fn assert_tcp_reachable_from_host(l: &TcpListener, port: u16) {
     let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert!(
-        poll(Duration::from_secs(5), || pending_tcp(l)).is_some(),
+        poll_for(Duration::from_secs(5), || pending_tcp(l)).is_some(),
         "control connection never queued"
     );
 }
@@ -141,23 +112,10 @@ fn assert_tcp_reachable_from_host(l: &TcpListener, port: u16) {
 #[track_caller]
 fn assert_unix_reachable_as_agent_uid(l: &UnixListener, path: &Path) {
     let py = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('ok')";
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid",
-            &AGENT_UID.to_string(),
-            "--regid",
-            &AGENT_GID.to_string(),
-            "--clear-groups",
-        ])
-        .args(["python3", "-c", py])
-        .arg(path)
-        .env("PATH", PATH)
-        .current_dir("/")
-        .output()
-        .unwrap();
+    let o = as_agent_unconfined(&["python3", "-c", py, path.to_str().unwrap()]);
     assert_status(&o, 0);
     assert!(
-        poll(Duration::from_secs(5), || pending_unix(l)).is_some(),
+        poll_for(Duration::from_secs(5), || pending_unix(l)).is_some(),
         "control connection never queued"
     );
 }
@@ -217,7 +175,7 @@ fn none_blocks_udp_to_host_loopback() {
         .unwrap()
         .send_to(b"host", ("127.0.0.1", port))
         .unwrap();
-    let got = poll(Duration::from_secs(5), || {
+    let got = poll_for(Duration::from_secs(5), || {
         rx.recv_from(&mut buf).ok().map(|(n, _)| n)
     });
     assert_eq!(got.map(|n| &buf[..n]), Some(&b"host"[..]));
@@ -229,24 +187,31 @@ fn none_blocks_host_abstract_unix_socket() {
         return;
     }
     let f = Fixture::new("net-none-abstract");
+    // A netns of its own has its own abstract namespace: nobody listens.
+    assert_host_abstract_socket_unreachable(&f, "default", "ECONNREFUSED");
+}
+
+/// The agent, under `profile`, connects to an abstract unix socket the host
+/// listens on: it must fail with `errno` and the listener must see nothing.
+/// Control: the name is reachable on the host.
+#[track_caller]
+fn assert_host_abstract_socket_unreachable(f: &Fixture, profile: &str, errno: &str) {
     let name = format!("confine-test-{}", unique());
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let l = UnixListener::bind_addr(&addr).unwrap();
     l.set_nonblocking(true).unwrap();
-    let got = attempt(&f, "default", &[format!("abstract=abstract:{name}")]);
-    // A netns of its own has its own abstract namespace: nobody listens.
+    let got = attempt(f, profile, &[format!("abstract=abstract:{name}")]);
     assert_eq!(
         got.get("abstract").map(String::as_str),
-        Some("ECONNREFUSED"),
+        Some(errno),
         "{got:?}"
     );
     assert!(
         pending_unix(&l).is_none(),
         "the host listener got a connection from the sandbox"
     );
-    // Control: the name is reachable on the host.
     let _c = UnixStream::connect_addr(&addr).unwrap();
-    assert!(poll(Duration::from_secs(5), || pending_unix(&l)).is_some());
+    assert!(poll_for(Duration::from_secs(5), || pending_unix(&l)).is_some());
 }
 
 #[test]
@@ -484,22 +449,7 @@ fn host_mode_blocks_host_abstract_unix_socket() {
         return;
     }
     let f = Fixture::new("net-host-abstract");
-    let name = format!("confine-test-{}", unique());
-    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let l = UnixListener::bind_addr(&addr).unwrap();
-    l.set_nonblocking(true).unwrap();
-    let got = attempt(&f, "networked", &[format!("abstract=abstract:{name}")]);
-    assert_eq!(
-        got.get("abstract").map(String::as_str),
-        Some("EPERM"),
-        "{got:?}"
-    );
-    assert!(
-        pending_unix(&l).is_none(),
-        "the host listener got a connection from the sandbox"
-    );
-    let _c = UnixStream::connect_addr(&addr).unwrap();
-    assert!(poll(Duration::from_secs(5), || pending_unix(&l)).is_some());
+    assert_host_abstract_socket_unreachable(&f, "networked", "EPERM");
 }
 
 #[test]

@@ -16,14 +16,6 @@ use std::process::Command;
 
 const PYTHON: &str = "/usr/bin/python3";
 
-fn have_python(test: &str) -> bool {
-    if Path::new(PYTHON).exists() {
-        return true;
-    }
-    eprintln!("skipped: {test}: {PYTHON} is not installed");
-    false
-}
-
 /// A profile extending the built-in default with `limits: {LIMITS}`.
 fn limits_profile(f: &Fixture, name: &str, limits: &str) -> String {
     f.profile(
@@ -95,7 +87,7 @@ print(len(fds), max(fds), err)
 #[test]
 fn open_files_limit_stops_at_exactly_the_limit() {
     if !can_run("open_files_limit_stops_at_exactly_the_limit")
-        || !have_python("open_files_limit_stops_at_exactly_the_limit")
+        || !have("open_files_limit_stops_at_exactly_the_limit", PYTHON)
     {
         return;
     }
@@ -148,7 +140,7 @@ print(r, errno.errorcode.get(e, e) if r else 'ok', resource.getrlimit(resource.R
 #[test]
 fn file_size_limit_stops_writes_at_exactly_the_limit() {
     if !can_run("file_size_limit_stops_writes_at_exactly_the_limit")
-        || !have_python("file_size_limit_stops_writes_at_exactly_the_limit")
+        || !have("file_size_limit_stops_writes_at_exactly_the_limit", PYTHON)
     {
         return;
     }
@@ -213,7 +205,7 @@ print(err, total)
 #[test]
 fn core_dumps_false_leaves_no_core_file() {
     if !can_run("core_dumps_false_leaves_no_core_file")
-        || !have_python("core_dumps_false_leaves_no_core_file")
+        || !have("core_dumps_false_leaves_no_core_file", PYTHON)
     {
         return;
     }

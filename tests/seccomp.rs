@@ -302,24 +302,10 @@ int main(int argc, char **argv) {
 }
 "##;
 
-/// `cc` into the workspace (as root, then handed to the agent), or None when
-/// there is no C compiler here.
-fn compile(f: &Fixture, name: &str, src: &str) -> Option<PathBuf> {
-    if !Path::new("/usr/bin/cc").exists() {
-        eprintln!("skipped: no C compiler at /usr/bin/cc");
-        return None;
-    }
-    let c = f.root.join(format!("{name}.c"));
-    fs::write(&c, src).unwrap();
-    let bin = f.ws.join(name);
-    let o = Command::new("/usr/bin/cc")
-        .args(["-O1", "-Wall", "-o"])
-        .arg(&bin)
-        .arg(&c)
-        .env("PATH", PATH)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "cc failed: {}", show(&o));
+/// [`compile`]d, then handed to the agent, or None when there is no C
+/// compiler here.
+fn compile_for_agent(f: &Fixture, name: &str, src: &str) -> Option<PathBuf> {
+    let bin = compile(f, name, src)?;
     chown(&bin, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     Some(bin)
@@ -353,6 +339,20 @@ fn expect(r: &BTreeMap<String, String>, name: &str, want: &str, o: &Output) {
     );
 }
 
+/// Under `kill_profile`, the probe's `op` must kill it with SIGSYS, right
+/// after a `getpid` that went through (the control: the probe did run).
+#[track_caller]
+fn assert_kills(f: &Fixture, kill_profile: &str, probe: &str, op: &str) {
+    let o = f.run(kill_profile, &[probe, "getpid", op, "done"]);
+    assert_eq!(
+        o.status.code(),
+        Some(KILLED_BY_SIGSYS),
+        "{op} must kill the process\n{}",
+        show(&o)
+    );
+    assert_eq!(stdout(&o), "getpid=OK\n", "{op}\n{}", show(&o));
+}
+
 /// Runs the probe outside any sandbox as the agent's uid and gid (no groups),
 /// the control for "the kernel itself would have let this through".
 fn unconfined_as_agent(f: &Fixture, probe: &Path, ops: &[&str]) -> Output {
@@ -378,7 +378,7 @@ fn probe_numbers_match_confines_table() {
         return;
     }
     let f = Fixture::new("sc-nrs");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     // Run unconfined: it only prints the C library's SYS_* numbers.
@@ -404,7 +404,7 @@ fn denylisted_syscalls_fail_with_eperm() {
         return;
     }
     let f = Fixture::new("sc-deny");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let data = f.file(&f.ws.join("data.txt"), "workspace data\n");
@@ -452,7 +452,7 @@ fn ptrace_kills_with_sigsys_under_on_violation_kill() {
         return;
     }
     let f = Fixture::new("sc-kill-ptrace");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let kill = kill_profile(&f);
@@ -471,19 +471,12 @@ fn every_denylisted_syscall_kills_under_on_violation_kill() {
         return;
     }
     let f = Fixture::new("sc-kill-all");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let kill = kill_profile(&f);
     for name in BASELINE_DENY {
-        let o = f.run(&kill, &[probe_path(&probe), "getpid", name, "done"]);
-        assert_eq!(
-            o.status.code(),
-            Some(KILLED_BY_SIGSYS),
-            "{name} must kill the process\n{}",
-            show(&o)
-        );
-        assert_eq!(stdout(&o), "getpid=OK\n", "{name}\n{}", show(&o));
+        assert_kills(&f, &kill, probe_path(&probe), name);
     }
 }
 
@@ -493,7 +486,7 @@ fn clone3_and_unknown_syscalls_get_enosys() {
         return;
     }
     let f = Fixture::new("sc-enosys");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     // Control: on this kernel clone3 works, outside the sandbox.
@@ -525,7 +518,7 @@ fn i386_and_x32_syscalls_kill_the_process() {
         return;
     }
     let f = Fixture::new("sc-arch");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let p = probe_path(&probe);
@@ -611,12 +604,14 @@ fn tiocsti_and_tioclinux_are_refused_on_a_real_terminal() {
     if !can_run("tiocsti_and_tioclinux_are_refused_on_a_real_terminal") {
         return;
     }
-    if !Path::new("/usr/bin/python3").exists() {
-        eprintln!("skipped: needs /usr/bin/python3 for the pty");
+    if !have(
+        "tiocsti_and_tioclinux_are_refused_on_a_real_terminal",
+        "/usr/bin/python3",
+    ) {
         return;
     }
     let f = Fixture::new("sc-tty");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let p = probe_path(&probe);
@@ -681,7 +676,7 @@ fn argument_rules_refuse_with_eperm() {
         return;
     }
     let f = Fixture::new("sc-args");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let o = f.run(
@@ -725,7 +720,7 @@ fn argument_rules_kill_under_on_violation_kill() {
         return;
     }
     let f = Fixture::new("sc-args-kill");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let kill = kill_profile(&f);
@@ -763,14 +758,7 @@ fn argument_rules_kill_under_on_violation_kill() {
         "tiocsti_hi",
         "tioclinux",
     ] {
-        let o = f.run(&kill, &[p, "getpid", op, "done"]);
-        assert_eq!(
-            o.status.code(),
-            Some(KILLED_BY_SIGSYS),
-            "{op} must kill the process\n{}",
-            show(&o)
-        );
-        assert_eq!(stdout(&o), "getpid=OK\n", "{op}\n{}", show(&o));
+        assert_kills(&f, &kill, p, op);
     }
 }
 
@@ -780,7 +768,7 @@ fn profile_deny_takes_getcwd_away() {
         return;
     }
     let f = Fixture::new("sc-getcwd");
-    let Some(probe) = compile(&f, "sc", PROBE_C) else {
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
         return;
     };
     let p = probe_path(&probe);
@@ -804,8 +792,7 @@ fn python_threads_work_without_clone3() {
     if !can_run("python_threads_work_without_clone3") {
         return;
     }
-    if !Path::new("/usr/bin/python3").exists() {
-        eprintln!("skipped: no /usr/bin/python3");
+    if !have("python_threads_work_without_clone3", "/usr/bin/python3") {
         return;
     }
     let f = Fixture::new("sc-pythreads");

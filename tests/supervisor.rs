@@ -11,62 +11,8 @@
 mod common;
 use common::*;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// A token no other process on the machine has in its argv: `BASE.NNNNNNNNN`,
-/// which `sleep` reads as a number of seconds.
-fn token(base: u32) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = u64::from(N.fetch_add(1, Ordering::SeqCst));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mixed = nanos ^ (u64::from(std::process::id()) << 24) ^ (n << 40);
-    format!("{base}.{:09}", mixed % 1_000_000_000)
-}
-
-/// Every process on the host, with its argv (zombies have none).
-fn processes() -> Vec<(i32, Vec<String>)> {
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // Gone meanwhile: not a survivor.
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let argv = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        found.push((pid, argv));
-    }
-    found
-}
-
-/// The host pids of processes one of whose arguments is exactly `token`,
-/// with their argv. Exact match: a shell whose script merely mentions the
-/// token (confine's own command line, the agent's `sh -c`) doesn't count.
-fn find(token: &str) -> Vec<(i32, Vec<String>)> {
-    processes()
-        .into_iter()
-        .filter(|(_, argv)| argv.iter().any(|a| a == token))
-        .collect()
-}
+use std::time::Duration;
 
 fn pid_ns(pid: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
@@ -89,115 +35,18 @@ struct Reaper(String);
 impl Drop for Reaper {
     fn drop(&mut self) {
         let own = pid_ns(std::process::id() as i32);
-        let sandboxes: Vec<PathBuf> = processes()
+        let sandboxes: Vec<PathBuf> = processes_mentioning(&self.0)
             .into_iter()
-            .filter(|(_, argv)| argv.iter().any(|a| a.contains(&self.0)))
             .filter_map(|(pid, _)| pid_ns(pid))
             .filter(|ns| Some(ns) != own.as_ref())
             .collect();
         let inits = processes().into_iter().map(|(pid, _)| pid).filter(|pid| {
             pid_ns(*pid).is_some_and(|ns| sandboxes.contains(&ns)) && is_ns_init(*pid)
         });
-        for pid in inits.chain(find(&self.0).into_iter().map(|(pid, _)| pid)) {
+        for pid in inits.chain(processes_with_arg(&self.0).into_iter().map(|(pid, _)| pid)) {
             // SAFETY: kill with integer arguments; the pid is a sandbox's
             // init or carries our token.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
-}
-
-/// Polls `cond` every 20 ms until it holds or `limit` has passed.
-fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `confine run` in the background. Its output goes to files in the
-/// fixture (not pipes), so a process that survives holding them can't hang
-/// the test. Dropped while running, it is killed by pid and reaped.
-struct Sandbox {
-    child: Child,
-    status: Option<ExitStatus>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Sandbox {
-    fn spawn(f: &Fixture, profile: &str, script: &str) -> Sandbox {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let out = f.root.join(format!("stdout-{n}"));
-        let err = f.root.join(format!("stderr-{n}"));
-        let child = f
-            .command(profile, &["/bin/sh", "-c", script])
-            .stdout(File::create(&out).unwrap())
-            .stderr(File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Sandbox {
-            child,
-            status: None,
-            out,
-            err,
-        }
-    }
-
-    /// The supervisor's host pid.
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn running(&mut self) -> bool {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().unwrap();
-        }
-        self.status.is_none()
-    }
-
-    /// Sends `sig` to the supervisor, which must not have been reaped yet
-    /// (so the pid can't have been reused).
-    fn signal(&mut self, sig: libc::c_int) {
-        assert!(
-            self.running(),
-            "confine ended before it was sent signal {sig}"
-        );
-        // SAFETY: kill with integer arguments; the pid is our unreaped child.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
-    }
-
-    fn output(&self) -> Output {
-        Output {
-            status: self.status.expect("confine has ended"),
-            stdout: std::fs::read(&self.out).unwrap_or_default(),
-            stderr: std::fs::read(&self.err).unwrap_or_default(),
-        }
-    }
-
-    /// Waits (generously) for confine to end and returns what it printed.
-    fn finish(&mut self) -> Output {
-        if !poll(Duration::from_secs(30), || !self.running()) {
-            let _ = self.child.kill();
-            self.status = Some(self.child.wait().unwrap());
-            panic!("confine did not end within 30 s\n{}", show(&self.output()));
-        }
-        self.output()
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if self.running() {
-            // Child::kill signals only a child that hasn't been reaped.
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
@@ -221,8 +70,10 @@ fn wait_ready(sb: &mut Sandbox, path: &Path) {
 /// Asserts that no process carries `token` now, or within 5 s.
 #[track_caller]
 fn assert_none_left(token: &str, what: &str) {
-    let gone = poll(Duration::from_secs(5), || find(token).is_empty());
-    assert!(gone, "{what}: survivors {:?}", find(token));
+    let gone = poll(Duration::from_secs(5), || {
+        processes_with_arg(token).is_empty()
+    });
+    assert!(gone, "{what}: survivors {:?}", processes_with_arg(token));
 }
 
 /// Python run by the agent: double-forks, leaves the session, clears its
@@ -257,13 +108,13 @@ fn killing_supervisor_leaves_no_sandbox_process() {
          touch {ws}/ready
          while :; do sleep 1; done"
     );
-    let mut sb = Sandbox::spawn(&f, "default", &script);
+    let mut sb = f.spawn_sh("default", &script);
     wait_ready(&mut sb, &f.ws.join("ready"));
 
     // Control: both escapees are running and visible from the host by
     // their token, so the check below can see survivors.
     let both = poll(Duration::from_secs(5), || {
-        let found = find(&tok);
+        let found = processes_with_arg(&tok);
         let sleep = found.iter().any(|(_, a)| a[0].ends_with("sleep"));
         let python = found.iter().any(|(_, a)| a[0].contains("python"));
         sleep && python
@@ -271,7 +122,7 @@ fn killing_supervisor_leaves_no_sandbox_process() {
     assert!(
         both,
         "the background processes aren't visible from the host: {:?}",
-        find(&tok)
+        processes_with_arg(&tok)
     );
     assert!(sb.running(), "confine ended early:\n{}", show(&sb.output()));
 
@@ -302,14 +153,16 @@ fn background_processes_die_with_agent_and_status_is_agents() {
          while [ ! -e {ws}/go ]; do sleep 0.05; done
          exit 3"
     );
-    let mut sb = Sandbox::spawn(&f, "default", &script);
+    let mut sb = f.spawn_sh("default", &script);
     wait_ready(&mut sb, &f.ws.join("ready"));
     // Control: the background sleepers are alive while the agent is.
-    let both = poll(Duration::from_secs(5), || find(&tok).len() == 2);
+    let both = poll(Duration::from_secs(5), || {
+        processes_with_arg(&tok).len() == 2
+    });
     assert!(
         both,
         "the background sleepers aren't running: {:?}",
-        find(&tok)
+        processes_with_arg(&tok)
     );
 
     std::fs::write(f.ws.join("go"), "").unwrap();
@@ -331,7 +184,7 @@ fn forwards(test: &str, sig: libc::c_int, signame: &str, code: i32) {
          touch {ws}/ready
          while :; do sleep 0.1; done"
     );
-    let mut sb = Sandbox::spawn(&f, "default", &script);
+    let mut sb = f.spawn_sh("default", &script);
     wait_ready(&mut sb, &f.ws.join("ready"));
     // Control: the agent loops forever unless the signal arrives.
     std::thread::sleep(Duration::from_millis(200));
@@ -396,14 +249,14 @@ fn wall_time_kills_agent_that_ignores_sigterm() {
          touch {ws}/ready
          while :; do sleep 0.1; done"
     );
-    let mut sb = Sandbox::spawn(&f, profile.to_str().unwrap(), &script);
+    let mut sb = f.spawn_sh(profile.to_str().unwrap(), &script);
     wait_ready(&mut sb, &f.ws.join("ready"));
     // Control: the background sleeper is running (seen before confine ends).
     let seen = poll(Duration::from_secs(5), || {
-        !find(&tok).is_empty() || !sb.running()
+        !processes_with_arg(&tok).is_empty() || !sb.running()
     });
     assert!(
-        seen && !find(&tok).is_empty(),
+        seen && !processes_with_arg(&tok).is_empty(),
         "the background sleeper never ran"
     );
 
@@ -431,7 +284,7 @@ fn wall_time_agent_honouring_sigterm_still_gives_124() {
          touch {ws}/ready
          while :; do sleep 0.1; done"
     );
-    let mut sb = Sandbox::spawn(&f, profile.to_str().unwrap(), &script);
+    let mut sb = f.spawn_sh(profile.to_str().unwrap(), &script);
     wait_ready(&mut sb, &f.ws.join("ready"));
     let o = sb.finish();
     assert_status(&o, 124);

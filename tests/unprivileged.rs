@@ -10,14 +10,7 @@ use std::process::Command;
 
 /// `confine run` as the agent's uid, with no capabilities.
 fn as_agent(f: &Fixture, script: &str) -> std::process::Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid",
-            &AGENT_UID.to_string(),
-            "--regid",
-            &AGENT_GID.to_string(),
-            "--clear-groups",
-        ])
+    setpriv_as_agent()
         .args(["--inh-caps=-all", "--bounding-set=-all"])
         .arg(bin())
         .args(["run", "-w"])
@@ -42,11 +35,7 @@ fn runs_unprivileged_where_user_namespaces_are_allowed() {
         return;
     }
     if !userns_allowed() {
-        let why = format!("{name}: user namespaces are disabled on this host");
-        if std::env::var_os("CONFINE_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
-            panic!("{why}");
-        }
-        eprintln!("skipped: {why}");
+        skip_or_fail(name, "user namespaces are disabled on this host");
         return;
     }
     let f = Fixture::new("unpriv");
@@ -102,14 +91,7 @@ fn unprivileged_agent_runs_only_as_the_caller() {
         "other",
         "version: 1\nextends: default\nuser: \"1234:1234\"\n",
     );
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid",
-            &AGENT_UID.to_string(),
-            "--regid",
-            &AGENT_GID.to_string(),
-            "--clear-groups",
-        ])
+    let o = setpriv_as_agent()
         .arg(bin())
         .args(["run", "-p"])
         .arg(&p)

@@ -9,14 +9,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Stdio;
 
-fn have(test: &str, tool: &str) -> bool {
-    if Path::new(tool).exists() {
-        return true;
-    }
-    eprintln!("skipped: {test}: {tool} is not installed");
-    false
-}
-
 #[test]
 fn python_threads_and_multiprocessing() {
     if !can_run("python_threads_and_multiprocessing")

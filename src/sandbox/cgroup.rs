@@ -53,6 +53,8 @@ use std::time::{Duration, Instant};
 use nix::unistd::{access, AccessFlags};
 use serde::Serialize;
 
+use crate::procfs;
+
 /// The cgroup limits of one sandbox, in canonical units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -350,14 +352,12 @@ impl Layout {
     /// Reads `/proc/self/mountinfo`, `/proc/self/cgroup` and a few files of
     /// our own cgroups. Unreadable means absent.
     fn discover() -> Layout {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        let mounts: Vec<Mount> = mountinfo.lines().filter_map(parse_mountinfo_line).collect();
-        let own: Vec<OwnLine> = own.lines().filter_map(parse_cgroup_line).collect();
+        let mounts = procfs::self_mountinfo();
+        let own = procfs::self_cgroup();
 
         let v2 = mounts.iter().find(|m| m.fstype == "cgroup2").and_then(|m| {
             let own_path = own.iter().find(|l| l.hierarchy == 0)?.path.as_str();
-            let dir = cgroup_dir(&m.mount_point, &m.root, own_path)?;
+            let dir = cgroup_dir(Path::new(&m.mount_point), &m.root, own_path)?;
             let list = |f: &str| read_words(&dir.join(f)).unwrap_or_default();
             Some(V2Parent {
                 is_root: own_path == "/" && m.root == "/",
@@ -373,12 +373,7 @@ impl Layout {
 
         let mut v1: Vec<V1Parent> = Vec::new();
         for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
-            let controllers: Vec<String> = m
-                .super_options
-                .iter()
-                .filter(|o| V1_CONTROLLERS.contains(&o.as_str()))
-                .cloned()
-                .collect();
+            let controllers = m.v1_controllers();
             // Named hierarchies (name=systemd) carry no controller; a
             // hierarchy mounted twice is listed once.
             if controllers.is_empty() || v1.iter().any(|h| h.controllers == controllers) {
@@ -387,11 +382,11 @@ impl Layout {
             let dir = own
                 .iter()
                 .find(|l| l.hierarchy != 0 && l.controllers.iter().any(|c| controllers.contains(c)))
-                .and_then(|l| cgroup_dir(&m.mount_point, &m.root, &l.path));
+                .and_then(|l| cgroup_dir(Path::new(&m.mount_point), &m.root, &l.path));
             v1.push(V1Parent {
                 writable: dir.as_deref().is_some_and(writable),
                 controllers,
-                mount_point: m.mount_point.clone(),
+                mount_point: PathBuf::from(&m.mount_point),
                 dir,
             });
         }
@@ -474,105 +469,6 @@ fn no_internal_processes(controller: &str, dir: &Path) -> String {
          limits.pids and limits.cpu don't have this restriction",
         dir.display()
     )
-}
-
-/// The controllers cgroup v1 has (v1 is frozen, so the list is complete).
-const V1_CONTROLLERS: [&str; 14] = [
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "memory",
-    "devices",
-    "freezer",
-    "net_cls",
-    "net_prio",
-    "blkio",
-    "perf_event",
-    "hugetlb",
-    "pids",
-    "rdma",
-    "misc",
-];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Mount {
-    /// The root of the mount within its filesystem (field 4).
-    root: String,
-    mount_point: PathBuf,
-    fstype: String,
-    super_options: Vec<String>,
-}
-
-/// One `/proc/self/mountinfo` line:
-/// `36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw,errors=continue`
-fn parse_mountinfo_line(line: &str) -> Option<Mount> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    // Fields 7.. are optional tags, ended by a lone "-".
-    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-    Some(Mount {
-        root: unescape_octal(fields.get(3)?),
-        mount_point: PathBuf::from(unescape_octal(fields.get(4)?)),
-        fstype: (*fields.get(sep + 1)?).to_string(),
-        super_options: fields
-            .get(sep + 3)
-            .copied()
-            .unwrap_or("")
-            .split(',')
-            .filter(|o| !o.is_empty())
-            .map(str::to_string)
-            .collect(),
-    })
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|d| (b'0'..=b'7').contains(d))
-        {
-            let v = b[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
-            if let Ok(byte) = u8::try_from(v) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// One `/proc/self/cgroup` line: `hierarchy-id:controllers:path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct OwnLine {
-    hierarchy: u32,
-    /// Sorted as the mount options list them; empty for `0::/path`.
-    controllers: Vec<String>,
-    path: String,
-}
-
-fn parse_cgroup_line(line: &str) -> Option<OwnLine> {
-    let mut parts = line.splitn(3, ':');
-    let hierarchy = parts.next()?.parse().ok()?;
-    let controllers = parts
-        .next()?
-        .split(',')
-        .filter(|c| !c.is_empty() && !c.starts_with("name="))
-        .map(str::to_string)
-        .collect();
-    let path = parts.next()?.to_string();
-    path.starts_with('/').then_some(OwnLine {
-        hierarchy,
-        controllers,
-        path,
-    })
 }
 
 /// The directory of cgroup `path` in a mount of the hierarchy whose root is
@@ -1411,30 +1307,7 @@ mod tests {
     }
 
     #[test]
-    fn parsing_proc_files() {
-        let m = parse_mountinfo_line(
-            "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate",
-        )
-        .expect("parses");
-        assert_eq!(m.fstype, "cgroup2");
-        assert_eq!(m.mount_point, Path::new("/sys/fs/cgroup/unified"));
-        let m = parse_mountinfo_line(
-            "32 31 0:29 /a\\040b /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct",
-        )
-        .expect("parses");
-        assert_eq!(m.root, "/a b");
-        assert_eq!(m.super_options, ["rw", "cpu", "cpuacct"]);
-        assert_eq!(parse_mountinfo_line("1 2 3:4 / /x rw"), None);
-
-        let l = parse_cgroup_line("2:cpu,cpuacct:/a:b").expect("parses");
-        assert_eq!(l.controllers, ["cpu", "cpuacct"]);
-        assert_eq!(l.path, "/a:b");
-        assert!(parse_cgroup_line("9:name=systemd:/")
-            .expect("parses")
-            .controllers
-            .is_empty());
-        assert_eq!(parse_cgroup_line("x::/"), None);
-
+    fn cgroup_dirs_and_keyed_files() {
         let mp = Path::new("/cg");
         assert_eq!(cgroup_dir(mp, "/", "/"), Some(PathBuf::from("/cg")));
         assert_eq!(cgroup_dir(mp, "/", "/a/b"), Some(PathBuf::from("/cg/a/b")));
