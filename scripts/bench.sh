@@ -1,0 +1,796 @@
+#!/usr/bin/env bash
+# What confine costs, measured against what people would otherwise use, in
+# one run on this machine: launch overhead of /bin/true, syscall-heavy real
+# workloads, and the peak memory of confine's own processes. Writes the
+# results to docs/BENCHMARKS.md.
+#
+#   sudo scripts/bench.sh     (as root; on 2 cores about 4 minutes after the
+#                              release build, which takes 2-3 more from cold)
+#
+# Compared, each with the same command, environment and working directory:
+#   bare        the command itself
+#   unshare     `unshare -m -n -p -f -i -u`: the kernel's floor for the
+#               namespaces confine creates (launch only)
+#   confine     `confine run` with the built-in `default` profile
+#   bwrap       bubblewrap confined like `default`: the system read-only, the
+#               workspace read-write, --unshare-all --die-with-parent
+#               --new-session, fresh /proc, /dev and /tmp, and a seccomp
+#               program as long as confine's two together
+#   firejail    firejail confined as closely as its options allow
+#
+# Installs what it needs from the distribution's packages (Debian: hyperfine,
+# bubblewrap, firejail, git, gcc, make, python3), builds confine with
+# `cargo build --release` and uses target/release/confine. Never run by the
+# test suite. The agents run as the workspace's owner (CONFINE_BENCH_UID);
+# when that uid has no passwd entry one is added for the run (firejail refuses
+# a caller without one). Everything it creates is removed at the end
+# (installed packages stay).
+#
+# Environment:
+#   CONFINE_BENCH_DIR    scratch directory (default target/confine-bench); its
+#                        parents must be traversable by the bench user. Not
+#                        under /tmp or /var/tmp: firejail mounts its own there
+#   CONFINE_BENCH_OUT    report file (default docs/BENCHMARKS.md)
+#   CONFINE_BENCH_UID    the workspace owner the agents run as (default 60123)
+#   CONFINE_BENCH_QUICK  1: few runs, to try the script (numbers are rough)
+#   CONFINE_BENCH_KEEP   1: keep the scratch directory (raw hyperfine JSON)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+readonly SCRATCH=${CONFINE_BENCH_DIR:-$REPO/target/confine-bench}
+readonly OUT=${CONFINE_BENCH_OUT:-$REPO/docs/BENCHMARKS.md}
+readonly BENCH_UID=${CONFINE_BENCH_UID:-60123}
+readonly AGENT_PATH=/usr/local/bin:/usr/bin:/bin
+readonly CONFINE=$REPO/target/release/confine
+readonly WS=$SCRATCH/ws
+readonly RES=$SCRATCH/results
+readonly LOG=$SCRATCH/bench.log
+readonly FILTER=$SCRATCH/filter.bpf
+readonly MARKER=.confine-bench-scratch
+
+if [[ ${CONFINE_BENCH_QUICK:-0} == 1 ]]; then
+    readonly ROUNDS=1 LAUNCH_RUNS=30 LAUNCH_WARMUP=5
+    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2
+else
+    # Everything is measured in ROUNDS interleaved rounds (every launcher
+    # once per round), so that a burst of load elsewhere on the machine (or a
+    # slow phase of a shared VM) doesn't land on one launcher only; medians
+    # are over all rounds' runs. The runs below are per round.
+    readonly ROUNDS=6 LAUNCH_RUNS=50 LAUNCH_WARMUP=5
+    readonly GIT_RUNS=5 PY_RUNS=2 MAKE_RUNS=2
+fi
+
+# Set by the steps below.
+created_user=""
+created_group=""
+seccomp_instructions=0
+bwrap_opts=()
+firejail_opts=()
+background_pid=""
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    printf 'bench: %s\n' "$*" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------------ setup
+
+require_root() {
+    [[ $EUID -eq 0 ]] || die "run as root (confine needs root to create its namespaces)"
+    [[ $(uname -s) == Linux ]] || die "Linux only"
+}
+
+install_tools() {
+    local -A pkg_of=(
+        [hyperfine]=hyperfine [bwrap]=bubblewrap [firejail]=firejail
+        [git]=git [gcc]=gcc [make]=make [python3]=python3 [perl]=perl-base
+        [setpriv]=util-linux [unshare]=util-linux [getent]=libc-bin
+    )
+    local -a missing=()
+    local cmd
+    for cmd in "${!pkg_of[@]}"; do
+        PATH=$AGENT_PATH command -v "$cmd" >/dev/null || missing+=("${pkg_of[$cmd]}")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" libc6-dev >/dev/null
+    fi
+}
+
+build_confine() {
+    log "building confine (cargo build --release)"
+    command -v cargo >/dev/null || PATH=$HOME/.cargo/bin:$PATH
+    # target/release/confine, wherever the caller's CARGO_TARGET_DIR points.
+    (cd "$REPO" && env -u CARGO_TARGET_DIR cargo build --release --quiet) ||
+        die "cargo build --release failed"
+    [[ -x $CONFINE ]] || die "$CONFINE was not built"
+}
+
+# Hands out the scratch directory; refuses to reuse one it didn't make.
+make_scratch() {
+    if [[ -e $SCRATCH ]]; then
+        [[ -e $SCRATCH/$MARKER ]] || die "$SCRATCH exists and is not a bench scratch directory"
+        rm -rf "$SCRATCH"
+    fi
+    mkdir -p "$SCRATCH"
+    touch "$SCRATCH/$MARKER"
+    chmod 0755 "$SCRATCH"
+    mkdir -p "$WS" "$RES"
+    : >"$LOG"
+}
+
+# The agents run as the workspace's owner, as confine's `default` profile
+# does. firejail wants a passwd entry for its caller, so one is made for the
+# run (and removed afterwards) when the uid has none.
+make_bench_user() {
+    if ! getent group "$BENCH_UID" >/dev/null; then
+        groupadd --system --gid "$BENCH_UID" confine-bench
+        created_group=confine-bench
+    fi
+    if ! getent passwd "$BENCH_UID" >/dev/null; then
+        useradd --system --uid "$BENCH_UID" --gid "$BENCH_UID" --no-create-home \
+            --home-dir "$WS" --shell /usr/sbin/nologin confine-bench 2>/dev/null
+        created_user=confine-bench
+    fi
+    chown "$BENCH_UID:$BENCH_UID" "$WS" "$RES"
+    as_bench test -w "$WS" ||
+        die "uid $BENCH_UID can't reach $WS: set CONFINE_BENCH_DIR to a directory whose parents it can traverse"
+}
+
+cleanup() {
+    if [[ -n $background_pid ]]; then
+        kill "$background_pid" 2>/dev/null || true
+        wait "$background_pid" 2>/dev/null || true
+    fi
+    if [[ ${CONFINE_BENCH_KEEP:-0} != 1 && -e $SCRATCH/$MARKER ]]; then
+        rm -rf "$SCRATCH"
+    fi
+    if [[ -n $created_user ]]; then userdel "$created_user" 2>/dev/null || true; fi
+    if [[ -n $created_group ]] && getent group "$created_group" >/dev/null; then
+        groupdel "$created_group" 2>/dev/null || true
+    fi
+}
+
+# Runs a command as the bench user, with only the supplementary groups it
+# has in the group database.
+as_bench() {
+    setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --init-groups -- "$@"
+}
+
+# bwrap reads its seccomp program from a descriptor, to the end, so the file
+# on fd 9 is rewound before every run (hyperfine --prepare, outside the
+# timing). Every row gets the same preparation, needed or not.
+readonly REWIND="perl -e 'open(my \$f, \"<&=\", 9) or die \"fd 9: \$!\"; defined(sysseek(\$f, 0, 0)) or die \"rewind: \$!\"'"
+
+# A seccomp program for bwrap as long as confine's allowlist and denylist
+# together (`confine explain --json`): load the syscall number, then a chain
+# of `jeq nr, allow` checks, then allow. Like confine's, every verdict is a
+# constant per syscall number, so the kernel's action cache applies to both.
+make_seccomp_filter() {
+    local json
+    json=$(cd "$WS" && "$CONFINE" explain -w "$WS" --json)
+    seccomp_instructions=$(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])["seccomp"]
+print(s["allowlist_instructions"] + s["denylist_instructions"])' "$json")
+    python3 - "$seccomp_instructions" "$FILTER" <<'PY'
+import struct, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+def insn(code, jt, jf, k):
+    return struct.pack("<HBBI", code, jt, jf, k)
+LD_NR, JEQ, RET, ALLOW = 0x20, 0x15, 0x06, 0x7FFF0000
+prog = [insn(LD_NR, 0, 0, 0)]
+while len(prog) + 2 < n:
+    nr = (len(prog) - 1) // 2
+    prog += [insn(JEQ, 0, 1, nr), insn(RET, 0, 0, ALLOW)]
+while len(prog) < n - 1:
+    prog.append(insn(LD_NR, 0, 0, 0))
+prog.append(insn(RET, 0, 0, ALLOW))
+assert len(prog) == n
+open(path, "wb").write(b"".join(prog))
+PY
+}
+
+# bwrap and firejail options for the confinement of confine's `default`
+# profile. The system directories bwrap binds are the ones `default` grants
+# (/usr, /etc, and /bin, /sbin, /lib* as they are on this host).
+make_sandbox_options() {
+    local d
+    bwrap_opts=(--ro-bind /usr /usr --ro-bind /etc /etc)
+    for d in /bin /sbin /lib /lib64 /lib32 /libx32; do
+        if [[ -L $d ]]; then
+            bwrap_opts+=(--symlink "$(readlink "$d")" "$d")
+        elif [[ -d $d ]]; then
+            bwrap_opts+=(--ro-bind "$d" "$d")
+        fi
+    done
+    bwrap_opts+=(--bind "$WS" "$WS" --unshare-all --die-with-parent --new-session
+        --proc /proc --dev /dev --tmpfs /tmp --chdir "$WS" --seccomp 9)
+    firejail_opts=(--noprofile --quiet --net=none --ipc-namespace --private-tmp
+        --private-dev --seccomp --caps.drop=all --read-only=/ --read-write="$WS")
+}
+
+# Words joined into one command line for hyperfine (which splits it the way
+# a POSIX shell would), quoted only where needed.
+cmdline() {
+    local out="" w q
+    for w in "$@"; do
+        if [[ $w =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then
+            q=$w
+        elif [[ $w != *"'"* ]]; then
+            q="'$w'"
+        else
+            q=$(printf '%q' "$w")
+        fi
+        out+="${out:+ }$q"
+    done
+    printf '%s' "$out"
+}
+
+# True when the launcher ID ran in section 1's trial run.
+works() {
+    grep -q "^$1|.*|ok\$" "$RES/launch.rows"
+}
+
+# hf ID WHO RUNS WARMUP COMMAND: one hyperfine measurement, exported to
+# $RES/ID.json. WHO is root or bench (the workspace owner). The command runs
+# in the workspace with the same small environment for every launcher.
+hf() {
+    local id=$1 who=$2 runs=$3 warmup=$4 cmd=$5
+    local -a run_as=()
+    [[ $who == bench ]] && run_as=(setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --init-groups --)
+    if ! (cd "$WS" && "${run_as[@]}" env -i PATH="$AGENT_PATH" HOME="$WS" LANG=C.UTF-8 \
+        hyperfine -N --style basic --warmup "$warmup" --runs "$runs" \
+        --prepare "$REWIND" --export-json "$RES/$id.json" --command-name "$id" "$cmd") \
+        >>"$LOG" 2>&1; then
+        tail -n 20 "$LOG" >&2
+        die "measuring $id failed ($cmd)"
+    fi
+}
+
+# Runs COMMAND once as WHO the way hf would; prints its output and returns
+# its status (to find out whether a launcher works here at all).
+try_once() {
+    local who=$1 cmd=$2
+    local -a run_as=() words=()
+    [[ $who == bench ]] && run_as=(setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --init-groups --)
+    eval "words=($cmd)"
+    eval "$REWIND"
+    (cd "$WS" && "${run_as[@]}" env -i PATH="$AGENT_PATH" HOME="$WS" LANG=C.UTF-8 "${words[@]}") 2>&1
+}
+
+# ----------------------------------------------------- 1. launch overhead
+
+# id|who|description|command
+launchers() {
+    local confine_run bwrap_run firejail_run
+    confine_run=$(cmdline "$CONFINE" run -w "$WS" -- /bin/true)
+    bwrap_run=$(cmdline bwrap "${bwrap_opts[@]}" /bin/true)
+    firejail_run=$(cmdline firejail "${firejail_opts[@]}" /bin/true)
+    printf '%s\n' \
+        "bare|root|nothing|/bin/true" \
+        "unshare|root|unshare -m -n -p -f -i -u (namespace floor)|unshare -m -n -p -f -i -u /bin/true" \
+        "confine|root|confine, default profile|$confine_run" \
+        "bwrap|root|bubblewrap, equivalent confinement|$bwrap_run" \
+        "bwrap-user|bench|bubblewrap, run by the workspace owner|$bwrap_run" \
+        "confine-user|bench|confine, run by the workspace owner (unprivileged)|$confine_run" \
+        "firejail|root|firejail, closest confinement|$firejail_run" \
+        "firejail-user|bench|firejail, run by the workspace owner|$firejail_run"
+}
+
+bench_launch() {
+    log "1/3 launch overhead: $ROUNDS rounds x $LAUNCH_RUNS runs of /bin/true per launcher"
+    local id who desc cmd round out
+    : >"$RES/launch.rows"
+    while IFS='|' read -r id who desc cmd; do
+        if ! out=$(try_once "$who" "$cmd"); then
+            log "  $id can't run here: $out"
+            printf '%s|%s|%s|%s|%s\n' "$id" "$who" "$desc" "$cmd" "FAILED: ${out//$'\n'/ }" >>"$RES/launch.rows"
+            continue
+        fi
+        printf '%s|%s|%s|%s|ok\n' "$id" "$who" "$desc" "$cmd" >>"$RES/launch.rows"
+    done < <(launchers)
+    local -a rows
+    mapfile -t rows < <(grep '|ok$' "$RES/launch.rows")
+    for ((round = 1; round <= ROUNDS; round++)); do
+        while IFS='|' read -r id who desc cmd _; do
+            hf "launch-$id-$round" "$who" "$LAUNCH_RUNS" "$LAUNCH_WARMUP" "$cmd"
+        done < <(rotate "$round" "${rows[@]}")
+    done
+}
+
+# rotate N LINE...: the lines, starting at the Nth (cyclically), so that no
+# launcher always runs first (or right after the same one) in a round.
+rotate() {
+    local n=$1
+    shift
+    local i k=$#
+    for ((i = 0; i < k; i++)); do
+        printf '%s\n' "${@:$(((n - 1 + i) % k + 1)):1}"
+    done
+}
+
+# ------------------------------------------------------- 2. workloads
+
+make_workloads() {
+    log "2/3 generating the workloads (20 000-file git repository, C project)"
+    python3 - "$WS" <<'PY'
+import os, sys, time
+ws = sys.argv[1]
+# 20 000 small files in 200 directories, dated a minute back: files as new
+# as the index would be "racily clean" and make git re-read them on every
+# status, for whichever launcher happens to run first.
+past = time.time() - 60
+for i in range(200):
+    d = os.path.join(ws, "repo", f"d{i:03}")
+    os.makedirs(d)
+    for j in range(100):
+        path = os.path.join(d, f"f{j:03}.txt")
+        with open(path, "w") as f:
+            f.write(f"{i} {j}\n")
+        os.utime(path, (past, past))
+# A small C project: 24 modules and a main, built with make -j2.
+src = os.path.join(ws, "cproj", "src")
+os.makedirs(src)
+N, F = 24, 8
+for i in range(N):
+    with open(os.path.join(src, f"m{i:02}.c"), "w") as f:
+        f.write("#include <stdint.h>\n#include <stdio.h>\n#include <string.h>\n")
+        for j in range(F):
+            f.write(f"""static uint64_t f{j}(uint64_t x) {{
+    char buf[32];
+    for (int k = 0; k < {j + 4}; k++) x = x * 6364136223846793005u + {i * F + j};
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)x);
+    return x ^ strlen(buf);
+}}
+""")
+        f.write(f"uint64_t m{i}(uint64_t x) {{" + "".join(f" x = f{j}(x);" for j in range(F)) + " return x; }\n")
+with open(os.path.join(src, "main.c"), "w") as f:
+    f.write("#include <stdint.h>\n#include <stdio.h>\n")
+    f.writelines(f"uint64_t m{i}(uint64_t);\n" for i in range(N))
+    f.write("int main(void) { uint64_t s = 1;" + "".join(f" s = m{i}(s);" for i in range(N))
+            + ' printf("%llu\\n", (unsigned long long)s); return 0; }\n')
+with open(os.path.join(ws, "cproj", "Makefile"), "w") as f:
+    f.write("""CFLAGS = -O2 -pipe -Wall
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=obj/%.o)
+prog: $(OBJS)
+\t$(CC) -o $@ $(OBJS)
+obj/%.o: src/%.c | obj
+\t$(CC) $(CFLAGS) -c -o $@ $<
+obj:
+\tmkdir -p obj
+""")
+PY
+    chown -R "$BENCH_UID:$BENCH_UID" "$WS"
+    (cd "$WS/repo" && as_bench env -i PATH="$AGENT_PATH" HOME="$WS" sh -c '
+        git init -q . &&
+        git add -A &&
+        git -c user.name=bench -c user.email=bench@localhost commit -qm files &&
+        git status >/dev/null') >>"$LOG" 2>&1 || die "making the git repository failed (see $LOG)"
+}
+
+# id|description|runs|warmup|command
+workloads() {
+    # 20 000 paths, 25 times each; deque(..., 0) consumes without storing.
+    local stat_code
+    stat_code="import collections, os; ps = [f\"$WS/repo/d{i:03}/f{j:03}.txt\" for i in range(200) for j in range(100)]; collections.deque(map(os.stat, ps * 25), 0)"
+    printf '%s\n' \
+        "git|git status in a 20 000-file repository|$GIT_RUNS|2|$(cmdline git -C "$WS/repo" status --porcelain)" \
+        "stat|python3 stat-ing 500 000 paths|$PY_RUNS|1|$(cmdline python3 -I -c "$stat_code")" \
+        "make|make -j2 of a 25-file C project (-B: all of it, every run)|$MAKE_RUNS|1|$(cmdline make -s -B -j2 -C "$WS/cproj")"
+}
+
+bench_workloads() {
+    local id desc runs warmup cmd round variant prefix
+    local -a variants=(bare confine)
+    works bwrap-user && variants+=(bwrap)
+    works firejail-user && variants+=(firejail)
+    workloads >"$RES/workload.rows"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        while IFS='|' read -r id desc runs warmup cmd; do
+            log "2/3 round $round/$ROUNDS: $desc"
+            ((round == 1)) || warmup=0
+            while read -r variant; do
+                case $variant in
+                bare) hf "work-$id-bare-$round" bench "$runs" "$warmup" "$cmd" ;;
+                confine) prefix=$(cmdline "$CONFINE" run -w "$WS" --)
+                    hf "work-$id-confine-$round" root "$runs" "$warmup" "$prefix $cmd" ;;
+                bwrap) prefix=$(cmdline bwrap "${bwrap_opts[@]}")
+                    hf "work-$id-bwrap-$round" bench "$runs" "$warmup" "$prefix $cmd" ;;
+                firejail) prefix=$(cmdline firejail "${firejail_opts[@]}")
+                    hf "work-$id-firejail-$round" bench "$runs" "$warmup" "$prefix $cmd" ;;
+                esac
+            done < <(rotate "$round" "${variants[@]}")
+        done <"$RES/workload.rows"
+    done
+}
+
+# ------------------------------------------------------------ 3. memory
+
+# Prints VmHWM, VmRSS, RssAnon and RssFile (kB) of PID.
+mem_of() {
+    awk '/^VmHWM:/ {h = $2} /^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} /^RssFile:/ {f = $2}
+        END {print h, r, a, f}' "/proc/$1/status"
+}
+
+# First child of PID (through /proc/PID/task/*/children), or nothing.
+child_of() {
+    local c
+    c=$(cat /proc/"$1"/task/*/children 2>/dev/null || true)
+    printf '%s' "${c%% *}"
+}
+
+# Starts LAUNCHER... sleep 3 in the background as WHO, waits until `sleep`
+# runs inside, and prints "role pid hwm rss" for each launcher process on the
+# way down to it.
+sample_tree() {
+    local name=$1 who=$2
+    shift 2
+    local -a run_as=()
+    [[ $who == bench ]] && run_as=(setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --init-groups --)
+    (cd "$WS" && exec "${run_as[@]}" env -i PATH="$AGENT_PATH" HOME="$WS" "$@" sleep 3) </dev/null >/dev/null 2>&1 9<"$FILTER" &
+    local top=$! pid tries depth
+    background_pid=$top
+    for ((tries = 0; tries < 100; tries++)); do
+        # Walk down to the first process that is `sleep`.
+        pid=$top
+        for ((depth = 0; depth < 6; depth++)); do
+            [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == sleep ]] && break
+            pid=$(child_of "$pid")
+        done
+        [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == sleep ]] && break
+        sleep 0.05
+    done
+    pid=$top
+    for ((depth = 0; depth < 6; depth++)); do
+        [[ -n $pid && -e /proc/$pid ]] || break
+        local comm
+        comm=$(cat "/proc/$pid/comm")
+        [[ $comm == sleep ]] && break
+        # setpriv and env exec into the launcher: same pid, so this is it.
+        printf '%s %s %s %s %s\n' "$name" "$depth" "$pid" "$comm" "$(mem_of "$pid")"
+        pid=$(child_of "$pid")
+    done
+    wait "$top" 2>/dev/null || true
+    background_pid=""
+}
+
+bench_memory() {
+    log "3/3 peak memory of the launchers' own processes while the agent sleeps"
+    {
+        sample_tree confine root "$CONFINE" run -w "$WS" --
+        if works bwrap-user; then sample_tree bwrap bench bwrap "${bwrap_opts[@]}"; fi
+        if works firejail-user; then sample_tree firejail bench firejail "${firejail_opts[@]}"; fi
+    } >"$RES/memory.txt"
+}
+
+# -------------------------------------------------------------- report
+
+machine_facts() {
+    local landlock
+    landlock=$("$CONFINE" probe --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+ll = d.get("landlock", {})
+print(ll.get("abi", ll) if isinstance(ll, dict) else ll)' 2>/dev/null || echo "?")
+    cat <<EOF
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+cores=$(nproc)
+memory=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+kernel=$(uname -sr)
+os=$(
+    # shellcheck disable=SC1091
+    . /etc/os-release && echo "$PRETTY_NAME")
+landlock=$landlock
+confine=$("$CONFINE" --version | cut -d' ' -f2) ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ', with uncommitted changes'))
+rustc=$(rustc --version 2>/dev/null || echo '?')
+hyperfine=$(hyperfine --version | cut -d' ' -f2)
+bwrap=$(bwrap --version | cut -d' ' -f2)
+firejail=$(firejail --version | awk 'NR == 1 {print $3}')
+util_linux=$(unshare --version | awk '{print $NF}')
+git=$(git --version | cut -d' ' -f3)
+python3=$(PATH=$AGENT_PATH python3 --version | cut -d' ' -f2)
+gcc=$(gcc -dumpfullversion)
+make=$(make --version | awk 'NR == 1 {print $3}')
+seccomp_instructions=$seccomp_instructions
+bench_uid=$BENCH_UID
+workspace=$WS
+rounds=$ROUNDS
+launch_runs=$LAUNCH_RUNS
+launch_warmup=$LAUNCH_WARMUP
+git_runs=$GIT_RUNS
+py_runs=$PY_RUNS
+make_runs=$MAKE_RUNS
+EOF
+}
+
+write_report() {
+    log "writing $OUT"
+    python3 - "$RES" "$OUT" "$CONFINE" "$REPO" <<'PY'
+import json, os, statistics, sys
+
+res, out, confine_bin, repo = sys.argv[1:5]
+facts = dict(l.split("=", 1) for l in open(os.path.join(res, "facts.txt")).read().splitlines() if "=" in l)
+
+def times(prefix):
+    """All runs' times (s) of the hyperfine exports PREFIX.json and PREFIX-ROUND.json."""
+    t = []
+    for f in sorted(os.listdir(res)):
+        if f.startswith(prefix) and f.endswith(".json"):
+            rest = f[len(prefix):-5]
+            if rest == "" or (rest.startswith("-") and rest[1:].isdigit()):
+                t += json.load(open(os.path.join(res, f)))["results"][0]["times"]
+    return t
+
+def stats(t):
+    return {"median": statistics.median(t), "min": min(t), "max": max(t), "n": len(t)}
+
+def ms(s):
+    return f"{s * 1e3:.2f}" if s < 0.1 else f"{s * 1e3:.0f}"
+
+def rel(p):
+    """A command as the reader would type it: $WS for the workspace."""
+    return p.replace(facts["workspace"], "$WS").replace(repo + "/", "")
+
+verdicts = []
+L = []
+w = L.append
+
+w("# Benchmarks")
+w("")
+w("What confine costs, next to what people would otherwise put in front of a tool call,")
+w("measured in one run on one machine by [`scripts/bench.sh`](../scripts/bench.sh)")
+w("(`sudo scripts/bench.sh`; it installs what it needs, builds confine with")
+w("`cargo build --release` and rewrites this file). All times are wall-clock")
+w("medians from hyperfine; min–max shows the spread. Lower is better.")
+w("")
+
+# ---- launch
+rows = [l.rstrip("\n").split("|", 4) for l in open(os.path.join(res, "launch.rows"))]
+launch = {}
+for id_, who, desc, cmd, status in rows:
+    if status == "ok":
+        launch[id_] = stats(times(f"launch-{id_}"))
+bare = launch["bare"]["median"]
+
+def overhead(id_):
+    return launch[id_]["median"] - bare
+
+conf = launch.get("confine")
+targets = []
+if conf and "bwrap" in launch:
+    ro = overhead("confine") / overhead("bwrap")
+    r = conf["median"] / launch["bwrap"]["median"]
+    targets.append(("confine's launch overhead ≤ bubblewrap's, both run by root (ratio ≤ 1.00)",
+                    f"{ro:.2f} (of whole launches: {r:.2f})", ro <= 1.0))
+if "bwrap-user" in launch and "confine-user" in launch:
+    ro = overhead("confine-user") / overhead("bwrap-user")
+    r = launch["confine-user"]["median"] / launch["bwrap-user"]["median"]
+    targets.append(("… both run by the workspace owner, in user namespaces (ratio ≤ 1.00)",
+                    f"{ro:.2f} (of whole launches: {r:.2f})", ro <= 1.0))
+if conf and "unshare" in launch:
+    d = conf["median"] - launch["unshare"]["median"]
+    targets.append(("confine's launch within 2 ms of the `unshare` floor", f"{d * 1e3:+.2f} ms", d <= 0.002))
+
+# ---- workloads
+wrows = [(l.split("|", 4)[0], l.split("|", 4)[1], l.rstrip("\n").split("|", 4)[4])
+         for l in open(os.path.join(res, "workload.rows"))]
+work = {}
+for id_, desc, cmd in wrows:
+    work[id_] = {}
+    for v in ("bare", "confine", "bwrap", "firejail"):
+        t = times(f"work-{id_}-{v}")
+        if t:
+            work[id_][v] = stats(t)
+worst = None
+for id_, desc, cmd in wrows:
+    r = work[id_]["confine"]["median"] / work[id_]["bare"]["median"]
+    worst = r if worst is None else max(worst, r)
+if worst is not None:
+    parts = ", ".join(f"{i} {work[i]['confine']['median'] / work[i]['bare']['median']:.3f}×" for i, _, _ in wrows)
+    targets.append(("syscall-heavy workloads under confine ≤ 1.03× bare", parts, worst <= 1.03))
+
+# ---- memory
+mem = [l.split() for l in open(os.path.join(res, "memory.txt")) if l.strip()]
+conf_mem = [m for m in mem if m[0] == "confine"]
+if len(conf_mem) >= 2:
+    total = int(conf_mem[0][4]) + int(conf_mem[1][4])
+    private = int(conf_mem[0][6]) + int(conf_mem[1][6])
+    targets.append(("confine supervisor + init peak RSS (VmHWM) ≤ 4 MiB",
+                    f"{total / 1024:.2f} MiB ({conf_mem[0][4]} + {conf_mem[1][4]} kB; "
+                    f"of which their own memory, RssAnon: {private} kB)", total <= 4096))
+
+w("## Targets")
+w("")
+w("| target | measured | met |")
+w("| --- | --- | --- |")
+for name, val, ok in targets:
+    w(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
+w("")
+
+w("## Machine")
+w("")
+w("| | |")
+w("| --- | --- |")
+for k, label in [("cpu", "CPU"), ("cores", "cores"), ("memory", "memory"), ("kernel", "kernel"),
+                 ("os", "distribution"), ("landlock", "Landlock ABI"), ("confine", "confine"),
+                 ("rustc", "rustc"), ("hyperfine", "hyperfine"), ("bwrap", "bubblewrap"),
+                 ("firejail", "firejail"), ("util_linux", "util-linux (unshare)"), ("git", "git"),
+                 ("python3", "python3"), ("gcc", "gcc"), ("make", "make"),
+                 ("load_before", "load average before"), ("load_after", "load average after"),
+                 ("date", "date (UTC)"), ("duration", "bench duration")]:
+    if k in facts:
+        w(f"| {label} | {facts[k]} |")
+w("")
+w("The numbers are only comparable within this file: every row was measured in the")
+w("same run. The machine may be shared (see the load averages), so everything was")
+w(f"measured in {facts['rounds']} interleaved rounds, every launcher once per round (each round")
+w("starting with the next one), and the")
+w("medians are over all rounds: load elsewhere spreads over all rows. Launches:")
+w(f"{facts['launch_runs']} runs per round after {facts['launch_warmup']} warm-up runs; workloads:")
+w("the runs given in section 2, warmed up in the first round.")
+w("")
+
+w("## 1. Launch overhead: `/bin/true`")
+w("")
+w("| launcher | run by | median ms | min–max ms | overhead over bare, ms | confine ÷ this |")
+w("| --- | --- | ---: | ---: | ---: | ---: |")
+for id_, who, desc, cmd, status in rows:
+    by = "root" if who == "root" else f"uid {facts['bench_uid']}"
+    if status != "ok":
+        w(f"| {desc} | {by} | — | — | — | could not run: `{status[8:].strip()[:300]}` |")
+        continue
+    s = launch[id_]
+    ratio = ""
+    mine = "confine-user" if who == "bench" else "confine"
+    if id_ not in ("bare", "confine", "confine-user") and mine in launch:
+        ratio = f"{launch[mine]['median'] / s['median']:.2f}"
+    w(f"| {desc} | {by} | {ms(s['median'])} | {ms(s['min'])}–{ms(s['max'])} | "
+      f"{(s['median'] - bare) * 1e3:+.2f} | {ratio} |")
+w("")
+w("“confine ÷ this” compares confine run by the same caller (root, or the workspace owner).")
+w("")
+w("Commands, each run in the workspace `$WS` (`target/confine-bench/ws`, owned by uid")
+w(f"{facts['bench_uid']}) with the environment `PATH=/usr/local/bin:/usr/bin:/bin HOME=$WS LANG=C.UTF-8`:")
+w("")
+w("```sh")
+for id_, who, desc, cmd, status in rows:
+    w(f"# {desc}")
+    w(rel(cmd))
+w("```")
+w("")
+w(f"bubblewrap's `--seccomp 9` program has {facts['seccomp_instructions']} instructions, as many as")
+w("confine's allowlist and denylist together (`confine explain --json`:")
+w("`seccomp.allowlist_instructions + denylist_instructions`): load the syscall number, a chain")
+w("of `jeq nr, allow`, allow. firejail can't restrict the view to the granted paths the way")
+w("the others do: it shows the whole host read-only with the workspace writable.")
+w("")
+
+w("## 2. Syscall-heavy workloads")
+w("")
+w("Each workload runs as the workspace owner in every column: bare, bubblewrap and")
+w("firejail are started by that user, confine by root (it switches to the owner).")
+w("")
+variants = [v for v in ("bare", "confine", "bwrap", "firejail") if any(v in work[i] for i, _, _ in wrows)]
+w("| workload | " + " | ".join(variants) + " |")
+w("| --- | " + " | ".join("---:" for _ in variants) + " |")
+for id_, desc, cmd in wrows:
+    cells = []
+    b = work[id_]["bare"]["median"]
+    for v in variants:
+        s = work[id_].get(v)
+        if not s:
+            cells.append("—")
+            continue
+        cell = f"{ms(s['median'])} ms ({ms(s['min'])}–{ms(s['max'])})"
+        if v != "bare":
+            cell += f", **{s['median'] / b:.3f}×**"
+        cells.append(cell)
+    w(f"| {desc} | " + " | ".join(cells) + " |")
+w("")
+w(f"Runs per launcher: git {int(facts['git_runs']) * int(facts['rounds'])}, python3 {int(facts['py_runs']) * int(facts['rounds'])}, make {int(facts['make_runs']) * int(facts['rounds'])}.")
+w("Medians (min–max) in ms; `N×` is the median over bare's median. A short command")
+w("pays the launch overhead of section 1 in full; what the sandbox costs while the")
+w("command runs is the rest:")
+w("")
+over = {"confine": "confine", "bwrap": "bwrap-user", "firejail": "firejail-user"}
+w("| workload, launch overhead subtracted | " + " | ".join(v for v in variants if v != "bare") + " |")
+w("| --- | " + " | ".join("---:" for v in variants if v != "bare") + " |")
+for id_, desc, cmd in wrows:
+    b = work[id_]["bare"]["median"]
+    cells = []
+    for v in variants:
+        if v == "bare":
+            continue
+        s = work[id_].get(v)
+        if not s or over[v] not in launch:
+            cells.append("—")
+            continue
+        cells.append(f"{(s['median'] - overhead(over[v])) / b:.3f}×")
+    w(f"| {desc} | " + " | ".join(cells) + " |")
+w("")
+w("The same, paired by round: the median over the rounds of (this launcher's median in")
+w("the round ÷ bare's median in the same round), which cancels slow drifts of the")
+w("machine's speed between rounds:")
+w("")
+w("| workload, paired by round | " + " | ".join(v for v in variants if v != "bare") + " |")
+w("| --- | " + " | ".join("---:" for v in variants if v != "bare") + " |")
+for id_, desc, cmd in wrows:
+    cells = []
+    for v in variants:
+        if v == "bare":
+            continue
+        ratios = []
+        for r in range(1, int(facts["rounds"]) + 1):
+            tb = json.load(open(os.path.join(res, f"work-{id_}-bare-{r}.json")))["results"][0]["times"]
+            tv = json.load(open(os.path.join(res, f"work-{id_}-{v}-{r}.json")))["results"][0]["times"]
+            if tb and tv:
+                ratios.append(statistics.median(tv) / statistics.median(tb))
+        cells.append(f"{statistics.median(ratios):.3f}×" if ratios else "—")
+    w(f"| {desc} | " + " | ".join(cells) + " |")
+w("")
+w("Commands, each prefixed by the launcher exactly as in section 1:")
+w("")
+w("```sh")
+for id_, desc, cmd in wrows:
+    w(rel(cmd))
+w("```")
+w("")
+
+w("## 3. Peak memory of the launchers' own processes")
+w("")
+w("Sampled from `/proc/PID/status` of each launcher process while the agent (`sleep 3`)")
+w("runs. VmHWM is the peak resident set. It counts every mapped page of the program and")
+w("its shared libraries (RssFile: page-cache pages shared with every other process using")
+w("them), not only the process's own memory (RssAnon); those two are current values.")
+w("")
+w("| launcher | process | VmHWM kB | VmRSS kB | RssAnon kB | RssFile kB |")
+w("| --- | --- | ---: | ---: | ---: | ---: |")
+for name, depth, pid, comm, hwm, rss, anon, file in mem:
+    role = f"{comm} (depth {depth})"
+    if name == "confine":
+        role = {"0": "supervisor", "1": "init (PID 1 inside)"}.get(depth, role)
+    w(f"| {name} | {role} | {hwm} | {rss} | {anon} | {file} |")
+w("")
+
+open(out, "w").write("\n".join(L) + "\n")
+PY
+}
+
+# ------------------------------------------------------------------ main
+
+main() {
+    local started
+    started=$(date +%s)
+    require_root
+    install_tools
+    build_confine
+    trap cleanup EXIT
+    make_scratch
+    make_bench_user
+    make_seccomp_filter
+    make_sandbox_options
+    exec 9<"$FILTER"
+    local load_before
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    bench_launch
+    make_workloads
+    bench_workloads
+    bench_memory
+    {
+        machine_facts
+        echo "load_before=$load_before"
+        echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "date=$(date -u '+%Y-%m-%d %H:%M')"
+        echo "duration=$(($(date +%s) - started)) s"
+    } >"$RES/facts.txt"
+    write_report
+    log "done in $(($(date +%s) - started)) s: $OUT"
+}
+
+main "$@"
