@@ -201,6 +201,9 @@ pub struct LimitSupport {
     pub mechanism: CgroupMechanism,
     /// The cgroup under which confine would create the sandbox's own.
     pub parent: Option<String>,
+    /// cgroup v2: confine would first move itself from `parent` into a
+    /// leaf cgroup, being alone there (the no-internal-processes rule).
+    pub moves_aside: bool,
     /// Why `mechanism` is `none`.
     pub reason: Option<String>,
 }
@@ -625,10 +628,20 @@ fn probe_cgroups() -> Cgroups {
         let controllers = read_list(&format!("{dir}/cgroup.controllers"));
         (controllers, writable(dir))
     });
+    // The same decision `run` makes, from the module that makes it.
+    let placed = crate::sandbox::cgroup::placements();
+    let get = |key: &str| {
+        limit_support(
+            placed
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or_else(|| Err(format!("{key}: not placed")), |(_, p)| p.clone()),
+        )
+    };
     let limits = CgroupLimits {
-        memory: limit_support("memory", v2.as_ref(), &v1),
-        pids: limit_support("pids", v2.as_ref(), &v1),
-        cpu: limit_support("cpu", v2.as_ref(), &v1),
+        memory: get("limits.memory"),
+        pids: get("limits.pids"),
+        cpu: get("limits.cpu"),
     };
     Cgroups { v2, v1, limits }
 }
@@ -704,64 +717,25 @@ fn cgroups_from(
     (v2, v1)
 }
 
-/// Which mechanism would enforce a limit needing `controller`: v2 when our
-/// v2 cgroup offers it and we can create a child there, else a v1 hierarchy
-/// with it where we can, else none (with the reason).
-fn limit_support(controller: &str, v2: Option<&CgroupV2>, v1: &[CgroupV1]) -> LimitSupport {
-    let mut reasons: Vec<String> = Vec::new();
-    if let Some(v2) = v2 {
-        let offered = v2
-            .own_controllers
-            .as_ref()
-            .or(v2.controllers.as_ref())
-            .is_some_and(|c| c.iter().any(|x| x == controller));
-        match (&v2.own_dir, offered, v2.writable) {
-            (Some(dir), true, true) => {
-                return LimitSupport {
-                    mechanism: CgroupMechanism::V2,
-                    parent: Some(dir.clone()),
-                    reason: None,
-                }
-            }
-            (Some(dir), true, false) => reasons.push(format!(
-                "cgroup v2 has it but {dir} is not writable by this user (run as root, or \
-                 under systemd-run --user --scope -p Delegate=yes)"
-            )),
-            (None, true, _) => reasons.push("our cgroup v2 path is unknown".to_string()),
-            (_, false, _) => {}
-        }
-    }
-    if let Some(h) = v1
-        .iter()
-        .find(|h| h.controllers.iter().any(|c| c == controller))
-    {
-        match (&h.own_dir, h.writable) {
-            (Some(dir), true) => {
-                return LimitSupport {
-                    mechanism: CgroupMechanism::V1,
-                    parent: Some(dir.clone()),
-                    reason: None,
-                }
-            }
-            (Some(dir), false) => reasons.push(format!(
-                "cgroup v1 has it at {} but {dir} is not writable by this user",
-                h.mount_point
-            )),
-            (None, _) => reasons.push(format!(
-                "cgroup v1 has it at {} but our cgroup there is unknown",
-                h.mount_point
-            )),
-        }
-    }
-    if reasons.is_empty() {
-        reasons.push(format!(
-            "no cgroup v2 or v1 hierarchy offers the {controller} controller"
-        ));
-    }
-    LimitSupport {
-        mechanism: CgroupMechanism::Missing,
-        parent: None,
-        reason: Some(reasons.join("; ")),
+/// A placement from the cgroup module, as `probe` shows it.
+fn limit_support(p: Result<crate::sandbox::cgroup::Placement, String>) -> LimitSupport {
+    use crate::sandbox::cgroup::Mechanism;
+    match p {
+        Ok(p) => LimitSupport {
+            mechanism: match p.mechanism {
+                Mechanism::V2 => CgroupMechanism::V2,
+                Mechanism::V1 => CgroupMechanism::V1,
+            },
+            parent: Some(p.parent.display().to_string()),
+            moves_aside: p.leaf,
+            reason: None,
+        },
+        Err(why) => LimitSupport {
+            mechanism: CgroupMechanism::Missing,
+            parent: None,
+            moves_aside: false,
+            reason: Some(why),
+        },
     }
 }
 
@@ -1071,9 +1045,15 @@ impl Probe {
             ("cpu", &cg.limits.cpu),
         ] {
             let how = match l.mechanism {
-                CgroupMechanism::V2 => {
-                    format!("cgroup v2 under {}", l.parent.as_deref().unwrap_or("?"))
-                }
+                CgroupMechanism::V2 => format!(
+                    "cgroup v2 under {}{}",
+                    l.parent.as_deref().unwrap_or("?"),
+                    if l.moves_aside {
+                        " (confine first moves itself into a leaf cgroup there)"
+                    } else {
+                        ""
+                    }
+                ),
                 CgroupMechanism::V1 => {
                     format!("cgroup v1 under {}", l.parent.as_deref().unwrap_or("?"))
                 }
@@ -1181,24 +1161,6 @@ mod tests {
             .expect("systemd");
         assert!(sd.controllers.is_empty());
         assert_eq!(sd.own_path.as_deref(), Some("/"));
-
-        let l = limit_support("memory", Some(&v2), &v1);
-        assert_eq!(l.mechanism, CgroupMechanism::V1);
-        assert_eq!(
-            l.parent.as_deref(),
-            Some("/sys/fs/cgroup/memory/process_api/x")
-        );
-        assert_eq!(
-            limit_support("pids", Some(&v2), &v1).mechanism,
-            CgroupMechanism::V1
-        );
-        assert_eq!(
-            limit_support("hugetlb", Some(&v2), &v1).mechanism,
-            CgroupMechanism::V2
-        );
-        let io = limit_support("io", Some(&v2), &v1);
-        assert_eq!(io.mechanism, CgroupMechanism::Missing);
-        assert!(io.reason.is_some());
     }
 
     #[test]
@@ -1216,13 +1178,6 @@ mod tests {
             Some("/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope")
         );
         assert!(!v2.writable);
-        let l = limit_support("memory", Some(&v2), &v1);
-        assert_eq!(l.mechanism, CgroupMechanism::Missing);
-        assert!(l.reason.as_deref().unwrap_or("").contains("not writable"));
-
-        let (v2, v1) = cgroups_from(&m, &o, &|_| (Some(all.clone()), true));
-        let l = limit_support("cpu", v2.as_ref(), &v1);
-        assert_eq!(l.mechanism, CgroupMechanism::V2);
     }
 
     #[test]

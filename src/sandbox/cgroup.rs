@@ -12,6 +12,19 @@
 //! else from the cgroup v1 hierarchy it is bound to (hybrid hosts have v2
 //! mounted with few or no controllers and memory, pids and cpu on v1).
 //!
+//! cgroup v2 has one more rule: a cgroup with processes of its own (other
+//! than the root) can't hand a domain controller (memory) to children. confine
+//! always has a process in its own cgroup (itself), so for `limits.memory`:
+//! - when the parent of our cgroup is delegated to us (systemd `Delegate=yes`
+//!   marks it with the `trusted.delegate`/`user.delegate` xattr; with
+//!   `DelegateSubgroup=supervisor` confine runs one level below it) and has
+//!   no processes, the sandbox's cgroup goes there, next to ours;
+//! - else, when confine is the only process in its cgroup (a systemd unit's
+//!   `ExecStart=`, `systemd-run --scope`, a container's only process), it
+//!   moves itself into a leaf `confine-<id>-supervisor` first, and back
+//!   once the sandbox's cgroup is removed, leaving the cgroup as it was;
+//! - else the limit is unenforceable: refused under strict.
+//!
 //! Call order, all in the supervisor, outside the sandbox:
 //! 1. plan time: [`capability`] says which limits can't be enforced here
 //!    (refused under `compat: strict`, dropped under best-effort). It only
@@ -29,10 +42,9 @@
 //! 6. [`Cgroup::remove`]; dropping a `Cgroup` does the same as a last resort.
 //!
 //! What it can't do:
-//! - On cgroup v2, a non-root cgroup that has processes can't enable a domain
-//!   controller (memory) for children (EBUSY); confine runs in the cgroup it
-//!   would create under, so `limits.memory` needs v2's root cgroup or v1.
-//!   pids and cpu are threaded controllers and have no such rule.
+//! - `limits.memory` on cgroup v2 when other processes share confine's
+//!   cgroup and nothing above it is delegated (see above). pids and cpu are
+//!   threaded controllers and have no such rule.
 //! - On v1 without swap accounting (no `memory.memsw.*`), swap isn't
 //!   counted; `memory.swappiness` 0 is the fallback.
 //! - A supervisor killed by SIGKILL leaves its (empty) directories behind;
@@ -40,9 +52,10 @@
 //!
 //! Harmless by construction: it only creates and removes directories named
 //! `confine-*` that it created itself (an existing one is never adopted), and
-//! writes only to files inside them, with one exception: on cgroup v2 it may
-//! enable a controller in our own cgroup's `cgroup.subtree_control`, which
-//! is what lets a child have it. It never moves confine itself.
+//! writes only to files inside them, with two exceptions on cgroup v2: it
+//! may enable a controller in the parent's `cgroup.subtree_control`, which is
+//! what lets a child have it, and it may move confine itself (never another
+//! process) into its leaf and back, disabling again what it enabled.
 
 use std::fs;
 use std::io::{self, Write as _};
@@ -310,15 +323,33 @@ fn validate(id: &str, l: &Limits) -> Result<(), CgroupError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct V2Parent {
     dir: PathBuf,
-    /// Our cgroup is the hierarchy's root, which the no-internal-processes
-    /// rule exempts. (Inside a cgroup namespace this may be wrong; then the
-    /// kernel refuses in [`Cgroup::create`] and says so.)
+    /// The hierarchy's real root, which the no-internal-processes rule
+    /// exempts. A cgroup namespace's root looks like `/` from inside but
+    /// is an ordinary cgroup: only the real root lacks `cgroup.type`.
     is_root: bool,
     /// `cgroup.controllers`: what children of it can get.
     controllers: Vec<String>,
     /// `cgroup.subtree_control`: what children of it have now.
     subtree_control: Vec<String>,
     /// `cgroup.procs` is not empty (confine itself is usually there).
+    has_processes: bool,
+    /// confine is the only process in it: it may step aside into a leaf.
+    alone: bool,
+    writable: bool,
+    /// The parent cgroup, unless ours is the top of what this mount shows.
+    up: Option<V2Up>,
+}
+
+/// The parent of our v2 cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct V2Up {
+    dir: PathBuf,
+    /// Its manager delegated it (systemd's `Delegate=yes` marks the unit's
+    /// cgroup with the `trusted.delegate` or `user.delegate` xattr; with
+    /// `DelegateSubgroup=` confine runs one level below it).
+    delegated: bool,
+    controllers: Vec<String>,
+    subtree_control: Vec<String>,
     has_processes: bool,
     writable: bool,
 }
@@ -341,11 +372,82 @@ struct Layout {
 
 /// Where a controller's child cgroup goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Placement {
-    mechanism: Mechanism,
-    parent: PathBuf,
+pub struct Placement {
+    pub mechanism: Mechanism,
+    /// The cgroup under which the sandbox's own is created.
+    pub parent: PathBuf,
     /// v2: `+controller` must be written to the parent's subtree_control.
-    enable: bool,
+    pub enable: bool,
+    /// v2: confine first moves itself from `parent` into a leaf cgroup of
+    /// its own, so that `parent` has no processes and may hand a domain
+    /// controller to children (and moves back when the sandbox is gone).
+    pub leaf: bool,
+}
+
+/// Where the sandbox's one v2 cgroup goes. A process is in exactly one v2
+/// cgroup, so every v2 controller of a sandbox must share it.
+#[derive(Debug, Clone)]
+struct V2Home {
+    dir: PathBuf,
+    controllers: Vec<String>,
+    subtree_control: Vec<String>,
+    writable: bool,
+    leaf: bool,
+    /// A domain controller can't be enabled there: this cgroup has
+    /// processes besides confine.
+    blocked: Option<PathBuf>,
+}
+
+impl V2Parent {
+    /// The parent, when confine may create sandbox cgroups in it as
+    /// siblings of its own: delegated to us and free of processes.
+    fn usable_up(&self) -> Option<&V2Up> {
+        self.up
+            .as_ref()
+            .filter(|u| u.delegated && u.writable && !u.has_processes)
+    }
+
+    /// Picks the home for the v2 controllers in `requested` (the ones v2
+    /// doesn't offer are ignored here and fall back to v1).
+    fn home(&self, requested: &[Controller]) -> V2Home {
+        let has = |list: &[String], c: Controller| list.iter().any(|x| x == c.name());
+        let own = V2Home {
+            dir: self.dir.clone(),
+            controllers: self.controllers.clone(),
+            subtree_control: self.subtree_control.clone(),
+            writable: self.writable,
+            leaf: false,
+            blocked: None,
+        };
+        // Only a domain controller not enabled yet meets the
+        // no-internal-processes rule; threaded ones (pids, cpu) don't.
+        let up_offers = |c: Controller| self.usable_up().is_some_and(|u| has(&u.controllers, c));
+        let domain_needed = requested.iter().any(|&c| {
+            !c.threaded()
+                && !has(&self.subtree_control, c)
+                && (has(&self.controllers, c) || up_offers(c))
+        });
+        if !domain_needed || self.is_root || !self.has_processes {
+            return own;
+        }
+        if let Some(up) = self.usable_up() {
+            return V2Home {
+                dir: up.dir.clone(),
+                controllers: up.controllers.clone(),
+                subtree_control: up.subtree_control.clone(),
+                writable: up.writable,
+                leaf: false,
+                blocked: None,
+            };
+        }
+        if self.alone && self.writable {
+            return V2Home { leaf: true, ..own };
+        }
+        V2Home {
+            blocked: Some(self.dir.clone()),
+            ..own
+        }
+    }
 }
 
 impl Layout {
@@ -354,19 +456,34 @@ impl Layout {
     fn discover() -> Layout {
         let mounts = procfs::self_mountinfo();
         let own = procfs::self_cgroup();
+        let me = std::process::id().to_string();
 
         let v2 = mounts.iter().find(|m| m.fstype == "cgroup2").and_then(|m| {
             let own_path = own.iter().find(|l| l.hierarchy == 0)?.path.as_str();
-            let dir = cgroup_dir(Path::new(&m.mount_point), &m.root, own_path)?;
-            let list = |f: &str| read_words(&dir.join(f)).unwrap_or_default();
+            let mount_point = Path::new(&m.mount_point);
+            let dir = cgroup_dir(mount_point, &m.root, own_path)?;
+            let list = |d: &Path, f: &str| read_words(&d.join(f)).unwrap_or_default();
+            let procs = |d: &Path| fs::read_to_string(d.join("cgroup.procs")).ok();
+            let own_procs = procs(&dir);
+            let up = (dir != mount_point)
+                .then(|| dir.parent().map(Path::to_path_buf))
+                .flatten()
+                .map(|up| V2Up {
+                    delegated: delegated(&up),
+                    controllers: list(&up, "cgroup.controllers"),
+                    subtree_control: list(&up, "cgroup.subtree_control"),
+                    has_processes: procs(&up).is_none_or(|p| !p.trim().is_empty()),
+                    writable: writable(&up),
+                    dir: up,
+                });
             Some(V2Parent {
-                is_root: own_path == "/" && m.root == "/",
-                controllers: list("cgroup.controllers"),
-                subtree_control: list("cgroup.subtree_control"),
-                has_processes: fs::read_to_string(dir.join("cgroup.procs"))
-                    .map(|s| !s.trim().is_empty())
-                    .unwrap_or(true),
+                is_root: own_path == "/" && m.root == "/" && !dir.join("cgroup.type").exists(),
+                controllers: list(&dir, "cgroup.controllers"),
+                subtree_control: list(&dir, "cgroup.subtree_control"),
+                has_processes: own_procs.as_ref().is_none_or(|p| !p.trim().is_empty()),
+                alone: own_procs.is_some_and(|p| p.split_whitespace().eq([me.as_str()])),
                 writable: writable(&dir),
+                up,
                 dir,
             })
         });
@@ -393,30 +510,41 @@ impl Layout {
         Layout { v2, v1 }
     }
 
-    /// Where `c` would be enforced, or why it can't be.
-    fn place(&self, c: Controller) -> Result<Placement, String> {
+    /// Where each limit in `limits` would be enforced, or why it can't be.
+    fn place_all(&self, limits: &Limits) -> Vec<(Controller, Result<Placement, String>)> {
+        let requested: Vec<Controller> = Controller::ALL
+            .into_iter()
+            .filter(|c| c.requested(limits))
+            .collect();
+        let home = self.v2.as_ref().map(|v2| v2.home(&requested));
+        requested
+            .into_iter()
+            .map(|c| (c, self.place(c, home.as_ref())))
+            .collect()
+    }
+
+    /// Where `c` would be enforced given the v2 `home`, or why it can't be.
+    fn place(&self, c: Controller, home: Option<&V2Home>) -> Result<Placement, String> {
         let name = c.name();
-        if let Some(v2) = self
-            .v2
-            .as_ref()
-            .filter(|v2| v2.controllers.iter().any(|x| x == name))
-        {
+        if let Some(h) = home.filter(|h| h.controllers.iter().any(|x| x == name)) {
             // A controller lives in one hierarchy only: v1 can't have it too.
-            let dir = v2.dir.display();
-            if !v2.writable {
+            let dir = h.dir.display();
+            if !h.writable {
                 return Err(format!(
                     "cgroup v2 offers {name} but {dir} isn't writable by this user (run confine as \
-                     root or in a cgroup delegated to its user)"
+                     root, or in a cgroup delegated to its user: systemd-run --user --scope -p \
+                     Delegate=yes)"
                 ));
             }
-            let enabled = v2.subtree_control.iter().any(|x| x == name);
-            if !enabled && !c.threaded() && v2.has_processes && !v2.is_root {
-                return Err(no_internal_processes(name, &v2.dir));
+            let enabled = h.subtree_control.iter().any(|x| x == name);
+            if let (false, false, Some(busy)) = (enabled, c.threaded(), &h.blocked) {
+                return Err(no_internal_processes(name, busy));
             }
             return Ok(Placement {
                 mechanism: Mechanism::V2,
-                parent: v2.dir.clone(),
+                parent: h.dir.clone(),
                 enable: !enabled,
+                leaf: h.leaf,
             });
         }
         if let Some(h) = self
@@ -429,6 +557,7 @@ impl Layout {
                     mechanism: Mechanism::V1,
                     parent: dir.clone(),
                     enable: false,
+                    leaf: false,
                 }),
                 (Some(dir), false) => Err(format!(
                     "cgroup v1 has {name} at {} but our cgroup there, {}, isn't writable by this \
@@ -459,16 +588,43 @@ impl Layout {
     }
 }
 
-/// Why cgroup v2 can't give a child of `dir` a domain controller.
+/// Why cgroup v2 can't give a child of `dir` a domain controller, and what
+/// would let it.
 fn no_internal_processes(controller: &str, dir: &Path) -> String {
     format!(
-        "cgroup v2 won't enable {controller} below {}: that cgroup has processes of its own \
-         (confine's) and isn't the root, and such a cgroup can't hand a domain controller to \
-         children (the no-internal-processes rule, EBUSY); confine doesn't move itself to make \
-         room. Hint: run confine from the root cgroup, or where cgroup v1 has {controller}; \
-         limits.pids and limits.cpu don't have this restriction",
+        "cgroup v2 won't enable {controller} below {}: that cgroup has other processes besides confine and \
+         isn't the root, and such a cgroup can't hand a domain controller to children (the \
+         no-internal-processes rule, EBUSY). confine moves itself aside only when it is alone \
+         in its cgroup, and creates sandboxes next to its own cgroup only when the parent is \
+         delegated (systemd Delegate=yes) and empty. Hint: under systemd set Delegate=yes and \
+         DelegateSubgroup=supervisor on the unit, or start confine alone in a delegated scope \
+         (systemd-run --scope -p Delegate=yes confine run ...); limits.pids and limits.cpu \
+         don't have this restriction",
         dir.display()
     )
+}
+
+/// Whether `dir` carries systemd's delegation mark. Reading `trusted.*`
+/// needs CAP_SYS_ADMIN; user managers set `user.delegate` instead.
+fn delegated(dir: &Path) -> bool {
+    ["trusted.delegate", "user.delegate"]
+        .iter()
+        .any(|name| xattr_is_one(dir, name))
+}
+
+fn xattr_is_one(path: &Path, name: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let (Ok(p), Ok(n)) = (
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return false;
+    };
+    let mut buf = [0u8; 8];
+    // SAFETY: both strings are NUL-terminated and outlive the call, and the
+    // kernel writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).is_ok_and(|n| buf.get(..n) == Some(b"1".as_slice()))
 }
 
 /// The directory of cgroup `path` in a mount of the hierarchy whose root is
@@ -514,15 +670,26 @@ pub fn capability(limits: &Limits) -> Vec<Unenforceable> {
 }
 
 fn capability_in(layout: &Layout, limits: &Limits) -> Vec<Unenforceable> {
-    Controller::ALL
-        .iter()
-        .filter(|c| c.requested(limits))
-        .filter_map(|&c| {
-            layout
-                .place(c)
-                .err()
-                .map(|why| Unenforceable { key: c.key(), why })
-        })
+    layout
+        .place_all(limits)
+        .into_iter()
+        .filter_map(|(c, p)| p.err().map(|why| Unenforceable { key: c.key(), why }))
+        .collect()
+}
+
+/// Where `limits.memory`, `limits.pids` and `limits.cpu` would be enforced
+/// if a profile set all three (for `confine probe`): the profile key and
+/// the placement, or why it can't be.
+pub fn placements() -> Vec<(&'static str, Result<Placement, String>)> {
+    let all = Limits {
+        memory_bytes: Some(1),
+        pids: Some(1),
+        cpu_millicores: Some(1000),
+    };
+    Layout::discover()
+        .place_all(&all)
+        .into_iter()
+        .map(|(c, p)| (c.key(), p))
         .collect()
 }
 
@@ -584,9 +751,61 @@ pub struct Cgroup {
     /// Created by us, in creation order; removed in reverse.
     dirs: Vec<Dir>,
     enforced: Vec<Enforced>,
+    /// Where confine stepped aside to, to be undone after the sandbox's
+    /// directories are gone.
+    leaf: Option<Leaf>,
     /// The process that created the directories. A forked copy of this
     /// value (the sandbox's side of the fork) never kills or removes.
     owner: u32,
+}
+
+/// confine's own move into a leaf of its v2 cgroup (see [`Placement::leaf`]).
+#[derive(Debug)]
+struct Leaf {
+    /// The cgroup confine was in, now the sandbox cgroup's parent.
+    parent: PathBuf,
+    /// `<parent>/confine-<id>-supervisor`, holding confine alone.
+    dir: PathBuf,
+    /// Controllers we enabled in `parent`'s subtree_control, in order.
+    enabled: Vec<&'static str>,
+}
+
+impl Leaf {
+    fn enter(parent: &Path, name: &str) -> Result<Leaf, CgroupError> {
+        let dir = parent.join(format!("{name}-supervisor"));
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(CgroupError::Exists { path: dir });
+            }
+            Err(e) => return Err(io_err("creating", &dir, e)),
+        }
+        let procs = dir.join("cgroup.procs");
+        if let Err(e) = write_file(&procs, &std::process::id().to_string()) {
+            let _ = fs::remove_dir(&dir);
+            return Err(io_err("moving confine itself into", &procs, e));
+        }
+        Ok(Leaf {
+            parent: parent.to_path_buf(),
+            dir,
+            enabled: Vec::new(),
+        })
+    }
+
+    /// Leaves `parent` as we found it: the controllers we enabled disabled
+    /// again (which the kernel allows only once no child uses them below),
+    /// confine back in it, the leaf removed.
+    fn leave(self) -> Result<(), CgroupError> {
+        let ctl = self.parent.join("cgroup.subtree_control");
+        for c in self.enabled.iter().rev() {
+            write_file(&ctl, &format!("-{c}"))
+                .map_err(|e| io_err(format!("disabling -{c} in"), &ctl, e))?;
+        }
+        let procs = self.parent.join("cgroup.procs");
+        write_file(&procs, &std::process::id().to_string())
+            .map_err(|e| io_err("moving confine itself back into", &procs, e))?;
+        rmdir_retrying(&self.dir, Instant::now() + RMDIR_TIMEOUT)
+    }
 }
 
 impl Cgroup {
@@ -613,16 +832,21 @@ impl Cgroup {
         let mut cg = Cgroup {
             dirs: Vec::new(),
             enforced: Vec::new(),
+            leaf: None,
             owner: std::process::id(),
         };
 
         // Where each limit goes; refuse before creating anything.
         let mut placed: Vec<(Controller, Placement)> = Vec::new();
-        for c in Controller::ALL.into_iter().filter(|c| c.requested(limits)) {
-            let p = layout
-                .place(c)
-                .map_err(|why| CgroupError::Unenforceable { key: c.key(), why })?;
+        for (c, p) in layout.place_all(limits) {
+            let p = p.map_err(|why| CgroupError::Unenforceable { key: c.key(), why })?;
             placed.push((c, p));
+        }
+
+        // v2, confine alone in its cgroup: step aside into a leaf so the
+        // cgroup may enable a domain controller for the sandbox's.
+        if let Some((_, p)) = placed.iter().find(|(_, p)| p.leaf) {
+            cg.leaf = Some(Leaf::enter(&p.parent, &name)?);
         }
 
         // v2: children get a controller only once the parent's
@@ -638,6 +862,9 @@ impl Cgroup {
                     },
                     _ => io_err(format!("enabling +{} in", c.name()), &file, e),
                 });
+            }
+            if let Some(leaf) = cg.leaf.as_mut() {
+                leaf.enabled.push(c.name());
             }
         }
 
@@ -856,8 +1083,9 @@ impl Cgroup {
     }
 
     fn cleanup(&mut self) -> Result<(), CgroupError> {
-        if self.dirs.is_empty() || !self.owned() {
+        if !self.owned() {
             self.dirs.clear();
+            self.leaf = None;
             return Ok(());
         }
         let mut first = self.kill_all().err();
@@ -865,6 +1093,17 @@ impl Cgroup {
         for d in self.dirs.drain(..).rev() {
             if let Err(e) = rmdir_retrying(&d.path, deadline) {
                 first.get_or_insert(e);
+            }
+        }
+        // Only once the sandbox's cgroup is gone may its controllers be
+        // disabled and confine re-enter the parent. If that fails, the leaf
+        // stays with confine in it; once confine exits it is empty, and a
+        // later launch sweeps it (its name starts with confine-).
+        if let Some(leaf) = self.leaf.take() {
+            if first.is_none() {
+                if let Err(e) = leaf.leave() {
+                    first = Some(e);
+                }
             }
         }
         first.map_or(Ok(()), Err)
@@ -1095,7 +1334,9 @@ mod tests {
                 controllers: words(&["hugetlb"]),
                 subtree_control: Vec::new(),
                 has_processes: true,
+                alone: false,
                 writable: true,
+                up: None,
             }),
             v1: vec![
                 v1(&["cpu"], "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu"),
@@ -1114,7 +1355,8 @@ mod tests {
         }
     }
 
-    /// A pure v2 host, confine in a non-root cgroup with processes.
+    /// A pure v2 host, confine in a non-root cgroup with other processes,
+    /// below a parent that isn't delegated.
     fn pure_v2(subtree: &[&str], is_root: bool) -> Layout {
         Layout {
             v2: Some(V2Parent {
@@ -1123,10 +1365,28 @@ mod tests {
                 controllers: words(&["cpuset", "cpu", "io", "memory", "pids"]),
                 subtree_control: words(subtree),
                 has_processes: true,
+                alone: false,
                 writable: true,
+                up: Some(V2Up {
+                    dir: PathBuf::from("/sys/fs/cgroup/system.slice"),
+                    delegated: false,
+                    controllers: words(&["cpuset", "cpu", "io", "memory", "pids"]),
+                    subtree_control: words(&["cpu", "memory", "pids"]),
+                    has_processes: false,
+                    writable: true,
+                }),
             }),
             v1: Vec::new(),
         }
+    }
+
+    /// Where `c` goes when a profile sets every limit.
+    fn place(l: &Layout, c: Controller) -> Result<Placement, String> {
+        l.place_all(&ALL)
+            .into_iter()
+            .find(|(x, _)| *x == c)
+            .map(|(_, p)| p)
+            .expect("requested")
     }
 
     const ALL: Limits = Limits {
@@ -1138,15 +1398,15 @@ mod tests {
     #[test]
     fn hybrid_host_falls_back_to_v1_per_controller() {
         let l = hybrid();
-        let m = l.place(Controller::Memory).expect("memory");
+        let m = place(&l, Controller::Memory).expect("memory");
         assert_eq!(m.mechanism, Mechanism::V1);
         assert_eq!(m.parent, Path::new("/sys/fs/cgroup/memory/process_api/x"));
         assert_eq!(
-            l.place(Controller::Pids).expect("pids").parent,
+            place(&l, Controller::Pids).expect("pids").parent,
             Path::new("/sys/fs/cgroup/pids")
         );
         assert_eq!(
-            l.place(Controller::Cpu).expect("cpu").mechanism,
+            place(&l, Controller::Cpu).expect("cpu").mechanism,
             Mechanism::V1
         );
         assert!(capability_in(&l, &ALL).is_empty());
@@ -1165,22 +1425,85 @@ mod tests {
         );
         assert!(gaps[0].why.contains("agent.service"));
         // Threaded controllers can still be enabled there.
-        let p = l.place(Controller::Pids).expect("pids");
+        let p = place(&l, Controller::Pids).expect("pids");
         assert_eq!(
             (p.mechanism, p.enable),
             (Mechanism::V2, true),
             "pids needs +pids in subtree_control"
         );
-        assert!(l.place(Controller::Cpu).is_ok());
+        assert!(place(&l, Controller::Cpu).is_ok());
+    }
+
+    #[test]
+    fn v2_memory_next_to_our_cgroup_when_the_parent_is_delegated() {
+        // systemd Delegate=yes + DelegateSubgroup=supervisor: confine runs
+        // in <unit>/supervisor, the unit's cgroup is delegated and empty.
+        let mut l = pure_v2(&[], false);
+        let v2 = l.v2.as_mut().expect("v2");
+        v2.dir = PathBuf::from("/sys/fs/cgroup/system.slice/agent.service/supervisor");
+        v2.controllers = Vec::new();
+        let up = v2.up.as_mut().expect("up");
+        up.dir = PathBuf::from("/sys/fs/cgroup/system.slice/agent.service");
+        up.delegated = true;
+        up.subtree_control = words(&["pids"]);
+        let m = place(&l, Controller::Memory).expect("memory");
+        assert_eq!(
+            m.parent,
+            Path::new("/sys/fs/cgroup/system.slice/agent.service")
+        );
+        assert_eq!((m.enable, m.leaf), (true, false));
+        // Every v2 controller of the sandbox shares that one cgroup.
+        let p = place(&l, Controller::Pids).expect("pids");
+        assert_eq!((p.parent, p.enable), (m.parent.clone(), false));
+        assert_eq!(place(&l, Controller::Cpu).expect("cpu").parent, m.parent);
+
+        // Not delegated, or with processes of its own: not ours to use.
+        for spoil in [
+            |u: &mut V2Up| u.delegated = false,
+            |u: &mut V2Up| u.has_processes = true,
+        ] {
+            let mut l = l.clone();
+            spoil(l.v2.as_mut().and_then(|v| v.up.as_mut()).expect("up"));
+            assert!(place(&l, Controller::Memory).is_err());
+        }
+    }
+
+    #[test]
+    fn v2_memory_by_stepping_aside_when_confine_is_alone() {
+        let mut l = pure_v2(&["pids"], false);
+        l.v2.as_mut().expect("v2").alone = true;
+        let m = place(&l, Controller::Memory).expect("memory");
+        assert_eq!(
+            m.parent,
+            Path::new("/sys/fs/cgroup/system.slice/agent.service")
+        );
+        assert_eq!((m.enable, m.leaf), (true, true));
+        let p = place(&l, Controller::Pids).expect("pids");
+        assert_eq!((p.enable, p.leaf), (false, true));
+
+        // Without memory nothing needs to move.
+        let only_pids = Limits {
+            pids: Some(8),
+            ..Limits::default()
+        };
+        let placed = l.place_all(&only_pids);
+        let p = placed[0].1.as_ref().expect("pids");
+        assert!(!p.leaf, "{p:?}");
+
+        // Alone but not allowed to write there: says so.
+        l.v2.as_mut().expect("v2").writable = false;
+        assert!(place(&l, Controller::Memory)
+            .expect_err("unwritable")
+            .contains("isn't writable"));
     }
 
     #[test]
     fn v2_memory_already_enabled_or_at_the_root() {
         let l = pure_v2(&["memory"], false);
-        let p = l.place(Controller::Memory).expect("memory");
+        let p = place(&l, Controller::Memory).expect("memory");
         assert_eq!((p.mechanism, p.enable), (Mechanism::V2, false));
         let l = pure_v2(&[], true);
-        let p = l.place(Controller::Memory).expect("memory at the root");
+        let p = place(&l, Controller::Memory).expect("memory at the root");
         assert_eq!((p.mechanism, p.enable), (Mechanism::V2, true));
     }
 
@@ -1190,22 +1513,20 @@ mod tests {
         if let Some(v2) = l.v2.as_mut() {
             v2.writable = false;
         }
-        let why = l.place(Controller::Pids).expect_err("not writable");
+        let why = place(&l, Controller::Pids).expect_err("not writable");
         assert!(why.contains("isn't writable"), "{why}");
 
         let mut l = hybrid();
         l.v1.retain(|h| h.controllers != ["pids"]);
-        let why = l.place(Controller::Pids).expect_err("no pids anywhere");
+        let why = place(&l, Controller::Pids).expect_err("no pids anywhere");
         assert!(why.contains("cgroup.controllers: hugetlb"), "{why}");
 
         let mut l = hybrid();
         l.v1[2].writable = false;
-        let why = l.place(Controller::Memory).expect_err("v1 not writable");
+        let why = place(&l, Controller::Memory).expect_err("v1 not writable");
         assert!(why.contains("/sys/fs/cgroup/memory/process_api/x"), "{why}");
 
-        let why = Layout::default()
-            .place(Controller::Cpu)
-            .expect_err("no cgroups");
+        let why = place(&Layout::default(), Controller::Cpu).expect_err("no cgroups");
         assert!(why.contains("no cgroup v2 or v1"), "{why}");
         assert!(capability_in(&Layout::default(), &Limits::default()).is_empty());
     }
@@ -1215,7 +1536,7 @@ mod tests {
         let l = hybrid();
         let placed: Vec<_> = Controller::ALL
             .iter()
-            .map(|&c| (c, l.place(c).expect("placed")))
+            .map(|&c| (c, place(&l, c).expect("placed")))
             .collect();
         let w = wanted_dirs(&l, &placed);
         let parents: Vec<_> = w.iter().map(|w| (w.parent.clone(), w.stats_only)).collect();
@@ -1233,7 +1554,7 @@ mod tests {
         let mut l = hybrid();
         l.v1.retain(|h| h.controllers != ["cpuacct"]);
         l.v1[0].controllers = words(&["cpu", "cpuacct"]);
-        let placed = vec![(Controller::Cpu, l.place(Controller::Cpu).expect("cpu"))];
+        let placed = vec![(Controller::Cpu, place(&l, Controller::Cpu).expect("cpu"))];
         let w = wanted_dirs(&l, &placed);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].controllers, ["cpu", "cpuacct"]);
@@ -1242,7 +1563,7 @@ mod tests {
         let l = pure_v2(&[], true);
         let placed: Vec<_> = Controller::ALL
             .iter()
-            .map(|&c| (c, l.place(c).expect("placed")))
+            .map(|&c| (c, place(&l, c).expect("placed")))
             .collect();
         let w = wanted_dirs(&l, &placed);
         assert_eq!(w.len(), 1);
@@ -1353,6 +1674,7 @@ mod tests {
             .join(format!("confine-unit-v2-{}", std::process::id()));
         fs::create_dir(&path).expect("mkdir in v2");
         let cg = Cgroup {
+            leaf: None,
             dirs: vec![Dir {
                 path: path.clone(),
                 mechanism: Mechanism::V2,
