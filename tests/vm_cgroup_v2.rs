@@ -19,8 +19,9 @@
 //!
 //! Each attempt (a 200 MiB allocation under `limits.memory: 64M`, which
 //! must end as an OOM kill, exit 137) has a control (8 MiB, exit 0). The
-//! guest also checks, on kernel 6.1, that the built-in default profile lets
-//! the agent write its workspace and nothing else.
+//! guest also checks `limits.pids` (40 forks under 16, next to 40 without)
+//! and `wall_time` on v2, and, on kernel 6.1, that the built-in default
+//! profile lets the agent write its workspace and nothing else.
 //!
 //! Needs qemu-system-x86_64, busybox (static) and a kernel image:
 //! `CONFINE_VM_KERNEL`, else the newest readable /boot/vmlinuz-*. `.ci/run`
@@ -142,6 +143,21 @@ check crowded_best_effort_runs_and_says_so $? "rc=$rc $(cat /tmp/crowded_be.err)
 check crowded_left_as_found $? "procs=$(cat $S/cgroup.procs) dirs=$(subdirs $S)"
 kill $other
 
+# --- limits.pids on v2 (a threaded controller) and wall_time with cgroup.kill.
+S=$CG/system.slice/pids.service
+mkdir $S
+# One line per fork that worked; the shell gives up at the first refusal.
+forks='i=0; while [ $i -lt 40 ]; do sleep 3 & echo forked; i=$((i+1)); done'
+n=$(run_in $S /bin/confine run -p /mem.yaml --set limits.pids=16 -w /ws -- sh -c "$forks" 2>/tmp/pids.err | grep -c forked)
+[ "$n" -le 16 ] && grep -q "can't fork" /tmp/pids.err; check pids_16_contains_40_forks $? "n=$n $(cat /tmp/pids.err)"
+n=$(run_in $S /bin/confine run -p /mem.yaml -w /ws -- sh -c "$forks" 2>/tmp/pids.err | grep -c forked)
+[ "$n" = 40 ]; check pids_control_forks_40 $? "n=$n $(cat /tmp/pids.err)"
+run_in $S /bin/confine run -p /mem.yaml --set limits.wall_time=1s --set limits.grace=1s -w /ws \
+    -- sh -c 'trap "" TERM; sleep 30 & sleep 30' 2>/tmp/wt.err; rc=$?
+[ $rc = 124 ]; check wall_time_124 $? "rc=$rc $(cat /tmp/wt.err)"
+[ -z "$(subdirs $S)" ] && [ -z "$(cat $S/cgroup.procs)" ]
+check pids_left_as_found $? "dirs=$(subdirs $S) procs=$(cat $S/cgroup.procs)"
+
 # --- Kernel 6.1: the built-in default profile, workspace writable, rest not.
 /bin/confine run -w /ws -- sh -c 'echo in > /ws/inside' 2>/tmp/ws.err
 [ "$(cat /ws/inside 2>/dev/null)" = in ]; check default_writes_workspace $? "$(cat /tmp/ws.err)"
@@ -175,6 +191,10 @@ const EXPECTED: &[&str] = &[
     "crowded_strict_refuses",
     "crowded_best_effort_runs_and_says_so",
     "crowded_left_as_found",
+    "pids_16_contains_40_forks",
+    "pids_control_forks_40",
+    "wall_time_124",
+    "pids_left_as_found",
     "default_writes_workspace",
     "default_cant_write_etc",
 ];
