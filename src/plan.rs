@@ -144,10 +144,11 @@ pub struct NetPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct SeccompPlan {
     pub arch: Arch,
-    /// Allowlisted syscalls (filter A); anything else fails with ENOSYS.
-    pub allow: Vec<String>,
-    /// Denied syscalls (filter B).
-    pub deny: Vec<String>,
+    /// Allowlisted syscalls (filter A), by name in name order; anything
+    /// else fails with ENOSYS.
+    pub allow: Vec<&'static str>,
+    /// Denied syscalls (filter B), by name in name order.
+    pub deny: Vec<&'static str>,
     /// Denied by argument (filter B).
     pub argument_rules: Vec<&'static str>,
     pub on_violation: profile::OnViolation,
@@ -1086,48 +1087,49 @@ impl Plan {
 
     fn seccomp(p: &Profile) -> Result<SeccompPlan, PlanError> {
         let arch = Arch::native();
-        let deny_extra: Vec<&str> = p.syscalls.deny.iter().map(|s| s.value.0.as_str()).collect();
-        let mut allow: Vec<String> = syscalls::BASELINE_ALLOW
-            .iter()
-            .map(|s| s.to_string())
-            .chain(p.syscalls.allow.iter().map(|s| s.value.0.clone()))
-            .filter(|s| !deny_extra.contains(&s.as_str()))
-            .filter(|s| syscalls::number(arch, s).is_some())
+        // Numbers, not names: a name missing on this architecture has none
+        // and is skipped, and the baseline comes resolved at compile time.
+        let resolve = |list: &[Sourced<profile::SyscallName>]| -> Vec<u32> {
+            list.iter()
+                .filter_map(|s| syscalls::number(arch, &s.value.0))
+                .collect()
+        };
+        let deny_extra = resolve(&p.syscalls.deny);
+        let mut allow: Vec<u32> = syscalls::baseline_allow(arch)
+            .chain(resolve(&p.syscalls.allow))
+            .filter(|nr| !deny_extra.contains(nr))
             .collect();
-        allow.sort();
-        allow.dedup();
-        let mut deny: Vec<String> = syscalls::BASELINE_DENY
-            .iter()
-            .copied()
-            .chain(deny_extra.iter().copied())
-            .filter(|s| syscalls::number(arch, s).is_some())
-            .map(str::to_string)
-            .collect();
-        deny.sort();
-        deny.dedup();
+        let mut deny: Vec<u32> = syscalls::baseline_deny(arch).chain(deny_extra).collect();
         // `log` means "allow, and have the kernel log it": the denylist's
         // SECCOMP_RET_LOG only lets a call through if the allowlist does too.
         if p.syscalls.on_violation == profile::OnViolation::Log {
-            allow.extend(deny.iter().cloned());
-            allow.sort();
-            allow.dedup();
+            allow.extend_from_slice(&deny);
         }
-        let nums = |v: &[String]| -> Vec<u32> {
-            v.iter().filter_map(|s| syscalls::number(arch, s)).collect()
+        for v in [&mut allow, &mut deny] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        // Listed by name, in name order, for `explain`.
+        let names = |nrs: &[u32]| -> Vec<&'static str> {
+            syscalls::table_by_name(arch)
+                .iter()
+                .filter(|(_, nr)| nrs.binary_search(nr).is_ok())
+                .map(|&(name, _)| name)
+                .collect()
         };
         let on_violation = match p.syscalls.on_violation {
             profile::OnViolation::Errno => seccomp::OnViolation::Errno,
             profile::OnViolation::Kill => seccomp::OnViolation::Kill,
             profile::OnViolation::Log => seccomp::OnViolation::Log,
         };
-        let filters = seccomp::compile(arch, &nums(&allow), &nums(&deny), on_violation)
+        let filters = seccomp::compile(arch, &allow, &deny, on_violation)
             .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?;
         Ok(SeccompPlan {
             arch,
             allowlist_instructions: filters.allowlist.len(),
             denylist_instructions: filters.denylist.len(),
-            allow,
-            deny,
+            allow: names(&allow),
+            deny: names(&deny),
             argument_rules: vec![
                 "ioctl(TIOCSTI, TIOCLINUX), low 32 bits of the request",
                 "clone with any CLONE_NEW* flag",

@@ -21,6 +21,7 @@
 //! here, by name; `plan.rs` resolves it for the target architecture and
 //! `sandbox::seccomp` compiles it. DESIGN.md §5 is the contract.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 /// A CPU architecture confine can build seccomp filters for.
@@ -86,22 +87,111 @@ pub fn table(arch: Arch) -> &'static [(&'static str, u32)] {
     }
 }
 
+/// The same table sorted by name, for lookups by name and for listing
+/// syscalls in name order without sorting at run time.
+pub fn table_by_name(arch: Arch) -> &'static [(&'static str, u32)] {
+    match arch {
+        Arch::X86_64 => &X86_64_BY_NAME,
+        Arch::Aarch64 => &AARCH64_BY_NAME,
+    }
+}
+
+// Sorted by the compiler, so the tables above stay the single, number-ordered
+// transcription of the kernel's and a launch pays nothing to index them.
+static X86_64_BY_NAME: [(&str, u32); X86_64.len()] = sorted_by_name(X86_64);
+static AARCH64_BY_NAME: [(&str, u32); AARCH64.len()] = sorted_by_name(AARCH64);
+
 /// The number of syscall `name` on `arch`, or `None` when `arch` has no such
 /// syscall (e.g. `open` or `fork` on aarch64) or the name is unknown.
 pub fn number(arch: Arch, name: &str) -> Option<u32> {
-    // A plan looks up a few hundred names: an index sorted by name, built
-    // once per arch, instead of a scan of the table per lookup.
-    static INDEX: [std::sync::OnceLock<Vec<(&'static str, u32)>>; 2] =
-        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    let index = INDEX[arch as usize].get_or_init(|| {
-        let mut v = table(arch).to_vec();
-        v.sort_unstable_by_key(|&(n, _)| n);
-        v
-    });
-    index
-        .binary_search_by_key(&name, |&(n, _)| n)
+    let t = table_by_name(arch);
+    t.binary_search_by(|&(n, _)| n.cmp(name))
         .ok()
-        .map(|i| index[i].1)
+        .map(|i| t[i].1)
+}
+
+/// [`number`] at compile time, for policy resolved into the binary.
+const fn const_number(arch: Arch, name: &str) -> Option<u32> {
+    let t: &[(&str, u32)] = match arch {
+        Arch::X86_64 => &X86_64_BY_NAME,
+        Arch::Aarch64 => &AARCH64_BY_NAME,
+    };
+    let (mut lo, mut hi) = (0, t.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match str_cmp(t[mid].0, name) {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Greater => hi = mid,
+            Ordering::Equal => return Some(t[mid].1),
+        }
+    }
+    None
+}
+
+/// `str`'s `Ord` (bytewise), which isn't callable in a `const fn`.
+const fn str_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return if a[i] < b[i] {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        i += 1;
+    }
+    if a.len() < b.len() {
+        Ordering::Less
+    } else if a.len() > b.len() {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
+}
+
+/// `t` sorted by name: a bottom-up merge sort, because an insertion sort of a
+/// few hundred entries runs into the compiler's limit on const evaluation.
+const fn sorted_by_name<const N: usize>(t: &[(&'static str, u32)]) -> [(&'static str, u32); N] {
+    let mut a = [("", 0); N];
+    let mut i = 0;
+    while i < N {
+        a[i] = t[i];
+        i += 1;
+    }
+    let mut b = a;
+    let mut width = 1;
+    while width < N {
+        let mut start = 0;
+        while start < N {
+            let mid = min(start + width, N);
+            let end = min(start + 2 * width, N);
+            let (mut l, mut r, mut o) = (start, mid, start);
+            while o < end {
+                if r >= end || (l < mid && !str_cmp(a[r].0, a[l].0).is_lt()) {
+                    b[o] = a[l];
+                    l += 1;
+                } else {
+                    b[o] = a[r];
+                    r += 1;
+                }
+                o += 1;
+            }
+            start = end;
+        }
+        a = b;
+        width *= 2;
+    }
+    a
+}
+
+const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 /// The name of syscall number `nr` on `arch`.
@@ -570,11 +660,52 @@ pub const BASELINE_DENY: &[&str] = &[
     "userfaultfd",
 ];
 
+/// The numbers of [`BASELINE_ALLOW`] on `arch`, in its order, skipping names
+/// `arch` doesn't have.
+pub fn baseline_allow(arch: Arch) -> impl Iterator<Item = u32> {
+    let resolved: &[Option<u32>] = match arch {
+        Arch::X86_64 => &BASELINE_ALLOW_NR.0,
+        Arch::Aarch64 => &BASELINE_ALLOW_NR.1,
+    };
+    resolved.iter().filter_map(|&n| n)
+}
+
+/// The numbers of [`BASELINE_DENY`] on `arch`, as [`baseline_allow`].
+pub fn baseline_deny(arch: Arch) -> impl Iterator<Item = u32> {
+    let resolved: &[Option<u32>] = match arch {
+        Arch::X86_64 => &BASELINE_DENY_NR.0,
+        Arch::Aarch64 => &BASELINE_DENY_NR.1,
+    };
+    resolved.iter().filter_map(|&n| n)
+}
+
+type Resolved<const N: usize> = ([Option<u32>; N], [Option<u32>; N]);
+
+// The baseline is resolved by the compiler: every plan needs all of it.
+static BASELINE_ALLOW_NR: Resolved<{ BASELINE_ALLOW.len() }> = (
+    resolve(Arch::X86_64, BASELINE_ALLOW),
+    resolve(Arch::Aarch64, BASELINE_ALLOW),
+);
+static BASELINE_DENY_NR: Resolved<{ BASELINE_DENY.len() }> = (
+    resolve(Arch::X86_64, BASELINE_DENY),
+    resolve(Arch::Aarch64, BASELINE_DENY),
+);
+
+const fn resolve<const N: usize>(arch: Arch, names: &[&str]) -> [Option<u32>; N] {
+    let mut out = [None; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = const_number(arch, names[i]);
+        i += 1;
+    }
+    out
+}
+
 /// x86_64: `arch/x86/entry/syscalls/syscall_64.tbl`, `common` and `64` ABIs.
 /// Numbers without an entry point (`uselib`, `tuxcall`, ...) are kept: they
 /// are real numbers that return ENOSYS, and libc names them.
 #[rustfmt::skip]
-static X86_64: &[(&str, u32)] = &[
+const X86_64: &[(&str, u32)] = &[
     ("read", 0),
     ("write", 1),
     ("open", 2),
@@ -968,7 +1099,7 @@ static X86_64: &[(&str, u32)] = &[
 /// `sendfile`, `newfstatat`, `fstat`, `mmap`, `fadvise64`, not the `*64` ones
 /// of 32-bit architectures.
 #[rustfmt::skip]
-static AARCH64: &[(&str, u32)] = &[
+const AARCH64: &[(&str, u32)] = &[
     ("io_setup", 0),
     ("io_destroy", 1),
     ("io_submit", 2),
@@ -1493,6 +1624,42 @@ mod tests {
             }
             let names: HashSet<_> = t.iter().map(|&(n, _)| n).collect();
             assert_eq!(names.len(), t.len(), "{arch}: duplicate names");
+        }
+    }
+
+    #[test]
+    fn tables_by_name_hold_the_same_entries_sorted_by_name() {
+        for arch in Arch::ALL {
+            let by_name = table_by_name(arch);
+            assert!(by_name.windows(2).all(|w| w[0].0 < w[1].0), "{arch}");
+            let mut t = table(arch).to_vec();
+            t.sort_unstable();
+            let mut b = by_name.to_vec();
+            b.sort_unstable();
+            assert_eq!(t, b, "{arch}");
+            for &(name, nr) in table(arch) {
+                assert_eq!(number(arch, name), Some(nr), "{arch}: {name}");
+                assert_eq!(const_number(arch, name), Some(nr), "{arch}: {name}");
+            }
+            assert_eq!(number(arch, "no_such_call"), None);
+            assert_eq!(number(arch, ""), None);
+        }
+    }
+
+    #[test]
+    fn baseline_numbers_are_the_baseline_names_resolved() {
+        for arch in Arch::ALL {
+            let resolve = |names: &[&str]| -> Vec<u32> {
+                names.iter().filter_map(|n| number(arch, n)).collect()
+            };
+            assert_eq!(
+                baseline_allow(arch).collect::<Vec<_>>(),
+                resolve(BASELINE_ALLOW)
+            );
+            assert_eq!(
+                baseline_deny(arch).collect::<Vec<_>>(),
+                resolve(BASELINE_DENY)
+            );
         }
     }
 
