@@ -70,6 +70,8 @@ check() { # name, status of the test, detail on failure
 IN='echo $$ > "$0/cgroup.procs" && exec "$@"'
 run_in() { sh -c "$IN" "$@"; }
 subdirs() { find "$1" -mindepth 1 -type d | sort | tr '\n' ' '; }
+# Waits up to 60 s for a command to succeed: emulation on a busy host is slow.
+until_ok() { i=0; until "$@" || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done; }
 hog() { # where, log name, size
     run_in "$1" /bin/confine run -p /mem.yaml -w /ws --audit-log "/tmp/$2.jsonl" -- \
         dd if=/dev/zero of=/dev/null bs="$3" count=1 2>"/tmp/$2.err"
@@ -85,9 +87,10 @@ echo "KERNEL $(uname -r)"
 # --- Delegate=yes, confine alone in the unit's cgroup.
 S=$CG/system.slice/alone.service
 mkdir $S
-sh -c "$IN" $S /bin/confine run -p /mem.yaml -w /ws -- sleep 2 &
+rm -f /ws/started
+sh -c "$IN" $S /bin/confine run -p /mem.yaml -w /ws -- sh -c 'echo > /ws/started; sleep 5' &
 bg=$!
-sleep 1
+until_ok test -e /ws/started
 leaf=$(find $S -mindepth 1 -maxdepth 1 -type d -name 'confine-*-supervisor')
 box=$(find $S -mindepth 1 -maxdepth 1 -type d -name 'confine-*' ! -name '*-supervisor')
 [ -n "$leaf" ] && [ "$(cat $leaf/cgroup.procs)" = "$bg" ]
@@ -97,7 +100,7 @@ check alone_sandbox_cgroup_has_the_limit $? "box=$box max=$(cat $box/memory.max 
 [ -z "$(cat $S/cgroup.procs)" ]
 check alone_unit_cgroup_emptied $? "procs=$(cat $S/cgroup.procs)"
 wait $bg
-check alone_sleep_exits_0 $? ""
+check alone_agent_exits_0 $? ""
 
 hog $S alone_hog 200M; rc=$?
 [ $rc = 137 ]; check alone_hog_oom_137 $? "rc=$rc $(cat /tmp/alone_hog.err)"
@@ -112,9 +115,10 @@ check alone_left_as_found $? "dirs=$(subdirs $S) subtree=$(cat $S/cgroup.subtree
 S=$CG/system.slice/sub.service
 mkdir $S $S/supervisor
 setfattr -n trusted.delegate -v 1 $S
-sh -c "$IN" $S/supervisor /bin/confine run -p /mem.yaml -w /ws -- sleep 2 &
+rm -f /ws/started
+sh -c "$IN" $S/supervisor /bin/confine run -p /mem.yaml -w /ws -- sh -c 'echo > /ws/started; sleep 5' &
 bg=$!
-sleep 1
+until_ok test -e /ws/started
 box=$(find $S -mindepth 1 -maxdepth 1 -type d -name 'confine-*')
 [ -n "$box" ] && [ "$(cat $box/memory.max)" = 67108864 ] && [ "$(cat $S/supervisor/cgroup.procs)" = "$bg" ]
 check sub_sandbox_next_to_supervisor $? "dirs=$(subdirs $S) supervisor=$(cat $S/supervisor/cgroup.procs) confine=$bg"
@@ -132,7 +136,7 @@ S=$CG/system.slice/crowded.service
 mkdir $S
 sh -c "$IN" $S sleep 60 &
 other=$!
-sleep 0.2
+until_ok grep -q . $S/cgroup.procs
 hog $S crowded_strict 8M; rc=$?
 [ $rc = 125 ] && grep -q 'no-internal-processes' /tmp/crowded_strict.err && grep -q 'DelegateSubgroup' /tmp/crowded_strict.err
 check crowded_strict_refuses $? "rc=$rc $(cat /tmp/crowded_strict.err)"
@@ -177,7 +181,7 @@ const EXPECTED: &[&str] = &[
     "alone_supervisor_in_leaf",
     "alone_sandbox_cgroup_has_the_limit",
     "alone_unit_cgroup_emptied",
-    "alone_sleep_exits_0",
+    "alone_agent_exits_0",
     "alone_hog_oom_137",
     "alone_hog_audit_oom",
     "alone_hog_stderr_says_so",
