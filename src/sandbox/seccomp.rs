@@ -145,11 +145,13 @@ pub fn compile(
     }
     let violation = on_violation.action();
 
-    let mut a: BTreeMap<u32, Leaf> = BTreeMap::new();
-    for &nr in allow {
-        a.insert(nr, Leaf::Ret(libc::SECCOMP_RET_ALLOW));
-    }
-    let allowlist = program(arch, &partition(&a, Leaf::Ret(RET_ENOSYS)), violation);
+    let mut a: Vec<u32> = allow.to_vec();
+    a.sort_unstable();
+    a.dedup();
+    let a = a
+        .into_iter()
+        .map(|nr| (nr, Leaf::Ret(libc::SECCOMP_RET_ALLOW)));
+    let allowlist = program(arch, &partition(a, Leaf::Ret(RET_ENOSYS)), violation);
 
     let mut b: BTreeMap<u32, Leaf> = BTreeMap::new();
     for &(name, rule) in ARG_RULES {
@@ -161,7 +163,7 @@ pub fn compile(
     }
     let denylist = program(
         arch,
-        &partition(&b, Leaf::Ret(libc::SECCOMP_RET_ALLOW)),
+        &partition(b, Leaf::Ret(libc::SECCOMP_RET_ALLOW)),
         violation,
     );
 
@@ -316,9 +318,9 @@ fn lookup(arch: Arch, name: &'static str) -> Result<u32, SeccompError> {
 }
 
 /// Cuts the number line into ranges `[start, next start)` with one leaf each:
-/// the leaves of `verdicts`, `default` in between, neighbours with the same
-/// leaf merged. The first range starts at 0.
-fn partition(verdicts: &BTreeMap<u32, Leaf>, default: Leaf) -> Vec<(u32, Leaf)> {
+/// the leaves of `verdicts` (ascending, one per number), `default` in
+/// between, neighbours with the same leaf merged. The first range starts at 0.
+fn partition(verdicts: impl IntoIterator<Item = (u32, Leaf)>, default: Leaf) -> Vec<(u32, Leaf)> {
     fn push(ranges: &mut Vec<(u32, Leaf)>, start: u32, leaf: Leaf) {
         match ranges.last_mut() {
             Some((_, last)) if *last == leaf => {}
@@ -328,7 +330,7 @@ fn partition(verdicts: &BTreeMap<u32, Leaf>, default: Leaf) -> Vec<(u32, Leaf)> 
     }
     let mut ranges = vec![(0, default)];
     let mut next = 0;
-    for (&nr, &leaf) in verdicts {
+    for (nr, leaf) in verdicts {
         if nr > next {
             push(&mut ranges, next, default);
         }
@@ -341,12 +343,13 @@ fn partition(verdicts: &BTreeMap<u32, Leaf>, default: Leaf) -> Vec<(u32, Leaf)> 
 
 /// A whole filter: the prologue, then the search over `ranges`.
 fn program(arch: Arch, ranges: &[(u32, Leaf)], violation: u32) -> Vec<sock_filter> {
-    let mut prog = vec![
+    let mut prog = Vec::with_capacity(7 + search_len(ranges));
+    prog.extend([
         bpf::load(bpf::OFFSET_ARCH),
         bpf::jump(bpf::JEQ, arch.audit_arch(), 1, 0),
         bpf::ret(libc::SECCOMP_RET_KILL_PROCESS),
         bpf::load(bpf::OFFSET_NR),
-    ];
+    ]);
     if arch == Arch::X86_64 {
         // x32 syscalls arrive with AUDIT_ARCH_X86_64 too, their numbers
         // marked by bit 30 (__X32_SYSCALL_BIT). Like libseccomp, kill every
@@ -360,63 +363,88 @@ fn program(arch: Arch, ranges: &[(u32, Leaf)], violation: u32) -> Vec<sock_filte
             bpf::ret(libc::SECCOMP_RET_KILL_PROCESS),
         ]);
     }
-    prog.extend(search(ranges, violation));
+    search(ranges, violation, &mut prog);
     prog
 }
 
-/// A binary search over `ranges` (the accumulator holds the syscall number),
-/// ending in each range's leaf. Each node costs one jump: `jge start` of the
-/// upper half falls through into it, otherwise skips it into the lower half.
-/// Past 255 instructions (the reach of a conditional jump) the skip goes
-/// through an unconditional `ja`.
-fn search(ranges: &[(u32, Leaf)], violation: u32) -> Vec<sock_filter> {
+/// Appends a binary search over `ranges` (the accumulator holds the syscall
+/// number), ending in each range's leaf. Each node costs one jump: `jge
+/// start` of the upper half falls through into it, otherwise skips it into
+/// the lower half. Past 255 instructions (the reach of a conditional jump)
+/// the skip goes through an unconditional `ja`. Everything goes into one
+/// buffer: the jump's distance comes from [`search_len`], not from emitting
+/// the upper half on its own first.
+fn search(ranges: &[(u32, Leaf)], violation: u32, out: &mut Vec<sock_filter>) {
     if let [(_, leaf)] = ranges {
-        return emit_leaf(*leaf, violation);
+        emit_leaf(*leaf, violation, out);
+        return;
     }
-    let mid = ranges.len() / 2;
-    let upper = search(&ranges[mid..], violation);
-    let lower = search(&ranges[..mid], violation);
-    let start = ranges[mid].0;
-    let mut code = Vec::with_capacity(upper.len() + lower.len() + 2);
-    match u8::try_from(upper.len()) {
-        Ok(skip) => code.push(bpf::jump(bpf::JGE, start, 0, skip)),
+    let (lower, upper) = ranges.split_at(ranges.len() / 2);
+    let skip = search_len(upper);
+    let start = upper[0].0;
+    match u8::try_from(skip) {
+        Ok(skip) => out.push(bpf::jump(bpf::JGE, start, 0, skip)),
         Err(_) => {
-            code.push(bpf::jump(bpf::JGE, start, 1, 0));
-            code.push(bpf::ja(upper.len() as u32)); // <= BPF_MAXINSNS, checked later
+            out.push(bpf::jump(bpf::JGE, start, 1, 0));
+            out.push(bpf::ja(skip as u32)); // <= BPF_MAXINSNS, checked later
         }
     }
-    code.extend(upper);
-    code.extend(lower);
-    code
+    let before = out.len();
+    search(upper, violation, out);
+    debug_assert_eq!(out.len() - before, skip, "search_len disagrees with search");
+    search(lower, violation, out);
 }
 
-fn emit_leaf(leaf: Leaf, violation: u32) -> Vec<sock_filter> {
+/// How many instructions [`search`] emits for `ranges`.
+fn search_len(ranges: &[(u32, Leaf)]) -> usize {
+    if let [(_, leaf)] = ranges {
+        return leaf_len(*leaf);
+    }
+    let (lower, upper) = ranges.split_at(ranges.len() / 2);
+    let upper = search_len(upper);
+    let jump = if upper <= usize::from(u8::MAX) { 1 } else { 2 };
+    jump + upper + search_len(lower)
+}
+
+fn emit_leaf(leaf: Leaf, violation: u32, out: &mut Vec<sock_filter>) {
     let allow = libc::SECCOMP_RET_ALLOW;
+    let before = out.len();
     match leaf {
-        Leaf::Ret(action) => vec![bpf::ret(action)],
-        Leaf::Arg(ArgRule::AnyBit { arg, bits }) => vec![
+        Leaf::Ret(action) => out.push(bpf::ret(action)),
+        Leaf::Arg(ArgRule::AnyBit { arg, bits }) => out.extend([
             bpf::load(bpf::arg_low(arg)),
             bpf::jump(bpf::JSET, bits, 1, 0),
             bpf::ret(allow),
             bpf::ret(violation),
-        ],
+        ]),
         // A match jumps over the first `ret` to the second.
-        Leaf::Arg(ArgRule::OneOf { arg, values }) => one_of(arg, values, allow, violation),
-        Leaf::Arg(ArgRule::NoneOf { arg, values }) => one_of(arg, values, violation, allow),
+        Leaf::Arg(ArgRule::OneOf { arg, values }) => one_of(arg, values, allow, violation, out),
+        Leaf::Arg(ArgRule::NoneOf { arg, values }) => one_of(arg, values, violation, allow, out),
+    }
+    debug_assert_eq!(out.len() - before, leaf_len(leaf));
+}
+
+/// How many instructions [`emit_leaf`] emits for `leaf`.
+fn leaf_len(leaf: Leaf) -> usize {
+    match leaf {
+        Leaf::Ret(_) => 1,
+        Leaf::Arg(ArgRule::AnyBit { .. }) => 4,
+        Leaf::Arg(ArgRule::OneOf { values, .. } | ArgRule::NoneOf { values, .. }) => {
+            values.len() + 3
+        }
     }
 }
 
 /// `ld arg; jeq v0; jeq v1; ...; ret no_match; ret on_match`.
-fn one_of(arg: u8, values: &[u32], no_match: u32, on_match: u32) -> Vec<sock_filter> {
+fn one_of(arg: u8, values: &[u32], no_match: u32, on_match: u32, out: &mut Vec<sock_filter>) {
     let n = values.len();
-    let mut code = vec![bpf::load(bpf::arg_low(arg))];
+    out.push(bpf::load(bpf::arg_low(arg)));
     for (i, &v) in values.iter().enumerate() {
         // From this jeq, skip the remaining jeqs and the `no_match` ret.
-        code.push(bpf::jump(bpf::JEQ, v, (n - i) as u8, 0));
+        out.push(bpf::jump(bpf::JEQ, v, (n - i) as u8, 0));
     }
-    code.push(bpf::ret(no_match));
-    code.push(bpf::ret(on_match));
-    code
+    out.push(bpf::ret(no_match));
+    out.push(bpf::ret(on_match));
 }
 
 /// The few classic-BPF encodings used here (`linux/bpf_common.h`), and the
