@@ -605,6 +605,47 @@ fn implicit_grants(tmp: bool) -> Vec<(&'static str, Grant)> {
     v
 }
 
+/// A set of syscall numbers, as a table indexed by number: sorted and
+/// without duplicates by construction, and a membership test per name when
+/// listing them in name order. The numbers come from our own tables (the
+/// highest is in the 400s), so the table stays small.
+#[derive(Default)]
+struct Numbers(Vec<bool>);
+
+impl Numbers {
+    fn insert(&mut self, nr: u32) {
+        let i = nr as usize;
+        if i >= self.0.len() {
+            self.0.resize(i + 1, false);
+        }
+        self.0[i] = true;
+    }
+
+    fn remove(&mut self, nr: u32) {
+        if let Some(member) = self.0.get_mut(nr as usize) {
+            *member = false;
+        }
+    }
+
+    fn contains(&self, nr: u32) -> bool {
+        self.0.get(nr as usize).copied().unwrap_or(false)
+    }
+
+    /// Ascending.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.0.len() as u32).filter(|&nr| self.0[nr as usize])
+    }
+
+    /// The names on `arch`, in name order, as `explain` lists them.
+    fn names(&self, arch: Arch) -> Vec<&'static str> {
+        syscalls::table_by_name(arch)
+            .iter()
+            .filter(|&&(_, nr)| self.contains(nr))
+            .map(|&(name, _)| name)
+            .collect()
+    }
+}
+
 impl Plan {
     /// Builds the plan for `req` on this kernel.
     ///
@@ -1089,47 +1130,40 @@ impl Plan {
         let arch = Arch::native();
         // Numbers, not names: a name missing on this architecture has none
         // and is skipped, and the baseline comes resolved at compile time.
-        let resolve = |list: &[Sourced<profile::SyscallName>]| -> Vec<u32> {
-            list.iter()
-                .filter_map(|s| syscalls::number(arch, &s.value.0))
-                .collect()
-        };
-        let deny_extra = resolve(&p.syscalls.deny);
-        let mut allow: Vec<u32> = syscalls::baseline_allow(arch)
-            .chain(resolve(&p.syscalls.allow))
-            .filter(|nr| !deny_extra.contains(nr))
-            .collect();
-        let mut deny: Vec<u32> = syscalls::baseline_deny(arch).chain(deny_extra).collect();
+        let number = |s: &Sourced<profile::SyscallName>| syscalls::number(arch, &s.value.0);
+        let mut allow = Numbers::default();
+        let mut deny = Numbers::default();
+        syscalls::baseline_allow(arch).for_each(|nr| allow.insert(nr));
+        p.syscalls
+            .allow
+            .iter()
+            .filter_map(number)
+            .for_each(|nr| allow.insert(nr));
+        for nr in p.syscalls.deny.iter().filter_map(number) {
+            allow.remove(nr);
+            deny.insert(nr);
+        }
+        syscalls::baseline_deny(arch).for_each(|nr| deny.insert(nr));
         // `log` means "allow, and have the kernel log it": the denylist's
         // SECCOMP_RET_LOG only lets a call through if the allowlist does too.
         if p.syscalls.on_violation == profile::OnViolation::Log {
-            allow.extend_from_slice(&deny);
+            deny.iter().for_each(|nr| allow.insert(nr));
         }
-        for v in [&mut allow, &mut deny] {
-            v.sort_unstable();
-            v.dedup();
-        }
-        // Listed by name, in name order, for `explain`.
-        let names = |nrs: &[u32]| -> Vec<&'static str> {
-            syscalls::table_by_name(arch)
-                .iter()
-                .filter(|(_, nr)| nrs.binary_search(nr).is_ok())
-                .map(|&(name, _)| name)
-                .collect()
-        };
         let on_violation = match p.syscalls.on_violation {
             profile::OnViolation::Errno => seccomp::OnViolation::Errno,
             profile::OnViolation::Kill => seccomp::OnViolation::Kill,
             profile::OnViolation::Log => seccomp::OnViolation::Log,
         };
-        let filters = seccomp::compile(arch, &allow, &deny, on_violation)
+        let allow_nrs: Vec<u32> = allow.iter().collect();
+        let deny_nrs: Vec<u32> = deny.iter().collect();
+        let filters = seccomp::compile(arch, &allow_nrs, &deny_nrs, on_violation)
             .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?;
         Ok(SeccompPlan {
             arch,
             allowlist_instructions: filters.allowlist.len(),
             denylist_instructions: filters.denylist.len(),
-            allow: names(&allow),
-            deny: names(&deny),
+            allow: allow.names(arch),
+            deny: deny.names(arch),
             argument_rules: vec![
                 "ioctl(TIOCSTI, TIOCLINUX), low 32 bits of the request",
                 "clone with any CLONE_NEW* flag",
