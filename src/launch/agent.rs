@@ -1,7 +1,15 @@
-//! The agent: the last fork, already confined exactly like the init it came
+//! The agent: the last child, already confined exactly like the init it came
 //! from. It only undoes what the launcher's own process state would leak
 //! into the command (blocked signals, ignored SIGPIPE), moves to its working
 //! directory and execs. Nothing here allocates (DESIGN.md §4 step 12).
+//!
+//! It is started the way posix_spawn starts a child: sharing the init's
+//! memory, with the init suspended until the execve (or the exit after a
+//! failed one). Copying the init's page tables only for the execve to
+//! discard them is most of what a fork costs here. Everything the kernel
+//! keeps per process (credentials, Landlock domain, seccomp filters,
+//! no_new_privs, signal dispositions, descriptors, working directory) is
+//! still the agent's own copy, so what it changes stays its own.
 
 use std::ffi::CString;
 use std::os::fd::RawFd;
@@ -63,6 +71,60 @@ fn reset_signals() {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
+}
+
+/// Room for [`exec`]'s frames (a 4 KiB report record is the largest) in
+/// the agent before its execve.
+pub const STACK_SIZE: usize = 64 * 1024;
+
+/// What the agent's entry point gets from [`spawn`].
+struct Start<'a> {
+    args: &'a ExecArgs,
+    err: RawFd,
+}
+
+extern "C" fn entry(start: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `spawn` passes a pointer to a `Start` in its own frame, which
+    // outlives this call: the init is suspended until our execve or exit.
+    let start = unsafe { &*start.cast::<Start>() };
+    exec(start.args, start.err)
+}
+
+/// Starts the agent on `stack` (at least [`STACK_SIZE`] bytes the caller
+/// doesn't touch until this returns) and returns its pid once it has exec'd
+/// or exited. The caller must be single-threaded: the agent runs on the
+/// caller's memory, so another thread's state (locks, the heap) would be
+/// shared with it mid-change.
+///
+/// # Errors
+/// The errno of `clone`.
+pub fn spawn(
+    args: &ExecArgs,
+    err: RawFd,
+    stack: &mut [std::mem::MaybeUninit<u8>],
+) -> std::io::Result<libc::pid_t> {
+    let start = Start { args, err };
+    // The stack grows down from the end, which the ABI wants 16-aligned.
+    let top = (stack.as_mut_ptr_range().end as usize) & !15;
+    // SAFETY: CLONE_VM | CLONE_VFORK is how posix_spawn starts a child: the
+    // child runs `entry` on its own stack in our memory while this thread
+    // is suspended, so nothing here runs concurrently with it. `entry` only
+    // makes system calls and writes to its own stack before its execve or
+    // _exit, and `start` stays alive until clone returns. Without
+    // CLONE_SIGHAND, CLONE_FILES or CLONE_FS, the agent's signal
+    // dispositions, descriptors and working directory are its own copies.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::addr_of!(start) as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(pid)
 }
 
 /// Execs the command; never returns. On failure reports on `err` and exits

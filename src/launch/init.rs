@@ -181,6 +181,10 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     // Credential changes reset PDEATHSIG.
     die_with_supervisor(err, alive);
 
+    // The agent's stack, while it shares our memory until its execve:
+    // allocated before seccomp, after which nothing here allocates.
+    let mut agent_stack: Vec<u8> = Vec::with_capacity(agent::STACK_SIZE);
+
     // Step 11: no_new_privs, Landlock, seccomp last.
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
@@ -198,14 +202,10 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     }
 
     // Step 12 happens in the agent.
-    // SAFETY: fork in a single-threaded process.
-    let agent = unsafe { libc::fork() };
-    if agent < 0 {
-        fail(err, "fork", std::io::Error::last_os_error());
-    }
-    if agent == 0 {
-        agent::exec(&a.exec, err);
-    }
+    let agent = match agent::spawn(&a.exec, err, agent_stack.spare_capacity_mut()) {
+        Ok(pid) => pid,
+        Err(e) => fail(err, "fork", e),
+    };
     // Only the agent may hold the error pipe now: its execve closes it and
     // the supervisor sees end of file.
     drop(err_fd);
