@@ -1,10 +1,13 @@
 //! The `confine` command line: parse arguments, call into the library, map
 //! errors to exit codes (DESIGN.md §1). Nothing else lives here.
 
-use std::ffi::OsString;
+// The entry point is our own `main`, not std's: see there.
+#![no_main]
+
+use std::ffi::{CStr, OsString};
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -99,16 +102,70 @@ the command may not be executed; 127 when it was not found."
     Profiles,
 }
 
-fn main() -> ExitCode {
-    // Rust ignores SIGPIPE; a closed stdout on `confine explain | head`
-    // should end us quietly, not panic.
-    let cli = match Cli::try_parse() {
+/// The process's entry, called by the C runtime in place of std's.
+///
+/// std's entry would first install its stack-overflow handler, which finds
+/// the main thread's stack by reading and parsing /proc/self/maps and maps
+/// an alternate signal stack: about 100,000 instructions and 20 system calls
+/// on every launch, so that a stack overflow prints a message rather than
+/// ending in a plain SIGSEGV. What else it does that matters here is done
+/// below: SIGPIPE ignored, fds 0-2 open, stdout flushed at the end.
+#[no_mangle]
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // Ignored, as std's entry does (the agent gets the default back): a
+    // closed stdout or stderr is an EPIPE to handle, not a silent death of
+    // the supervisor while the agent runs.
+    // SAFETY: changes a signal disposition; nothing else runs yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    open_standard_fds();
+    let args = (0..usize::try_from(argc).unwrap_or(0)).map(|i| {
+        // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings
+        // in `argv`, which live as long as the process.
+        let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+        OsString::from_vec(arg.to_bytes().to_vec())
+    });
+    let status = cli(args.collect());
+    let _ = std::io::stdout().flush();
+    libc::c_int::from(status)
+}
+
+/// Opens /dev/null on whichever of fds 0-2 is closed, as std's entry would:
+/// otherwise the first file confine opens (the audit log, say) would become
+/// its stdout or stderr and receive its messages.
+fn open_standard_fds() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is an array of 3 pollfds, valid for the call.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } != -1;
+    for p in fds {
+        let closed = if polled {
+            p.revents & libc::POLLNVAL != 0
+        } else {
+            // SAFETY: F_GETFD only queries the descriptor.
+            let flags = unsafe { libc::fcntl(p.fd, libc::F_GETFD) };
+            flags == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+        };
+        // SAFETY: a constant, NUL-terminated path; open returns the lowest
+        // free descriptor, which is `p.fd` as the lower ones are open.
+        if closed && unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } == -1 {
+            std::process::abort();
+        }
+    }
+}
+
+fn cli(args: Vec<OsString>) -> u8 {
+    // SIGPIPE is ignored (see `main`); a closed stdout on `confine explain |
+    // head` should end us quietly, not panic.
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = e.print();
-                return ExitCode::SUCCESS;
+                return 0;
             }
             // One line, like every other refusal.
             let why = match e.kind() {
@@ -129,7 +186,7 @@ fn main() -> ExitCode {
                 }
             };
             eprintln!("confine: usage (command line): {why}; hint: confine --help");
-            return ExitCode::from(EXIT_REFUSED);
+            return EXIT_REFUSED;
         }
     };
     match cli.command {
@@ -151,10 +208,10 @@ fn main() -> ExitCode {
                 return print_out(&plan.render_text());
             }
             match launch::run(&plan) {
-                Ok(status) => ExitCode::from(status),
+                Ok(status) => status,
                 Err(e) => {
                     eprintln!("confine: {e}");
-                    ExitCode::from(EXIT_REFUSED)
+                    EXIT_REFUSED
                 }
             }
         }
@@ -174,7 +231,11 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            ExitCode::from(if failed { EXIT_REFUSED } else { 0 })
+            if failed {
+                EXIT_REFUSED
+            } else {
+                0
+            }
         }
         Command::Explain { plan, json } => {
             let req = plan.request(Vec::new());
@@ -215,10 +276,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn build(req: &Request) -> Result<Plan, ExitCode> {
+fn build(req: &Request) -> Result<Plan, u8> {
     Plan::build(req).map_err(|e| {
         eprintln!("confine: {e}");
-        ExitCode::from(EXIT_REFUSED)
+        EXIT_REFUSED
     })
 }
 
@@ -228,15 +289,15 @@ fn print_warnings(plan: &Plan) {
     }
 }
 
-fn print_out(s: &str) -> ExitCode {
+fn print_out(s: &str) -> u8 {
     let mut out = std::io::stdout().lock();
     match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         // A closed pipe isn't our failure to report.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             eprintln!("confine: writing output (stdout): {e}");
-            ExitCode::from(EXIT_REFUSED)
+            EXIT_REFUSED
         }
     }
 }
