@@ -17,13 +17,12 @@
 //!    but this order doesn't depend on it. [`switch`] makes syscalls only and
 //!    allocates nothing; the ids were laid out by [`resolve`].
 
-use std::ffi::CString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nix::errno::Errno;
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
 /// The profile's `user:` value.
@@ -176,7 +175,8 @@ impl UserError {
 ///   supplementary groups: the agent gets the workspace's identity, not every
 ///   group its owner happens to be in (write `user: NAME` for those).
 /// - `inherit`: confine's real uid and gid and its supplementary groups.
-/// - `NAME`: the passwd entry's uid and primary gid, groups from getgrouplist.
+/// - `NAME`: the /etc/passwd entry's uid and primary gid, and the groups
+///   /etc/group lists it in (see [`passwd_entry`] for why not NSS).
 /// - `UID`: like `NAME` when the uid has a passwd entry; otherwise gid = uid
 ///   and no supplementary groups.
 /// - `UID:GID`: exactly these, no supplementary groups.
@@ -240,13 +240,9 @@ pub fn resolve(spec: &UserSpec, workspace: &Path, allow_root: bool) -> Result<Id
             }
         }
         UserSpec::Name(name) => {
-            let user = User::from_name(name)
-                .map_err(|errno| UserError::Lookup {
-                    what: format!("user `{name}`"),
-                    errno,
-                })?
+            let user = passwd_entry(|e| e.name == name.as_str())
                 .ok_or_else(|| UserError::NoSuchUser(name.clone()))?;
-            from_passwd(user)?
+            from_passwd(user)
         }
         UserSpec::Id {
             uid,
@@ -258,22 +254,16 @@ pub fn resolve(spec: &UserSpec, workspace: &Path, allow_root: bool) -> Result<Id
             name: name_of(*uid)?,
             keep_groups: false,
         },
-        UserSpec::Id { uid, gid: None } => {
-            let user = User::from_uid(Uid::from_raw(*uid)).map_err(|errno| UserError::Lookup {
-                what: format!("uid {uid}"),
-                errno,
-            })?;
-            match user {
-                Some(user) => from_passwd(user)?,
-                None => Ids {
-                    uid: *uid,
-                    gid: *uid,
-                    groups: vec![],
-                    name: None,
-                    keep_groups: false,
-                },
-            }
-        }
+        UserSpec::Id { uid, gid: None } => match passwd_entry(|e| e.uid == *uid) {
+            Some(user) => from_passwd(user),
+            None => Ids {
+                uid: *uid,
+                gid: *uid,
+                groups: vec![],
+                name: None,
+                keep_groups: false,
+            },
+        },
     };
     if ids.uid == 0 && !allow_root {
         return Err(UserError::Root {
@@ -298,20 +288,62 @@ fn name_of(uid: u32) -> Result<Option<String>, UserError> {
     }))
 }
 
-fn from_passwd(user: User) -> Result<Ids, UserError> {
-    let lookup = |errno| UserError::Lookup {
-        what: format!("the groups of `{}`", user.name),
-        errno,
-    };
-    let cname = CString::new(user.name.as_bytes()).map_err(|_| lookup(Errno::EINVAL))?;
-    let groups = nix::unistd::getgrouplist(&cname, user.gid).map_err(lookup)?;
-    Ok(Ids {
-        uid: user.uid.as_raw(),
-        gid: user.gid.as_raw(),
-        groups: groups.into_iter().map(Gid::as_raw).collect(),
+/// One line of /etc/passwd.
+struct PasswdEntry {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// The first /etc/passwd entry `pick` accepts.
+///
+/// Users and groups come from /etc/passwd and /etc/group, not NSS: the
+/// binary is linked statically, and a static glibc can only load NSS modules
+/// (systemd, LDAP, sssd) built from the very same glibc version, which a
+/// distribution update breaks. Users only NSS knows are written `UID:GID`.
+fn passwd_entry(pick: impl Fn(&PasswdEntry) -> bool) -> Option<PasswdEntry> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f
+            .next()
+            .filter(|n| !n.is_empty() && !n.starts_with(['+', '-', '#']))?;
+        let e = PasswdEntry {
+            name: name.to_string(),
+            uid: f.nth(1)?.parse().ok()?,
+            gid: f.next()?.parse().ok()?,
+        };
+        pick(&e).then_some(e)
+    })
+}
+
+/// The ids of `user`: its primary group and every /etc/group entry that
+/// lists it as a member (what getgrouplist(3) finds in files).
+fn from_passwd(user: PasswdEntry) -> Ids {
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let groups = groups_in(&group, &user.name, user.gid);
+    Ids {
+        uid: user.uid,
+        gid: user.gid,
+        groups,
         name: Some(user.name),
         keep_groups: false,
-    })
+    }
+}
+
+/// `primary` and the gid of every line of `group` (/etc/group's format)
+/// that lists `name` as a member.
+fn groups_in(group: &str, name: &str, primary: u32) -> Vec<u32> {
+    let mut groups = vec![primary];
+    groups.extend(group.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let gid: u32 = f.get(2)?.parse().ok()?;
+        f.get(3)?
+            .split(',')
+            .any(|m| m.trim() == name)
+            .then_some(gid)
+    }));
+    groups
 }
 
 impl Ids {
@@ -506,9 +538,19 @@ mod tests {
             true
         )
         .is_ok());
-        if User::from_uid(Uid::from_raw(0)).unwrap().is_some() {
+        if nix::unistd::User::from_uid(Uid::from_raw(0))
+            .unwrap()
+            .is_some()
+        {
             assert!(resolve(&UserSpec::Id { uid: 0, gid: None }, dir.path(), false).is_err());
         }
+    }
+
+    #[test]
+    fn supplementary_groups_from_etc_group() {
+        let group = "root:x:0:\nadm:x:4:syslog,alice\n# comment\nbad\ndev:x:1001:bob, alice\nalicex:x:7:alicex\n";
+        assert_eq!(groups_in(group, "alice", 1000), [1000, 4, 1001]);
+        assert_eq!(groups_in(group, "carol", 50), [50]);
     }
 
     #[test]
@@ -566,7 +608,7 @@ mod tests {
             Err(UserError::NoSuchUser(_))
         ));
         // `nobody` exists almost everywhere; skip quietly where it doesn't.
-        if let Ok(Some(nobody)) = User::from_name("nobody") {
+        if let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") {
             let ids = resolve(&UserSpec::Name("nobody".into()), dir.path(), false).unwrap();
             assert_eq!(ids.uid, nobody.uid.as_raw());
             assert_eq!(ids.gid, nobody.gid.as_raw());
