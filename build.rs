@@ -1,6 +1,8 @@
-//! Links the `confine` binary as a static PIE, when the toolchain can.
+//! Links the `confine` binary as a static PIE, when the toolchain can; and
+//! re-encodes the built-in profiles as JSON (`builtin_profiles_as_json`, at
+//! the end, says why).
 //!
-//! Why: a launcher pays for the dynamic loader and libc.so on every launch,
+//! Why static: a launcher pays for the dynamic loader and libc.so on every launch,
 //! twice (supervisor and init each map and fault in their pages). Static,
 //! startup skips ld.so and the relocation of libc, and only the parts of libc
 //! confine calls are mapped. The library, the tests' own binaries and the
@@ -25,6 +27,7 @@ const LIBS: [&str; 6] = ["c", "m", "rt", "pthread", "dl", "util"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    builtin_profiles_as_json();
     println!("cargo:rerun-if-env-changed=CONFINE_LINK");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
@@ -96,4 +99,35 @@ fn static_dir(dir: &Path) -> Result<PathBuf, String> {
     )
     .map_err(|e| format!("writing libgcc_s.a: {e}"))?;
     Ok(dir.to_path_buf())
+}
+
+/// Re-encodes every built-in profile (`profiles/*.yaml`) as JSON in
+/// `$OUT_DIR/profiles/`, for `src/profile/builtin.rs`.
+///
+/// Why: every launch of a built-in parses its whole `extends` chain (three
+/// documents for `default`), and serde_yaml needs about ten times the
+/// instructions serde_json does for the same document. The YAML stays the
+/// only source: the JSON is regenerated whenever a file under `profiles/`
+/// changes, and a unit test checks that both parse to the same profile.
+fn builtin_profiles_as_json() {
+    println!("cargo:rerun-if-changed=profiles");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("profiles");
+    std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("creating {}: {e}", out.display()));
+    let dir = std::fs::read_dir("profiles").unwrap_or_else(|e| panic!("reading profiles/: {e}"));
+    for entry in dir {
+        let path = entry
+            .unwrap_or_else(|e| panic!("reading profiles/: {e}"))
+            .path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let value: serde_json::Value = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("built-in profile {}: {e}", path.display()));
+        let json = out.join(path.file_stem().unwrap()).with_extension("json");
+        std::fs::write(&json, value.to_string())
+            .unwrap_or_else(|e| panic!("writing {}: {e}", json.display()));
+    }
 }

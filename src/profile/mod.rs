@@ -29,6 +29,8 @@ pub struct Source {
     /// The file, for resolving a relative `extends`.
     pub path: Option<PathBuf>,
     pub text: String,
+    /// A built-in's `text` as JSON, parsed instead of the YAML.
+    pub json: Option<&'static str>,
 }
 
 impl Source {
@@ -369,6 +371,7 @@ pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
         name: name.to_string(),
         path: None,
         text: text.to_string(),
+        json: None,
     });
     let raw = parse(&source, true)?;
     let mut profile = Profile::base();
@@ -415,6 +418,7 @@ fn read_source(
                 name: format!("built-in profile {spec}"),
                 path: None,
                 text: text.to_string(),
+                json: builtin::json(spec),
             }),
             None => {
                 let names: Vec<&str> = builtin::ALL.iter().map(|(n, _)| *n).collect();
@@ -443,6 +447,7 @@ fn read_source(
         name: path.display().to_string(),
         path: Some(canonical),
         text,
+        json: None,
     })
 }
 
@@ -482,11 +487,21 @@ fn override_source(arg: &str, index: usize) -> Result<Source, ProfileError> {
         name: format!("{OVERRIDE_PREFIX}{}", index + 1),
         path: None,
         text,
+        json: None,
     })
 }
 
 /// Parses one layer. Files must say `version: 1`.
 fn parse(source: &Arc<Source>, is_file: bool) -> Result<RawProfile, ProfileError> {
+    // Should a built-in's JSON ever not parse, the YAML below says where.
+    if let Some(raw) = source
+        .json
+        .and_then(|j| serde_json::from_str::<RawProfile>(j).ok())
+    {
+        if raw.version.is_some() {
+            return Ok(raw);
+        }
+    }
     let de = serde_yaml::Deserializer::from_str(&source.text);
     let mut track = serde_path_to_error::Track::new();
     let result = RawProfile::deserialize_tracked(de, &mut track);

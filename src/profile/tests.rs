@@ -234,6 +234,35 @@ fn defaults_fill_what_a_profile_leaves_out() {
 }
 
 #[test]
+fn every_builtin_parses_the_same_from_json_as_from_yaml() {
+    for (name, text) in builtin::ALL {
+        let json = builtin::json(name).unwrap();
+        let from_json: schema::RawProfile =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("built-in {name} as JSON: {e}"));
+        let yaml_only = Arc::new(Source {
+            name: format!("built-in profile {name}"),
+            path: None,
+            text: text.to_string(),
+            json: None,
+        });
+        let from_yaml = parse(&yaml_only, true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(format!("{from_json:?}"), format!("{from_yaml:?}"), "{name}");
+    }
+    // Every file under profiles/ is a built-in.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut names: Vec<String> = builtin::ALL.iter().map(|(n, _)| n.to_string()).collect();
+    names.sort();
+    assert_eq!(files, names);
+}
+
+#[test]
 fn every_builtin_loads_and_the_chain_is_as_documented() {
     for (name, _) in builtin::ALL {
         let p = load(name, &[]).unwrap_or_else(|e| panic!("built-in {name}: {e}"));
