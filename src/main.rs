@@ -196,9 +196,17 @@ fn cli(args: Vec<OsString>) -> u8 {
             command,
         } => {
             let req = plan.request(command);
-            let plan = match build(&req) {
+            let plan = match Plan::build(&req) {
                 Ok(p) => p,
-                Err(code) => return code,
+                Err(e) => {
+                    eprintln!("confine: {e}");
+                    if let (false, plan::PlanError::Unenforceable { audit: Some(a), .. }) =
+                        (dry_run, &e)
+                    {
+                        audit_refusal(a);
+                    }
+                    return EXIT_REFUSED;
+                }
             };
             print_warnings(&plan);
             for d in &plan.dropped {
@@ -273,6 +281,19 @@ fn cli(args: Vec<OsString>) -> u8 {
             }
             print_out(&out)
         }
+    }
+}
+
+/// Writes the `refused` record of a launch the plan refused. A log that
+/// can't be written is reported, not fatal: the launch is refused anyway.
+fn audit_refusal(a: &plan::RefusedLaunch) {
+    let written = confine::audit::Audit::open(Some(&a.log))
+        .and_then(|log| log.record("refused", a.fields.clone()));
+    if let Err(e) = written {
+        eprintln!(
+            "confine: audit log ({}): writing the refused record: {e}",
+            a.log.display()
+        );
     }
 }
 

@@ -44,12 +44,29 @@ pub enum PlanError {
         why: String,
         hint: Option<String>,
     },
+    /// A valid profile this host can't fully enforce, under `compat:
+    /// strict`. By then the audit log is known and checked, so `run`
+    /// writes this refusal there (DESIGN.md §7 `refused`).
+    Unenforceable {
+        refusal: Box<PlanError>,
+        audit: Option<RefusedLaunch>,
+    },
+}
+
+/// Where and what to audit about a launch the plan refused.
+#[derive(Debug, Clone)]
+pub struct RefusedLaunch {
+    pub log: PathBuf,
+    /// The `refused` record's fields (`ts`, `event`, `sandbox` and `pid`
+    /// are the audit log's own).
+    pub fields: serde_json::Value,
 }
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::Profile(e) => write!(f, "{e}"),
+            PlanError::Unenforceable { refusal, .. } => write!(f, "{refusal}"),
             PlanError::Refused {
                 what,
                 at,
@@ -720,7 +737,7 @@ impl Plan {
 
         if !gaps.is_empty() && p.compat == profile::Compat::Strict {
             let list: Vec<String> = gaps.iter().map(|g| g.to_string()).collect();
-            return Err(PlanError::Refused {
+            let refusal = PlanError::Refused {
                 what: "plan".into(),
                 at: p
                     .sources
@@ -734,6 +751,20 @@ impl Plan {
                     "fix the cause, or write `compat: best-effort` to run with these dropped"
                         .into(),
                 ),
+            };
+            let audit = audit_log.clone().map(|log| RefusedLaunch {
+                log,
+                fields: serde_json::json!({
+                    "why": refusal.to_string(),
+                    "not_enforceable": list,
+                    "profile": {"name": p.name, "sha256": p.sha256()},
+                    "argv": req.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+                    "workspace": workspace,
+                }),
+            });
+            return Err(PlanError::Unenforceable {
+                refusal: Box::new(refusal),
+                audit,
             });
         }
 

@@ -660,6 +660,63 @@ fn refused_setup_writes_a_refused_record() {
 }
 
 #[test]
+fn plan_refused_under_strict_writes_a_refused_record() {
+    if !can_run("plan_refused_under_strict_writes_a_refused_record") {
+        return;
+    }
+    let f = Fixture::new("audit-plan-refused");
+    let log = f.root.join("audit.jsonl");
+    let marker = f.ws.join("ran");
+    let touch = format!("touch {}", marker.display());
+    // Landlock capped to nothing: the profile is valid, this "kernel" can't
+    // enforce it, and strict refuses before anything starts.
+    let o = logged(&f, "default", &log, &["/bin/sh", "-c", &touch])
+        .env("CONFINE_LANDLOCK_ABI", "0")
+        .output()
+        .unwrap();
+    assert_status(&o, 125);
+    assert!(!marker.exists(), "the command must never run");
+    let rs = records(&log);
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    let r = &rs[0];
+    assert_eq!(r["event"], "refused", "{r}");
+    common_fields(r);
+    let why = r["why"].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(why.contains("Landlock"), "{why}");
+    assert_eq!(r["profile"]["name"], "default", "{r}");
+    assert!(is_hex64(&r["profile"]["sha256"]), "{r}");
+    assert_eq!(r["argv"][0], "/bin/sh", "{r}");
+    assert_eq!(r["workspace"], f.ws.to_str().unwrap(), "{r}");
+    assert!(
+        r["not_enforceable"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{r}"
+    );
+
+    // --dry-run launches nothing, so it records nothing.
+    let o = Command::new(bin())
+        .args(["run", "--dry-run", "-p", "default", "-w"])
+        .arg(&f.ws)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", "/bin/true"])
+        .env("CONFINE_LANDLOCK_ABI", "0")
+        .env_remove("CONFINE_AUDIT_LOG")
+        .output()
+        .unwrap();
+    assert_status(&o, 125);
+    assert_eq!(records(&log).len(), 1);
+
+    // Control: the same launch where Landlock is there.
+    let o = run_logged(&f, "default", &log, &touch);
+    assert_status(&o, 0);
+    assert!(marker.exists());
+    let (_, e) = last_pair(&log, "exit");
+    assert_eq!(e["status"], 0);
+}
+
+#[test]
 fn no_audit_config_writes_nothing() {
     if !can_run("no_audit_config_writes_nothing") {
         return;
