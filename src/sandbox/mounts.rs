@@ -158,49 +158,105 @@ fn under(base: &str, p: &Path) -> PathBuf {
     Path::new(base).join(rel)
 }
 
-/// Creates `path` (a directory, or an empty file when `dir` is false) and
-/// its parents inside the new root, refusing to walk through symlinks: a
-/// mount point must be exactly where the plan says.
-fn mount_point(path: &Path, dir: bool) -> Result<(), MountError> {
-    let mut cur = PathBuf::from(NEWROOT);
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let n = rel.components().count();
-    for (i, c) in rel.components().enumerate() {
-        let Component::Normal(c) = c else { continue };
-        cur.push(c);
-        let last = i + 1 == n;
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(err("creating mount point (a symlink is in the way)", path)(
-                    io::Error::from_raw_os_error(libc::ELOOP),
-                ))
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if last && !dir {
-                    std::fs::File::create(&cur).map_err(err("creating mount point", path))?;
-                } else {
-                    std::fs::create_dir(&cur).map_err(err("creating mount point", path))?;
-                }
-            }
-            Err(e) => return Err(err("creating mount point", path)(e)),
-        }
-    }
-    Ok(())
+/// What is known about the new root while it is built: the directories
+/// this build created (on the new root's own tmpfs, which nothing else
+/// writes to), so that later mount points beneath them need no lookups.
+#[derive(Default)]
+struct Tree {
+    /// Directories created by [`Tree::mount_point`] and not since covered
+    /// by a mount on themselves or a parent. All under [`NEWROOT`].
+    made: Vec<PathBuf>,
 }
 
-/// Binds host `path` at the same place in the new root with the given
-/// flags, recursively.
-fn bind(path: &Path, set: u64, clr: u64) -> Result<(), MountError> {
-    let src = under(OLDROOT, path);
-    let dst = under(NEWROOT, path);
-    let is_dir = std::fs::metadata(&src)
-        .map_err(err("reading", path))?
-        .is_dir();
-    mount_point(path, is_dir)?;
-    mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)
-        .map_err(err("binding", path))?;
-    setattr(&dst, set, clr, true).map_err(err("setting mount flags on", path))
+impl Tree {
+    /// Creates `path` (a directory, or an empty file when `dir` is false)
+    /// and its parents inside the new root, refusing to walk through
+    /// symlinks: a mount point must be exactly where the plan says.
+    ///
+    /// Creating first and looking only when that fails saves a lookup per
+    /// component: mkdir and mknod never follow a final symlink (EEXIST), and
+    /// every parent has been checked (or made) by then.
+    fn mount_point(&mut self, path: &Path, dir: bool) -> Result<(), MountError> {
+        let mut cur = PathBuf::from(NEWROOT);
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        let n = rel.components().count();
+        for (i, c) in rel.components().enumerate() {
+            let Component::Normal(c) = c else { continue };
+            cur.push(c);
+            let last = i + 1 == n;
+            if self.made.contains(&cur) {
+                continue;
+            }
+            let made = if last && !dir {
+                mknod_file(&cur)
+            } else {
+                mkdir(&cur)
+            };
+            match made {
+                Ok(()) if last && !dir => {}
+                Ok(()) => self.made.push(cur.clone()),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    match std::fs::symlink_metadata(&cur) {
+                        Ok(m) if m.file_type().is_symlink() => {
+                            return Err(
+                                err("creating mount point (a symlink is in the way)", path)(
+                                    io::Error::from_raw_os_error(libc::ELOOP),
+                                ),
+                            )
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(err("creating mount point", path)(e)),
+                    }
+                }
+                Err(e) => return Err(err("creating mount point", path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// What was made beneath `at` is hidden once something is mounted there.
+    fn mounted(&mut self, at: &Path) {
+        self.made.retain(|d| !(d.starts_with(at) && d != at));
+    }
+
+    /// Whether `dir` (in the new root) is the root or a directory made
+    /// here: reached without any symlink on the way.
+    fn checked(&self, dir: &Path) -> bool {
+        dir == Path::new(NEWROOT) || self.made.iter().any(|d| d == dir)
+    }
+
+    /// Binds host `path` at the same place in the new root with the given
+    /// flags, recursively.
+    fn bind(&mut self, path: &Path, set: u64, clr: u64) -> Result<(), MountError> {
+        let is_dir = std::fs::metadata(under(OLDROOT, path))
+            .map_err(err("reading", path))?
+            .is_dir();
+        self.bind_as(path, is_dir, set, clr)
+    }
+
+    /// [`Tree::bind`] for a path already known to be a directory or not.
+    fn bind_as(&mut self, path: &Path, dir: bool, set: u64, clr: u64) -> Result<(), MountError> {
+        let src = under(OLDROOT, path);
+        let dst = under(NEWROOT, path);
+        self.mount_point(path, dir)?;
+        mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(err("binding", path))?;
+        self.mounted(&dst);
+        setattr(&dst, set, clr, true).map_err(err("setting mount flags on", path))
+    }
+}
+
+fn mkdir(p: &Path) -> io::Result<()> {
+    let c = cstr(p)?;
+    // SAFETY: c is a valid C string.
+    check(unsafe { libc::mkdir(c.as_ptr(), 0o755) })
+}
+
+/// An empty regular file, in one call (no descriptor to close).
+fn mknod_file(p: &Path) -> io::Result<()> {
+    let c = cstr(p)?;
+    // SAFETY: c is a valid C string; a regular file needs no device number.
+    check(unsafe { libc::mknod(c.as_ptr(), libc::S_IFREG | 0o644, 0) })
 }
 
 /// Builds the view and enters it. Afterwards `/` is the new root and the
@@ -240,7 +296,8 @@ pub fn build(view: &View) -> Result<(), MountError> {
     )
     .map_err(err("mounting the new root on", newroot))?;
 
-    proc_and_dev(view)?;
+    let mut tree = Tree::default();
+    proc_and_dev(&mut tree, view)?;
 
     for b in &view.binds {
         let mut set = NOSUID | NODEV;
@@ -255,17 +312,26 @@ pub fn build(view: &View) -> Result<(), MountError> {
         } else {
             set |= NOEXEC;
         }
-        bind(&b.path, set, clr)?;
+        tree.bind(&b.path, set, clr)?;
     }
     for (link, target) in &view.links {
         let at = under(NEWROOT, link);
-        if std::fs::symlink_metadata(&at).is_ok() {
-            continue;
+        // Under a checked parent, symlink's own EEXIST says that a grant is
+        // there already; elsewhere look first, as the parent may be reached
+        // through a symlink (and then the link is not ours to make).
+        let checked = at.parent().is_some_and(|p| tree.checked(p));
+        if !checked {
+            if std::fs::symlink_metadata(&at).is_ok() {
+                continue;
+            }
+            if let Some(parent) = link.parent() {
+                tree.mount_point(parent, true)?;
+            }
         }
-        if let Some(parent) = link.parent() {
-            mount_point(parent, true)?;
+        match std::os::unix::fs::symlink(target, &at) {
+            Err(e) if checked && e.kind() == io::ErrorKind::AlreadyExists => {}
+            r => r.map_err(err("creating symlink", link))?,
         }
-        std::os::unix::fs::symlink(target, &at).map_err(err("creating symlink", link))?;
     }
     for p in &view.pins {
         let at = under(NEWROOT, p);
@@ -438,9 +504,9 @@ pub fn remove_created(made: &[PathBuf]) {
 
 /// /proc, /dev (the standard devices bound from the host, a private devpts
 /// and /dev/shm) and the private /tmp.
-fn proc_and_dev(view: &View) -> Result<(), MountError> {
+fn proc_and_dev(tree: &mut Tree, view: &View) -> Result<(), MountError> {
     let proc_ = Path::new("/proc");
-    mount_point(proc_, true)?;
+    tree.mount_point(proc_, true)?;
     mount(
         Some(Path::new("proc")),
         &under(NEWROOT, proc_),
@@ -451,9 +517,10 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
         None,
     )
     .map_err(err("mounting procfs on", proc_))?;
+    tree.mounted(&under(NEWROOT, proc_));
 
     let dev = Path::new("/dev");
-    mount_point(dev, true)?;
+    tree.mount_point(dev, true)?;
     let dev_at = under(NEWROOT, dev);
     mount(
         Some(Path::new("tmpfs")),
@@ -463,13 +530,15 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
         Some("mode=0755,size=64k"),
     )
     .map_err(err("mounting tmpfs on", dev))?;
+    tree.mounted(&dev_at);
     for d in DEVICES {
         let p = dev.join(d);
-        // Devices are the one place nodev is lifted.
-        bind(&p, NOSUID | NOEXEC, NODEV | RDONLY)?;
+        // Devices are the one place nodev is lifted. They are not
+        // directories: no need to look at the host's first.
+        tree.bind_as(&p, false, NOSUID | NOEXEC, NODEV | RDONLY)?;
     }
     let pts = dev.join("pts");
-    mount_point(&pts, true)?;
+    tree.mount_point(&pts, true)?;
     mount(
         Some(Path::new("devpts")),
         &under(NEWROOT, &pts),
@@ -478,8 +547,9 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )
     .map_err(err("mounting devpts on", &pts))?;
+    tree.mounted(&under(NEWROOT, &pts));
     let shm = dev.join("shm");
-    mount_point(&shm, true)?;
+    tree.mount_point(&shm, true)?;
     mount(
         Some(Path::new("tmpfs")),
         &under(NEWROOT, &shm),
@@ -488,6 +558,7 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
         Some(&format!("mode=1777,size={}", view.shm_size)),
     )
     .map_err(err("mounting tmpfs on", &shm))?;
+    tree.mounted(&under(NEWROOT, &shm));
     for (name, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -503,7 +574,7 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
 
     if let Some((size, exec)) = view.tmp {
         let tmp = Path::new("/tmp");
-        mount_point(tmp, true)?;
+        tree.mount_point(tmp, true)?;
         let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
         if !exec {
             flags |= libc::MS_NOEXEC;
@@ -516,6 +587,7 @@ fn proc_and_dev(view: &View) -> Result<(), MountError> {
             Some(&format!("mode=1777,size={size}")),
         )
         .map_err(err("mounting tmpfs on", tmp))?;
+        tree.mounted(&under(NEWROOT, tmp));
     }
     Ok(())
 }
