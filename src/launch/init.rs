@@ -222,15 +222,47 @@ fn hide_identity() -> std::io::Result<()> {
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Into a buffer on the stack: the file is 52 numbers and a name of at
+    // most 64 bytes, and read_to_string's size probe and growing reads cost
+    // five more system calls.
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    let mut f = std::fs::File::open("/proc/self/stat")?;
+    loop {
+        match std::io::Read::read(&mut f, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        if len == buf.len() {
+            return Err(std::io::Error::other("/proc/self/stat is too long"));
+        }
+    }
+    drop(f);
     // Fields after the command name, which may itself hold spaces or ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let rest = buf[..len]
+        .iter()
+        .rposition(|&b| b == b')')
+        .map_or(&[][..], |i| &buf[i + 1..len]);
     let fields: Vec<usize> = rest
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0))
+        .split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            std::str::from_utf8(f)
+                .ok()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0)
+        })
         .collect();
-    // arg_start is field 48 of stat; `rest` starts at field 3.
-    let get = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    // arg_start..env_end are fields 48 to 51 (Linux 3.5); `rest` starts at
+    // field 3. Without them nothing could be blanked: refuse.
+    if fields.len() < 51 - 2 {
+        return Err(std::io::Error::other(
+            "no argv and environment bounds in /proc/self/stat",
+        ));
+    }
+    let get = |n: usize| fields[n - 3];
     for (start, end) in [(get(48), get(49)), (get(50), get(51))] {
         if start != 0 && end > start && end - start < (1 << 24) {
             // SAFETY: [start, end) is this process's own argv or environment
