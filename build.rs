@@ -16,8 +16,9 @@
 //! archives, ahead of the system's, makes the linker pick those instead.
 //!
 //! `CONFINE_LINK=dynamic` keeps the binary dynamic (for a system whose libc
-//! has no static archive, or whose NSS modules must be loaded by a matching
-//! libc.so: `user: NAME` is looked up through NSS).
+//! has no static archive). Nothing in confine may go through NSS
+//! (getpwnam and the like): a static glibc would dlopen NSS modules that
+//! must come from the very glibc it was built from.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     builtin_profiles_as_json();
     println!("cargo:rerun-if-env-changed=CONFINE_LINK");
+    // Another linker may find other archives.
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     if target_os != "linux" || target_env != "gnu" {
