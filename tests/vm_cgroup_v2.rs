@@ -17,6 +17,9 @@
 //!   is delegated above it: `limits.memory` can't be enforced, so strict
 //!   refuses with 125 and best-effort runs without it, saying so.
 //!
+//! - Before the guest leaves its initramfs: confine on the initramfs root
+//!   itself (which pivot_root can't move) must refuse, saying why.
+//!
 //! Each attempt (a 200 MiB allocation under `limits.memory: 64M`, which
 //! must end as an OOM kill, exit 137) has a control (8 MiB, exit 0). The
 //! guest also checks `limits.pids` (40 forks under 16, next to 40 without)
@@ -49,9 +52,15 @@ export PATH=/bin
 # confine nor any other pivot_root sandbox runs there: move to a tmpfs
 # root first, as a distribution's initramfs does.
 if [ "$1" != switched ]; then
+    # On the initramfs itself confine must refuse with a reason.
+    mount -t proc proc /proc
+    mount -t devtmpfs dev /dev
+    /bin/confine run -w /ws -- true 2>/rootfs.err
+    echo $? >/rootfs.rc
+    umount /proc /dev
     mkdir /newroot
     mount -t tmpfs -o mode=755 root /newroot
-    for d in bin etc lib lib64 usr ws init mem.yaml; do cp -a /$d /newroot/; done
+    for d in bin etc lib lib64 usr ws init mem.yaml rootfs.err rootfs.rc; do cp -a /$d /newroot/; done
     mkdir /newroot/dev /newroot/proc /newroot/sys /newroot/tmp
     exec switch_root /newroot /init switched
 fi
@@ -83,6 +92,9 @@ echo "+memory +pids +cpu" > $CG/system.slice/cgroup.subtree_control
 echo "CONTROLLERS $(cat $CG/system.slice/cgroup.controllers)"
 echo "KERNEL $(uname -r)"
 /bin/confine probe 2>&1 | grep -i -E 'landlock|memory' | sed 's/^/PROBE /'
+
+[ "$(cat /rootfs.rc)" = 125 ] && grep -q 'initramfs (rootfs)' /rootfs.err
+check initramfs_root_refused_with_reason $? "rc=$(cat /rootfs.rc) $(cat /rootfs.err)"
 
 # --- Delegate=yes, confine alone in the unit's cgroup.
 S=$CG/system.slice/alone.service
@@ -178,6 +190,7 @@ const MEM_PROFILE: &str =
 
 /// The checks the guest must report, all `ok`.
 const EXPECTED: &[&str] = &[
+    "initramfs_root_refused_with_reason",
     "alone_supervisor_in_leaf",
     "alone_sandbox_cgroup_has_the_limit",
     "alone_unit_cgroup_emptied",

@@ -598,9 +598,39 @@ fn pivot(new_root: &Path, put_old: &Path) -> Result<(), MountError> {
     // SAFETY: both are valid C strings.
     let r = unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) };
     if r != 0 {
-        return Err(err("pivot_root to", new_root)(io::Error::last_os_error()));
+        return Err(err("pivot_root to", new_root)(explain_pivot(
+            io::Error::last_os_error(),
+        )));
     }
     std::env::set_current_dir("/").map_err(err("entering", Path::new("/")))
+}
+
+/// pivot_root(2) fails with EINVAL when the current root is the initramfs
+/// itself (rootfs), which can never be unmounted: say so, since the errno
+/// alone points nowhere. (A system that boots to a real root, a container,
+/// or an initramfs after switch_root doesn't meet this.)
+fn explain_pivot(e: io::Error) -> io::Error {
+    let on_rootfs = e.raw_os_error() == Some(libc::EINVAL)
+        && std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+            m.lines().any(|l| {
+                let mut f = l.split(' ');
+                f.nth(4) == Some("/")
+                    && l.split(" - ")
+                        .nth(1)
+                        .is_some_and(|t| t.starts_with("rootfs "))
+            })
+        });
+    if !on_rootfs {
+        return e;
+    }
+    io::Error::new(
+        e.kind(),
+        format!(
+            "{e}: the root filesystem is the initramfs (rootfs), which pivot_root can't \
+             move; run confine from a system booted onto a real root filesystem, or after \
+             switch_root"
+        ),
+    )
 }
 
 /// pivot_root(".", ".") then detach the old root: the idiom that needs no
@@ -611,7 +641,9 @@ fn enter(new_root: &Path) -> Result<(), MountError> {
     // SAFETY: "." is a valid C string.
     let r = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
     if r != 0 {
-        return Err(err("pivot_root to", new_root)(io::Error::last_os_error()));
+        return Err(err("pivot_root to", new_root)(explain_pivot(
+            io::Error::last_os_error(),
+        )));
     }
     // SAFETY: "." is a valid C string; the old root is stacked on ".".
     check(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })
