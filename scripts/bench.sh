@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What confine costs, measured against what people would otherwise use, in
 # one run on this machine: launch overhead of /bin/true, syscall-heavy real
-# workloads, and the peak memory of confine's own processes. Writes the
-# results to docs/BENCHMARKS.md.
+# workloads, the peak memory of confine's own processes, and the cost of one
+# system call inside the sandbox. Writes the results to docs/BENCHMARKS.md.
 #
 #   sudo scripts/bench.sh     (as root; on 2 cores about 4 minutes after the
 #                              release build, which takes 2-3 more from cold)
@@ -51,7 +51,7 @@ readonly MARKER=.confine-bench-scratch
 
 if [[ ${CONFINE_BENCH_QUICK:-0} == 1 ]]; then
     readonly ROUNDS=1 LAUNCH_RUNS=30 LAUNCH_WARMUP=5
-    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2
+    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2 SYSCALL_ROUNDS=2
 else
     # Everything is measured in ROUNDS interleaved rounds (every launcher
     # once per round), so that a burst of load elsewhere on the machine (or a
@@ -59,6 +59,8 @@ else
     # are over all rounds' runs. The runs below are per round.
     readonly ROUNDS=6 LAUNCH_RUNS=50 LAUNCH_WARMUP=5
     readonly GIT_RUNS=5 PY_RUNS=2 MAKE_RUNS=2
+    # Section 4 runs each launcher once per round; one run is about 1 s.
+    readonly SYSCALL_ROUNDS=15
 fi
 
 # Set by the steps below.
@@ -283,7 +285,7 @@ launchers() {
 }
 
 bench_launch() {
-    log "1/3 launch overhead: $ROUNDS rounds x $LAUNCH_RUNS runs of /bin/true per launcher"
+    log "1/4 launch overhead: $ROUNDS rounds x $LAUNCH_RUNS runs of /bin/true per launcher"
     local id who desc cmd round out
     : >"$RES/launch.rows"
     while IFS='|' read -r id who desc cmd; do
@@ -317,7 +319,7 @@ rotate() {
 # ------------------------------------------------------- 2. workloads
 
 make_workloads() {
-    log "2/3 generating the workloads (20 000-file git repository, C project)"
+    log "2/4 generating the workloads (20 000-file git repository, C project)"
     python3 - "$WS" <<'PY'
 import os, sys, time
 ws = sys.argv[1]
@@ -393,7 +395,7 @@ bench_workloads() {
     workloads >"$RES/workload.rows"
     for ((round = 1; round <= ROUNDS; round++)); do
         while IFS='|' read -r id desc runs warmup cmd; do
-            log "2/3 round $round/$ROUNDS: $desc"
+            log "2/4 round $round/$ROUNDS: $desc"
             ((round == 1)) || warmup=0
             while read -r variant; do
                 case $variant in
@@ -407,6 +409,69 @@ bench_workloads() {
                 esac
             done < <(rotate "$round" "${variants[@]}")
         done <"$RES/workload.rows"
+    done
+}
+
+# ------------------------------------------------- 4. per-syscall cost
+
+# A loop of 2 000 000 calls each of getppid (the bare cost of entering the
+# kernel: under seccomp, the filters' action cache), fstat on a descriptor,
+# and fstatat on a path in the workspace (adds the path walk through the
+# sandbox's mounts); prints nanoseconds per call for each. Timed inside the
+# process, so launch costs don't enter.
+make_sysloop() {
+    cat >"$WS/sysloop.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e9 + t.tv_nsec;
+}
+int main(int argc, char **argv) {
+    struct stat st;
+    const long n = 2000000;
+    int fd = open(argv[1], O_RDONLY);
+    if (argc < 2 || fd < 0) return 2;
+    double a = now();
+    for (long i = 0; i < n; i++) syscall(SYS_getppid);
+    double b = now();
+    for (long i = 0; i < n; i++) fstat(fd, &st);
+    double c = now();
+    for (long i = 0; i < n; i++) fstatat(AT_FDCWD, argv[1], &st, 0);
+    double d = now();
+    printf("%.1f %.1f %.1f\n", (b - a) / n, (c - b) / n, (d - c) / n);
+    return 0;
+}
+C
+    gcc -O2 -o "$WS/sysloop" "$WS/sysloop.c" >>"$LOG" 2>&1 || die "compiling sysloop.c failed (see $LOG)"
+    chown "$BENCH_UID:$BENCH_UID" "$WS/sysloop" "$WS/sysloop.c"
+}
+
+bench_syscalls() {
+    log "4/4 per-syscall cost: $SYSCALL_ROUNDS rounds, every launcher once per round"
+    make_sysloop
+    local -a variants=(bare confine)
+    works bwrap-user && variants+=(bwrap)
+    works firejail-user && variants+=(firejail)
+    local round variant who cmd out loop
+    loop=$(cmdline "$WS/sysloop" "$WS/sysloop.c")
+    : >"$RES/syscalls.rows"
+    for ((round = 1; round <= SYSCALL_ROUNDS; round++)); do
+        while read -r variant; do
+            case $variant in
+            bare) who=bench cmd=$loop ;;
+            confine) who=root cmd="$(cmdline "$CONFINE" run -w "$WS" --) $loop" ;;
+            bwrap) who=bench cmd="$(cmdline bwrap "${bwrap_opts[@]}") $loop" ;;
+            firejail) who=bench cmd="$(cmdline firejail "${firejail_opts[@]}") $loop" ;;
+            esac
+            out=$(try_once "$who" "$cmd" </dev/null) || die "per-syscall loop under $variant failed: $out"
+            printf '%s %s %s\n' "$variant" "$round" "$(tail -n 1 <<<"$out")" >>"$RES/syscalls.rows"
+        done < <(rotate "$round" "${variants[@]}")
     done
 }
 
@@ -461,7 +526,7 @@ sample_tree() {
 }
 
 bench_memory() {
-    log "3/3 peak memory of the launchers' own processes while the agent sleeps"
+    log "3/4 peak memory of the launchers' own processes while the agent sleeps"
     {
         sample_tree confine root "$CONFINE" run -w "$WS" --
         if works bwrap-user; then sample_tree bwrap bench bwrap "${bwrap_opts[@]}"; fi
@@ -758,6 +823,33 @@ for name, depth, pid, comm, hwm, rss, anon, file in mem:
     w(f"| {name} | {role} | {hwm} | {rss} | {anon} | {file} |")
 w("")
 
+w("## 4. Per-syscall cost")
+w("")
+w("One process calls each system call 2 000 000 times and times the loop itself, so no")
+w("launch cost enters; nanoseconds per call. `getppid` is the bare cost of entering the")
+w("kernel (under seccomp: the filters' action cache), `fstat(fd)` adds a file, and")
+w("`fstatat(path)` the path walk through the sandbox's mounts (a file in the workspace).")
+w("Each launcher ran the loop once per round, in rotated order; min is the quietest")
+w("round, and “paired” is the median over rounds of (launcher ÷ bare in the same round).")
+w("")
+rows = [l.split() for l in open(os.path.join(res, "syscalls.rows")) if l.strip()]
+calls = ["getppid", "fstat(fd)", "fstatat(path)"]
+by = {}
+for variant, rnd, *ns in rows:
+    by.setdefault(variant, {})[rnd] = [float(x) for x in ns]
+w("| call | " + " | ".join(f"{v} min ns" for v in by) + " | " + " | ".join(f"{v} ÷ bare, paired" for v in by if v != "bare") + " |")
+w("| --- |" + " ---: |" * (len(by) * 2 - 1))
+for k, call in enumerate(calls):
+    mins = [f"{min(r[k] for r in by[v].values()):.1f}" for v in by]
+    paired = []
+    for v in by:
+        if v == "bare":
+            continue
+        ratios = [by[v][r][k] / by["bare"][r][k] for r in by[v] if r in by["bare"]]
+        paired.append(f"{statistics.median(ratios):.3f}")
+    w(f"| {call} | " + " | ".join(mins) + " | " + " | ".join(paired) + " |")
+w("")
+
 open(out, "w").write("\n".join(L) + "\n")
 PY
 }
@@ -782,6 +874,7 @@ main() {
     make_workloads
     bench_workloads
     bench_memory
+    bench_syscalls
     {
         machine_facts
         echo "load_before=$load_before"
