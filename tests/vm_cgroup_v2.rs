@@ -7,9 +7,11 @@
 //!
 //! In the guest, systemd's delegation is laid out by hand (the kernel's
 //! no-internal-processes rule is what matters, and that is real):
-//! - `alone.service`: Delegate=yes, confine the only process in the unit's
-//!   cgroup. confine must step aside into a leaf, enforce the limit, and
-//!   leave the cgroup exactly as it found it.
+//! - `alone.service`: Delegate=yes (the cgroup marked `trusted.delegate`,
+//!   as systemd marks it), confine the only process in the unit's cgroup.
+//!   confine must step aside into a leaf, enforce the limit, and leave the
+//!   cgroup exactly as it found it. `plain.service`, the same without the
+//!   mark, isn't confine's to rearrange: strict refuses.
 //! - `sub.service`: Delegate=yes with DelegateSubgroup=supervisor. confine
 //!   runs in `sub.service/supervisor` and must create the sandbox's cgroup
 //!   next to it, under the delegated unit cgroup.
@@ -99,6 +101,7 @@ check initramfs_root_refused_with_reason $? "rc=$(cat /rootfs.rc) $(cat /rootfs.
 # --- Delegate=yes, confine alone in the unit's cgroup.
 S=$CG/system.slice/alone.service
 mkdir $S
+setfattr -n trusted.delegate -v 1 $S
 rm -f /ws/started
 sh -c "$IN" $S /bin/confine run -p /mem.yaml -w /ws -- sh -c 'echo > /ws/started; sleep 5' &
 bg=$!
@@ -122,6 +125,16 @@ hog $S alone_ctl 8M; rc=$?
 [ $rc = 0 ]; check alone_control_exits_0 $? "rc=$rc $(cat /tmp/alone_ctl.err)"
 [ -z "$(subdirs $S)" ] && [ -z "$(cat $S/cgroup.subtree_control)" ] && [ -z "$(cat $S/cgroup.procs)" ]
 check alone_left_as_found $? "dirs=$(subdirs $S) subtree=$(cat $S/cgroup.subtree_control) procs=$(cat $S/cgroup.procs)"
+
+# --- Alone, but in a cgroup nobody delegated: its manager may rewrite
+# subtree_control under a running sandbox, so confine doesn't rearrange it.
+S=$CG/system.slice/plain.service
+mkdir $S
+hog $S plain_strict 8M; rc=$?
+[ $rc = 125 ] && grep -q 'no-internal-processes' /tmp/plain_strict.err
+check plain_not_delegated_refuses $? "rc=$rc $(cat /tmp/plain_strict.err)"
+[ -z "$(subdirs $S)" ] && [ -z "$(cat $S/cgroup.subtree_control)" ]
+check plain_left_as_found $? "dirs=$(subdirs $S) subtree=$(cat $S/cgroup.subtree_control)"
 
 # --- Delegate=yes + DelegateSubgroup=supervisor.
 S=$CG/system.slice/sub.service
@@ -162,6 +175,7 @@ kill $other
 # --- limits.pids on v2 (a threaded controller) and wall_time with cgroup.kill.
 S=$CG/system.slice/pids.service
 mkdir $S
+setfattr -n trusted.delegate -v 1 $S
 # One line per fork that worked; the shell gives up at the first refusal.
 forks='i=0; while [ $i -lt 40 ]; do sleep 3 & echo forked; i=$((i+1)); done'
 n=$(run_in $S /bin/confine run -p /mem.yaml --set limits.pids=16 -w /ws -- sh -c "$forks" 2>/tmp/pids.err | grep -c forked)
@@ -200,6 +214,8 @@ const EXPECTED: &[&str] = &[
     "alone_hog_stderr_says_so",
     "alone_control_exits_0",
     "alone_left_as_found",
+    "plain_not_delegated_refuses",
+    "plain_left_as_found",
     "sub_sandbox_next_to_supervisor",
     "sub_hog_oom_137",
     "sub_hog_audit_oom",

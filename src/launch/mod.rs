@@ -205,6 +205,9 @@ fn launch(plan: &Plan, id: &str) -> Result<Outcome, LaunchError> {
     })?;
     let pid = match child {
         namespaces::Cloned::Child => {
+            // The sandbox's copy of the cgroup handle must never clean up
+            // (its pid check alone fails when confine itself was PID 1).
+            std::mem::forget(cg);
             drop(err_r);
             drop(alive_w);
             drop(status_r);

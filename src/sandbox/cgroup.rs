@@ -19,10 +19,13 @@
 //!   marks it with the `trusted.delegate`/`user.delegate` xattr; with
 //!   `DelegateSubgroup=supervisor` confine runs one level below it) and has
 //!   no processes, the sandbox's cgroup goes there, next to ours;
-//! - else, when confine is the only process in its cgroup (a systemd unit's
-//!   `ExecStart=`, `systemd-run --scope`, a container's only process), it
-//!   moves itself into a leaf `confine-<id>-supervisor` first, and back
-//!   once the sandbox's cgroup is removed, leaving the cgroup as it was;
+//! - else, when confine is the only process in a cgroup that is ours (marked
+//!   delegated, as systemd does for `Delegate=yes` units and
+//!   `systemd-run --scope -p Delegate=yes`, or a container's cgroup
+//!   namespace root) and that enables no controller yet, it moves itself
+//!   into a leaf `confine-<id>-supervisor` first, and back once the
+//!   sandbox's cgroup is removed, leaving the cgroup as it was. Meanwhile
+//!   no other process can be moved into that cgroup (EBUSY);
 //! - else the limit is unenforceable: refused under strict.
 //!
 //! Call order, all in the supervisor, outside the sandbox:
@@ -44,7 +47,8 @@
 //! What it can't do:
 //! - `limits.memory` on cgroup v2 when other processes share confine's
 //!   cgroup and nothing above it is delegated (see above). pids and cpu are
-//!   threaded controllers and have no such rule.
+//!   threaded controllers and usually still work there, unless the cgroup
+//!   already has a populated domain child (the kernel then says EBUSY too).
 //! - On v1 without swap accounting (no `memory.memsw.*`), swap isn't
 //!   counted; `memory.swappiness` 0 is the fallback.
 //! - A supervisor killed by SIGKILL leaves its (empty) directories behind;
@@ -335,6 +339,12 @@ struct V2Parent {
     has_processes: bool,
     /// confine is the only process in it: it may step aside into a leaf.
     alone: bool,
+    /// Ours to manage: marked delegated (systemd `Delegate=yes` sets the
+    /// `trusted.delegate`/`user.delegate` xattr), or the root of a cgroup
+    /// namespace (a container's). A manager that didn't delegate a cgroup
+    /// may rewrite its `subtree_control` at any time and so drop a running
+    /// sandbox's controllers.
+    delegated: bool,
     writable: bool,
     /// The parent cgroup, unless ours is the top of what this mount shows.
     up: Option<V2Up>,
@@ -440,7 +450,12 @@ impl V2Parent {
                 blocked: None,
             };
         }
-        if self.alone && self.writable {
+        // Stepping aside is safe only in a cgroup that is ours (see
+        // `delegated`) and whose subtree_control is empty: then every
+        // controller enabled afterwards is ours to disable again, and while
+        // one is enabled no other process can enter the cgroup (the kernel
+        // refuses with EBUSY), so no one else's sandbox can depend on it.
+        if self.alone && self.delegated && self.writable && self.subtree_control.is_empty() {
             return V2Home { leaf: true, ..own };
         }
         V2Home {
@@ -482,6 +497,8 @@ impl Layout {
                 subtree_control: list(&dir, "cgroup.subtree_control"),
                 has_processes: own_procs.as_ref().is_none_or(|p| !p.trim().is_empty()),
                 alone: own_procs.is_some_and(|p| p.split_whitespace().eq([me.as_str()])),
+                delegated: delegated(&dir)
+                    || (dir == mount_point && dir.join("cgroup.type").exists()),
                 writable: writable(&dir),
                 up,
                 dir,
@@ -592,14 +609,14 @@ impl Layout {
 /// would let it.
 fn no_internal_processes(controller: &str, dir: &Path) -> String {
     format!(
-        "cgroup v2 won't enable {controller} below {}: that cgroup has other processes besides confine and \
-         isn't the root, and such a cgroup can't hand a domain controller to children (the \
-         no-internal-processes rule, EBUSY). confine moves itself aside only when it is alone \
-         in its cgroup, and creates sandboxes next to its own cgroup only when the parent is \
-         delegated (systemd Delegate=yes) and empty. Hint: under systemd set Delegate=yes and \
-         DelegateSubgroup=supervisor on the unit, or start confine alone in a delegated scope \
-         (systemd-run --scope -p Delegate=yes confine run ...); limits.pids and limits.cpu \
-         don't have this restriction",
+        "cgroup v2 won't enable {controller} below {}: confine runs in that cgroup, which isn't \
+         the root, and a cgroup with processes can't hand a domain controller to children (the \
+         no-internal-processes rule, EBUSY). confine creates the sandbox's cgroup next to its \
+         own only when the parent is delegated (systemd Delegate=yes) and has no processes, \
+         and moves itself into a leaf only when it is alone in a delegated cgroup (or a cgroup \
+         namespace's root) that enables no controller yet. Hint: under systemd set Delegate=yes \
+         and DelegateSubgroup=supervisor on the unit, or start confine alone in a delegated \
+         scope (systemd-run --scope -p Delegate=yes confine run ...)",
         dir.display()
     )
 }
@@ -1335,6 +1352,7 @@ mod tests {
                 subtree_control: Vec::new(),
                 has_processes: true,
                 alone: false,
+                delegated: false,
                 writable: true,
                 up: None,
             }),
@@ -1366,6 +1384,7 @@ mod tests {
                 subtree_control: words(subtree),
                 has_processes: true,
                 alone: false,
+                delegated: false,
                 writable: true,
                 up: Some(V2Up {
                     dir: PathBuf::from("/sys/fs/cgroup/system.slice"),
@@ -1470,8 +1489,10 @@ mod tests {
 
     #[test]
     fn v2_memory_by_stepping_aside_when_confine_is_alone() {
-        let mut l = pure_v2(&["pids"], false);
-        l.v2.as_mut().expect("v2").alone = true;
+        let mut l = pure_v2(&[], false);
+        let v2 = l.v2.as_mut().expect("v2");
+        v2.alone = true;
+        v2.delegated = true;
         let m = place(&l, Controller::Memory).expect("memory");
         assert_eq!(
             m.parent,
@@ -1479,7 +1500,20 @@ mod tests {
         );
         assert_eq!((m.enable, m.leaf), (true, true));
         let p = place(&l, Controller::Pids).expect("pids");
-        assert_eq!((p.enable, p.leaf), (false, true));
+        assert_eq!((p.enable, p.leaf), (true, true));
+
+        // Not ours (no delegation mark): its manager may rewrite
+        // subtree_control under a running sandbox. A controller enabled
+        // already: not ours to disable afterwards.
+        for spoil in [
+            |v: &mut V2Parent| v.delegated = false,
+            |v: &mut V2Parent| v.subtree_control = vec!["pids".into()],
+        ] {
+            let mut l = l.clone();
+            spoil(l.v2.as_mut().expect("v2"));
+            let why = place(&l, Controller::Memory).expect_err("not ours to rearrange");
+            assert!(why.contains("no-internal-processes"), "{why}");
+        }
 
         // Without memory nothing needs to move.
         let only_pids = Limits {

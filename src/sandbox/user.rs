@@ -335,13 +335,15 @@ fn from_passwd(user: PasswdEntry) -> Ids {
 /// that lists `name` as a member.
 fn groups_in(group: &str, name: &str, primary: u32) -> Vec<u32> {
     let mut groups = vec![primary];
+    // As glibc's files backend reads it: comments and NIS `+`/`-` lines
+    // aren't entries, and member names are taken exactly as written.
     groups.extend(group.lines().filter_map(|l| {
+        if l.is_empty() || l.starts_with(['#', '+', '-']) {
+            return None;
+        }
         let f: Vec<&str> = l.split(':').collect();
         let gid: u32 = f.get(2)?.parse().ok()?;
-        f.get(3)?
-            .split(',')
-            .any(|m| m.trim() == name)
-            .then_some(gid)
+        f.get(3)?.split(',').any(|m| m == name).then_some(gid)
     }));
     groups
 }
@@ -548,7 +550,7 @@ mod tests {
 
     #[test]
     fn supplementary_groups_from_etc_group() {
-        let group = "root:x:0:\nadm:x:4:syslog,alice\n# comment\nbad\ndev:x:1001:bob, alice\nalicex:x:7:alicex\n";
+        let group = "root:x:0:\nadm:x:4:syslog,alice\n#docker:x:999:alice\n+nis:x:998:alice\nbad\ndev:x:1001:bob,alice\nspaced:x:1002:bob, alice\nalicex:x:7:alicex\n";
         assert_eq!(groups_in(group, "alice", 1000), [1000, 4, 1001]);
         assert_eq!(groups_in(group, "carol", 50), [50]);
     }
