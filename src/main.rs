@@ -200,8 +200,7 @@ fn cli(args: Vec<OsString>) -> u8 {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("confine: {e}");
-                    if let (false, plan::PlanError::Unenforceable { audit: Some(a), .. }) =
-                        (dry_run, &e)
+                    if let (false, plan::PlanError::Audited { audit: Some(a), .. }) = (dry_run, &e)
                     {
                         audit_refusal(a);
                     }

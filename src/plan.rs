@@ -44,10 +44,11 @@ pub enum PlanError {
         why: String,
         hint: Option<String>,
     },
-    /// A valid profile this host can't fully enforce, under `compat:
-    /// strict`. By then the audit log is known and checked, so `run`
-    /// writes this refusal there (DESIGN.md §7 `refused`).
-    Unenforceable {
+    /// A refusal made once the audit log was known and checked (a valid
+    /// profile this host can't fully enforce under `compat: strict`, a user
+    /// or environment that can't be resolved): `run` writes it there as a
+    /// `refused` record (DESIGN.md §7).
+    Audited {
         refusal: Box<PlanError>,
         audit: Option<RefusedLaunch>,
     },
@@ -66,7 +67,7 @@ impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PlanError::Profile(e) => write!(f, "{e}"),
-            PlanError::Unenforceable { refusal, .. } => write!(f, "{refusal}"),
+            PlanError::Audited { refusal, .. } => write!(f, "{refusal}"),
             PlanError::Refused {
                 what,
                 at,
@@ -695,17 +696,31 @@ impl Plan {
         let abi = target_abi(kernel_abi)?;
         let fs = Self::filesystem(&p, &workspace, abi)?;
         let audit_log = Self::audit_log(req, &p, &workspace)?;
+        // From here on a refusal is also written to the audit log.
+        let audited = |refusal: PlanError, not_enforceable: &[String]| PlanError::Audited {
+            audit: audit_log.clone().map(|log| RefusedLaunch {
+                log,
+                fields: serde_json::json!({
+                    "why": refusal.to_string(),
+                    "not_enforceable": not_enforceable,
+                    "profile": {"name": p.name, "sha256": p.sha256()},
+                    "argv": req.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+                    "workspace": workspace,
+                }),
+            }),
+            refusal: Box::new(refusal),
+        };
         let landlock = Self::landlock(&p, &fs, abi, kernel_abi);
 
         let mut gaps = Vec::new();
         Self::landlock_gaps(&p, abi, kernel_abi, &mut gaps);
         Self::build_gaps(&p, &fs, &mut gaps);
 
-        let seccomp = Self::seccomp(&p)?;
+        let seccomp = Self::seccomp(&p).map_err(|e| audited(e, &[]))?;
         // SAFETY: geteuid has no arguments and can't fail.
         let unprivileged = unsafe { libc::geteuid() } != 0;
-        let user = Self::user(&p, &workspace, unprivileged)?;
-        let (env_keys, envp) = Self::env(&p, &workspace)?;
+        let user = Self::user(&p, &workspace, unprivileged).map_err(|e| audited(e, &[]))?;
+        let (env_keys, envp) = Self::env(&p, &workspace).map_err(|e| audited(e, &[]))?;
         let mut limits = Self::limits(&p);
         // Under best-effort, what no cgroup controller can enforce is
         // dropped (and reported); under strict we never get here with any.
@@ -752,20 +767,7 @@ impl Plan {
                         .into(),
                 ),
             };
-            let audit = audit_log.clone().map(|log| RefusedLaunch {
-                log,
-                fields: serde_json::json!({
-                    "why": refusal.to_string(),
-                    "not_enforceable": list,
-                    "profile": {"name": p.name, "sha256": p.sha256()},
-                    "argv": req.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
-                    "workspace": workspace,
-                }),
-            });
-            return Err(PlanError::Unenforceable {
-                refusal: Box::new(refusal),
-                audit,
-            });
+            return Err(audited(refusal, &list));
         }
 
         let argv: Vec<CString> = req
@@ -773,12 +775,19 @@ impl Plan {
             .iter()
             .map(|a| CString::new(a.clone().into_vec()))
             .collect::<Result<_, _>>()
-            .map_err(|_| refused("command", "argv", "an argument contains a NUL byte"))?;
+            .map_err(|_| {
+                let e = refused("command", "argv", "an argument contains a NUL byte");
+                audited(e, &[])
+            })?;
         let exec = ExecPlan {
             argv,
             envp,
-            cwd: CString::new(cwd.as_os_str().as_bytes())
-                .map_err(|_| refused("cwd", "working directory", "contains a NUL byte"))?,
+            cwd: CString::new(cwd.as_os_str().as_bytes()).map_err(|_| {
+                audited(
+                    refused("cwd", "working directory", "contains a NUL byte"),
+                    &[],
+                )
+            })?,
             caps,
         };
 

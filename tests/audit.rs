@@ -694,6 +694,33 @@ fn plan_refused_under_strict_writes_a_refused_record() {
         "{r}"
     );
 
+    // A user that doesn't exist is refused once the log is known: recorded.
+    let o = Command::new(bin())
+        .args([
+            "run",
+            "-p",
+            "default",
+            "--set",
+            "user=no-such-user-confine",
+            "-w",
+        ])
+        .arg(&f.ws)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", "/bin/sh", "-c", &touch])
+        .env("PATH", PATH)
+        .env_remove("CONFINE_AUDIT_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_status(&o, 125);
+    assert!(!marker.exists(), "the command must never run");
+    let rs = records(&log);
+    assert_eq!(rs.len(), 2, "{rs:?}");
+    assert_eq!(rs[1]["event"], "refused", "{}", rs[1]);
+    let why = rs[1]["why"].as_str().unwrap_or_else(|| panic!("{}", rs[1]));
+    assert!(why.contains("no-such-user-confine"), "{why}");
+
     // --dry-run launches nothing, so it records nothing.
     let o = Command::new(bin())
         .args(["run", "--dry-run", "-p", "default", "-w"])
@@ -706,7 +733,7 @@ fn plan_refused_under_strict_writes_a_refused_record() {
         .output()
         .unwrap();
     assert_status(&o, 125);
-    assert_eq!(records(&log).len(), 1);
+    assert_eq!(records(&log).len(), 2);
 
     // Control: the same launch where Landlock is there.
     let o = run_logged(&f, "default", &log, &touch);
