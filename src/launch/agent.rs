@@ -83,6 +83,56 @@ struct Start<'a> {
     err: RawFd,
 }
 
+/// The agent's stack until its execve: a mapping of its own with an
+/// inaccessible guard page below it, so that an overflow faults instead of
+/// silently writing over the init's heap (the agent shares the init's
+/// memory). Made before seccomp; never unmapped (the init never returns).
+pub struct Stack {
+    usable: *mut std::mem::MaybeUninit<u8>,
+}
+
+impl Stack {
+    /// # Errors
+    /// The errno of `mmap` or `mprotect`.
+    pub fn new() -> std::io::Result<Stack> {
+        // SAFETY: sysconf has no memory arguments.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+            .ok()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096);
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks;
+        // nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STACK_SIZE + page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: the lowest page of the mapping just made.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Stack {
+            // SAFETY: `page` < the mapping's length.
+            usable: unsafe { base.cast::<u8>().add(page) }.cast(),
+        })
+    }
+
+    /// The [`STACK_SIZE`] bytes above the guard page.
+    pub fn usable(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: `usable` starts STACK_SIZE mapped, writable bytes that
+        // only this value hands out.
+        unsafe { std::slice::from_raw_parts_mut(self.usable, STACK_SIZE) }
+    }
+}
+
 extern "C" fn entry(start: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `spawn` passes a pointer to a `Start` in its own frame, which
     // outlives this call: the init is suspended until our execve or exit.

@@ -182,8 +182,8 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     die_with_supervisor(err, alive);
 
     // The agent's stack, while it shares our memory until its execve:
-    // allocated before seccomp, after which nothing here allocates.
-    let mut agent_stack: Vec<u8> = Vec::with_capacity(agent::STACK_SIZE);
+    // mapped before seccomp, after which nothing here allocates.
+    let mut agent_stack = agent::Stack::new().unwrap_or_else(|e| fail(err, "agent stack", e));
 
     // Step 11: no_new_privs, Landlock, seccomp last.
     // SAFETY: prctl with integer arguments only.
@@ -202,7 +202,7 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     }
 
     // Step 12 happens in the agent.
-    let agent = match agent::spawn(&a.exec, err, agent_stack.spare_capacity_mut()) {
+    let agent = match agent::spawn(&a.exec, err, agent_stack.usable()) {
         Ok(pid) => pid,
         Err(e) => fail(err, "fork", e),
     };

@@ -81,15 +81,14 @@ pub fn refused(fd: RawFd, step: &str, why: &str) {
     r.send(fd);
 }
 
-/// Reports a failed execve, with the exit code it maps to.
+/// Reports a failed execve, with the exit code it maps to. The errno goes
+/// as a number: the agent shares the init's memory until its execve, and
+/// strerror may allocate or take a lock; the supervisor words it.
 pub fn exec_failed(fd: RawFd, code: u8, path: &[u8], errno: i32) {
     let mut r = Record::new(EXEC_FAILED);
     r.push(&[code]);
+    r.push(&errno.to_le_bytes());
     r.push(path);
-    r.push(b": ");
-    // SAFETY: strerror returns a pointer to a static or thread-local string.
-    let msg = unsafe { std::ffi::CStr::from_ptr(libc::strerror(errno)) };
-    r.push(msg.to_bytes());
     r.send(fd);
 }
 
@@ -114,10 +113,21 @@ fn parse(buf: &[u8]) -> Report {
             let why = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
             Report::Refused { step, why }
         }
-        Some((&EXEC_FAILED, rest)) if !rest.is_empty() => Report::ExecFailed {
-            code: rest[0],
-            why: String::from_utf8_lossy(&rest[1..]).into_owned(),
-        },
+        Some((&EXEC_FAILED, rest)) if rest.len() >= 5 => {
+            let errno = i32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]);
+            // SAFETY: strerror returns a pointer to a NUL-terminated string
+            // that stays valid until the next strerror call on this thread;
+            // it is copied at once.
+            let msg = unsafe { std::ffi::CStr::from_ptr(libc::strerror(errno)) };
+            Report::ExecFailed {
+                code: rest[0],
+                why: format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(&rest[5..]),
+                    msg.to_string_lossy()
+                ),
+            }
+        }
         Some(_) => Report::Refused {
             step: "report".into(),
             why: format!("unreadable report from the sandbox ({} bytes)", buf.len()),

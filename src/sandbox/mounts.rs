@@ -164,7 +164,9 @@ fn under(base: &str, p: &Path) -> PathBuf {
 #[derive(Default)]
 struct Tree {
     /// Directories created by [`Tree::mount_point`] and not since covered
-    /// by a mount on themselves or a parent. All under [`NEWROOT`].
+    /// by a mount on a parent. (A mount on the directory itself keeps it:
+    /// the path still reaches that mount's root without any symlink; what
+    /// lies beneath it is looked up again.) All under [`NEWROOT`].
     made: Vec<PathBuf>,
 }
 
