@@ -142,8 +142,15 @@ fn kernel_landlock_abi() -> u64 {
 /// harness's `command` (clean PATH, stdin from /dev/null, cwd in the
 /// workspace) and without CONFINE_AUDIT_LOG.
 fn logged(f: &Fixture, profile: &str, log: &Path, cmd: &[&str]) -> Command {
+    logged_with(f, profile, log, &[], cmd)
+}
+
+/// [`logged`] with more `run` options (`--set ...`, `--dry-run`) before `--`.
+fn logged_with(f: &Fixture, profile: &str, log: &Path, opts: &[&str], cmd: &[&str]) -> Command {
     let mut c = Command::new(bin());
-    c.args(["run", "-p", profile, "-w"])
+    c.args(["run", "-p", profile])
+        .args(opts)
+        .arg("-w")
         .arg(&f.ws)
         .arg("--audit-log")
         .arg(log)
@@ -695,24 +702,15 @@ fn plan_refused_under_strict_writes_a_refused_record() {
     );
 
     // A user that doesn't exist is refused once the log is known: recorded.
-    let o = Command::new(bin())
-        .args([
-            "run",
-            "-p",
-            "default",
-            "--set",
-            "user=no-such-user-confine",
-            "-w",
-        ])
-        .arg(&f.ws)
-        .arg("--audit-log")
-        .arg(&log)
-        .args(["--", "/bin/sh", "-c", &touch])
-        .env("PATH", PATH)
-        .env_remove("CONFINE_AUDIT_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = logged_with(
+        &f,
+        "default",
+        &log,
+        &["--set", "user=no-such-user-confine"],
+        &["/bin/sh", "-c", &touch],
+    )
+    .output()
+    .unwrap();
     assert_status(&o, 125);
     assert!(!marker.exists(), "the command must never run");
     let rs = records(&log);
@@ -722,14 +720,8 @@ fn plan_refused_under_strict_writes_a_refused_record() {
     assert!(why.contains("no-such-user-confine"), "{why}");
 
     // --dry-run launches nothing, so it records nothing.
-    let o = Command::new(bin())
-        .args(["run", "--dry-run", "-p", "default", "-w"])
-        .arg(&f.ws)
-        .arg("--audit-log")
-        .arg(&log)
-        .args(["--", "/bin/true"])
+    let o = logged_with(&f, "default", &log, &["--dry-run"], &["/bin/true"])
         .env("CONFINE_LANDLOCK_ABI", "0")
-        .env_remove("CONFINE_AUDIT_LOG")
         .output()
         .unwrap();
     assert_status(&o, 125);
