@@ -101,6 +101,16 @@ fn refused(what: impl Into<String>, at: impl Into<String>, why: impl Into<String
     }
 }
 
+/// What protect planning has already put in the view, so that many
+/// entries plan in linear time.
+#[derive(Default)]
+struct ProtectSeen {
+    create: std::collections::HashSet<PathBuf>,
+    pins: std::collections::HashSet<PathBuf>,
+    protect: std::collections::HashSet<PathBuf>,
+    masks: std::collections::HashSet<PathBuf>,
+}
+
 /// One path rule as `explain` shows it and Landlock applies it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PathGrant {
@@ -720,6 +730,16 @@ impl Plan {
         // SAFETY: geteuid has no arguments and can't fail.
         let unprivileged = unsafe { libc::geteuid() } != 0;
         let user = Self::user(&p, &workspace, unprivileged).map_err(|e| audited(e, &[]))?;
+        let mut fs = fs;
+        // The sandbox's own device nodes need real root (mknod); the host's
+        // bound ones are safe only from an agent that isn't their owner.
+        fs.mounts.devices = if unprivileged {
+            mounts::Devices::Bind
+        } else if user.uid == 0 {
+            mounts::Devices::Own
+        } else {
+            mounts::Devices::OwnOrBind
+        };
         let (env_keys, envp) = Self::env(&p, &workspace).map_err(|e| audited(e, &[]))?;
         let mut limits = Self::limits(&p);
         // Under best-effort, what no cgroup controller can enforce is
@@ -929,14 +949,20 @@ impl Plan {
                 .value
                 .expand(Some(ws))
                 .ok_or_else(|| item.error(&key, "uses {workspace} but there is no workspace"))?;
-            protect.push(normalize(&path));
+            // A trailing `/` says the path is a directory: what holds its
+            // place while it doesn't exist yet is then an empty directory,
+            // else an empty file (a placeholder must not have a type that
+            // breaks the tool that later creates the real path).
+            protect.push((normalize(&path), item.value.raw.ends_with('/')));
         }
         let mut unprotectable = Vec::new();
-        for p in &protect {
-            if let Err(why) = Self::plan_protect(p, &mut view) {
+        let mut seen = ProtectSeen::default();
+        for (p, dir) in &protect {
+            if let Err(why) = Self::plan_protect(p, *dir, ws, &mut view, &mut seen) {
                 unprotectable.push((p.clone(), why));
             }
         }
+        let protect = protect.into_iter().map(|(p, _)| p).collect();
         Ok(FsPlan {
             grants,
             protect,
@@ -947,11 +973,19 @@ impl Plan {
     }
 
     /// Decides how `p` stays read-only inside its write grant (see
-    /// [`mounts::View`]): bound read-only if it exists, a placeholder directory
-    /// created first if it doesn't, an empty read-only file mounted over it if it
-    /// is a symlink (whose target, when inside a write grant, is protected too).
-    /// The directories between the grant and `p` are pinned as mount points.
-    fn plan_protect(p: &Path, view: &mut mounts::View) -> Result<(), &'static str> {
+    /// [`mounts::View`]): bound read-only if it exists; if it doesn't, a
+    /// placeholder (an empty file, or a directory when `dir`) holds its place,
+    /// created on the host before the launch, only inside the workspace `ws`;
+    /// an empty read-only file is mounted over it if it is a symlink (whose
+    /// target, when inside a write grant, is protected too). The directories
+    /// between the grant and `p` are pinned as mount points.
+    fn plan_protect(
+        p: &Path,
+        dir: bool,
+        ws: &Path,
+        view: &mut mounts::View,
+        seen: &mut ProtectSeen,
+    ) -> Result<(), &'static str> {
         let Some(w) = view
             .binds
             .iter()
@@ -975,44 +1009,60 @@ impl Plan {
                 Ok(m) if m.file_type().is_symlink() => return Err("is reached through a symlink"),
                 Ok(m) if !m.is_dir() => return Err("is beneath something that isn't a directory"),
                 Ok(_) => {}
-                Err(_) => create.push(a.clone()),
+                Err(_) => create.push(mounts::Placeholder {
+                    path: a.clone(),
+                    dir: true,
+                }),
             }
         }
         let target = match std::fs::symlink_metadata(p) {
             Err(_) => {
-                create.push(p.to_path_buf());
+                create.push(mounts::Placeholder {
+                    path: p.to_path_buf(),
+                    dir,
+                });
                 None
             }
             Ok(m) if m.file_type().is_symlink() => {
-                Self::push_new(&mut view.masks, p);
+                if seen.masks.insert(p.to_path_buf()) {
+                    view.masks.push(p.to_path_buf());
+                }
                 Some(std::fs::canonicalize(p).ok())
             }
             Ok(_) => None,
         };
+        // confine creates nothing outside the workspace (DESIGN.md §4).
+        if !create.is_empty() && !p.starts_with(ws) {
+            return Err(
+                "doesn't exist, and confine creates placeholders only inside the workspace",
+            );
+        }
         for c in create {
-            Self::push_new(&mut view.create, &c);
+            if seen.create.insert(c.path.clone()) {
+                view.create.push(c);
+            }
         }
         for pin in between {
-            Self::push_new(&mut view.pins, &pin);
+            if seen.pins.insert(pin.clone()) {
+                view.pins.push(pin);
+            }
         }
         match target {
-            None => Self::push_new(&mut view.protect, p),
+            None => {
+                if seen.protect.insert(p.to_path_buf()) {
+                    view.protect.push(p.to_path_buf());
+                }
+            }
             // What the link points to, if it is inside a write grant, must not
             // become writable through its own path either.
             Some(Some(t)) if t != p => {
                 if view.binds.iter().any(|b| b.write && t.starts_with(&b.path)) {
-                    Self::plan_protect(&t, view)?;
+                    Self::plan_protect(&t, dir, ws, view, seen)?;
                 }
             }
             Some(_) => {}
         }
         Ok(())
-    }
-
-    fn push_new(v: &mut Vec<PathBuf>, p: &Path) {
-        if !v.iter().any(|x| x == p) {
-            v.push(p.to_path_buf());
-        }
     }
 
     /// In host network mode, name resolution must keep working: when
@@ -1147,7 +1197,7 @@ impl Plan {
         for (path, why) in &fs.unprotectable {
             gaps.push(Gap {
                 what: format!("filesystem.protect {}", path.display()),
-                why: format!("{why}; only existing files and directories can be protected"),
+                why: why.to_string(),
             });
         }
         let l = Self::limits(p);

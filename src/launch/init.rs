@@ -21,6 +21,8 @@ use crate::sandbox::{caps::Caps, landlock, limits, mounts, namespaces, seccomp, 
 /// Everything the init needs, prepared by the supervisor before the fork.
 pub struct InitArgs<'a> {
     pub plan: &'a Plan,
+    /// What the supervisor found at each path of the mount view.
+    pub expect: &'a mounts::Expect,
     pub caps: Caps,
     pub rlimits: limits::Rlimits,
     pub exec: ExecArgs,
@@ -119,7 +121,7 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     }
 
     // Step 6: the mount view, before Landlock forbids mount changes.
-    if let Err(e) = mounts::build(&plan.filesystem.mounts) {
+    if let Err(e) = mounts::build(&plan.filesystem.mounts, a.expect) {
         fail(err, "mounts", e);
     }
 

@@ -27,7 +27,9 @@ use serde_json::json;
 use crate::audit::Audit;
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
-use crate::sandbox::{caps, cgroup, limits, mounts, namespaces};
+use std::os::fd::AsFd;
+
+use crate::sandbox::{caps, cgroup, fsfd, limits, mounts, namespaces, placeholders};
 
 /// Exit status when `limits.wall_time` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
@@ -83,10 +85,11 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     audit
         .record("launch", launch_record(plan))
         .map_err(|e| setup("audit", "writing the launch record", e))?;
-    let made = mounts::create_placeholders(&plan.filesystem.mounts, plan.user.uid, plan.user.gid)
-        .map_err(|e| setup("placeholders", "filesystem.protect", e))?;
-    let result = launch(plan, &audit.sandbox);
-    mounts::remove_created(&made);
+    let result = prepare_host(plan).and_then(|host| {
+        let r = launch(plan, &audit.sandbox, &host.expect);
+        host.lease.release();
+        r
+    });
     let record = match &result {
         Ok(o) => audit.record("exit", o.record()),
         Err(e) => audit.record("refused", json!({ "why": e.to_string() })),
@@ -95,6 +98,55 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
         eprintln!("confine: audit log (writing the exit record): {e}");
     }
     result.map(|o| o.code)
+}
+
+/// What the supervisor holds on the host for the run (DESIGN.md §4,
+/// host-side rules).
+struct Host {
+    /// This sandbox's share of the workspace's placeholders.
+    lease: placeholders::Lease,
+    /// What each path of the mount view is, for the init to find again.
+    expect: mounts::Expect,
+}
+
+/// Opens the workspace once, makes the placeholders of protected paths
+/// that don't exist yet (beneath the workspace's descriptor), and records
+/// what every path of the view is.
+fn prepare_host(plan: &Plan) -> Result<Host, LaunchError> {
+    let ws_what = || format!("workspace {}", plan.workspace.display());
+    let ws = fsfd::open_with(
+        None,
+        &plan.workspace,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+    )
+    .map_err(|e| setup("workspace", ws_what(), e))?;
+    // The plan chose the agent's user from the workspace's owner, by path:
+    // the directory opened now must be owned by the same user.
+    if plan.user.spec == "workspace-owner" {
+        let st = fsfd::stat(ws.as_fd()).map_err(|e| setup("workspace", ws_what(), e))?;
+        if st.st_uid != plan.user.uid {
+            return Err(setup(
+                "workspace",
+                ws_what(),
+                "it was replaced after confine checked it (its owner changed)",
+            ));
+        }
+    }
+    let m = &plan.filesystem.mounts;
+    let lease = placeholders::acquire(
+        ws.as_fd(),
+        &plan.workspace,
+        &m.create,
+        (plan.user.uid, plan.user.gid),
+    )
+    .map_err(|e| setup("placeholders", "filesystem.protect", e))?;
+    match mounts::identify(m) {
+        Ok(expect) => Ok(Host { lease, expect }),
+        Err(e) => {
+            lease.release();
+            Err(setup("mounts", "checking the granted paths", e))
+        }
+    }
 }
 
 /// What the supervisor saw of the sandbox's end.
@@ -157,7 +209,7 @@ fn launch_record(plan: &Plan) -> serde_json::Value {
     })
 }
 
-fn launch(plan: &Plan, id: &str) -> Result<Outcome, LaunchError> {
+fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, LaunchError> {
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
@@ -214,6 +266,7 @@ fn launch(plan: &Plan, id: &str) -> Result<Outcome, LaunchError> {
             drop(go_w);
             let args = init::InitArgs {
                 plan,
+                expect,
                 caps,
                 rlimits,
                 exec,

@@ -4,9 +4,11 @@
 pub mod caps;
 pub mod cgroup;
 pub mod env;
+pub mod fsfd;
 pub mod landlock;
 pub mod limits;
 pub mod mounts;
 pub mod namespaces;
+pub mod placeholders;
 pub mod seccomp;
 pub mod user;

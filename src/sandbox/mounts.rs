@@ -17,8 +17,11 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use super::fsfd::{self, Identity};
 
 /// One granted path, bound from the host at the same place.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -47,18 +50,54 @@ pub struct View {
     /// Protected paths that are symlinks: an empty read-only file is mounted
     /// on the link itself, so it can be neither followed nor replaced.
     pub masks: Vec<PathBuf>,
-    /// Directories the launcher creates on the host before the launch (and
-    /// removes afterwards if still empty), parents first: mount points for
-    /// protected paths that don't exist yet.
-    pub create: Vec<PathBuf>,
+    /// What the launcher creates in the workspace before the launch, parents
+    /// first: mount points for protected paths that don't exist yet (see
+    /// [`super::placeholders`], which shares them among the sandboxes on a
+    /// workspace and removes them after the last).
+    pub create: Vec<Placeholder>,
     /// The private /tmp: (size in bytes, exec).
     pub tmp: Option<(u64, bool)>,
     /// Size of the private /dev/shm.
     pub shm_size: u64,
+    /// How the standard devices get into /dev.
+    pub devices: Devices,
 }
 
-/// The devices every sandbox gets (DESIGN.md §2), bound from the host.
-pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// A path inside the workspace that holds the place of a protected path
+/// which doesn't exist yet.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Placeholder {
+    pub path: PathBuf,
+    /// An empty directory; else an empty regular file.
+    pub dir: bool,
+}
+
+/// Where the sandbox's /dev/null, zero, ... come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Devices {
+    /// Nodes of the sandbox's own, made with mknod on its /dev tmpfs (needs
+    /// real root): a chmod inside changes nothing on the host.
+    #[default]
+    Own,
+    /// Own nodes where mknod works, else the host's bound (only when the
+    /// agent isn't uid 0: bound nodes belong to root, and only their owner
+    /// could chmod them).
+    OwnOrBind,
+    /// The host's nodes, bound (an unprivileged user namespace can't mknod).
+    Bind,
+}
+
+/// The devices every sandbox gets (DESIGN.md §2), with their fixed
+/// character device numbers (the kernel's devices.txt).
+pub const DEVICES: [(&str, u32, u32); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 /// A failed mount step: which one, on what path, why.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +207,10 @@ struct Tree {
     /// the path still reaches that mount's root without any symlink; what
     /// lies beneath it is looked up again.) All under [`NEWROOT`].
     made: Vec<PathBuf>,
+    /// The trees bound so far (host path, descriptor of the mounted tree's
+    /// root), parents first: what lies beneath them is the host's, reached
+    /// only through these descriptors.
+    trees: Vec<(PathBuf, OwnedFd)>,
 }
 
 impl Tree {
@@ -221,31 +264,127 @@ impl Tree {
         self.made.retain(|d| !(d.starts_with(at) && d != at));
     }
 
-    /// Whether `dir` (in the new root) is the root or a directory made
-    /// here: reached without any symlink on the way.
-    fn checked(&self, dir: &Path) -> bool {
-        dir == Path::new(NEWROOT) || self.made.iter().any(|d| d == dir)
+    /// Where a mount at `path` goes: onto the entry of an already mounted
+    /// tree when one covers `path` (opened beneath that mount's descriptor,
+    /// never created: it is the host's), else onto a mount point made in the
+    /// new root's own tmpfs (a directory, or an empty file when `dir` is
+    /// false).
+    fn target(&mut self, path: &Path, dir: bool) -> Result<OwnedFd, MountError> {
+        if let Some((base, fd)) = self.covering(path) {
+            let rel = path.strip_prefix(base).unwrap_or(Path::new(""));
+            return fsfd::open(Some(fd.as_fd()), rel).map_err(err("opening mount point", path));
+        }
+        self.mount_point(path, dir)?;
+        fsfd::open(None, &under(NEWROOT, path)).map_err(err("opening mount point", path))
+    }
+
+    /// The deepest mounted tree at or above `path`.
+    fn covering(&self, path: &Path) -> Option<(&Path, &OwnedFd)> {
+        self.trees
+            .iter()
+            .rev()
+            .filter(|(p, _)| path.starts_with(p))
+            .max_by_key(|(p, _)| p.as_os_str().len())
+            .map(|(p, fd)| (p.as_path(), fd))
     }
 
     /// Binds host `path` at the same place in the new root with the given
-    /// flags, recursively.
-    fn bind(&mut self, path: &Path, set: u64, clr: u64) -> Result<(), MountError> {
-        let is_dir = std::fs::metadata(under(OLDROOT, path))
-            .map_err(err("reading", path))?
-            .is_dir();
-        self.bind_as(path, is_dir, set, clr)
+    /// flags, recursively, from a descriptor opened once: the host path is
+    /// opened without following symlinks and must still be the object the
+    /// supervisor checked (`expect`), and the mount is cloned from that
+    /// descriptor and attached onto another, so no later lookup can be
+    /// redirected.
+    fn bind(
+        &mut self,
+        path: &Path,
+        expect: Option<Identity>,
+        set: u64,
+        clr: u64,
+    ) -> Result<(), MountError> {
+        let src = fsfd::open(None, &under(OLDROOT, path)).map_err(err("opening", path))?;
+        let id = fsfd::identity(src.as_fd()).map_err(err("reading", path))?;
+        if let Some(e) = expect {
+            same(&e, &id, path)?;
+        }
+        let tree = fsfd::clone_tree(src.as_fd()).map_err(err("binding", path))?;
+        fsfd::set_flags(tree.as_fd(), set, clr).map_err(err("setting mount flags on", path))?;
+        let onto = self.target(path, id.is_dir())?;
+        fsfd::attach(&tree, onto.as_fd()).map_err(err("binding", path))?;
+        self.mounted(&under(NEWROOT, path));
+        self.trees.push((path.to_path_buf(), tree));
+        Ok(())
     }
 
-    /// [`Tree::bind`] for a path already known to be a directory or not.
-    fn bind_as(&mut self, path: &Path, dir: bool, set: u64, clr: u64) -> Result<(), MountError> {
-        let src = under(OLDROOT, path);
-        let dst = under(NEWROOT, path);
-        self.mount_point(path, dir)?;
-        mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)
-            .map_err(err("binding", path))?;
-        self.mounted(&dst);
-        setattr(&dst, set, clr, true).map_err(err("setting mount flags on", path))
+    /// Mounts a copy of what is at `path` (inside an already mounted tree)
+    /// onto itself, with `set` added to its flags: a pin (`set` empty: a
+    /// mount point can be neither renamed nor removed) or a protection
+    /// (read-only). Opened beneath the covering tree without following
+    /// symlinks, checked against `expect`, mounted by descriptor.
+    fn cover(&mut self, path: &Path, expect: Option<Identity>, set: u64) -> Result<(), MountError> {
+        let Some((base, fd)) = self.covering(path) else {
+            return Err(err("finding the grant of", path)(
+                io::Error::from_raw_os_error(libc::ENOENT),
+            ));
+        };
+        let rel = path.strip_prefix(base).unwrap_or(Path::new(""));
+        let at = fsfd::open(Some(fd.as_fd()), rel).map_err(err("opening", path))?;
+        if let Some(e) = expect {
+            let id = fsfd::identity(at.as_fd()).map_err(err("reading", path))?;
+            same(&e, &id, path)?;
+        }
+        let tree = fsfd::clone_tree(at.as_fd()).map_err(err("binding", path))?;
+        if set != 0 {
+            fsfd::set_flags(tree.as_fd(), set, 0).map_err(err("setting mount flags on", path))?;
+        }
+        fsfd::attach(&tree, at.as_fd()).map_err(err("binding", path))
     }
+}
+
+/// Refuses a path that is no longer the object the supervisor checked.
+fn same(expect: &Identity, got: &Identity, path: &Path) -> Result<(), MountError> {
+    if expect.dev == got.dev && expect.ino == got.ino && expect.kind == got.kind {
+        return Ok(());
+    }
+    Err(MountError {
+        step: "checking",
+        path: path.to_path_buf(),
+        source: io::Error::other(
+            "it was replaced after confine checked it (another process is changing it)",
+        ),
+    })
+}
+
+/// What the supervisor found at each path of the view, to be found again by
+/// the init in the sandbox's mount namespace (where the supervisor's
+/// descriptors can't be mounted from: a mount can only be cloned within
+/// its own namespace).
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub binds: Vec<Identity>,
+    pub pins: Vec<Identity>,
+    pub protect: Vec<Identity>,
+}
+
+/// Opens every bind, pin and protected path of `view` once, without
+/// following symlinks, and records what each is (host-side, before the
+/// sandbox exists; after the placeholders are made).
+///
+/// # Errors
+/// A path that can't be opened that way: gone, or a symlink now.
+pub fn identify(view: &View) -> Result<Expect, MountError> {
+    let id = |p: &PathBuf| -> Result<Identity, MountError> {
+        let fd = fsfd::open(None, p).map_err(err("opening", p))?;
+        fsfd::identity(fd.as_fd()).map_err(err("reading", p))
+    };
+    Ok(Expect {
+        binds: view
+            .binds
+            .iter()
+            .map(|b| id(&b.path))
+            .collect::<Result<_, _>>()?,
+        pins: view.pins.iter().map(id).collect::<Result<_, _>>()?,
+        protect: view.protect.iter().map(id).collect::<Result<_, _>>()?,
+    })
 }
 
 fn mkdir(p: &Path) -> io::Result<()> {
@@ -262,11 +401,13 @@ fn mknod_file(p: &Path) -> io::Result<()> {
 }
 
 /// Builds the view and enters it. Afterwards `/` is the new root and the
-/// host's tree is gone from this mount namespace.
+/// host's tree is gone from this mount namespace. `expect` is what the
+/// supervisor found at each path ([`identify`]): a path that is something
+/// else now is refused.
 ///
 /// # Errors
 /// The first mount step that fails, with its path.
-pub fn build(view: &View) -> Result<(), MountError> {
+pub fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
     let root = Path::new("/");
     // Nothing done here may propagate back to the host.
     mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None)
@@ -301,7 +442,7 @@ pub fn build(view: &View) -> Result<(), MountError> {
     let mut tree = Tree::default();
     proc_and_dev(&mut tree, view)?;
 
-    for b in &view.binds {
+    for (i, b) in view.binds.iter().enumerate() {
         let mut set = NOSUID | NODEV;
         let mut clr = 0;
         if b.write {
@@ -314,45 +455,38 @@ pub fn build(view: &View) -> Result<(), MountError> {
         } else {
             set |= NOEXEC;
         }
-        tree.bind(&b.path, set, clr)?;
+        tree.bind(&b.path, expect.binds.get(i).copied(), set, clr)?;
     }
     for (link, target) in &view.links {
-        let at = under(NEWROOT, link);
-        // Under a checked parent, symlink's own EEXIST says that a grant is
-        // there already; elsewhere look first, as the parent may be reached
-        // through a symlink (and then the link is not ours to make).
-        let checked = at.parent().is_some_and(|p| tree.checked(p));
-        if !checked {
-            if std::fs::symlink_metadata(&at).is_ok() {
-                continue;
-            }
-            if let Some(parent) = link.parent() {
-                tree.mount_point(parent, true)?;
-            }
+        // Beneath a bound tree the host's own entries show; nothing is
+        // made there.
+        if link.parent().is_some_and(|p| tree.covering(p).is_some()) {
+            continue;
         }
+        let at = under(NEWROOT, link);
+        if let Some(parent) = link.parent() {
+            tree.mount_point(parent, true)?;
+        }
+        // EEXIST: a grant's mount point is there already.
         match std::os::unix::fs::symlink(target, &at) {
-            Err(e) if checked && e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             r => r.map_err(err("creating symlink", link))?,
         }
     }
-    for p in &view.pins {
-        let at = under(NEWROOT, p);
-        no_symlink_on(&at).map_err(err("pinning", p))?;
-        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None)
-            .map_err(err("pinning", p))?;
+    // Parents first, each looked up through the mounts made before it, so
+    // a protected path is reached through its pinned parents.
+    for (i, p) in view.pins.iter().enumerate() {
+        tree.cover(p, expect.pins.get(i).copied(), 0)?;
     }
-    for p in &view.protect {
-        let at = under(NEWROOT, p);
-        no_symlink_on(&at).map_err(err("protecting", p))?;
-        mount(Some(&at), &at, None, libc::MS_BIND | libc::MS_REC, None)
-            .map_err(err("protecting", p))?;
-        setattr(&at, RDONLY | NOSUID | NODEV, 0, true).map_err(err("making read-only", p))?;
+    for (i, p) in view.protect.iter().enumerate() {
+        tree.cover(p, expect.protect.get(i).copied(), RDONLY | NOSUID | NODEV)?;
     }
     if !view.masks.is_empty() {
-        mask_symlinks(&view.masks)?;
+        mask_symlinks(&tree, &view.masks)?;
     }
 
     // Enter the new root and drop the host's tree from this namespace.
+    drop(tree);
     enter(newroot)?;
     // The root itself holds only mount points and symlinks.
     mount(
@@ -366,142 +500,72 @@ pub fn build(view: &View) -> Result<(), MountError> {
     Ok(())
 }
 
-/// Fails if any component of `path` (in the new root) is a symlink: a
-/// workspace is the agent's, and a mount must land exactly where planned.
-fn no_symlink_on(path: &Path) -> io::Result<()> {
-    let rel = path.strip_prefix(NEWROOT).unwrap_or(path);
-    let mut cur = PathBuf::from(NEWROOT);
-    for c in rel.components() {
-        cur.push(c);
-        if std::fs::symlink_metadata(&cur)?.file_type().is_symlink() {
-            return Err(io::Error::from_raw_os_error(libc::ELOOP));
-        }
-    }
-    Ok(())
-}
-
-/// Mounts an empty read-only file on each symlink itself (the new mount API
-/// doesn't follow a target's final symlink; mount(2) would).
-fn mask_symlinks(links: &[PathBuf]) -> Result<(), MountError> {
+/// Mounts an empty read-only file on each symlink itself: the link's
+/// directory is opened beneath its grant without following symlinks, and
+/// the mount is attached onto the link's name in it, which move_mount
+/// doesn't follow.
+fn mask_symlinks(tree: &Tree, links: &[PathBuf]) -> Result<(), MountError> {
     let empty = Path::new("/empty");
     std::fs::File::create(empty).map_err(err("creating", empty))?;
-    let c = cstr(empty).map_err(err("opening", empty))?;
-    // SAFETY: c is a valid C string; OPEN_TREE_CLONE makes a detached copy.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(err("cloning", empty)(io::Error::last_os_error()));
-    }
-    // SAFETY: the fd was just returned to us.
-    let tree = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-    setattr_fd(&tree, RDONLY | NOSUID | NODEV | NOEXEC).map_err(err("making read-only", empty))?;
+    let file = fsfd::open(None, empty).map_err(err("opening", empty))?;
+    let master = fsfd::clone_tree(file.as_fd()).map_err(err("cloning", empty))?;
+    fsfd::set_flags(master.as_fd(), RDONLY | NOSUID | NODEV | NOEXEC, 0)
+        .map_err(err("making read-only", empty))?;
     for link in links {
-        let at = under(NEWROOT, link);
-        let parent = at.parent().unwrap_or(Path::new(NEWROOT));
-        no_symlink_on(parent).map_err(err("masking", link))?;
-        let t = cstr(&at).map_err(err("masking", link))?;
+        let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else {
+            continue;
+        };
+        let Some((base, fd)) = tree.covering(parent) else {
+            return Err(err("finding the grant of", link)(
+                io::Error::from_raw_os_error(libc::ENOENT),
+            ));
+        };
+        let rel = parent.strip_prefix(base).unwrap_or(Path::new(""));
+        let dir = fsfd::open(Some(fd.as_fd()), rel).map_err(err("masking", link))?;
         // Each symlink gets its own clone of the empty file.
-        // SAFETY: an empty path with AT_EMPTY_PATH refers to the fd itself.
-        let one = unsafe {
-            libc::syscall(
-                libc::SYS_open_tree,
-                std::os::fd::AsRawFd::as_raw_fd(&tree),
-                c"".as_ptr(),
-                libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as u32,
-            )
-        };
-        if one < 0 {
-            return Err(err("cloning", empty)(io::Error::last_os_error()));
-        }
-        // SAFETY: the fd was just returned to us.
-        let one =
-            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(one as i32) };
-        // SAFETY: valid fd and C strings; without MOVE_MOUNT_T_SYMLINKS the
-        // target's final symlink is not followed: the mount covers the link.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                std::os::fd::AsRawFd::as_raw_fd(&one),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        if r != 0 {
-            return Err(err("masking symlink", link)(io::Error::last_os_error()));
-        }
+        let one = fsfd::clone_tree(master.as_fd()).map_err(err("cloning", empty))?;
+        fsfd::attach_at(&one, dir.as_fd(), Path::new(name))
+            .map_err(err("masking symlink", link))?;
     }
     Ok(())
 }
 
-fn setattr_fd(fd: &std::os::fd::OwnedFd, set: u64) -> io::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: a valid fd with AT_EMPTY_PATH and a valid mount_attr.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            std::os::fd::AsRawFd::as_raw_fd(fd),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Creates the placeholder directories of `view.create` on the host, owned
-/// by the agent; returns those actually created, for [`remove_created`].
-///
-/// # Errors
-/// A directory can't be created (or a symlink is in the way).
-pub fn create_placeholders(view: &View, uid: u32, gid: u32) -> Result<Vec<PathBuf>, MountError> {
-    let mut made = Vec::new();
-    for d in &view.create {
-        match std::fs::symlink_metadata(d) {
-            Ok(m) if m.is_dir() => continue,
-            Ok(_) => {
-                return Err(err("creating placeholder", d)(
-                    io::Error::from_raw_os_error(libc::EEXIST),
-                ));
+/// The standard devices: nodes of the sandbox's own where it can make them,
+/// so that nothing done to them inside (chmod, utime, xattrs as `user:
+/// root`) reaches the host's; else the host's, bound (the only place nodev
+/// is lifted).
+fn devices(tree: &mut Tree, how: Devices) -> Result<(), MountError> {
+    let dev = Path::new("/dev");
+    for (name, major, minor) in DEVICES {
+        let p = dev.join(name);
+        if how != Devices::Bind {
+            let c = cstr(&under(NEWROOT, &p)).map_err(err("creating device", &p))?;
+            // SAFETY: c is a valid C string; the device number names one of
+            // the kernel's fixed memory/tty character devices.
+            let r = unsafe {
+                libc::mknod(
+                    c.as_ptr(),
+                    libc::S_IFCHR | 0o666,
+                    libc::makedev(major, minor),
+                )
+            };
+            if r == 0 {
+                // mknod applies the umask; the mode must be exact.
+                // SAFETY: as above; chmod doesn't follow anything but c.
+                check(unsafe { libc::chmod(c.as_ptr(), 0o666) })
+                    .map_err(err("creating device", &p))?;
+                continue;
             }
-            Err(_) => {}
-        }
-        std::fs::create_dir(d).map_err(err("creating placeholder", d))?;
-        made.push(d.clone());
-        let c = cstr(d).map_err(err("creating placeholder", d))?;
-        // SAFETY: c is a valid C string; lchown doesn't follow symlinks.
-        if unsafe { libc::lchown(c.as_ptr(), uid, gid) } != 0 {
             let e = io::Error::last_os_error();
-            // Unprivileged, the directory is the caller's already.
-            if e.raw_os_error() != Some(libc::EPERM) {
-                return Err(err("creating placeholder", d)(e));
+            // A device cgroup or a container may forbid mknod: bind the
+            // host's node instead, when that is allowed.
+            if how == Devices::Own || e.raw_os_error() != Some(libc::EPERM) {
+                return Err(err("creating device", &p)(e));
             }
         }
+        tree.bind(&p, None, NOSUID | NOEXEC, NODEV | RDONLY)?;
     }
-    Ok(made)
-}
-
-/// Removes placeholders left empty, deepest first.
-pub fn remove_created(made: &[PathBuf]) {
-    for d in made.iter().rev() {
-        let _ = std::fs::remove_dir(d);
-    }
+    Ok(())
 }
 
 /// /proc, /dev (the standard devices bound from the host, a private devpts
@@ -533,12 +597,7 @@ fn proc_and_dev(tree: &mut Tree, view: &View) -> Result<(), MountError> {
     )
     .map_err(err("mounting tmpfs on", dev))?;
     tree.mounted(&dev_at);
-    for d in DEVICES {
-        let p = dev.join(d);
-        // Devices are the one place nodev is lifted. They are not
-        // directories: no need to look at the host's first.
-        tree.bind_as(&p, false, NOSUID | NOEXEC, NODEV | RDONLY)?;
-    }
+    devices(tree, view.devices)?;
     let pts = dev.join("pts");
     tree.mount_point(&pts, true)?;
     mount(

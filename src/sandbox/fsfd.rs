@@ -1,0 +1,207 @@
+//! Paths opened once: the file-descriptor primitives behind DESIGN.md §4's
+//! host-side rules.
+//!
+//! Whatever a workspace writer controls (a concurrent sandbox on the same
+//! workspace, another agent, the user) can change between two system calls.
+//! So confine's privileged steps never look a path up twice: they open it
+//! once with `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)` (and
+//! `RESOLVE_BENEATH` when relative to a directory already opened), check
+//! what they got with `fstat` on that descriptor, and act on the descriptor
+//! from then on: mounts are cloned from it (`open_tree`) and attached onto
+//! another descriptor (`move_mount`), never by path.
+//!
+//! Every function here is a thin, checked wrapper around one system call.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+
+/// What an opened path is: enough to tell later that a descriptor opened
+/// elsewhere (in another mount namespace) is the same object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    /// `S_IFMT` bits of the mode.
+    pub kind: u32,
+}
+
+impl Identity {
+    pub fn is_dir(&self) -> bool {
+        self.kind == libc::S_IFDIR
+    }
+
+    pub fn is_reg(&self) -> bool {
+        self.kind == libc::S_IFREG
+    }
+}
+
+fn cstr(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Opens `path` as an `O_PATH` descriptor without following any symlink or
+/// magic link on the way, the last component included (ELOOP). Relative to `dir` (and never escaping it) when
+/// given, else `path` must be absolute.
+///
+/// # Errors
+/// The errno of openat2: ELOOP when a symlink is on the way, ENOENT, EXDEV
+/// when a relative path would leave `dir`.
+pub fn open(dir: Option<BorrowedFd>, path: &Path) -> io::Result<OwnedFd> {
+    open_with(dir, path, OFlag::O_PATH)
+}
+
+/// [`open`] with other open flags (`O_PATH` is not added): for a directory
+/// whose entries will be created or removed through it, or a file to read.
+pub fn open_with(dir: Option<BorrowedFd>, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+    let mut resolve = ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+    let at = match dir {
+        Some(d) => {
+            resolve |= ResolveFlag::RESOLVE_BENEATH;
+            d.as_raw_fd()
+        }
+        None => libc::AT_FDCWD,
+    };
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(resolve);
+    // An empty relative path means the directory itself.
+    let path = if dir.is_some() && path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
+    let fd = nix::fcntl::openat2(at, path, how).map_err(io::Error::from)?;
+    // SAFETY: openat2 just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The identity of what `fd` refers to.
+///
+/// # Errors
+/// fstat's errno.
+pub fn identity(fd: BorrowedFd) -> io::Result<Identity> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)?;
+    Ok(Identity {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        kind: st.st_mode & libc::S_IFMT,
+    })
+}
+
+/// `fstat(2)` of `fd`.
+///
+/// # Errors
+/// fstat's errno.
+pub fn stat(fd: BorrowedFd) -> io::Result<libc::stat> {
+    nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)
+}
+
+/// A detached copy of the mount tree at `fd` (with everything mounted
+/// beneath it): `open_tree(fd, "", OPEN_TREE_CLONE | AT_RECURSIVE)`.
+///
+/// # Errors
+/// open_tree's errno (EINVAL when `fd` is in another mount namespace).
+pub fn clone_tree(fd: BorrowedFd) -> io::Result<OwnedFd> {
+    // SAFETY: a valid fd, an empty C string with AT_EMPTY_PATH; the flags
+    // make a detached copy and no memory is passed back.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::OPEN_TREE_CLONE
+                | libc::OPEN_TREE_CLOEXEC
+                | libc::AT_EMPTY_PATH as libc::c_uint
+                | libc::AT_RECURSIVE as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets and clears per-mount flags (`MOUNT_ATTR_*`) on the mount at `fd`
+/// and every mount beneath it (Linux 5.12).
+///
+/// # Errors
+/// mount_setattr's errno.
+pub fn set_flags(fd: BorrowedFd, set: u64, clr: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid fd with AT_EMPTY_PATH and a valid mount_attr of the
+    // size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Attaches the detached tree `tree` onto what `onto` refers to (a
+/// descriptor, never a path: nothing is looked up again).
+///
+/// # Errors
+/// move_mount's errno (ENOTDIR when a directory would cover a file or the
+/// other way round).
+pub fn attach(tree: &OwnedFd, onto: BorrowedFd) -> io::Result<()> {
+    attach_at(tree, onto, Path::new(""))
+}
+
+/// Attaches `tree` onto the entry `name` of the directory `dir`, without
+/// following `name` if it is a symlink (the mount then covers the link
+/// itself). An empty `name` means `dir` itself.
+///
+/// # Errors
+/// move_mount's errno.
+pub fn attach_at(tree: &OwnedFd, dir: BorrowedFd, name: &Path) -> io::Result<()> {
+    let c = cstr(name)?;
+    let mut flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
+    if name.as_os_str().is_empty() {
+        flags |= libc::MOVE_MOUNT_T_EMPTY_PATH;
+    }
+    // SAFETY: valid fds and a C string that outlives the call; without
+    // MOVE_MOUNT_T_SYMLINKS a final symlink is not followed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
