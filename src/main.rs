@@ -100,6 +100,9 @@ the command may not be executed; 127 when it was not found."
     },
     /// List the built-in profiles
     Profiles,
+    /// Remove what killed supervisors left behind (placeholders of protected
+    /// paths on workspaces where no sandbox is running)
+    Gc,
 }
 
 /// The process's entry, called by the C runtime in place of std's.
@@ -270,6 +273,13 @@ fn cli(args: Vec<OsString>) -> u8 {
                 print_out(&p.render_text())
             }
         }
+        Command::Gc => match confine::sandbox::placeholders::gc() {
+            Ok(lines) => print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>()),
+            Err(e) => {
+                eprintln!("confine: gc ({e})");
+                EXIT_REFUSED
+            }
+        },
         Command::Profiles => {
             let mut out = String::new();
             for (name, _) in profile::builtin::ALL {

@@ -1003,20 +1003,26 @@ impl Plan {
             .map(Path::to_path_buf)
             .collect();
         between.reverse();
+        // Every path the protection rests on is listed for the launch to
+        // make if it is missing then (a sandbox that ends may remove a
+        // placeholder another one saw); what exists now only tells its type.
         let mut create = Vec::new();
+        let mut missing = false;
         for a in &between {
             match std::fs::symlink_metadata(a) {
                 Ok(m) if m.file_type().is_symlink() => return Err("is reached through a symlink"),
                 Ok(m) if !m.is_dir() => return Err("is beneath something that isn't a directory"),
                 Ok(_) => {}
-                Err(_) => create.push(mounts::Placeholder {
-                    path: a.clone(),
-                    dir: true,
-                }),
+                Err(_) => missing = true,
             }
+            create.push(mounts::Placeholder {
+                path: a.clone(),
+                dir: true,
+            });
         }
         let target = match std::fs::symlink_metadata(p) {
             Err(_) => {
+                missing = true;
                 create.push(mounts::Placeholder {
                     path: p.to_path_buf(),
                     dir,
@@ -1029,13 +1035,22 @@ impl Plan {
                 }
                 Some(std::fs::canonicalize(p).ok())
             }
-            Ok(_) => None,
+            Ok(m) => {
+                create.push(mounts::Placeholder {
+                    path: p.to_path_buf(),
+                    dir: m.is_dir(),
+                });
+                None
+            }
         };
         // confine creates nothing outside the workspace (DESIGN.md §4).
-        if !create.is_empty() && !p.starts_with(ws) {
-            return Err(
-                "doesn't exist, and confine creates placeholders only inside the workspace",
-            );
+        if !p.starts_with(ws) {
+            if missing {
+                return Err(
+                    "doesn't exist, and confine creates placeholders only inside the workspace",
+                );
+            }
+            create.clear();
         }
         for c in create {
             if seen.create.insert(c.path.clone()) {

@@ -6,12 +6,13 @@ mod common;
 use common::*;
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::time::Duration;
 
 const PROFILE: &str = "version: 1
 extends: default
 filesystem:
   protect:
-    - \"{workspace}/.git/hooks\"
+    - \"{workspace}/.git/hooks/\"
     - \"{workspace}/.git/config\"
     - \"{workspace}/.git/linked\"
     - \"{workspace}/.env\"
@@ -142,4 +143,135 @@ fn protect_through_a_symlinked_parent_is_refused_under_strict() {
         show(&o)
     );
     assert!(!marker.exists(), "nothing may run");
+}
+
+const MISSING: &str = "version: 1
+extends: default
+filesystem:
+  protect: [\"{workspace}/.git/hooks/\", \"{workspace}/.git/config\", \"{workspace}/.env\"]
+";
+
+#[test]
+fn a_missing_path_is_held_by_a_file_unless_written_as_a_directory() {
+    if !can_run("a_missing_path_is_held_by_a_file_unless_written_as_a_directory") {
+        return;
+    }
+    let f = Fixture::new("protect-types");
+    let p = f.profile("missing", MISSING);
+    let o = f.sh(
+        p.to_str().unwrap(),
+        &format!(
+            "cd {} && for x in .env .git/config .git/hooks .git; do \
+               if [ -L $x ]; then t=link; elif [ -d $x ]; then t=dir; \
+               elif [ -f $x ] && [ ! -s $x ]; then t=empty-file; else t=other; fi; \
+               echo \"$x=$t\"; done; \
+             echo x > .git/description; echo git_writable=$?",
+            f.ws.display()
+        ),
+    );
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for want in [
+        ".env=empty-file",
+        ".git/config=empty-file",
+        ".git/hooks=dir",
+        ".git=dir",
+        "git_writable=0",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want}\n{}", show(&o));
+    }
+    // After the run: only what the agent made is left.
+    assert!(!f.ws.join(".env").exists() && !f.ws.join(".git/config").exists());
+    assert!(!f.ws.join(".git/hooks").exists());
+    assert!(f.ws.join(".git/description").exists());
+}
+
+/// The placeholders of a sandbox whose confine was SIGKILLed, on the host.
+fn killed_with_placeholders(f: &Fixture) {
+    let p = f.profile("missing", MISSING);
+    let mut s = f.spawn(p.to_str().unwrap(), &["/bin/sleep", "30"]);
+    assert!(poll(Duration::from_secs(10), || f.ws.join(".env").exists()));
+    s.signal(libc::SIGKILL);
+    s.finish();
+    // The sandbox dies with its supervisor (PDEATHSIG); its placeholders
+    // stay until someone who can tell they're confine's removes them.
+    assert!(f.ws.join(".env").exists() && f.ws.join(".git/hooks").is_dir());
+}
+
+#[test]
+fn a_killed_supervisors_placeholders_go_with_the_next_launch_there() {
+    if !can_run("a_killed_supervisors_placeholders_go_with_the_next_launch_there") {
+        return;
+    }
+    let f = Fixture::new("protect-killed");
+    killed_with_placeholders(&f);
+    // The sandbox's processes are gone (the live lock is released only
+    // then): wait for that before the next launch.
+    assert!(poll(Duration::from_secs(10), || {
+        f.run("default", &["/bin/true"]);
+        !f.ws.join(".env").exists()
+    }));
+    for p in [".env", ".git/config", ".git/hooks", ".git"] {
+        assert!(!f.ws.join(p).exists(), "{p} was left behind");
+    }
+}
+
+#[test]
+fn confine_gc_removes_only_placeholders_that_are_still_confines() {
+    if !can_run("confine_gc_removes_only_placeholders_that_are_still_confines") {
+        return;
+    }
+    let f = Fixture::new("protect-gc");
+    killed_with_placeholders(&f);
+    // The user replaces one placeholder with an empty file of their own
+    // (same name, same type, same size): not confine's any more.
+    fs::remove_file(f.ws.join(".env")).unwrap();
+    fs::write(f.ws.join(".env"), "").unwrap();
+    assert!(poll(Duration::from_secs(10), || {
+        let o = std::process::Command::new(bin())
+            .arg("gc")
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        !f.ws.join(".git/hooks").exists()
+    }));
+    assert!(!f.ws.join(".git/config").exists());
+    assert!(!f.ws.join(".git").exists());
+    assert!(f.ws.join(".env").exists(), "the user's own .env must stay");
+}
+
+#[test]
+fn a_missing_protected_path_outside_the_workspace_is_a_gap() {
+    if !can_run("a_missing_protected_path_outside_the_workspace_is_a_gap") {
+        return;
+    }
+    let f = Fixture::new("protect-outside");
+    let p = f.profile(
+        "outside",
+        &format!(
+            "version: 1\nextends: default\nfilesystem:\n  write: {{add: [\"{o}\"]}}\n  protect: [\"{o}/.env\"]\n",
+            o = f.outside.display()
+        ),
+    );
+    let o = f.run(p.to_str().unwrap(), &["/bin/true"]);
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).contains("only inside the workspace"),
+        "{}",
+        show(&o)
+    );
+    assert!(!f.outside.join(".env").exists());
+    // Control: once it exists, it is protected.
+    f.file(&f.outside.join(".env"), "A=1\n");
+    let o = f.sh(
+        p.to_str().unwrap(),
+        &format!("echo B=2 >> {}/.env; echo wrote=$?", f.outside.display()),
+    );
+    assert_status(&o, 0);
+    assert!(
+        stdout(&o).contains("wrote=1") || stdout(&o).contains("wrote=2"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(fs::read_to_string(f.outside.join(".env")).unwrap(), "A=1\n");
 }

@@ -50,10 +50,10 @@ pub struct View {
     /// Protected paths that are symlinks: an empty read-only file is mounted
     /// on the link itself, so it can be neither followed nor replaced.
     pub masks: Vec<PathBuf>,
-    /// What the launcher creates in the workspace before the launch, parents
-    /// first: mount points for protected paths that don't exist yet (see
-    /// [`super::placeholders`], which shares them among the sandboxes on a
-    /// workspace and removes them after the last).
+    /// The protected paths inside the workspace and the directories on the
+    /// way to them, parents first: the launcher makes each that is missing
+    /// at launch (see [`super::placeholders`], which shares them among the
+    /// sandboxes on a workspace and removes them after the last).
     pub create: Vec<Placeholder>,
     /// The private /tmp: (size in bytes, exec).
     pub tmp: Option<(u64, bool)>,

@@ -646,16 +646,29 @@ fn exists_as(dir: BorrowedFd, name: &CString, is_dir: bool, e: io::Error) -> io:
 
 /// Removes, deepest first, each recorded placeholder that is still the
 /// inode confine made and still empty; forgets those that are gone or
-/// changed (they are the agent's now) and keeps those that can't be
-/// reached just now.
+/// changed (they are the agent's now) and keeps in the record those that
+/// can't be reached just now.
 fn sweep(ws: BorrowedFd, ws_path: &Path, record: &mut Record) {
     let mut keep = Vec::new();
     for m in record.made.drain(..).rev() {
-        let Ok((dir, name)) = parent_of(ws, &m.path) else {
-            continue;
+        // Gone: nothing to do. Not reachable just now (a parent is a
+        // symlink this instant, or unreadable): kept for the next sweep.
+        let gone = |e: &io::Error| e.raw_os_error() == Some(libc::ENOENT);
+        let (dir, name) = match parent_of(ws, &m.path) {
+            Ok(d) => d,
+            Err(e) if gone(&e) => continue,
+            Err(_) => {
+                keep.push(m);
+                continue;
+            }
         };
-        let Ok(st) = stamp(dir.as_fd(), &name) else {
-            continue;
+        let st = match stamp(dir.as_fd(), &name) {
+            Ok(st) => st,
+            Err(e) if gone(&e) => continue,
+            Err(_) => {
+                keep.push(m);
+                continue;
+            }
         };
         let ours = st.dev == m.dev
             && st.ino == m.ino
