@@ -274,7 +274,13 @@ fn cli(args: Vec<OsString>) -> u8 {
             }
         }
         Command::Gc => match confine::sandbox::placeholders::gc() {
-            Ok(lines) => print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>()),
+            Ok(mut lines) => {
+                let cgroups = confine::sandbox::cgroup::sweep_all();
+                if cgroups > 0 {
+                    lines.push(format!("removed {cgroups} leftover cgroup(s)"));
+                }
+                print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())
+            }
             Err(e) => {
                 eprintln!("confine: gc ({e})");
                 EXIT_REFUSED

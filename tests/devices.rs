@@ -37,7 +37,9 @@ fn device_nodes_are_the_sandboxs_own_even_for_root() {
         (format!("{}:{}", m.dev(), m.ino()), m.rdev())
     };
     for d in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let inside = seen.get(d).unwrap_or_else(|| panic!("no {d}\n{}", show(&o)));
+        let inside = seen
+            .get(d)
+            .unwrap_or_else(|| panic!("no {d}\n{}", show(&o)));
         let (host_id, rdev) = host(d);
         let parts: Vec<&str> = inside.split(':').collect();
         assert_ne!(
@@ -57,9 +59,24 @@ fn device_nodes_are_the_sandboxs_own_even_for_root() {
         assert_eq!(parts[4], "666", "/dev/{d} mode\n{}", show(&o));
     }
     // The attempts fail (read-only /dev), the controls work.
-    assert_ne!(seen.get("chmod").map(String::as_str), Some("0"), "{}", show(&o));
-    assert_ne!(seen.get("touch").map(String::as_str), Some("0"), "{}", show(&o));
-    assert_eq!(seen.get("write").map(String::as_str), Some("0"), "{}", show(&o));
+    assert_ne!(
+        seen.get("chmod").map(String::as_str),
+        Some("0"),
+        "{}",
+        show(&o)
+    );
+    assert_ne!(
+        seen.get("touch").map(String::as_str),
+        Some("0"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(
+        seen.get("write").map(String::as_str),
+        Some("0"),
+        "{}",
+        show(&o)
+    );
     assert!(out.contains("00000000"), "{}", show(&o));
     assert!(out.lines().any(|l| l.trim() == "8"), "{}", show(&o));
     // And the host's node is untouched.

@@ -238,24 +238,95 @@ fn a_killed_supervisors_cgroup_is_swept_by_the_next_launch() {
     };
     let stale = parent.join(format!("confine-test-stale-{}", std::process::id()));
     let fresh = parent.join(format!("confine-test-fresh-{}", std::process::id()));
+    let held = parent.join(format!("confine-test-held-{}", std::process::id()));
     std::fs::create_dir(&stale).unwrap();
     std::fs::create_dir(&fresh).unwrap();
-    // Two minutes old, as a killed supervisor's would be.
-    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
-    std::fs::File::open(&stale)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    std::fs::create_dir(&held).unwrap();
+    // Ten seconds old, as a killed supervisor's would be a moment later.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+    for d in [&stale, &held] {
+        std::fs::File::open(d).unwrap().set_modified(old).unwrap();
+    }
+    // A live supervisor holds its cgroup's lock, even while it is empty
+    // (before the sandbox is moved in): as old, but held.
+    let lock = std::fs::File::open(&held).unwrap();
+    // SAFETY: flock on an fd we own.
+    assert_eq!(
+        unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&lock),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        },
+        0
+    );
 
     let o = f.sh(p.to_str().unwrap(), "true");
     assert_status(&o, 0);
     let stale_left = stale.exists();
     let fresh_left = fresh.exists();
+    let held_left = held.exists();
+    drop(lock);
     let _ = std::fs::remove_dir(&stale);
     let _ = std::fs::remove_dir(&fresh);
+    let _ = std::fs::remove_dir(&held);
     assert!(!stale_left, "a stale empty cgroup must be swept");
     assert!(
         fresh_left,
         "a fresh one (a concurrent launch's) must be left alone"
     );
+    assert!(held_left, "one its supervisor holds must be left alone");
+}
+
+#[test]
+fn a_sigkilled_supervisors_cgroup_goes_within_seconds() {
+    let name = "a_sigkilled_supervisors_cgroup_goes_within_seconds";
+    let l = confine::sandbox::cgroup::Limits {
+        pids: Some(32),
+        ..Default::default()
+    };
+    if !can_run(name) || !enforceable(name, "limits.pids", &l) {
+        return;
+    }
+    let f = Fixture::new("limits-killed");
+    let p = f.profile("lim", "version: 1\nextends: default\nlimits: {pids: 32}\n");
+    let mut s = f.spawn(p.to_str().unwrap(), &["/bin/sleep", "30"]);
+    // The sandbox's own cgroup directories, from its init's /proc entry.
+    let sup = s.pid();
+    let mine = poll_for(std::time::Duration::from_secs(10), || {
+        let kids = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).ok()?;
+        let init = kids.split_whitespace().next()?.to_string();
+        let text = std::fs::read_to_string(format!("/proc/{init}/cgroup")).ok()?;
+        let dirs: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+                path.contains("confine-")
+                    .then(|| (ctrls.to_string(), path.to_string()))
+            })
+            .flat_map(|(ctrls, path)| {
+                let roots: Vec<String> = if ctrls.is_empty() {
+                    vec!["unified".into(), String::new()]
+                } else {
+                    ctrls.split(',').map(String::from).collect()
+                };
+                roots
+                    .into_iter()
+                    .map(move |r| format!("/sys/fs/cgroup/{r}{path}").replace("//", "/"))
+            })
+            .filter(|d| std::path::Path::new(d).is_dir())
+            .collect();
+        (!dirs.is_empty()).then_some(dirs)
+    })
+    .expect("the sandbox's cgroup appears");
+    s.signal(libc::SIGKILL);
+    s.finish();
+    // Launches with limits sweep; within a few seconds (no minute-long
+    // grace) the killed one's cgroup is gone.
+    let gone = poll(std::time::Duration::from_secs(15), || {
+        assert_status(&f.sh(p.to_str().unwrap(), "true"), 0);
+        mine.iter().all(|d| !std::path::Path::new(d).exists())
+    });
+    assert!(gone, "left: {mine:?}");
 }

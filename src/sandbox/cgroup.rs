@@ -716,6 +716,9 @@ pub fn placements() -> Vec<(&'static str, Result<Placement, String>)> {
 #[derive(Debug)]
 struct Dir {
     path: PathBuf,
+    /// The directory, locked for as long as this sandbox lives
+    /// ([`lock_dir`]).
+    _lock: Option<OwnedFd>,
     mechanism: Mechanism,
     /// v1: every controller bound to the hierarchy; v2: those we need.
     controllers: Vec<String>,
@@ -729,36 +732,84 @@ impl Dir {
     }
 }
 
-/// How old an empty `confine-*` cgroup must be before a later launch takes it
-/// for the leftover of a supervisor that was killed (SIGKILL leaves no chance
-/// to clean up): far longer than the moment between creating a cgroup and
-/// moving the sandbox in.
-const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+/// How old a `confine-*` cgroup must be before a later launch may take it
+/// for the leftover of a killed supervisor: covers only the moment between
+/// its creator's mkdir and its flock.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Removes empty `confine-*` cgroups under `parent` older than
-/// [`STALE_AFTER`]. rmdir of a cgroup with processes fails, so a live
-/// sandbox's is never touched.
-fn sweep_stale(parent: &Path) {
+/// Opens a sandbox cgroup's directory and takes the exclusive `flock` its
+/// supervisor holds for the whole run: the kernel drops it when the
+/// supervisor (and the sandbox's init, which inherits it) are gone, however
+/// they end, so whoever can take it knows the cgroup is a leftover.
+fn lock_dir(path: &Path) -> io::Result<OwnedFd> {
+    let fd = crate::sandbox::fsfd::open_with(
+        None,
+        path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+    )?;
+    // SAFETY: flock on an fd we own.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Removes the `confine-*` cgroups under `parent` that no supervisor holds
+/// (see [`lock_dir`]). rmdir of a cgroup that still has processes fails, so
+/// nothing alive loses its cgroup; a cgroup younger than [`STALE_AFTER`]
+/// is left to its creator, which may not have locked it yet.
+pub fn sweep_stale(parent: &Path) -> usize {
     let Ok(entries) = fs::read_dir(parent) else {
-        return;
+        return 0;
     };
+    let mut removed = 0;
     for e in entries.flatten() {
         if !e.file_name().to_string_lossy().starts_with("confine-") {
             continue;
         }
         let path = e.path();
-        let empty =
-            fs::read_to_string(path.join("cgroup.procs")).is_ok_and(|p| p.trim().is_empty());
-        let old = e
+        let young = e
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_AFTER);
-        if empty && old {
-            let _ = fs::remove_dir(&path);
+            .is_none_or(|age| age < STALE_AFTER);
+        if young {
+            continue;
+        }
+        // Held: its supervisor is alive. The lock is dropped with the fd,
+        // after the rmdir.
+        let Ok(_held) = lock_dir(&path) else {
+            continue;
+        };
+        if fs::remove_dir(&path).is_ok() {
+            removed += 1;
         }
     }
+    removed
+}
+
+/// `confine gc`: sweeps every place this confine would create sandbox
+/// cgroups in (its own cgroup in each hierarchy, and a delegated v2
+/// parent); returns how many leftovers were removed.
+pub fn sweep_all() -> usize {
+    let layout = Layout::discover();
+    let mut parents: Vec<PathBuf> = layout.v1.iter().filter_map(|h| h.dir.clone()).collect();
+    if let Some(v2) = &layout.v2 {
+        parents.push(v2.dir.clone());
+        if let Some(up) = &v2.up {
+            parents.push(up.dir.clone());
+        }
+    }
+    parents.sort();
+    parents.dedup();
+    parents.iter().map(|p| sweep_stale(p)).sum()
 }
 
 /// The cgroup of one sandbox: a directory `confine-<id>` in each hierarchy
@@ -896,8 +947,19 @@ impl Cgroup {
                 Err(_) if w.stats_only => continue,
                 Err(e) => return Err(io_err("creating", &path, e)),
             }
+            // Locked at once: a sweeping launch treats unlocked ones
+            // older than STALE_AFTER as leftovers.
+            let lock = match lock_dir(&path) {
+                Ok(fd) => Some(fd),
+                Err(_) if w.stats_only => None,
+                Err(e) => {
+                    let _ = fs::remove_dir(&path);
+                    return Err(io_err("locking", &path, e));
+                }
+            };
             cg.dirs.push(Dir {
                 path: path.clone(),
+                _lock: lock,
                 mechanism: w.mechanism,
                 controllers: w.controllers,
                 stats_only: w.stats_only,
@@ -1711,6 +1773,7 @@ mod tests {
             leaf: None,
             dirs: vec![Dir {
                 path: path.clone(),
+                _lock: None,
                 mechanism: Mechanism::V2,
                 controllers: Vec::new(),
                 stats_only: false,
