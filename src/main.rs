@@ -120,6 +120,14 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
     // the supervisor while the agent runs.
     // SAFETY: changes a signal disposition; nothing else runs yet.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // `run` supervises: the signals it forwards are blocked from its first
+    // instruction, so one that arrives while it prepares is neither lost
+    // nor fatal to it (its event loop takes it), and none arrives between
+    // the sandbox's end and confine's.
+    // SAFETY: argv holds argc valid C strings.
+    if argc > 1 && unsafe { CStr::from_ptr(*argv.add(1)) }.to_bytes() == b"run" {
+        confine::launch::signals::block();
+    }
     open_standard_fds();
     let args = (0..usize::try_from(argc).unwrap_or(0)).map(|i| {
         // SAFETY: the C runtime passes `argc` valid, NUL-terminated strings

@@ -337,3 +337,57 @@ fn exit_status_is_agents_not_an_orphans() {
     assert_status(&o, 4);
     assert!(f.ws.join("orphan-ran").exists());
 }
+
+/// Finding 2 of the reliability review: the supervisor must enforce
+/// `wall_time` while the sandbox is still being set up (a grant on a hung
+/// network filesystem). The hang is made by stopping the init (SIGSTOP)
+/// before it has started the agent; confine must still end by itself at
+/// `wall_time` + `grace`, with 124, and the agent never runs.
+#[test]
+fn wall_time_runs_while_setup_hangs() {
+    if !can_run("wall_time_runs_while_setup_hangs") {
+        return;
+    }
+    let f = Fixture::new("setup-hang");
+    let p = f.profile(
+        "wall",
+        "version: 1\nextends: default\nlimits: {wall_time: 1s, grace: 1s}\n",
+    );
+    let marker = f.ws.join("agent-ran");
+    let script = format!("touch {}; sleep 30", marker.display());
+    for _attempt in 0..20 {
+        let mut sb = f.spawn_sh(p.to_str().unwrap(), &script);
+        let sup = sb.pid();
+        // Catch the init as soon as it exists (its setup takes milliseconds).
+        let start = std::time::Instant::now();
+        let mut init = None;
+        while init.is_none() && start.elapsed() < Duration::from_secs(2) {
+            init = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
+                .ok()
+                .and_then(|k| k.split_whitespace().next()?.parse::<i32>().ok());
+        }
+        let init = init.expect("the sandbox's init appears");
+        // SAFETY: kill of a process this test started (the init is confine's
+        // child, and confine is ours); not reaped while confine runs.
+        unsafe { libc::kill(init, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(100));
+        if marker.exists() {
+            // Too late: the agent already ran. Try again.
+            drop(sb);
+            let _ = std::fs::remove_file(&marker);
+            continue;
+        }
+        // The setup is stuck for good; wall_time must end it.
+        let ended = poll(Duration::from_secs(15), || !sb.running());
+        if !ended {
+            // SAFETY: as above; let the test's guard reap it.
+            unsafe { libc::kill(init, libc::SIGKILL) };
+        }
+        assert!(ended, "confine did not end while the setup hung");
+        let o = sb.output();
+        assert_status(&o, 124);
+        assert!(!marker.exists(), "the agent must not run\n{}", show(&o));
+        return;
+    }
+    panic!("could not stop the init during its setup in 20 attempts");
+}

@@ -15,6 +15,8 @@
 pub mod agent;
 pub mod init;
 pub mod report;
+pub mod signals;
+pub mod supervisor;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -35,15 +37,6 @@ use crate::sandbox::{caps, cgroup, fsfd, limits, mounts, namespaces, placeholder
 pub const EXIT_TIMEOUT: u8 = 124;
 /// Exit status when confine refused or failed before the command started.
 pub const EXIT_REFUSED: u8 = 125;
-
-/// The signals the supervisor passes on to the sandbox.
-const FORWARDED: [libc::c_int; 5] = [
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGWINCH,
-];
 
 /// Why a launch failed before the command ran.
 #[derive(Debug, thiserror::Error)]
@@ -248,13 +241,20 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
     // The child waits on this until the supervisor has set it up from
     // outside (uid/gid maps): nothing inside runs before that.
     let (go_r, go_w) = report::pipe().map_err(|e| setup("prepare", "start pipe", e))?;
-    let mask = block_signals();
+    // Blocked since main for `run`; again here for any other caller.
+    signals::block();
+    let sigfd = signals::signalfd().map_err(|e| setup("prepare", "signalfd", e))?;
+    // Asked to stop while preparing: don't start what would only be stopped.
+    if let Some(sig) = signals::pending_stop() {
+        return Err(setup(
+            "signal",
+            "launch",
+            format!("{} arrived before the command started", signals::name(sig)),
+        ));
+    }
     let started = Instant::now();
 
-    let child = namespaces::clone_into(ns).map_err(|e| {
-        restore_signals(&mask);
-        clone_error(ns, e)
-    })?;
+    let child = namespaces::clone_into(ns).map_err(|e| clone_error(ns, e))?;
     let pid = match child {
         namespaces::Cloned::Child => {
             // The sandbox's copy of the cgroup handle must never clean up
@@ -270,7 +270,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
                 caps,
                 rlimits,
                 exec,
-                forwarded: &FORWARDED,
+                forwarded: &signals::FORWARDED,
             };
             init::run(
                 args,
@@ -301,10 +301,9 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
     };
     if let Err(e) = outside() {
         // The child is still waiting: end it before it does anything.
-        send(pid, None, libc::SIGKILL);
+        supervisor::send(pid, None, libc::SIGKILL);
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-        restore_signals(&mask);
         return Err(e);
     }
     drop(go_w);
@@ -320,8 +319,17 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         Some(unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
     };
 
-    let report = report::read(err_r);
-    let (code, mut reason) = supervise(pid, pidfd.as_ref(), plan, started, cg.as_ref());
+    let ended = supervisor::run(supervisor::Watch {
+        pid,
+        pidfd,
+        signals: sigfd,
+        report: err_r,
+        wall_time: plan.limits.wall_time_ms.map(Duration::from_millis),
+        grace: Duration::from_millis(plan.limits.grace_ms),
+        started,
+        cgroup: cg.as_ref(),
+    });
+    let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     let mut stats = None;
     if let Some(cg) = cg {
         if cg.oom_killed() && reason != "timeout" {
@@ -334,7 +342,6 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         }
     }
     drop(alive_w);
-    restore_signals(&mask);
     let mut outcome = Outcome {
         cgroup: stats,
         code,
@@ -347,14 +354,13 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         outcome.reason = "signaled";
     }
     match report {
-        Ok(report::Report::Running) => Ok(outcome),
-        Ok(report::Report::Refused { step, why }) => Err(LaunchError::Refused { step, why }),
-        Ok(report::Report::ExecFailed { code, why }) => {
+        report::Report::Running => Ok(outcome),
+        report::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),
+        report::Report::ExecFailed { code, why } => {
             eprintln!("confine: {why}");
             outcome.code = code;
             Ok(outcome)
         }
-        Err(e) => Err(setup("report", "error pipe", e)),
     }
 }
 
@@ -443,127 +449,7 @@ fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
     })
 }
 
-/// Blocks the forwarded signals and SIGCHLD: the supervisor takes them with
-/// sigtimedwait, and the init inherits the mask and does the same.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: sigset operations on local, initialized sets.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: old was filled by sigprocmask.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
-}
-
-fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
-    match pidfd {
-        // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
-        Some(fd) => unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0u32,
-            );
-        },
-        // The init is our unreaped child, so its pid can't be reused yet.
-        // SAFETY: kill with integer arguments.
-        None => unsafe {
-            libc::kill(pid, sig);
-        },
-    }
-}
-
-/// Waits for the init, forwarding signals and enforcing `wall_time`.
-/// Returns confine's exit status and the reason the sandbox ended.
-fn supervise(
-    pid: libc::pid_t,
-    pidfd: Option<&OwnedFd>,
-    plan: &Plan,
-    started: Instant,
-    cg: Option<&cgroup::Cgroup>,
-) -> (u8, &'static str) {
-    // SAFETY: sigset operations on a local, initialized set.
-    let set = unsafe {
-        let mut s: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut s);
-        libc::sigaddset(&mut s, libc::SIGCHLD);
-        for sig in FORWARDED {
-            libc::sigaddset(&mut s, sig);
-        }
-        s
-    };
-    let mut deadline = plan
-        .limits
-        .wall_time_ms
-        .map(|ms| started + Duration::from_millis(ms));
-    let mut timed_out = false;
-    let mut killed = false;
-    loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            if timed_out {
-                return (EXIT_TIMEOUT, "timeout");
-            }
-            if libc::WIFSIGNALED(status) {
-                // The init never dies of a signal by itself: someone killed it.
-                return (exit_code(status), "killed");
-            }
-            return (exit_code(status), "exited");
-        }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let sig = match timeout {
-            Some(t) => {
-                let ts = libc::timespec {
-                    tv_sec: t.as_secs() as libc::time_t,
-                    tv_nsec: t.subsec_nanos() as libc::c_long,
-                };
-                // SAFETY: set and ts are valid; NULL info is allowed.
-                unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) }
-            }
-            // SAFETY: set is valid; NULL info is allowed.
-            None => unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) },
-        };
-        if sig > 0 {
-            if sig != libc::SIGCHLD {
-                send(pid, pidfd, sig);
-            }
-            continue;
-        }
-        let e = std::io::Error::last_os_error().raw_os_error();
-        if e != Some(libc::EAGAIN) {
-            continue;
-        }
-        // The deadline passed.
-        if !timed_out {
-            timed_out = true;
-            send(pid, pidfd, libc::SIGTERM);
-            deadline = Some(Instant::now() + Duration::from_millis(plan.limits.grace_ms));
-        } else if !killed {
-            killed = true;
-            send(pid, pidfd, libc::SIGKILL);
-            if let Some(cg) = cg {
-                // The outside guarantee, next to the PID namespace's.
-                let _ = cg.kill_all();
-            }
-            deadline = None;
-        }
-    }
-}
-
+/// confine's exit status for the init's wait status.
 fn exit_code(status: libc::c_int) -> u8 {
     if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status) as u8

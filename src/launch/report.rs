@@ -7,7 +7,7 @@
 //! record is one `write(2)` of at most PIPE_BUF bytes, so it arrives whole.
 //! End of file with no record means the command is running.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// What the supervisor learns from the pipe.
@@ -92,15 +92,70 @@ pub fn exec_failed(fd: RawFd, code: u8, path: &[u8], errno: i32) {
     r.send(fd);
 }
 
-/// Reads the one record, or end of file, from the read end.
+/// The supervisor's side: reads the one record, or end of file, as it
+/// arrives, without blocking (the event loop polls the pipe).
+pub struct Reader {
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl Reader {
+    /// Makes `fd` non-blocking for [`Reader::read_available`].
+    pub fn new(fd: &OwnedFd) -> Reader {
+        // SAFETY: fcntl flag changes on an fd we own.
+        unsafe {
+            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        Reader {
+            buf: Vec::with_capacity(MAX),
+            eof: false,
+        }
+    }
+
+    /// Reads what the pipe holds now. A read error counts as the end: the
+    /// report is then whatever arrived.
+    pub fn read_available(&mut self, fd: &OwnedFd) {
+        let mut chunk = [0u8; MAX];
+        while !self.eof {
+            // SAFETY: chunk is a valid buffer of its length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            match n {
+                0 => self.eof = true,
+                n if n > 0 => {
+                    // A record is at most MAX bytes; more is not a report.
+                    let room = (MAX + 1).saturating_sub(self.buf.len());
+                    self.buf.extend_from_slice(&chunk[..(n as usize).min(room)]);
+                }
+                _ => match io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EAGAIN) => return,
+                    _ => self.eof = true,
+                },
+            }
+        }
+    }
+
+    /// End of file was seen: nothing more will come.
+    pub fn at_end(&self) -> bool {
+        self.eof
+    }
+
+    /// The report, from what arrived.
+    pub fn finish(&self) -> Report {
+        parse(&self.buf)
+    }
+}
+
+/// Reads the one record, or end of file, from the read end (blocking).
 ///
 /// # Errors
 /// A read error on the pipe.
-pub fn read(fd: OwnedFd) -> io::Result<Report> {
+#[cfg(test)]
+fn read(fd: OwnedFd) -> io::Result<Report> {
     let mut f = std::fs::File::from(fd);
     let mut buf = Vec::with_capacity(MAX);
-    f.read_to_end(&mut buf)?;
-    let _ = f.as_raw_fd();
+    std::io::Read::read_to_end(&mut f, &mut buf)?;
     Ok(parse(&buf))
 }
 

@@ -1,0 +1,185 @@
+//! The supervisor's event loop: from the moment the sandbox exists until
+//! its init has been reaped, one `poll` over every source of events, so
+//! that signals are forwarded and `wall_time` runs during setup too (a
+//! grant on a hung network filesystem can't make confine unstoppable).
+//!
+//! Sources, each an fd:
+//! - the signalfd of the forwarded signals and SIGCHLD ([`signals`]);
+//! - the init's pidfd, readable once it has exited;
+//! - the setup report pipe ([`report`]), until end of file.
+//!
+//! Timers (`wall_time`, then `grace`) are the poll timeout. A new source
+//! (a control socket, the egress proxy's pipe) is one more fd in
+//! [`Loop::fds`] and one more arm in [`Loop::run`].
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::{report, signals};
+use crate::sandbox::cgroup;
+
+/// What the loop watches.
+pub struct Watch<'a> {
+    /// The init, our child.
+    pub pid: libc::pid_t,
+    pub pidfd: Option<OwnedFd>,
+    /// The signalfd, created (with the signals blocked) before the clone.
+    pub signals: OwnedFd,
+    /// The setup report pipe's read end.
+    pub report: OwnedFd,
+    /// `limits.wall_time`, from `started`.
+    pub wall_time: Option<Duration>,
+    pub grace: Duration,
+    pub started: Instant,
+    pub cgroup: Option<&'a cgroup::Cgroup>,
+}
+
+/// How the sandbox ended, as the supervisor saw it.
+pub struct Ended {
+    /// confine's exit status, from the init's wait status.
+    pub code: u8,
+    /// `exited`, `killed` or `timeout`.
+    pub reason: &'static str,
+    /// What the setup report said.
+    pub report: report::Report,
+}
+
+struct Loop<'a> {
+    w: Watch<'a>,
+    report: report::Reader,
+    deadline: Option<Instant>,
+    timed_out: bool,
+    killed: bool,
+}
+
+/// Runs the loop until the init has been reaped.
+pub fn run(w: Watch) -> Ended {
+    let deadline = w.wall_time.map(|t| w.started + t);
+    let mut l = Loop {
+        report: report::Reader::new(&w.report),
+        w,
+        deadline,
+        timed_out: false,
+        killed: false,
+    };
+    l.run()
+}
+
+impl Loop<'_> {
+    fn fds(&self) -> Vec<libc::pollfd> {
+        let p = |fd: &OwnedFd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = vec![p(&self.w.signals)];
+        if let Some(fd) = &self.w.pidfd {
+            fds.push(p(fd));
+        }
+        if !self.report.at_end() {
+            fds.push(p(&self.w.report));
+        }
+        fds
+    }
+
+    fn run(&mut self) -> Ended {
+        loop {
+            if let Some(status) = self.reaped() {
+                return self.ended(status);
+            }
+            let timeout = self.deadline.map_or(-1, |d| {
+                let left = d.saturating_duration_since(Instant::now());
+                // Rounded up, so the deadline has passed when poll returns.
+                i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
+            });
+            let mut fds = self.fds();
+            // SAFETY: fds is a valid array of pollfds for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                // EINTR (a signal not in the signalfd's set): look again.
+                continue;
+            }
+            if !self.report.at_end() && fds.last().is_some_and(|f| f.revents != 0) {
+                self.report.read_available(&self.w.report);
+            }
+            while let Some(sig) = signals::read(&self.w.signals) {
+                // SIGCHLD: the reap at the top of the loop looks.
+                if sig != libc::SIGCHLD {
+                    send(self.w.pid, self.w.pidfd.as_ref(), sig);
+                }
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                self.escalate();
+            }
+        }
+    }
+}
+
+/// `wall_time` ran out: SIGTERM to the whole tree, then after `grace`
+/// SIGKILL, to the init and through the cgroup.
+impl Loop<'_> {
+    fn escalate(&mut self) {
+        if !self.timed_out {
+            self.timed_out = true;
+            send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGTERM);
+            self.deadline = Some(Instant::now() + self.w.grace);
+        } else if !self.killed {
+            self.killed = true;
+            send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGKILL);
+            if let Some(cg) = self.w.cgroup {
+                // The outside guarantee, next to the PID namespace's.
+                let _ = cg.kill_all();
+            }
+            self.deadline = None;
+        }
+    }
+
+    /// The init's wait status, once it has exited (and is reaped now).
+    fn reaped(&self) -> Option<libc::c_int> {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer; the init is our child.
+        let r = unsafe { libc::waitpid(self.w.pid, &mut status, libc::WNOHANG) };
+        (r == self.w.pid).then_some(status)
+    }
+
+    fn ended(&mut self, status: libc::c_int) -> Ended {
+        // Every writer of the report is gone with the init's namespace:
+        // what is in the pipe now is all there is.
+        self.report.read_available(&self.w.report);
+        let report = self.report.finish();
+        let (code, reason) = if self.timed_out {
+            (super::EXIT_TIMEOUT, "timeout")
+        } else if libc::WIFSIGNALED(status) {
+            // The init never dies of a signal by itself: someone killed it.
+            (super::exit_code(status), "killed")
+        } else {
+            (super::exit_code(status), "exited")
+        };
+        Ended {
+            code,
+            reason,
+            report,
+        }
+    }
+}
+
+/// Sends `sig` to the init: by pidfd, so it can't reach a recycled pid.
+pub fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
+    match pidfd {
+        // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
+        Some(fd) => unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            );
+        },
+        // The init is our unreaped child, so its pid can't be reused yet.
+        // SAFETY: kill with integer arguments.
+        None => unsafe {
+            libc::kill(pid, sig);
+        },
+    }
+}
