@@ -115,6 +115,17 @@ the command may not be executed; 127 when it was not found."
 /// below: SIGPIPE ignored, fds 0-2 open, stdout flushed at the end.
 #[no_mangle]
 extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // First of all, before any argument or profile is read: a setuid,
+    // setgid or file-capability copy of confine would run every local
+    // user's command with its owner's privileges.
+    if let Some(e) = confine::sandbox::process::elevated() {
+        eprintln!(
+            "confine: setuid, setgid or file-capability execution ({e}): this copy of confine \
+             would run any caller's command with its owner's privileges; hint: remove the bits \
+             and capabilities (chmod u-s,g-s; setcap -r) and run confine as root or as yourself"
+        );
+        return libc::c_int::from(EXIT_REFUSED);
+    }
     // Ignored, as std's entry does (the agent gets the default back): a
     // closed stdout or stderr is an EPIPE to handle, not a silent death of
     // the supervisor while the agent runs.

@@ -315,6 +315,11 @@ pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
     }
     let mut warnings = Vec::new();
     lint(&p, &mut warnings);
+    let abi = target_abi(crate::probe::landlock_abi()).unwrap_or(0);
+    let resolved = grants
+        .iter()
+        .map(|(real, (written, _))| (written.as_path(), real.as_path()));
+    warnings.extend(socket_warnings(&p, ws.as_deref(), resolved, abi));
     Ok(warnings)
 }
 
@@ -585,6 +590,70 @@ fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
     }
 }
 
+/// Warnings for the grants that put host unix sockets within the agent's
+/// reach ([`crate::host_sockets`]); `grants` are (as written, resolved).
+fn socket_warnings<'a>(
+    p: &Profile,
+    ws: Option<&Path>,
+    grants: impl IntoIterator<Item = (&'a Path, &'a Path)>,
+    abi: u32,
+) -> Vec<Warning> {
+    let restricted = ll::restricts_unix_connect(abi);
+    let private_tmp = p.filesystem.tmp.is_some();
+    let mut out = Vec::new();
+    for (written, real) in grants {
+        let Some(why) = crate::host_sockets::exposure(real, restricted, private_tmp) else {
+            continue;
+        };
+        let via = if written == real {
+            real.display().to_string()
+        } else {
+            format!("{} -> {}", written.display(), real.display())
+        };
+        let message = if std::fs::symlink_metadata(real).is_ok_and(|m| m.is_dir()) {
+            format!("{via} {why}: {}", crate::host_sockets::advice(abi))
+        } else {
+            format!("{via} {why}")
+        };
+        out.push(match grant_origin(p, ws, written) {
+            Some((item, key)) => Warning::at(item, &key, message),
+            None => Warning {
+                key: "filesystem".into(),
+                at: written.display().to_string(),
+                message,
+            },
+        });
+    }
+    out
+}
+
+/// The profile entry that grants `written` (a path as written, with
+/// `{workspace}` expanded), and its key.
+fn grant_origin<'a>(
+    p: &'a Profile,
+    ws: Option<&Path>,
+    written: &Path,
+) -> Option<(&'a Sourced<PathSpec>, String)> {
+    let lists = [
+        ("filesystem.read", &p.filesystem.read),
+        ("filesystem.write", &p.filesystem.write),
+        ("filesystem.exec", &p.filesystem.exec),
+    ];
+    for (key, list) in lists {
+        for (i, item) in list.iter().enumerate() {
+            if item.value.expand(ws).as_deref() == Some(written) {
+                let key = item
+                    .origin
+                    .as_ref()
+                    .map(|o| o.key.clone())
+                    .unwrap_or_else(|| format!("{key}[{i}]"));
+                return Some((item, key));
+            }
+        }
+    }
+    None
+}
+
 fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
     for (i, s) in p.syscalls.allow.iter().enumerate() {
         if s.value.0 == "clone3" {
@@ -705,6 +774,12 @@ impl Plan {
         let kernel_abi = crate::probe::landlock_abi();
         let abi = target_abi(kernel_abi)?;
         let fs = Self::filesystem(&p, &workspace, abi)?;
+        let resolved = fs
+            .grants
+            .iter()
+            .filter(|g| !g.implicit)
+            .map(|g| (g.written.as_path(), g.path.as_path()));
+        warnings.extend(socket_warnings(&p, Some(&workspace), resolved, abi));
         let audit_log = Self::audit_log(req, &p, &workspace)?;
         // From here on a refusal is also written to the audit log.
         let audited = |refusal: PlanError, not_enforceable: &[String]| PlanError::Audited {
@@ -913,16 +988,25 @@ impl Plan {
                         | ll::TRUNCATE
                         | ll::IOCTL_DEV;
                 }
+                let kind = if implicit {
+                    None
+                } else {
+                    std::fs::metadata(&path).ok().map(|m| m.file_type())
+                };
                 let is_dir = if implicit {
                     matches!(
                         path.to_str(),
                         Some("/proc" | "/tmp" | "/dev/pts" | "/dev/shm")
                     )
                 } else {
-                    path.is_dir()
+                    kind.is_some_and(|t| t.is_dir())
                 };
                 let access = if is_dir {
                     access
+                } else if kind.is_some_and(|t| std::os::unix::fs::FileTypeExt::is_socket(&t)) {
+                    // The profile names this socket: the agent may connect
+                    // to it, where Landlock controls that (ABI 9).
+                    ll::file_access(access) | ll::socket_access(abi)
                 } else {
                     ll::file_access(access)
                 };
@@ -1427,6 +1511,18 @@ impl Plan {
             )?;
             writeln!(o, "          {}", g.rights.join(" "))?;
         }
+        if crate::sandbox::landlock::restricts_unix_connect(ll.abi) {
+            writeln!(
+                o,
+                "  sockets the agent connects only to unix sockets its sandbox created and those a grant names (RESOLVE_UNIX)"
+            )?;
+        } else {
+            writeln!(
+                o,
+                "  sockets unix sockets inside these grants can be connected to: Landlock ABI {} doesn't restrict connect(2) (ABI 9 does); sockets elsewhere aren't in the view",
+                ll.abi
+            )?;
+        }
         match &self.filesystem.tmp {
             Some(t) => writeln!(
                 o,
@@ -1533,7 +1629,7 @@ fn target_abi(kernel: Option<u32>) -> Result<u32, PlanError> {
             refused(
                 ABI_OVERRIDE_ENV,
                 "environment",
-                "must be a number from 0 to 7",
+                "must be a number from 0 to 9",
             )
         })?;
         abi = abi.min(cap);

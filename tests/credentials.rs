@@ -560,3 +560,99 @@ fn signal_mask_and_dispositions_are_reset() {
     assert_eq!(field(&m, "yes", &o), "141", "{}", show(&o));
     assert!(!stderr(&o).contains("Broken pipe"), "{}", show(&o));
 }
+
+/// Whether `dir`'s filesystem honours setuid and setgid bits (not mounted
+/// nosuid), so a test that relies on them proves something.
+fn honours_setuid(dir: &Path) -> bool {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: an all-zero statvfs is valid and statvfs fills it; `c` is a
+    // NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_flag & libc::ST_NOSUID == 0
+}
+
+#[test]
+fn setuid_or_setgid_copy_of_confine_refuses_to_run() {
+    if !can_run("setuid_or_setgid_copy_of_confine_refuses_to_run") {
+        return;
+    }
+    let f = Fixture::new("cred-suid-confine");
+    // The copies live in a directory only root and the agent's group can
+    // enter, so no other user can run them while the test does.
+    let dir = f.root.join("privileged");
+    fs::create_dir(&dir).unwrap();
+    chown(&dir, Some(0), Some(AGENT_GID)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+    if !honours_setuid(&dir) {
+        skip_or_fail(
+            "setuid_or_setgid_copy_of_confine_refuses_to_run",
+            &format!("{} is on a nosuid filesystem", dir.display()),
+        );
+        return;
+    }
+    let marker = f.ws.join("ran");
+    let script = format!("id -u > {}", marker.display());
+
+    // Control: the normal binary, run by root, runs the command (as the
+    // workspace's owner).
+    let o = f.sh("default", &script);
+    assert_status(&o, 0);
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap_or_default(),
+        format!("{AGENT_UID}\n"),
+        "{}",
+        show(&o)
+    );
+    fs::remove_file(&marker).unwrap();
+
+    let mut variants: Vec<(&str, PathBuf)> = Vec::new();
+    for (name, mode) in [("setuid", 0o4755), ("setgid", 0o2755)] {
+        let copy = dir.join(format!("confine-{name}"));
+        fs::copy(bin(), &copy).unwrap();
+        chown(&copy, Some(0), Some(0)).unwrap();
+        // chown clears the bits: set them afterwards.
+        fs::set_permissions(&copy, fs::Permissions::from_mode(mode)).unwrap();
+        variants.push((name, copy));
+    }
+    // A copy with file capabilities is as privileged as a setuid one.
+    if Path::new("/usr/sbin/setcap").exists() {
+        let copy = dir.join("confine-filecaps");
+        fs::copy(bin(), &copy).unwrap();
+        let o = Command::new("/usr/sbin/setcap")
+            .arg("cap_dac_override,cap_sys_admin+ep")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        variants.push(("file capabilities", copy));
+    } else {
+        eprintln!("setcap is not installed: the file-capability copy is not tried");
+    }
+
+    for (name, copy) in &variants {
+        let o = setpriv_as_agent()
+            .arg("--")
+            .arg(copy)
+            .args(["run", "-p", "default", "-w"])
+            .arg(&f.ws)
+            .args(["--", "/bin/sh", "-c", &script])
+            .env("PATH", PATH)
+            .current_dir(&f.ws)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_status(&o, 125);
+        assert!(!marker.exists(), "the {name} copy ran the command");
+        assert!(o.stdout.is_empty(), "{name}\n{}", show(&o));
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one refusal line ({name})\n{}", show(&o));
+        assert!(lines[0].starts_with("confine: "), "{name}\n{}", show(&o));
+        assert!(
+            lines[0].contains("setuid") && lines[0].contains(&AGENT_UID.to_string()),
+            "{name}\n{}",
+            show(&o)
+        );
+    }
+}

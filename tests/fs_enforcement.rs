@@ -1183,3 +1183,211 @@ fn tmp_is_private() {
     assert_status(&o, 0);
     expect_status(&statuses(&o), "exists", "1", &o);
 }
+
+// ---------------------------------------------------------------------------
+// Standard descriptors and host sockets
+
+/// Changes the metadata of `file` beneath the directory open on the fd given
+/// as argv[1] (fchmodat, utimensat, and setxattr through /proc/self/fd),
+/// none of which Landlock checks; prints `op=OK|FAIL` on whichever of
+/// stdout and stderr isn't that fd.
+const STDIO_DIR_C: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+int main(int argc, char **argv) {
+    int fd = atoi(argv[1]);
+    int out = fd == 1 ? 2 : 1;
+    struct timespec epoch[2] = {{0, 0}, {0, 0}};
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d/file", fd);
+    dprintf(out, "chmod=%s\n", fchmodat(fd, "file", 0777, 0) == 0 ? "OK" : "FAIL");
+    dprintf(out, "utime=%s\n", utimensat(fd, "file", epoch, 0) == 0 ? "OK" : "FAIL");
+    dprintf(out, "setxattr=%s\n",
+            setxattr(path, "user.pwned", "1", 1, 0) == 0 ? "OK" : "FAIL");
+    return 0;
+}
+"#;
+
+/// (mode, mtime, user.pwned) of `p`.
+fn meta_of(p: &Path) -> (u32, i64, Option<Vec<u8>>) {
+    let m = fs::metadata(p).unwrap();
+    (m.mode() & 0o7777, m.mtime(), xattr(p))
+}
+
+/// A directory handed over as stdin, stdout or stderr would let the agent
+/// change modes, times and xattrs beneath it: that fd reaches the host's
+/// tree outside the mount view, and Landlock doesn't check those calls.
+/// confine refuses it (finding 11).
+#[test]
+fn directory_as_stdio_is_refused() {
+    let name = "directory_as_stdio_is_refused";
+    if !can_run(name) || !require_landlock(name, ABI) {
+        return;
+    }
+    let f = Fixture::new("fs-stdio-dir");
+    let Some(attack) = compile(&f, "stdio_dir", STDIO_DIR_C) else {
+        return;
+    };
+    let dir = f.outside.join("dir");
+    let victim = f.file(&dir.join("file"), "victim\n");
+    let before = meta_of(&victim);
+    let attack_s = attack.to_str().unwrap();
+
+    // Control: unconfined, as the agent's uid, the attack works.
+    {
+        use std::os::unix::process::CommandExt;
+        let o = std::process::Command::new(&attack)
+            .arg("0")
+            .stdin(fs::File::open(&dir).unwrap())
+            .uid(AGENT_UID)
+            .gid(AGENT_GID)
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "chmod=OK\nutime=OK\nsetxattr=OK\n",
+            "{}",
+            show(&o)
+        );
+        assert_ne!(meta_of(&victim), before);
+        fs::set_permissions(&victim, fs::Permissions::from_mode(before.0)).unwrap();
+        let o = std::process::Command::new("touch")
+            .arg("-d")
+            .arg(format!("@{}", before.1))
+            .arg(&victim)
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        let c = CString::new(victim.as_os_str().as_bytes()).unwrap();
+        // SAFETY: both strings are NUL-terminated.
+        unsafe { libc::removexattr(c.as_ptr(), c"user.pwned".as_ptr()) };
+        assert_eq!(meta_of(&victim), before);
+    }
+
+    // Control: a regular file as stdin still works.
+    let o = f
+        .command("default", &["/bin/cat"])
+        .stdin(fs::File::open(&victim).unwrap())
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "victim\n", "{}", show(&o));
+
+    for (fd, stream) in [(0, "stdin"), (1, "stdout"), (2, "stderr")] {
+        let mut c = f.command("default", &[attack_s, &fd.to_string()]);
+        let d = || fs::File::open(&dir).unwrap();
+        match fd {
+            0 => c.stdin(d()),
+            1 => c.stdout(d()),
+            _ => c.stderr(d()),
+        };
+        let o = c.output().unwrap();
+        assert_status(&o, 125);
+        assert_eq!(meta_of(&victim), before, "{stream}: the file changed");
+        // The refusal goes to stderr, unless that is the directory.
+        if fd != 2 {
+            let err = stderr(&o);
+            let lines: Vec<&str> = err.lines().collect();
+            assert_eq!(lines.len(), 1, "one refusal line\n{}", show(&o));
+            assert!(
+                lines[0].starts_with(&format!("confine: {stream} (fd {fd}): ")),
+                "{}",
+                show(&o)
+            );
+            assert!(lines[0].contains("directory"), "{}", show(&o));
+        }
+        assert!(!stdout(&o).contains("chmod="), "{}", show(&o));
+    }
+}
+
+/// Connects to each unix socket path given; prints `PATH OK|ERRNO`.
+const CONNECT_PY: &str = r#"
+import errno, socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(p)
+        print(p, "OK")
+    except OSError as e:
+        print(p, errno.errorcode[e.errno])
+"#;
+
+/// A host unix socket inside a read grant (finding 7): Landlock before ABI
+/// 9 doesn't restrict connect(2) to pathname sockets, nor does a read-only
+/// bind, so the agent reaches it (even with `network: none`) and confine
+/// says so; from ABI 9 the kernel refuses it. A socket outside every grant
+/// isn't in the view at all.
+#[test]
+fn host_unix_socket_in_a_read_grant() {
+    let name = "host_unix_socket_in_a_read_grant";
+    if !can_run(name) || !require_landlock(name, ABI) || !have(name, "/usr/bin/python3") {
+        return;
+    }
+    let f = Fixture::new("fs-sock");
+    let dir = f.root.join("sockets");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let granted = dir.join("srv.sock");
+    let hidden = f.outside.join("hidden.sock");
+    let _listeners: Vec<std::os::unix::net::UnixListener> = [&granted, &hidden]
+        .iter()
+        .map(|p| {
+            let l = std::os::unix::net::UnixListener::bind(p).unwrap();
+            fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
+            l
+        })
+        .collect();
+    let (g, h) = (granted.to_str().unwrap(), hidden.to_str().unwrap());
+
+    // Control: outside, as the agent's uid, both are connectable.
+    let o = as_agent_unconfined(&["/usr/bin/python3", "-c", CONNECT_PY, g, h]);
+    assert_status(&o, 0);
+    let m = labelled(&stdout(&o));
+    assert_eq!(m.get(g).map(String::as_str), Some("OK"), "{}", show(&o));
+    assert_eq!(m.get(h).map(String::as_str), Some("OK"), "{}", show(&o));
+
+    let profile = f.profile(
+        "sockets",
+        &format!(
+            "version: 1\nname: sockets\nextends: default\nnetwork: {{mode: none}}\n\
+             filesystem:\n  read: {{add: [\"{}\"]}}\n",
+            dir.display()
+        ),
+    );
+    let profile = profile.to_str().unwrap();
+    let o = f.run(profile, &["/usr/bin/python3", "-c", CONNECT_PY, g, h]);
+    assert_status(&o, 0);
+    let m = labelled(&stdout(&o));
+    // Not in the view: the mount view's answer.
+    assert_eq!(m.get(h).map(String::as_str), Some("ENOENT"), "{}", show(&o));
+    let warned = stderr(&o).lines().any(|l| {
+        l.starts_with("confine: warning: ")
+            && l.contains(&*dir.to_string_lossy())
+            && l.contains("unix socket")
+    });
+    if landlock_abi() >= 9 {
+        assert_eq!(m.get(g).map(String::as_str), Some("EACCES"), "{}", show(&o));
+    } else {
+        // The documented gap, and the warning that names it.
+        assert_eq!(m.get(g).map(String::as_str), Some("OK"), "{}", show(&o));
+        assert!(warned, "no warning about the socket\n{}", show(&o));
+        let o = std::process::Command::new(bin())
+            .args(["explain", "-p", profile, "-w"])
+            .arg(&f.ws)
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        assert!(stderr(&o).contains("unix socket"), "{}", show(&o));
+        assert!(stdout(&o).contains("unix sockets"), "{}", show(&o));
+        let o = std::process::Command::new(bin())
+            .args(["check", profile])
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+        assert!(stderr(&o).contains("unix socket"), "{}", show(&o));
+    }
+}

@@ -425,3 +425,140 @@ fn tmp_is_a_private_tmpfs() {
     );
     assert_eq!(std::fs::read_to_string(&host_file.0).unwrap(), "host");
 }
+
+/// `Key:\tvalue` of /proc/PID/status.
+fn status_field(pid: i32, key: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// `key=status` lines, as the probes below print them.
+fn exits(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What each of `pid`'s descriptors refers to, by number.
+fn fd_targets(pid: i32) -> BTreeMap<i32, String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_str()?.parse().ok()?;
+            let t = std::fs::read_link(e.path()).ok()?;
+            Some((n, t.display().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn init_holds_only_its_pipes_and_is_not_dumpable() {
+    if !can_run("init_holds_only_its_pipes_and_is_not_dumpable") {
+        return;
+    }
+    let f = Fixture::new("iso-init");
+    let log = f.root.join("audit.log");
+    let stray = f.file(&f.outside.join("stray"), "stray descriptor\n");
+    let stray_file = std::fs::File::open(&stray).unwrap();
+    let stray_fd = std::os::fd::AsRawFd::as_raw_fd(&stray_file);
+    let tok = token(1000);
+    // Inside: the init's environment and memory can't be opened; the
+    // control opens the agent's own shell's memory, which the same checks
+    // allow (same uid, dumpable).
+    let script = format!(
+        "cat /proc/1/environ >/dev/null 2>&1; echo in_environ=$?; \
+         (exec 3</proc/1/mem) 2>/dev/null; echo in_mem=$?; \
+         (exec 3</proc/$$/mem) 2>/dev/null; echo own_mem=$?; \
+         exec sleep {tok}"
+    );
+    let out = f.root.join("stdout");
+    let mut c = Command::new(bin());
+    c.args(["run", "-p", "default", "-w"])
+        .arg(&f.ws)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env("PATH", PATH)
+        .current_dir(&f.ws)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(f.root.join("stderr")).unwrap());
+    // A stray descriptor of the caller's, without CLOEXEC, on fd 7.
+    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(stray_fd, 7) == 7 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    };
+    let mut confine = HostProcess(c.spawn().unwrap());
+    let sup = confine.pid();
+    let agent = poll_for(Duration::from_secs(30), || {
+        processes_with_arg(&tok).first().map(|(pid, _)| *pid)
+    })
+    .expect("the agent never started");
+    let init: i32 = status_field(agent, "PPid").unwrap().parse().unwrap();
+    // Control: that is the sandbox's init, the supervisor's child.
+    assert_eq!(
+        status_field(init, "PPid").unwrap(),
+        sup.to_string(),
+        "{agent}'s parent {init} is not the supervisor's child"
+    );
+    let log_s = log.display().to_string();
+    let stray_s = stray.display().to_string();
+    // Control: the supervisor holds both the audit log and the stray fd,
+    // so the listing below would show them.
+    let held = fd_targets(sup);
+    assert!(held.values().any(|t| *t == log_s), "{held:?}");
+    assert_eq!(held.get(&7), Some(&stray_s), "{held:?}");
+
+    // Once the agent runs, the init needs one descriptor: the pipe that
+    // tells the supervisor the agent's status. Not the audit log, not the
+    // caller's stray fd, not the caller's stdio (the agent has its own).
+    let init_fds = fd_targets(init);
+    assert!(
+        init_fds.len() == 1 && init_fds.values().all(|t| t.starts_with("pipe:")),
+        "the init holds more than its status pipe: {init_fds:?}"
+    );
+
+    // Outside, as the agent's uid: the agent is dumpable and readable, the
+    // init, of the same uid, is neither.
+    let probe = format!(
+        "cat /proc/{init}/environ >/dev/null 2>&1; echo init_environ=$?; \
+         (exec 3</proc/{init}/mem) 2>/dev/null; echo init_mem=$?; \
+         cat /proc/{agent}/environ >/dev/null 2>&1; echo agent_environ=$?; \
+         (exec 3</proc/{agent}/mem) 2>/dev/null; echo agent_mem=$?"
+    );
+    let o = as_agent_unconfined(&["/bin/sh", "-c", &probe]);
+    assert_status(&o, 0);
+    let got = exits(&stdout(&o));
+    for (key, zero) in [
+        ("init_environ", false),
+        ("init_mem", false),
+        ("agent_environ", true),
+        ("agent_mem", true),
+    ] {
+        let v = got
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key}\n{}", show(&o)));
+        assert_eq!(v == "0", zero, "{key}\n{}", show(&o));
+    }
+
+    // SAFETY: kill with integer arguments; the supervisor is our unreaped child.
+    assert_eq!(unsafe { libc::kill(sup, libc::SIGTERM) }, 0);
+    assert!(poll(Duration::from_secs(30), || !confine.alive()));
+    let inside = std::fs::read_to_string(&out).unwrap();
+    let got = exits(&inside);
+    for (key, zero) in [("in_environ", false), ("in_mem", false), ("own_mem", true)] {
+        let v = got.get(key).unwrap_or_else(|| panic!("no {key}\n{inside}"));
+        assert_eq!(v == "0", zero, "{key}\n{inside}");
+    }
+    drop(stray_file);
+}

@@ -16,7 +16,7 @@ use super::agent::{self, ExecArgs};
 use super::report;
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
-use crate::sandbox::{caps::Caps, landlock, limits, mounts, namespaces, seccomp, user};
+use crate::sandbox::{caps::Caps, landlock, limits, mounts, namespaces, process, seccomp, user};
 
 /// Everything the init needs, prepared by the supervisor before the fork.
 pub struct InitArgs<'a> {
@@ -152,17 +152,8 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
 
     // Step 9: inherited descriptors never reach the agent. CLOEXEC rather
     // than close: the ruleset and the error pipe are still needed here.
-    // SAFETY: close_range with integer arguments only.
-    if unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    } != 0
-    {
-        fail(err, "close_range", std::io::Error::last_os_error());
+    if let Err(e) = process::cloexec_from(3) {
+        fail(err, "close_range", e);
     }
 
     // Step 10: credentials, in the order that leaves nothing to regain.
@@ -180,8 +171,12 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     if let Err(e) = c.clear().and_then(|_| c.verify()) {
         fail(err, "capabilities", e);
     }
-    // Credential changes reset PDEATHSIG.
+    // Credential changes reset PDEATHSIG, and dumpable (to
+    // fs.suid_dumpable, which may be 1).
     die_with_supervisor(err, alive);
+    if let Err(e) = process::set_undumpable() {
+        fail(err, "dumpable", e);
+    }
 
     // The agent's stack, while it shares our memory until its execve:
     // mapped before seccomp, after which nothing here allocates.
@@ -194,6 +189,12 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
     }
     if let Some(Err(e)) = ruleset.map(|r| r.restrict_self()) {
         fail(err, "landlock", e);
+    }
+    // The ruleset is used: from here on the init holds only the stdio it
+    // hands to the agent and its pipes to the supervisor. Not the audit
+    // log, not the caller's other descriptors, for the whole run.
+    if let Err(e) = process::close_all_except(&[0, 1, 2, err, alive, status_fd.as_raw_fd()]) {
+        fail(err, "close_range", e);
     }
     let log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
     if let Err(e) = seccomp::install(&plan.seccomp.filters.allowlist, log) {
@@ -209,9 +210,10 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
         Err(e) => fail(err, "fork", e),
     };
     // Only the agent may hold the error pipe now: its execve closes it and
-    // the supervisor sees end of file.
+    // the supervisor sees end of file. Its stdio is its own from here on.
     drop(err_fd);
     drop(alive_fd);
+    process::close_stdio();
     supervise(agent, a.forwarded, status_fd.as_raw_fd())
 }
 
@@ -220,10 +222,8 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
 /// memory behind /proc/1/cmdline and /proc/1/environ, which stays readable
 /// by anyone. The plan holds copies of everything the agent needs.
 fn hide_identity() -> std::io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    // Again after the uid switch, which resets it.
+    process::set_undumpable()?;
     // Into a buffer on the stack: the file is 52 numbers and a name of at
     // most 64 bytes, and read_to_string's size probe and growing reads cost
     // five more system calls.

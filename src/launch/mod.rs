@@ -31,7 +31,7 @@ use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use std::os::fd::AsFd;
 
-use crate::sandbox::{caps, cgroup, fsfd, limits, mounts, namespaces, placeholders};
+use crate::sandbox::{caps, cgroup, fsfd, limits, mounts, namespaces, placeholders, process};
 
 /// Exit status when `limits.wall_time` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
@@ -78,7 +78,11 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     audit
         .record("launch", launch_record(plan))
         .map_err(|e| setup("audit", "writing the launch record", e))?;
-    let result = prepare_host(plan).and_then(|host| {
+    // A directory as stdin, stdout or stderr would be the agent's way into
+    // the host's tree, around the mount view: refused before anything on
+    // the host changes.
+    let stdio = process::check_stdio().map_err(|e| setup(e.at, e.name, e.why));
+    let result = stdio.and_then(|()| prepare_host(plan)).and_then(|host| {
         let r = launch(plan, &audit.sandbox, &host.expect);
         host.lease.release();
         r

@@ -739,8 +739,9 @@ const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Opens a sandbox cgroup's directory and takes the exclusive `flock` its
 /// supervisor holds for the whole run: the kernel drops it when the
-/// supervisor (and the sandbox's init, which inherits it) are gone, however
-/// they end, so whoever can take it knows the cgroup is a leftover.
+/// supervisor is gone, however it ends (the sandbox's init closes its
+/// inherited copy, and dies with the supervisor), so whoever can take it
+/// knows the cgroup is a leftover.
 fn lock_dir(path: &Path) -> io::Result<OwnedFd> {
     let fd = crate::sandbox::fsfd::open_with(
         None,

@@ -45,8 +45,10 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use serde::{Deserialize, Serialize};
 
-/// The highest Landlock ABI whose rights confine knows and handles.
-pub const MAX_ABI: u32 = 7;
+/// The highest Landlock ABI whose rights confine knows and handles. ABI 8
+/// adds only a flag confine doesn't use (LANDLOCK_RESTRICT_SELF_TSYNC: the
+/// init is single-threaded); ABI 9 adds [`RESOLVE_UNIX`].
+pub const MAX_ABI: u32 = 9;
 
 // Filesystem access rights (`LANDLOCK_ACCESS_FS_*`), taken from the crate's
 // enum so they can't drift from the kernel's UAPI values.
@@ -82,6 +84,11 @@ pub const REFER: u64 = AccessFs::Refer as u64;
 pub const TRUNCATE: u64 = AccessFs::Truncate as u64;
 /// Issue ioctls on a device file (ABI 5).
 pub const IOCTL_DEV: u64 = AccessFs::IoctlDev as u64;
+/// Connect (or send) to a pathname unix socket (ABI 9, Linux 7.1). Handled,
+/// and granted only on a grant that names a socket itself: the agent then
+/// reaches only the sockets its own sandbox created and those the profile
+/// names, not a daemon's socket that happens to lie in a granted directory.
+pub const RESOLVE_UNIX: u64 = AccessFs::ResolveUnix as u64;
 
 /// Bind a TCP socket to a port (ABI 4).
 pub const NET_BIND_TCP: u64 = AccessNet::BindTcp as u64;
@@ -95,9 +102,9 @@ pub const SCOPE_SIGNAL: u64 = Scope::Signal as u64;
 
 /// The rights that mean something on a file that isn't a directory; the kernel
 /// rejects any other right in a rule on such a file.
-pub const FILE_ACCESS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
+pub const FILE_ACCESS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV | RESOLVE_UNIX;
 
-const FS_NAMES: [(u64, &str); 16] = [
+const FS_NAMES: [(u64, &str); 17] = [
     (EXECUTE, "EXECUTE"),
     (WRITE_FILE, "WRITE_FILE"),
     (READ_FILE, "READ_FILE"),
@@ -114,6 +121,7 @@ const FS_NAMES: [(u64, &str); 16] = [
     (REFER, "REFER"),
     (TRUNCATE, "TRUNCATE"),
     (IOCTL_DEV, "IOCTL_DEV"),
+    (RESOLVE_UNIX, "RESOLVE_UNIX"),
 ];
 const NET_NAMES: [(u64, &str); 2] = [(NET_BIND_TCP, "BIND_TCP"), (NET_CONNECT_TCP, "CONNECT_TCP")];
 const SCOPE_NAMES: [(u64, &str); 2] = [
@@ -217,7 +225,23 @@ pub fn handled_fs(abi: u32) -> u64 {
     if abi >= 5 {
         mask |= IOCTL_DEV;
     }
+    if abi >= 9 {
+        mask |= RESOLVE_UNIX;
+    }
     mask
+}
+
+/// Whether ABI `abi` restricts connecting to pathname unix sockets
+/// ([`RESOLVE_UNIX`]). Below it, a socket the mount view shows (one inside
+/// a grant) can be connected to, read-only bind or not.
+pub fn restricts_unix_connect(abi: u32) -> bool {
+    handled_fs(abi) & RESOLVE_UNIX != 0
+}
+
+/// What a grant that names a unix socket itself adds to its rights: the
+/// right to connect to it, where ABI `abi` controls that (0 otherwise).
+pub fn socket_access(abi: u32) -> u64 {
+    handled_fs(abi) & RESOLVE_UNIX
 }
 
 /// The TCP rights ABI `abi` can handle (0 below ABI 4).
@@ -488,6 +512,9 @@ impl Spec {
         }
         if self.scopes != 0 {
             abi = abi.max(6);
+        }
+        if self.handled_fs & RESOLVE_UNIX != 0 {
+            abi = abi.max(9);
         }
         abi
     }
@@ -790,12 +817,40 @@ mod tests {
 
     #[test]
     fn newer_abis_are_clamped() {
-        assert_eq!(handled_fs(9), handled_fs(MAX_ABI));
+        assert_eq!(handled_fs(10), handled_fs(MAX_ABI));
         assert_eq!(
             access_for(42, Grant::WRITE),
             access_for(MAX_ABI, Grant::WRITE)
         );
-        assert!(missing_features(9).is_empty());
+        assert!(missing_features(10).is_empty());
+    }
+
+    #[test]
+    fn unix_connect_from_abi_9_and_only_on_named_sockets() {
+        for abi in 0..=MAX_ABI {
+            assert_eq!(restricts_unix_connect(abi), abi >= 9, "ABI {abi}");
+            assert_eq!(socket_access(abi) != 0, abi >= 9, "ABI {abi}");
+            // No grant kind brings it by itself: a directory grant never
+            // lets the agent connect to a socket found beneath it.
+            for g in [Grant::READ, Grant::WRITE, Grant::EXEC | Grant::WRITE] {
+                assert_eq!(access_for(abi, g) & RESOLVE_UNIX, 0, "ABI {abi}");
+            }
+        }
+        // A rule on the socket itself may carry it.
+        assert_eq!(
+            file_access(READ_FILE | RESOLVE_UNIX),
+            READ_FILE | RESOLVE_UNIX
+        );
+        let spec = Spec {
+            paths: vec![PathRule {
+                path: "/run/x.sock".into(),
+                access: READ_FILE | RESOLVE_UNIX,
+            }],
+            ..Spec::deny_all(9)
+        };
+        assert_eq!(spec.required_abi(), 9);
+        spec.validate().unwrap();
+        assert_eq!(fs_access_names(RESOLVE_UNIX), ["RESOLVE_UNIX"]);
     }
 
     #[test]

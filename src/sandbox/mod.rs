@@ -10,5 +10,6 @@ pub mod limits;
 pub mod mounts;
 pub mod namespaces;
 pub mod placeholders;
+pub mod process;
 pub mod seccomp;
 pub mod user;
