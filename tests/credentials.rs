@@ -565,10 +565,11 @@ fn signal_mask_and_dispositions_are_reset() {
 /// nosuid), so a test that relies on them proves something.
 fn honours_setuid(dir: &Path) -> bool {
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: an all-zero statvfs is valid and statvfs fills it; `c` is a
-    // NUL-terminated path.
+    // SAFETY: an all-zero statvfs is valid.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    // SAFETY: statvfs fills `st`; `c` is a NUL-terminated path.
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    assert_eq!(r, 0);
     st.f_flag & libc::ST_NOSUID == 0
 }
 

@@ -250,16 +250,10 @@ fn a_killed_supervisors_cgroup_is_swept_by_the_next_launch() {
     // A live supervisor holds its cgroup's lock, even while it is empty
     // (before the sandbox is moved in): as old, but held.
     let lock = std::fs::File::open(&held).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
     // SAFETY: flock on an fd we own.
-    assert_eq!(
-        unsafe {
-            libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&lock),
-                libc::LOCK_EX | libc::LOCK_NB,
-            )
-        },
-        0
-    );
+    let locked = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(locked, 0);
 
     let o = f.sh(p.to_str().unwrap(), "true");
     assert_status(&o, 0);

@@ -1174,7 +1174,7 @@ mod tests {
                     if prepared.restrict_self().is_err() {
                         return check::RESTRICT;
                     }
-                    // SAFETY (all calls below): NUL-terminated paths built
+                    // SAFETY: (all calls below) NUL-terminated paths built
                     // before the fork, fds closed right after use.
                     unsafe {
                         let errno = Errno::last_raw;
