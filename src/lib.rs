@@ -14,3 +14,9 @@ pub mod procfs;
 pub mod profile;
 pub mod sandbox;
 pub mod syscalls;
+
+/// In the crate's own tests, an allocation on the agent's path between its
+/// clone and its execve aborts ([`launch::agent`]).
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: launch::agent::no_alloc::Guard = launch::agent::no_alloc::Guard;

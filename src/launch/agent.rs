@@ -134,10 +134,59 @@ impl Stack {
 }
 
 extern "C" fn entry(start: *mut libc::c_void) -> libc::c_int {
+    // The agent runs on the init's memory: an allocation here would change
+    // the init's heap under it (see `tests` below, which make it fatal).
+    no_alloc::enter();
     // SAFETY: `spawn` passes a pointer to a `Start` in its own frame, which
     // outlives this call: the init is suspended until our execve or exit.
     let start = unsafe { &*start.cast::<Start>() };
     exec(start.args, start.err)
+}
+
+/// Marks the stretch between the agent's clone and its execve, where
+/// nothing may allocate. Only the crate's own tests look at the mark: their
+/// allocator ([`no_alloc::Guard`]) aborts an allocation made while it is
+/// set, so the tests below fail if anything on that path ever allocates.
+pub(crate) mod no_alloc {
+    #[cfg(test)]
+    thread_local! {
+        // The agent shares the init's thread-local storage (no
+        // CLONE_SETTLS), so the init sees the mark again once it resumes;
+        // `spawn` clears it.
+        static FORBIDDEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    pub fn enter() {
+        #[cfg(test)]
+        FORBIDDEN.with(|f| f.set(true));
+    }
+
+    pub fn leave() {
+        #[cfg(test)]
+        FORBIDDEN.with(|f| f.set(false));
+    }
+
+    /// The test build's allocator: the system's, unless the mark is set.
+    #[cfg(test)]
+    pub struct Guard;
+
+    #[cfg(test)]
+    // SAFETY: every call is passed on to the system allocator unchanged,
+    // or the process aborts before anything is allocated.
+    unsafe impl std::alloc::GlobalAlloc for Guard {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            if FORBIDDEN.with(|f| f.get()) {
+                std::process::abort();
+            }
+            // SAFETY: the caller's contract is passed on.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: the caller's contract is passed on.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
 }
 
 /// Starts the agent on `stack` (at least [`STACK_SIZE`] bytes the caller
@@ -171,6 +220,7 @@ pub fn spawn(
             std::ptr::addr_of!(start) as *mut libc::c_void,
         )
     };
+    no_alloc::leave();
     if pid < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -221,4 +271,84 @@ pub fn exec(args: &ExecArgs, err: RawFd) -> ! {
     report::exec_failed(err, code, args.argv0.as_bytes(), last);
     // SAFETY: as above.
     unsafe { libc::_exit(code as i32) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn args(candidates: &[&str], cwd: &str) -> (Vec<CString>, ExecArgs) {
+        let argv0 = CString::new("true").unwrap();
+        let keep = vec![argv0.clone()];
+        let argv = vec![keep[0].as_ptr(), std::ptr::null()];
+        let a = ExecArgs {
+            argv,
+            envp: vec![std::ptr::null()],
+            candidates: candidates
+                .iter()
+                .map(|c| CString::new(*c).unwrap())
+                .collect(),
+            argv0,
+            cwd: CString::new(cwd).unwrap(),
+        };
+        (keep, a)
+    }
+
+    /// Runs the agent's path from clone to execve or exit under the
+    /// allocator that aborts on any allocation there; returns its raw wait
+    /// status and what it reported.
+    fn run(candidates: &[&str], cwd: &str) -> (libc::c_int, super::report::Report) {
+        let (_keep, a) = args(candidates, cwd);
+        let (r, w) = super::report::pipe().unwrap();
+        let mut stack = Stack::new().unwrap();
+        let pid = spawn(&a, w.as_raw_fd(), stack.usable()).unwrap();
+        drop(w);
+        let mut status = 0;
+        // SAFETY: waiting for the child just started.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let mut reader = super::report::Reader::new(&r);
+        reader.read_available(&r);
+        (status, reader.finish())
+    }
+
+    #[test]
+    fn nothing_allocates_between_clone_and_execve() {
+        // Found after a miss, as execvp would.
+        let (status, report) = run(&["/nonexistent/true", "/bin/true"], "/");
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+        assert_eq!(report, super::report::Report::Running);
+        // Not found: the failure path reports without allocating.
+        let (status, report) = run(&["/nonexistent/true"], "/");
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), i32::from(EXIT_NOT_FOUND));
+        assert!(matches!(
+            report,
+            super::report::Report::ExecFailed { code: 127, .. }
+        ));
+        // No working directory.
+        let (status, report) = run(&["/bin/true"], "/nonexistent");
+        assert!(libc::WIFEXITED(status), "{status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 125);
+        assert!(matches!(report, super::report::Report::Refused { .. }));
+    }
+
+    #[test]
+    fn the_guard_catches_an_allocation() {
+        // The control: the guard does abort a child that allocates.
+        // SAFETY: fork in a test; the child only allocates and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            no_alloc::enter();
+            let v: Vec<u8> = Vec::with_capacity(64);
+            std::hint::black_box(v);
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT);
+    }
 }
