@@ -14,7 +14,7 @@
 use std::ffi::CString;
 use std::os::fd::RawFd;
 
-use super::report;
+use super::channel;
 
 /// Pointers for execve, built by the supervisor before any fork.
 pub struct ExecArgs {
@@ -235,7 +235,7 @@ pub fn exec(args: &ExecArgs, err: RawFd) -> ! {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     // SAFETY: cwd is a valid C string.
     if unsafe { libc::chdir(args.cwd.as_ptr()) } != 0 {
-        report::refused(err, "chdir", "can't enter the working directory");
+        channel::refused(err, "chdir", "can't enter the working directory");
         // SAFETY: _exit ends the process without running anything else.
         unsafe { libc::_exit(125) };
     }
@@ -268,7 +268,7 @@ pub fn exec(args: &ExecArgs, err: RawFd) -> ! {
     } else {
         EXIT_CANNOT_EXEC
     };
-    report::exec_failed(err, code, args.argv0.as_bytes(), last);
+    channel::exec_failed(err, code, args.argv0.as_bytes(), last);
     // SAFETY: as above.
     unsafe { libc::_exit(code as i32) }
 }
@@ -298,16 +298,16 @@ mod tests {
     /// Runs the agent's path from clone to execve or exit under the
     /// allocator that aborts on any allocation there; returns its raw wait
     /// status and what it reported.
-    fn run(candidates: &[&str], cwd: &str) -> (libc::c_int, super::report::Report) {
+    fn run(candidates: &[&str], cwd: &str) -> (libc::c_int, super::channel::Report) {
         let (_keep, a) = args(candidates, cwd);
-        let (r, w) = super::report::pipe().unwrap();
+        let (r, w) = super::channel::pipe().unwrap();
         let mut stack = Stack::new().unwrap();
         let pid = spawn(&a, w.as_raw_fd(), stack.usable()).unwrap();
         drop(w);
         let mut status = 0;
         // SAFETY: waiting for the child just started.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        let mut reader = super::report::Reader::new(&r);
+        let mut reader = super::channel::Reader::new(&r);
         reader.read_available(&r);
         (status, reader.finish())
     }
@@ -318,20 +318,20 @@ mod tests {
         let (status, report) = run(&["/nonexistent/true", "/bin/true"], "/");
         assert!(libc::WIFEXITED(status), "{status:#x}");
         assert_eq!(libc::WEXITSTATUS(status), 0);
-        assert_eq!(report, super::report::Report::Running);
+        assert_eq!(report, super::channel::Report::Running);
         // Not found: the failure path reports without allocating.
         let (status, report) = run(&["/nonexistent/true"], "/");
         assert!(libc::WIFEXITED(status), "{status:#x}");
         assert_eq!(libc::WEXITSTATUS(status), i32::from(EXIT_NOT_FOUND));
         assert!(matches!(
             report,
-            super::report::Report::ExecFailed { code: 127, .. }
+            super::channel::Report::ExecFailed { code: 127, .. }
         ));
         // No working directory.
         let (status, report) = run(&["/bin/true"], "/nonexistent");
         assert!(libc::WIFEXITED(status), "{status:#x}");
         assert_eq!(libc::WEXITSTATUS(status), 125);
-        assert!(matches!(report, super::report::Report::Refused { .. }));
+        assert!(matches!(report, super::channel::Report::Refused { .. }));
     }
 
     #[test]

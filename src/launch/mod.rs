@@ -13,13 +13,13 @@
 //! end of file once it did.
 
 pub mod agent;
+pub mod channel;
 pub mod init;
-pub mod report;
 pub mod signals;
 pub mod supervisor;
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -239,12 +239,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         None
     };
 
-    let (err_r, err_w) = report::pipe().map_err(|e| setup("prepare", "error pipe", e))?;
-    let (alive_r, alive_w) = report::pipe().map_err(|e| setup("prepare", "liveness pipe", e))?;
-    let (status_r, status_w) = report::pipe().map_err(|e| setup("prepare", "status pipe", e))?;
-    // The child waits on this until the supervisor has set it up from
-    // outside (uid/gid maps): nothing inside runs before that.
-    let (go_r, go_w) = report::pipe().map_err(|e| setup("prepare", "start pipe", e))?;
+    let (ends, init_ends) = channel::open().map_err(|e| setup("prepare", "channels", e))?;
     // Blocked since main for `run`; again here for any other caller.
     signals::block();
     let sigfd = signals::signalfd().map_err(|e| setup("prepare", "signalfd", e))?;
@@ -264,10 +259,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
             // The sandbox's copy of the cgroup handle must never clean up
             // (its pid check alone fails when confine itself was PID 1).
             std::mem::forget(cg);
-            drop(err_r);
-            drop(alive_w);
-            drop(status_r);
-            drop(go_w);
+            drop(ends);
             let args = init::InitArgs {
                 plan,
                 expect,
@@ -276,22 +268,17 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
                 exec,
                 forwarded: &signals::FORWARDED,
             };
-            init::run(
-                args,
-                init::Pipes {
-                    err: err_w,
-                    alive: alive_r,
-                    status: status_w,
-                    go: go_r,
-                },
-            )
+            init::run(args, init_ends)
         }
         namespaces::Cloned::Parent { pid } => pid,
     };
-    drop(err_w);
-    drop(alive_r);
-    drop(status_w);
-    drop(go_r);
+    drop(init_ends);
+    let channel::SupervisorEnds {
+        release,
+        lifeline,
+        report,
+        status,
+    } = ends;
     let outside = || -> Result<(), LaunchError> {
         if let Some(cg) = &cg {
             cg.add(pid)
@@ -310,7 +297,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
         return Err(e);
     }
-    drop(go_w);
+    release.release();
 
     // A pidfd, so no signal can hit a recycled pid: the init is our unreaped
     // child until the very end.
@@ -327,7 +314,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         pid,
         pidfd,
         signals: sigfd,
-        report: err_r,
+        report,
         wall_time: plan.limits.wall_time_ms.map(Duration::from_millis),
         grace: Duration::from_millis(plan.limits.grace_ms),
         started,
@@ -345,11 +332,11 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
             eprintln!("confine: cgroup (cleanup): {e}");
         }
     }
-    drop(alive_w);
+    lifeline.cut();
     let mut outcome = Outcome {
         cgroup: stats,
         code,
-        agent_status: read_status(status_r),
+        agent_status: status.read(),
         reason,
         duration: started.elapsed(),
         rusage: children_rusage(),
@@ -358,22 +345,14 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         outcome.reason = "signaled";
     }
     match report {
-        report::Report::Running => Ok(outcome),
-        report::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),
-        report::Report::ExecFailed { code, why } => {
+        channel::Report::Running => Ok(outcome),
+        channel::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),
+        channel::Report::ExecFailed { code, why } => {
             eprintln!("confine: {why}");
             outcome.code = code;
             Ok(outcome)
         }
     }
-}
-
-/// The agent's raw wait status as the init reported it, if it did.
-fn read_status(fd: OwnedFd) -> Option<libc::c_int> {
-    let mut b = [0u8; 4];
-    // SAFETY: b is a valid buffer; every writer has exited, so this doesn't block.
-    let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
-    (n == 4).then(|| libc::c_int::from_ne_bytes(b))
 }
 
 fn children_rusage() -> libc::rusage {
@@ -453,8 +432,10 @@ fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
     })
 }
 
-/// confine's exit status for the init's wait status.
-fn exit_code(status: libc::c_int) -> u8 {
+/// confine's exit status for a wait status: the exit code, or 128+N for
+/// death by signal N (the init's exit for the agent's status, and the
+/// supervisor's for the init's).
+pub(crate) fn exit_code(status: libc::c_int) -> u8 {
     if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status) as u8
     } else if libc::WIFSIGNALED(status) {

@@ -15,7 +15,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{report, signals};
+use super::{channel, signals};
 use crate::sandbox::cgroup;
 
 /// What the loop watches.
@@ -41,12 +41,12 @@ pub struct Ended {
     /// `exited`, `killed` or `timeout`.
     pub reason: &'static str,
     /// What the setup report said.
-    pub report: report::Report,
+    pub report: channel::Report,
 }
 
 struct Loop<'a> {
     w: Watch<'a>,
-    report: report::Reader,
+    report: channel::Reader,
     deadline: Option<Instant>,
     timed_out: bool,
     killed: bool,
@@ -56,7 +56,7 @@ struct Loop<'a> {
 pub fn run(w: Watch) -> Ended {
     let deadline = w.wall_time.map(|t| w.started + t);
     let mut l = Loop {
-        report: report::Reader::new(&w.report),
+        report: channel::Reader::new(&w.report),
         w,
         deadline,
         timed_out: false,

@@ -57,6 +57,124 @@ pub fn elevated() -> Option<Elevated> {
     (e.ruid != e.euid || e.rgid != e.egid || secure).then_some(e)
 }
 
+/// A new session with no controlling terminal (DESIGN.md §4 step 4): the
+/// agent can't reach the launching terminal with TIOCSTI.
+///
+/// # Errors
+/// The errno of `setsid`.
+pub fn new_session() -> io::Result<()> {
+    // SAFETY: setsid has no arguments.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// SIGKILL when the parent dies (`PR_SET_PDEATHSIG`). Credential changes
+/// reset it, so it is armed again after them; the caller checks afterwards
+/// that the parent hadn't died already.
+///
+/// # Errors
+/// The errno of `prctl`.
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A cgroup namespace rooted at the cgroup the process is in now, which
+/// hides the host's cgroup tree from it and its children.
+///
+/// # Errors
+/// The errno of `unshare`.
+pub fn enter_cgroup_namespace() -> io::Result<()> {
+    // SAFETY: unshare with a flag only.
+    if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `PR_SET_NO_NEW_PRIVS`: no exec can grant privileges again (setuid bits,
+/// file capabilities), and Landlock and seccomp may be applied unprivileged.
+///
+/// # Errors
+/// The errno of `prctl`.
+pub fn no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes the process unreadable through /proc (not dumpable: environ,
+/// mem, fd... need ptrace rights) and blanks the memory behind
+/// /proc/PID/cmdline and /proc/PID/environ, which stay readable by anyone
+/// of the same uid. For the sandbox's init, which shares the agent's uid:
+/// nothing of the host environment or confine's command line may be
+/// readable through /proc/1.
+///
+/// # Errors
+/// prctl's errno; /proc/self/stat unreadable or without the argv and
+/// environment bounds (then nothing could be blanked).
+pub fn hide_identity() -> io::Result<()> {
+    set_undumpable()?;
+    // Into a buffer on the stack: the file is 52 numbers and a name of at
+    // most 64 bytes, and read_to_string's size probe and growing reads cost
+    // five more system calls.
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    let mut f = std::fs::File::open("/proc/self/stat")?;
+    loop {
+        match std::io::Read::read(&mut f, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        if len == buf.len() {
+            return Err(io::Error::other("/proc/self/stat is too long"));
+        }
+    }
+    drop(f);
+    // Fields after the command name, which may itself hold spaces or ')'.
+    let rest = buf[..len]
+        .iter()
+        .rposition(|&b| b == b')')
+        .map_or(&[][..], |i| &buf[i + 1..len]);
+    let fields: Vec<usize> = rest
+        .split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            std::str::from_utf8(f)
+                .ok()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    // arg_start..env_end are fields 48 to 51 (Linux 3.5); `rest` starts at
+    // field 3. Without them nothing could be blanked: refuse.
+    if fields.len() < 51 - 2 {
+        return Err(io::Error::other(
+            "no argv and environment bounds in /proc/self/stat",
+        ));
+    }
+    let get = |n: usize| fields[n - 3];
+    for (start, end) in [(get(48), get(49)), (get(50), get(51))] {
+        if start != 0 && end > start && end - start < (1 << 24) {
+            // SAFETY: [start, end) is this process's own argv or environment
+            // block on its stack, as the kernel reports it; it is mapped and
+            // writable, and nothing reads it after this point (the plan owns
+            // copies of everything the agent needs).
+            unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+        }
+    }
+    Ok(())
+}
+
 /// Makes the calling process not dumpable: /proc/PID/environ, mem, fd/...
 /// and ptrace then need CAP_SYS_PTRACE, whatever the uid. A change of the
 /// effective uid or gid resets this to `fs.suid_dumpable` (1 makes the

@@ -1,11 +1,23 @@
-//! The error pipe: how the sandbox tells the supervisor why the command was
-//! never exec'd.
+//! The channels between the supervisor and the sandbox's init (and agent):
+//! four pipes made before the clone, each end a type of its own that can
+//! only be used the way its protocol says.
 //!
-//! The supervisor opens it O_CLOEXEC before the fork and keeps only the read
-//! end. Inside, the write end closes by itself at the agent's successful
-//! execve; before that, any failure writes exactly one record and exits. A
-//! record is one `write(2)` of at most PIPE_BUF bytes, so it arrives whole.
-//! End of file with no record means the command is running.
+//! - **release** (supervisor → init): the init waits for end of file before
+//!   doing anything, so the supervisor can set it up from outside first
+//!   (cgroup, uid/gid maps).
+//! - **lifeline** (supervisor → init): the supervisor holds the write end
+//!   for its whole life; the init checks it after arming PDEATHSIG, in case
+//!   the supervisor died before.
+//! - **report** (init or agent → supervisor): why the command never ran, as
+//!   one record, or end of file once it runs. The write end closes by
+//!   itself at the agent's successful execve (O_CLOEXEC); before that, any
+//!   failure writes exactly one record and exits. A record is one
+//!   `write(2)` of at most PIPE_BUF bytes, so it arrives whole, and is built
+//!   in a fixed buffer, so reporting allocates nothing (the agent may fail
+//!   between seccomp and execve, on the init's memory).
+//! - **status** (init → supervisor): the agent's raw wait status, once, at
+//!   the end (confine's exit code alone can't tell `exit 130` from death by
+//!   SIGINT).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -28,7 +40,150 @@ const EXEC_FAILED: u8 = b'X';
 /// Largest record: PIPE_BUF, so one write is atomic.
 const MAX: usize = 4096;
 
-/// Creates the pipe: (read end, write end), both O_CLOEXEC.
+/// The supervisor's ends.
+pub struct SupervisorEnds {
+    pub release: Release,
+    pub lifeline: Lifeline,
+    /// Read by the event loop ([`Reader`]).
+    pub report: OwnedFd,
+    pub status: StatusReader,
+}
+
+/// The init's ends.
+pub struct InitEnds {
+    pub release: AwaitRelease,
+    pub lifeline: LifelineWatch,
+    pub report: ReportWriter,
+    pub status: StatusWriter,
+}
+
+/// Makes the four channels of one launch (all O_CLOEXEC).
+///
+/// # Errors
+/// The errno of `pipe2`.
+pub fn open() -> io::Result<(SupervisorEnds, InitEnds)> {
+    let (go_r, go_w) = pipe()?;
+    let (alive_r, alive_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (status_r, status_w) = pipe()?;
+    Ok((
+        SupervisorEnds {
+            release: Release(go_w),
+            lifeline: Lifeline(alive_w),
+            report: err_r,
+            status: StatusReader(status_r),
+        },
+        InitEnds {
+            release: AwaitRelease(go_r),
+            lifeline: LifelineWatch(alive_r),
+            report: ReportWriter(err_w),
+            status: StatusWriter(status_w),
+        },
+    ))
+}
+
+/// The supervisor's end of **release**.
+pub struct Release(OwnedFd);
+
+impl Release {
+    /// Lets the init go on: it sees end of file.
+    pub fn release(self) {
+        drop(self.0);
+    }
+}
+
+/// The init's end of **release**.
+pub struct AwaitRelease(OwnedFd);
+
+impl AwaitRelease {
+    /// Waits until the supervisor releases the init (or dies).
+    pub fn wait(self) {
+        let mut b = [0u8; 1];
+        // SAFETY: b is a valid buffer; the fd is our pipe's read end.
+        while unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), 1) } < 0
+            && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+        {}
+    }
+}
+
+/// The supervisor's end of **lifeline**: held until it exits.
+pub struct Lifeline(OwnedFd);
+
+impl Lifeline {
+    /// The supervisor is done: the init may see it gone.
+    pub fn cut(self) {
+        drop(self.0);
+    }
+}
+
+/// The init's end of **lifeline**.
+pub struct LifelineWatch(OwnedFd);
+
+impl LifelineWatch {
+    /// True while the supervisor lives (holds the write end).
+    pub fn supervisor_alive(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: p is a valid pollfd; timeout 0 doesn't block.
+        unsafe { libc::poll(&mut p, 1, 0) == 0 }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The init's end of **report** (the agent inherits it).
+pub struct ReportWriter(OwnedFd);
+
+impl ReportWriter {
+    /// Reports a setup failure at `step`.
+    pub fn refused(&self, step: &str, why: &str) {
+        refused(self.0.as_raw_fd(), step, why);
+    }
+
+    /// For the agent, which reports with [`exec_failed`] and [`refused`]
+    /// on the raw fd (it must not touch anything it shares with the init).
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The init's end of **status**.
+pub struct StatusWriter(OwnedFd);
+
+impl StatusWriter {
+    /// Sends the agent's raw wait status (once, at the end).
+    pub fn send(&self, status: libc::c_int) {
+        let raw = status.to_ne_bytes();
+        // SAFETY: raw is a valid buffer; a failed write only loses detail
+        // in the exit record.
+        unsafe { libc::write(self.0.as_raw_fd(), raw.as_ptr().cast(), raw.len()) };
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The supervisor's end of **status**.
+pub struct StatusReader(OwnedFd);
+
+impl StatusReader {
+    /// The agent's raw wait status as the init reported it, if it did.
+    /// Every writer has exited by now, so this doesn't block.
+    pub fn read(self) -> Option<libc::c_int> {
+        let mut b = [0u8; 4];
+        // SAFETY: b is a valid buffer of its length.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+        (n == 4).then(|| libc::c_int::from_ne_bytes(b))
+    }
+}
+
+/// Creates a pipe: (read end, write end), both O_CLOEXEC.
 ///
 /// # Errors
 /// The errno of `pipe2`.
