@@ -120,6 +120,9 @@ pub fn run(a: InitArgs, pipes: Pipes) -> ! {
         );
     }
 
+    // No executable memfds (through /proc/sys, before the view's /proc is read-only).
+    crate::sandbox::memfd::apply(plan.memfd).unwrap_or_else(|e| fail(err, "memfd", e));
+
     // Step 6: the mount view, before Landlock forbids mount changes.
     if let Err(e) = mounts::build(&plan.filesystem.mounts, a.expect) {
         fail(err, "mounts", e);
