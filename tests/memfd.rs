@@ -279,8 +279,10 @@ fn code_in_a_memfd_never_runs() {
 /// reports the sysctl it rests on.
 #[test]
 fn explain_and_probe_show_the_memfd_policy() {
+    let f = Fixture::new("memfd-explain");
     let o = Command::new(bin())
-        .args(["explain", "-p", "readonly", "-w", env!("CARGO_TARGET_TMPDIR")])
+        .args(["explain", "-p", "readonly", "-w"])
+        .arg(&f.ws)
         .output()
         .unwrap();
     assert_status(&o, 0);
@@ -298,4 +300,46 @@ fn explain_and_probe_show_the_memfd_policy() {
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok());
     assert_eq!(m["noexec_sysctl"].as_i64(), sysctl, "{m}");
+}
+
+/// Without root, confine can't set the sandbox's `vm.memfd_noexec` (the
+/// sysctl is root's), nor can it on kernels before 6.3: then there are no
+/// memfds inside at all, so none can be executed.
+#[test]
+fn without_the_sysctl_there_are_no_memfds() {
+    let name = "without_the_sysctl_there_are_no_memfds";
+    if !can_run(name) || !require_landlock(name, 1) {
+        return;
+    }
+    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .is_ok_and(|s| s.trim() != "0");
+    if !userns {
+        skip_or_fail(name, "user namespaces are disabled on this host");
+        return;
+    }
+    let f = Fixture::new("memfd-unpriv");
+    let Some((probe, payload)) = build(&f) else {
+        return;
+    };
+    let prof = profile(&f, &probe);
+    let payload = payload.to_str().unwrap();
+    let o = setpriv_as_agent()
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(bin())
+        .args(["run", "-p", &prof, "-w"])
+        .arg(&f.ws)
+        .arg("--")
+        .arg(&probe)
+        .args([payload, "true", "execveat", "procfd", "data"])
+        .env("PATH", PATH)
+        .current_dir(&f.ws)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    let r = results(&o);
+    expect(&r, "true", &["EXIT0"], &o);
+    for op in ["execveat", "procfd", "data"] {
+        expect(&r, op, &["ENOSYS"], &o);
+    }
 }
