@@ -20,8 +20,8 @@ use crate::profile::{
 };
 use crate::sandbox::landlock::{self as ll, Grant};
 use crate::sandbox::seccomp;
-use crate::sandbox::{memfd, user};
 use crate::sandbox::{cgroup, mounts};
+use crate::sandbox::{memfd, user};
 use crate::syscalls::{self, Arch};
 
 /// What `run`, `explain` and `--dry-run` were asked for.
@@ -1329,13 +1329,20 @@ impl Plan {
                 v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
             };
             for (verb, rules, any, right) in [
-                ("connect", &n.connect_tcp, n.connect_any(), ll::NET_CONNECT_TCP),
+                (
+                    "connect",
+                    &n.connect_tcp,
+                    n.connect_any(),
+                    ll::NET_CONNECT_TCP,
+                ),
                 ("bind", &n.bind_tcp, n.bind_any(), ll::NET_BIND_TCP),
             ] {
                 let line = if any {
                     format!("TCP {verb}: any port")
                 } else if handled & right == 0 {
-                    format!("TCP {verb}: any port (port rules need Landlock ABI 4; not enforced here)")
+                    format!(
+                        "TCP {verb}: any port (port rules need Landlock ABI 4; not enforced here)"
+                    )
                 } else if profile::ports(rules).is_empty() {
                     format!("TCP {verb}: no port (Landlock)")
                 } else {

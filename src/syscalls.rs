@@ -612,8 +612,9 @@ pub const BASELINE_ALLOW: &[&str] = &[
 /// file handles (which bypass path checks), and host-wide state (swap, reboot,
 /// accounting, quotas, the kernel log, the clocks).
 ///
-/// Sorted; argument rules (ioctl, clone, socket, personality) are not here but
-/// built into filter B by `sandbox::seccomp`.
+/// Sorted; argument rules (ioctl, clone, socket, socketpair, personality and
+/// the plan's own) are not here but built into filter B by
+/// `sandbox::seccomp`. A profile may re-enable [`ALLOWABLE_DENY`] only.
 pub const BASELINE_DENY: &[&str] = &[
     "acct",
     "add_key",
@@ -1771,8 +1772,17 @@ mod tests {
         // The ones that stay denied each have a specific reason, except the
         // host-wide ones, which share the last.
         let host_wide = [
-            "acct", "adjtimex", "clock_adjtime", "clock_settime", "quotactl", "quotactl_fd",
-            "reboot", "settimeofday", "swapoff", "swapon", "syslog",
+            "acct",
+            "adjtimex",
+            "clock_adjtime",
+            "clock_settime",
+            "quotactl",
+            "quotactl_fd",
+            "reboot",
+            "settimeofday",
+            "swapoff",
+            "swapon",
+            "syslog",
         ];
         for name in BASELINE_DENY.iter().filter(|n| !ALLOWABLE_DENY.contains(n)) {
             let generic = deny_reason("") == deny_reason(name);

@@ -736,9 +736,21 @@ fn explain_json_for_every_builtin() {
             assert_eq!(plan["network"]["connect_tcp"], serde_json::json!([80, 443]));
             // What host mode does and doesn't stop, in so many words.
             let said = |k: &str| plan["network"][k].to_string();
-            assert!(said("enforced").contains("TCP Fast Open refused"), "{}", said("enforced"));
-            assert!(said("not_restricted").contains("UDP"), "{}", said("not_restricted"));
-            assert!(said("not_restricted").contains("listen()"), "{}", said("not_restricted"));
+            assert!(
+                said("enforced").contains("TCP Fast Open refused"),
+                "{}",
+                said("enforced")
+            );
+            assert!(
+                said("not_restricted").contains("UDP"),
+                "{}",
+                said("not_restricted")
+            );
+            assert!(
+                said("not_restricted").contains("listen()"),
+                "{}",
+                said("not_restricted")
+            );
         } else {
             assert_eq!(plan["network"]["mode"], "none", "{name}");
         }
@@ -759,7 +771,11 @@ fn host_mode_without_port_rules_is_explained() {
     let o = check(&none);
     assert_status(&o, 0);
     let e = stderr(&o);
-    assert!(e.contains("no TCP connection or bind is allowed"), "{}", show(&o));
+    assert!(
+        e.contains("no TCP connection or bind is allowed"),
+        "{}",
+        show(&o)
+    );
     assert!(e.contains("`connect_tcp: any`"), "{}", show(&o));
     assert!(!e.contains("can reach any TCP port"), "{}", show(&o));
     let any = write_profile(

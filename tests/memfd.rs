@@ -291,7 +291,10 @@ fn explain_and_probe_show_the_memfd_policy() {
         text.lines().any(|l| l.starts_with("memfd ")),
         "no memfd line in explain:\n{text}"
     );
-    let o = Command::new(bin()).args(["probe", "--json"]).output().unwrap();
+    let o = Command::new(bin())
+        .args(["probe", "--json"])
+        .output()
+        .unwrap();
     assert_status(&o, 0);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let m = &v["memfd"];

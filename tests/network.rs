@@ -484,7 +484,10 @@ fn host_mode_port_rules_hold_for_fast_open_and_mptcp() {
     let got = attempt_unconfined(&specs);
     for (label, kind) in [("tfo", "TCP Fast Open"), ("mptcp", "MPTCP")] {
         if got.get(label).map(String::as_str) != Some("ok") {
-            skip_or_fail(test, &format!("{kind} doesn't connect here unconfined: {got:?}"));
+            skip_or_fail(
+                test,
+                &format!("{kind} doesn't connect here unconfined: {got:?}"),
+            );
             return;
         }
         assert!(
@@ -508,7 +511,10 @@ fn host_mode_port_rules_hold_for_fast_open_and_mptcp() {
     // Fast Open answers as if the host had it turned off (EOPNOTSUPP, which
     // Python names ENOTSUP; programs fall back to connect); MPTCP and SCTP
     // as if they weren't built in.
-    assert!(one_of(got.get("tfo"), &["ENOTSUP", "EOPNOTSUPP"]), "{got:?}");
+    assert!(
+        one_of(got.get("tfo"), &["ENOTSUP", "EOPNOTSUPP"]),
+        "{got:?}"
+    );
     assert_eq!(
         got.get("mptcp").map(String::as_str),
         Some("EPROTONOSUPPORT"),
@@ -525,7 +531,11 @@ fn host_mode_port_rules_hold_for_fast_open_and_mptcp() {
     );
     // Control: the listed port, by connect; Fast Open is refused whatever
     // the port.
-    assert_eq!(got.get("allowed").map(String::as_str), Some("ok"), "{got:?}");
+    assert_eq!(
+        got.get("allowed").map(String::as_str),
+        Some("ok"),
+        "{got:?}"
+    );
     assert!(
         one_of(got.get("allowed_tfo"), &["ENOTSUP", "EOPNOTSUPP"]),
         "{got:?}"
@@ -561,7 +571,11 @@ fn host_mode_connect_any_reaches_every_port_and_binds_none() {
     assert_eq!(got.get("any").map(String::as_str), Some("ok"), "{got:?}");
     let s = pending_tcp(&l).expect("the listener saw no connection");
     assert_eq!(received(&s, || s.set_nonblocking(false).unwrap()), "hi");
-    assert_eq!(got.get("bind").map(String::as_str), Some("EACCES"), "{got:?}");
+    assert_eq!(
+        got.get("bind").map(String::as_str),
+        Some("EACCES"),
+        "{got:?}"
+    );
 }
 
 #[test]

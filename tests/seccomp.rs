@@ -1016,7 +1016,13 @@ fn allowed_ptrace_reaches_the_agents_own_children_only() {
     let o = f.run("default", &ops);
     assert_status(&o, 0);
     let r = results(&o.stdout);
-    for name in ["ptrace_child", "vmread_self", "perf_self", "ptrace_init", "vmread_init"] {
+    for name in [
+        "ptrace_child",
+        "vmread_self",
+        "perf_self",
+        "ptrace_init",
+        "vmread_init",
+    ] {
         expect(&r, name, "EPERM", &o);
     }
     // With it: the agent's own processes, yes.
@@ -1029,7 +1035,12 @@ fn allowed_ptrace_reaches_the_agents_own_children_only() {
     // perf_event_open is up to the kernel's perf_event_paranoid then.
     let host = unconfined_as_agent(&f, &probe, &["perf_self"]);
     let host = results(&host.stdout);
-    expect(&r, "perf_self", host.get("perf_self").map_or("?", String::as_str), &o);
+    expect(
+        &r,
+        "perf_self",
+        host.get("perf_self").map_or("?", String::as_str),
+        &o,
+    );
     // The init, PID 1, runs as the agent's uid but is not dumpable: neither
     // ptrace nor process_vm_readv reaches it.
     expect(&r, "ptrace_init", "EPERM", &o);
@@ -1039,7 +1050,10 @@ fn allowed_ptrace_reaches_the_agents_own_children_only() {
 #[test]
 fn strace_works_when_the_profile_allows_ptrace() {
     if !can_run("strace_works_when_the_profile_allows_ptrace")
-        || !have("strace_works_when_the_profile_allows_ptrace", "/usr/bin/strace")
+        || !have(
+            "strace_works_when_the_profile_allows_ptrace",
+            "/usr/bin/strace",
+        )
     {
         return;
     }
@@ -1051,7 +1065,11 @@ fn strace_works_when_the_profile_allows_ptrace() {
     // Control: the default profile refuses it.
     let o = f.run("default", &cmd);
     assert_ne!(o.status.code(), Some(0), "{}", show(&o));
-    assert!(stderr(&o).contains("Operation not permitted"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("Operation not permitted"),
+        "{}",
+        show(&o)
+    );
 }
 
 /// Finding 11: with `limits.file_size`, fallocate may not allocate past it
@@ -1085,7 +1103,13 @@ fn fallocate_keep_size_cant_pass_file_size() {
     expect(&r, "falloc_keep", "OK", &o);
     expect(&r, "falloc_keep_kib", "8192", &o);
     expect(&r, "falloc_big", "EFBIG", &o);
-    for n in ["falloc_keep", "falloc_zero_keep", "falloc_small", "falloc_big", "falloc_punch"] {
+    for n in [
+        "falloc_keep",
+        "falloc_zero_keep",
+        "falloc_small",
+        "falloc_big",
+        "falloc_punch",
+    ] {
         let _ = fs::remove_file(f.ws.join(n));
     }
 

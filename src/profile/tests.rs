@@ -314,7 +314,10 @@ fn every_builtin_loads_and_the_chain_is_as_documented() {
     );
     let n = load("networked", &[]).unwrap();
     assert_eq!(n.network.mode.value, NetworkMode::Host);
-    assert_eq!(n.network.connect_tcp, [PortRule::Port(80), PortRule::Port(443)]);
+    assert_eq!(
+        n.network.connect_tcp,
+        [PortRule::Port(80), PortRule::Port(443)]
+    );
     assert_eq!(n.sources.len(), 4);
 }
 
@@ -851,13 +854,20 @@ fn allowing_an_always_denied_syscall_is_an_error() {
         other => panic!("expected a located profile error, got {other:?}"),
     }
     for name in crate::syscalls::BASELINE_DENY {
-        let p = d.write("r.yaml", &format!("version: 1\nsyscalls:\n  allow: [{name}]\n"));
+        let p = d.write(
+            "r.yaml",
+            &format!("version: 1\nsyscalls:\n  allow: [{name}]\n"),
+        );
         let got = crate::plan::check(p.to_str().unwrap());
         if crate::syscalls::ALLOWABLE_DENY.contains(name) {
             let w = got.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(w.len(), 1, "{name}: {w:?}");
             assert_eq!(w[0].key, "syscalls.allow[0]");
-            assert!(w[0].message.starts_with(&format!("`{name}`: the agent may")), "{w:?}");
+            assert!(
+                w[0].message
+                    .starts_with(&format!("`{name}`: the agent may")),
+                "{w:?}"
+            );
         } else {
             let e = got.expect_err(name).to_string();
             assert!(e.contains(&format!("`{name}` is always denied: ")), "{e}");
@@ -925,7 +935,14 @@ fn ports_out_of_range() {
         &["port `70000` is out of range"],
     );
     let p = ok("version: 1\nnetwork:\n  mode: host\n  connect_tcp: [1, 65535, \"443\"]\n");
-    assert_eq!(p.network.connect_tcp, [PortRule::Port(1), PortRule::Port(65535), PortRule::Port(443)]);
+    assert_eq!(
+        p.network.connect_tcp,
+        [
+            PortRule::Port(1),
+            PortRule::Port(65535),
+            PortRule::Port(443)
+        ]
+    );
 }
 
 // ------------------------------------------------------------------- user
@@ -1387,7 +1404,10 @@ fn plain_list_in_a_child_replaces_the_parents() {
     );
     let p = load_path(&c).unwrap();
     assert_eq!(paths(&p.filesystem.read), ["/opt"]);
-    assert_eq!(p.network.connect_tcp, [PortRule::Port(443), PortRule::Port(8443)]);
+    assert_eq!(
+        p.network.connect_tcp,
+        [PortRule::Port(443), PortRule::Port(8443)]
+    );
     let e = d.write(
         "e.yaml",
         "version: 1\nextends: base.yaml\nfilesystem:\n  read: []\n",
