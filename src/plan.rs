@@ -1478,6 +1478,7 @@ impl Plan {
             .iter()
             .copied()
             .filter(|name| p.syscalls.allow.iter().any(|s| s.value.0 == *name))
+            .filter(|name| !p.syscalls.deny.iter().any(|s| s.value.0 == *name))
             .collect();
         let reallowed_nrs: Vec<u32> = reallowed
             .iter()
@@ -1753,7 +1754,7 @@ impl Plan {
                 "not executable: vm.memfd_noexec=1 in the sandbox's PID namespace, MFD_EXEC refused"
             }
             memfd::Policy::Unavailable => {
-                "memfd_create fails with ENOSYS (vm.memfd_noexec can't be set here: Linux < 6.3, or not root)"
+                "memfd_create fails with ENOSYS (vm.memfd_noexec can't be set here: Linux < 6.3, not root, or /proc/sys read-only)"
             }
             memfd::Policy::Unrestricted => "unrestricted (exec is granted on / anyway)",
         };

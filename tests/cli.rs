@@ -788,6 +788,58 @@ fn host_mode_without_port_rules_is_explained() {
     assert!(stderr(&o).is_empty(), "{}", show(&o));
 }
 
+/// `explain --json` of what a profile re-allows, adds and restricts:
+/// `ptrace` leaves the denylist only when `allow` names it and `deny`
+/// doesn't; added socket families and `file_size`'s fallocate rule show.
+#[test]
+fn explain_shows_reallowed_syscalls_families_and_rules() {
+    let Some(f) = fixture("explain_rules") else {
+        return;
+    };
+    let plan = |yaml: &str| -> serde_json::Value {
+        let p = f.profile("p", yaml);
+        let o = confine(&[
+            "explain",
+            "-p",
+            p.to_str().unwrap(),
+            "-w",
+            f.ws.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_status(&o, 0);
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let denies = |v: &serde_json::Value, name: &str| {
+        v["seccomp"]["deny"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == name)
+    };
+    let v = plan("version: 1\nextends: default\nsyscalls:\n  allow: [ptrace]\n");
+    assert!(!denies(&v, "ptrace"), "{v}");
+    assert!(denies(&v, "process_vm_readv"), "{v}");
+    assert_eq!(v["seccomp"]["reallowed"], serde_json::json!(["ptrace"]));
+    let v = plan("version: 1\nextends: default\nsyscalls:\n  allow: [ptrace]\n  deny: [ptrace]\n");
+    assert!(denies(&v, "ptrace"), "{v}");
+    assert_eq!(v["seccomp"]["reallowed"], serde_json::json!([]));
+    let v = plan(
+        "version: 1\nextends: default\nnetwork:\n  socket_families: {add: [AF_VSOCK]}\nlimits:\n  file_size: 1G\n",
+    );
+    assert_eq!(
+        v["network"]["socket_families"],
+        serde_json::json!(["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK", "AF_VSOCK"])
+    );
+    let rules = v["seccomp"]["argument_rules"].to_string();
+    assert!(rules.contains("AF_VSOCK"), "{rules}");
+    assert!(
+        rules.contains("fallocate with FALLOC_FL_KEEP_SIZE"),
+        "{rules}"
+    );
+    assert!(!rules.contains("MSG_FASTOPEN"), "{rules}");
+    assert!(v["memfd"].is_string(), "{v}");
+}
+
 #[test]
 fn dry_run_for_every_builtin() {
     let Some(f) = fixture("dry_run") else { return };

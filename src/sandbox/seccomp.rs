@@ -650,6 +650,8 @@ fn emit_cond(cond: &Cond, fail: usize, out: &mut Vec<sock_filter>) {
     }
     match &cond.test {
         Test::AnyBit(bits) => out.push(bpf::jump(bpf::JSET, *bits, 0, reach(fail))),
+        // Nothing to match: the condition never holds.
+        Test::In(values) if values.is_empty() => out.push(bpf::ja(fail as u32)),
         // A match skips the remaining jeqs; no match at the last one fails.
         Test::In(values) => {
             let n = values.len();
@@ -675,7 +677,8 @@ fn emit_cond(cond: &Cond, fail: usize, out: &mut Vec<sock_filter>) {
 fn cond_len(cond: &Cond) -> usize {
     let test = match &cond.test {
         Test::AnyBit(_) => 1,
-        Test::In(v) | Test::NotIn(v) => v.len(),
+        Test::In(v) => v.len().max(1),
+        Test::NotIn(v) => v.len(),
     };
     1 + usize::from(cond.mask.is_some()) + test
 }
@@ -1400,6 +1403,33 @@ mod tests {
             let f = baseline(arch, OnViolation::Errno);
             let d = call(arch, "memfd_create", &[0, 0x10]);
             assert_eq!(simulate(&f.denylist, &d), ALLOW);
+        }
+    }
+
+    #[test]
+    fn empty_value_lists() {
+        let arch = Arch::native();
+        // No family at all: every socket is refused.
+        let f = with_rules(
+            arch,
+            OnViolation::Errno,
+            &Rules {
+                socket_families: vec![],
+                ..Rules::default()
+            },
+        );
+        for family in [0, 1, 2, 10, 16, 17] {
+            let d = call(arch, "socket", &[family, 1, 0]);
+            assert_eq!(simulate(&f.denylist, &d), EPERM, "{family}");
+        }
+        // An `In` with nothing to match never holds.
+        let leaf = Leaf::Checks(vec![Check {
+            when: vec![Cond::is(0, Test::In(vec![]))],
+            action: EPERM,
+        }]);
+        let prog = program(arch, &partition([(0, leaf)], Leaf::Ret(ALLOW)));
+        for a in [0, 1, u64::MAX] {
+            assert_eq!(simulate(&prog, &SeccompData::new(arch, 0, [a; 6])), ALLOW);
         }
     }
 
