@@ -6,6 +6,7 @@
 //! watching from outside. See DESIGN.md for the contract.
 
 pub mod audit;
+pub mod families;
 pub mod host_sockets;
 pub mod launch;
 pub mod plan;

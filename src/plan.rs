@@ -15,11 +15,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Sourced, Warning};
+use crate::profile::{
+    self, NetworkMode, PathSpec, PortRule, Profile, ProfileError, Sourced, Warning,
+};
 use crate::sandbox::landlock::{self as ll, Grant};
 use crate::sandbox::seccomp;
-use crate::sandbox::user;
 use crate::sandbox::{cgroup, mounts};
+use crate::sandbox::{memfd, user};
 use crate::syscalls::{self, Arch};
 
 /// What `run`, `explain` and `--dry-run` were asked for.
@@ -165,8 +167,15 @@ pub struct LandlockPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct NetPlan {
     pub mode: NetworkMode,
-    pub connect_tcp: Vec<u16>,
-    pub bind_tcp: Vec<u16>,
+    /// Ports, or `any`.
+    pub connect_tcp: Vec<PortRule>,
+    pub bind_tcp: Vec<PortRule>,
+    /// What `socket` and `socketpair` may open.
+    pub socket_families: Vec<&'static str>,
+    /// What confine enforces on the network beyond the namespace, in words.
+    pub enforced: Vec<String>,
+    /// What it doesn't, in `host` mode.
+    pub not_restricted: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -178,7 +187,9 @@ pub struct SeccompPlan {
     /// Denied syscalls (filter B), by name in name order.
     pub deny: Vec<&'static str>,
     /// Denied by argument (filter B).
-    pub argument_rules: Vec<&'static str>,
+    pub argument_rules: Vec<String>,
+    /// Denylisted calls the profile allows again (`syscalls.allow`).
+    pub reallowed: Vec<&'static str>,
     pub on_violation: profile::OnViolation,
     pub allowlist_instructions: usize,
     pub denylist_instructions: usize,
@@ -261,6 +272,8 @@ pub struct Plan {
     pub landlock: LandlockPlan,
     pub network: NetPlan,
     pub seccomp: SeccompPlan,
+    /// How memfds are kept from being executed.
+    pub memfd: memfd::Policy,
     pub capabilities: Vec<String>,
     pub user: UserPlan,
     /// Keys of the agent's environment; values are not shown.
@@ -539,6 +552,13 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// Host network with TCP port rules in force: Landlock's connect or bind
+/// rules, and filter B's rules for what they don't see.
+fn tcp_ports_restricted(p: &Profile) -> bool {
+    let n = &p.network;
+    n.mode.value == NetworkMode::Host && !(n.connect_any() && n.bind_any())
+}
+
 const RISKY_ENV: &[&str] = &[
     "LD_PRELOAD",
     "LD_AUDIT",
@@ -552,24 +572,51 @@ const RISKY_ENV: &[&str] = &[
 ];
 
 fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
-    if p.network.mode.value == NetworkMode::Host
-        && p.network.connect_tcp.is_empty()
-        && p.network.bind_tcp.is_empty()
-    {
+    let n = &p.network;
+    if n.mode.value == NetworkMode::Host && n.connect_tcp.is_empty() && n.bind_tcp.is_empty() {
         warnings.push(Warning::at(
-            &p.network.mode,
+            &n.mode,
             "network.mode",
-            "host network without connect_tcp/bind_tcp rules: the agent can reach any TCP port",
+            "host network without connect_tcp or bind_tcp: no TCP connection or bind is allowed \
+             (UDP still is); list the ports, or write `connect_tcp: any` for every port",
         ));
     }
-    if p.network.mode.value == NetworkMode::None
-        && !(p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty())
-    {
+    if n.mode.value != NetworkMode::Host && !(n.connect_tcp.is_empty() && n.bind_tcp.is_empty()) {
         warnings.push(Warning::at(
-            &p.network.mode,
+            &n.mode,
             "network.mode",
-            "connect_tcp/bind_tcp have no effect with network.mode none",
+            "connect_tcp/bind_tcp only matter with network.mode host: the sandbox has a network of its own",
         ));
+    }
+    for f in &n.socket_families {
+        if !crate::families::DEFAULT.contains(&f.value.name()) {
+            let key = f
+                .origin
+                .as_ref()
+                .map_or("network.socket_families".to_string(), |o| o.key.clone());
+            warnings.push(Warning::at(
+                f,
+                &key,
+                format!(
+                    "the agent may open {} sockets, kernel code that sandboxes usually keep out of reach",
+                    f.value
+                ),
+            ));
+        }
+    }
+    for (i, s) in p.syscalls.allow.iter().enumerate() {
+        if syscalls::ALLOWABLE_DENY.contains(&s.value.0.as_str()) {
+            let key = s
+                .origin
+                .as_ref()
+                .map_or(format!("syscalls.allow[{i}]"), |o| o.key.clone());
+            let what = if s.value.0 == "perf_event_open" {
+                "the agent may use the kernel's performance counters (as perf_event_paranoid allows)"
+            } else {
+                "the agent may read and change the memory of its own processes (debuggers); the init and everything outside stay out of reach"
+            };
+            warnings.push(Warning::at(s, &key, format!("`{}`: {what}", s.value.0)));
+        }
     }
     for (i, k) in p.env.keep.iter().enumerate() {
         let name = &k.value.0;
@@ -664,13 +711,15 @@ fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
                 )
                 .into());
         }
-        if syscalls::BASELINE_DENY.contains(&s.value.0.as_str()) {
+        let name = s.value.0.as_str();
+        if syscalls::BASELINE_DENY.contains(&name) && !syscalls::ALLOWABLE_DENY.contains(&name) {
             return Err(s
                 .error(
                     &format!("syscalls.allow[{i}]"),
                     format!(
-                        "`{}` is always denied (DESIGN.md §5); allowing it has no effect",
-                        s.value.0
+                        "`{name}` is always denied: {}; of the denylist only {} can be allowed (see docs/PROFILE.md, Syscalls)",
+                        syscalls::deny_reason(name),
+                        syscalls::ALLOWABLE_DENY.join(", ")
                     ),
                 )
                 .into());
@@ -796,14 +845,16 @@ impl Plan {
             refusal: Box::new(refusal),
         };
         let landlock = Self::landlock(&p, &fs, abi, kernel_abi);
+        let network = Self::network(&p, &landlock);
 
         let mut gaps = Vec::new();
         Self::landlock_gaps(&p, abi, kernel_abi, &mut gaps);
         Self::build_gaps(&p, &fs, &mut gaps);
 
-        let seccomp = Self::seccomp(&p).map_err(|e| audited(e, &[]))?;
         // SAFETY: geteuid has no arguments and can't fail.
         let unprivileged = unsafe { libc::geteuid() } != 0;
+        let memfd = Self::memfd(&fs, unprivileged);
+        let seccomp = Self::seccomp(&p, memfd).map_err(|e| audited(e, &[]))?;
         let user = Self::user(&p, &workspace, unprivileged).map_err(|e| audited(e, &[]))?;
         let mut fs = fs;
         // The sandbox's own device nodes need real root (mknod); the host's
@@ -902,12 +953,9 @@ impl Plan {
                 .collect(),
             filesystem: fs,
             landlock,
-            network: NetPlan {
-                mode: p.network.mode.value,
-                connect_tcp: p.network.connect_tcp.iter().map(|x| x.0).collect(),
-                bind_tcp: p.network.bind_tcp.iter().map(|x| x.0).collect(),
-            },
+            network,
             seccomp,
+            memfd,
             capabilities: p.capabilities.iter().map(|c| c.value.to_string()).collect(),
             user,
             env_keys,
@@ -1231,14 +1279,29 @@ impl Plan {
                 access: g.access,
             })
             .collect();
-        let ports = !(p.network.connect_tcp.is_empty() && p.network.bind_tcp.is_empty());
-        if p.network.mode.value == NetworkMode::Host || ports {
-            let handled = ll::handled_net(abi);
+        let n = &p.network;
+        let ports = !(n.connect_tcp.is_empty() && n.bind_tcp.is_empty());
+        if n.mode.value == NetworkMode::Host || ports {
+            // `any` leaves that direction unhandled: Landlock then allows it.
+            let mut handled = ll::handled_net(abi);
+            if n.connect_any() {
+                handled &= !ll::NET_CONNECT_TCP;
+            }
+            if n.bind_any() {
+                handled &= !ll::NET_BIND_TCP;
+            }
             if handled != 0 {
+                let listed = |rules: &[PortRule], right: u64| {
+                    if handled & right == 0 {
+                        Vec::new()
+                    } else {
+                        profile::ports(rules)
+                    }
+                };
                 spec.net = Some(ll::NetRules {
                     handled,
-                    bind_tcp: p.network.bind_tcp.iter().map(|x| x.0).collect(),
-                    connect_tcp: p.network.connect_tcp.iter().map(|x| x.0).collect(),
+                    bind_tcp: listed(&n.bind_tcp, ll::NET_BIND_TCP),
+                    connect_tcp: listed(&n.connect_tcp, ll::NET_CONNECT_TCP),
                 });
             }
         }
@@ -1253,8 +1316,69 @@ impl Plan {
         }
     }
 
+    /// The network part of the plan, with what it does and doesn't stop
+    /// spelled out (`explain`).
+    fn network(p: &Profile, ll: &LandlockPlan) -> NetPlan {
+        let n = &p.network;
+        let handled = ll.spec.net.as_ref().map_or(0, |r| r.handled);
+        let mut enforced = Vec::new();
+        let mut not_restricted = Vec::new();
+        if n.mode.value == NetworkMode::Host {
+            let ports = |rules: &[PortRule]| {
+                let v = profile::ports(rules);
+                v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+            };
+            for (verb, rules, any, right) in [
+                (
+                    "connect",
+                    &n.connect_tcp,
+                    n.connect_any(),
+                    ll::NET_CONNECT_TCP,
+                ),
+                ("bind", &n.bind_tcp, n.bind_any(), ll::NET_BIND_TCP),
+            ] {
+                let line = if any {
+                    format!("TCP {verb}: any port")
+                } else if handled & right == 0 {
+                    format!(
+                        "TCP {verb}: any port (port rules need Landlock ABI 4; not enforced here)"
+                    )
+                } else if profile::ports(rules).is_empty() {
+                    format!("TCP {verb}: no port (Landlock)")
+                } else {
+                    format!("TCP {verb}: only ports {} (Landlock)", ports(rules))
+                };
+                enforced.push(line);
+            }
+            if tcp_ports_restricted(p) {
+                enforced.push(
+                    "TCP Fast Open refused (EOPNOTSUPP), and stream sockets of other protocols (MPTCP, SCTP, SMC) (EPROTONOSUPPORT): seccomp, as Landlock's port rules don't see them".into(),
+                );
+            }
+            not_restricted.push(
+                "UDP and ICMP, to any address and port: Landlock has no rules for them".into(),
+            );
+            if !n.bind_any() {
+                not_restricted.push(
+                    "listen() on a TCP socket that was never bound: it takes an ephemeral port, which no Landlock rule checks, and accepts connections from wherever the host's firewall lets them come".into(),
+                );
+            }
+            not_restricted.push(
+                "which hosts: port rules don't look at addresses, so the host's own services on a listed port (127.0.0.1 included) are reachable too".into(),
+            );
+        }
+        NetPlan {
+            mode: n.mode.value,
+            connect_tcp: n.connect_tcp.clone(),
+            bind_tcp: n.bind_tcp.clone(),
+            socket_families: n.socket_families.iter().map(|f| f.value.name()).collect(),
+            enforced,
+            not_restricted,
+        }
+    }
+
     fn landlock_gaps(p: &Profile, abi: u32, kernel_abi: Option<u32>, gaps: &mut Vec<Gap>) {
-        let ports = p.network.mode.value == NetworkMode::Host;
+        let ports = tcp_ports_restricted(p);
         for f in ll::missing_features(abi) {
             let relevant = match f {
                 // Without REFER, cross-directory renames are denied: safe.
@@ -1315,7 +1439,24 @@ impl Plan {
         }
     }
 
-    fn seccomp(p: &Profile) -> Result<SeccompPlan, PlanError> {
+    /// How this sandbox keeps memfds from running (see [`memfd`]): with the
+    /// PID namespace's sysctl where confine can set it, else without
+    /// memfds; not at all when everything may be executed anyway.
+    fn memfd(fs: &FsPlan, unprivileged: bool) -> memfd::Policy {
+        if fs
+            .grants
+            .iter()
+            .any(|g| g.exec && !g.implicit && g.path == Path::new("/"))
+        {
+            memfd::Policy::Unrestricted
+        } else if !unprivileged && memfd::sysctl_writable() {
+            memfd::Policy::NoExec
+        } else {
+            memfd::Policy::Unavailable
+        }
+    }
+
+    fn seccomp(p: &Profile, memfd: memfd::Policy) -> Result<SeccompPlan, PlanError> {
         let arch = Arch::native();
         // Numbers, not names: a name missing on this architecture has none
         // and is skipped, and the baseline comes resolved at compile time.
@@ -1332,7 +1473,20 @@ impl Plan {
             allow.remove(nr);
             deny.insert(nr);
         }
-        syscalls::baseline_deny(arch).for_each(|nr| deny.insert(nr));
+        // The denylisted calls the profile may, and does, allow again.
+        let reallowed: Vec<&'static str> = syscalls::ALLOWABLE_DENY
+            .iter()
+            .copied()
+            .filter(|name| p.syscalls.allow.iter().any(|s| s.value.0 == *name))
+            .filter(|name| !p.syscalls.deny.iter().any(|s| s.value.0 == *name))
+            .collect();
+        let reallowed_nrs: Vec<u32> = reallowed
+            .iter()
+            .filter_map(|name| syscalls::number(arch, name))
+            .collect();
+        syscalls::baseline_deny(arch)
+            .filter(|nr| !reallowed_nrs.contains(nr))
+            .for_each(|nr| deny.insert(nr));
         // `log` means "allow, and have the kernel log it": the denylist's
         // SECCOMP_RET_LOG only lets a call through if the allowlist does too.
         if p.syscalls.on_violation == profile::OnViolation::Log {
@@ -1345,20 +1499,62 @@ impl Plan {
         };
         let allow_nrs: Vec<u32> = allow.iter().collect();
         let deny_nrs: Vec<u32> = deny.iter().collect();
-        let filters = seccomp::compile(arch, &allow_nrs, &deny_nrs, on_violation)
+        let n = &p.network;
+        let rules = seccomp::Rules {
+            socket_families: n.socket_families.iter().map(|f| f.value.0).collect(),
+            tcp_port_rules: tcp_ports_restricted(p),
+            file_size_limit: p.limits.file_size.is_some(),
+            memfd: match memfd {
+                memfd::Policy::NoExec => seccomp::Memfd::NoExecFlag,
+                memfd::Policy::Unavailable => seccomp::Memfd::Unavailable,
+                memfd::Policy::Unrestricted => seccomp::Memfd::Unrestricted,
+            },
+        };
+        let filters = seccomp::compile_with(arch, &allow_nrs, &deny_nrs, on_violation, &rules)
             .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?;
+        let mut argument_rules: Vec<String> = vec![
+            "ioctl(TIOCSTI, TIOCLINUX), low 32 bits of the request".into(),
+            "clone with any CLONE_NEW* flag".into(),
+            format!(
+                "socket and socketpair of any family but {}",
+                n.socket_families
+                    .iter()
+                    .map(|f| f.value.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "personality other than 0 and 0xffffffff".into(),
+        ];
+        if rules.tcp_port_rules {
+            argument_rules.push(
+                "sendto, sendmsg, sendmmsg with MSG_FASTOPEN -> EOPNOTSUPP (TCP Fast Open connects around the port rules)".into(),
+            );
+            argument_rules.push(
+                "socket(AF_INET/AF_INET6) of a stream protocol other than TCP (MPTCP, SCTP, SMC) or a type other than stream, datagram, raw -> EPROTONOSUPPORT".into(),
+            );
+        }
+        if rules.file_size_limit {
+            argument_rules.push(
+                "fallocate with FALLOC_FL_KEEP_SIZE (other than punching a hole) or INSERT_RANGE -> EOPNOTSUPP (limits.file_size doesn't count them)".into(),
+            );
+        }
+        match rules.memfd {
+            seccomp::Memfd::NoExecFlag => {
+                argument_rules.push("memfd_create with MFD_EXEC -> EACCES".into())
+            }
+            seccomp::Memfd::Unavailable => {
+                argument_rules.push("memfd_create -> ENOSYS (memfds could be executed)".into())
+            }
+            seccomp::Memfd::Unrestricted => {}
+        }
         Ok(SeccompPlan {
             arch,
             allowlist_instructions: filters.allowlist.len(),
             denylist_instructions: filters.denylist.len(),
             allow: allow.names(arch),
             deny: deny.names(arch),
-            argument_rules: vec![
-                "ioctl(TIOCSTI, TIOCLINUX), low 32 bits of the request",
-                "clone with any CLONE_NEW* flag",
-                "socket(AF_VSOCK, AF_PACKET)",
-                "personality other than 0 and 0xffffffff",
-            ],
+            argument_rules,
+            reallowed,
             on_violation: p.syscalls.on_violation,
             filters,
         })
@@ -1542,13 +1738,27 @@ impl Plan {
             NetworkMode::Host => "host: the host's network",
         };
         writeln!(o, "network     {mode}")?;
-        if !ll.handled_net.is_empty() {
-            writeln!(
-                o,
-                "            TCP connect to {:?}, bind {:?}; other ports denied",
-                n.connect_tcp, n.bind_tcp
-            )?;
+        for e in &n.enforced {
+            writeln!(o, "            {e}")?;
         }
+        for e in &n.not_restricted {
+            writeln!(o, "            NOT restricted: {e}")?;
+        }
+        writeln!(
+            o,
+            "            socket families: {} (others EPERM)",
+            n.socket_families.join(" ")
+        )?;
+        let memfd = match self.memfd {
+            memfd::Policy::NoExec => {
+                "not executable: vm.memfd_noexec=1 in the sandbox's PID namespace, MFD_EXEC refused"
+            }
+            memfd::Policy::Unavailable => {
+                "memfd_create fails with ENOSYS (vm.memfd_noexec can't be set here: Linux < 6.3, not root, or /proc/sys read-only)"
+            }
+            memfd::Policy::Unrestricted => "unrestricted (exec is granted on / anyway)",
+        };
+        writeln!(o, "memfd       {memfd}")?;
         let s = &self.seccomp;
         writeln!(
             o,
@@ -1563,6 +1773,13 @@ impl Plan {
         writeln!(o, "            denied: {}", s.deny.join(" "))?;
         for r in &s.argument_rules {
             writeln!(o, "            denied: {r}")?;
+        }
+        if !s.reallowed.is_empty() {
+            writeln!(
+                o,
+                "            allowed by the profile: {}",
+                s.reallowed.join(" ")
+            )?;
         }
         writeln!(
             o,

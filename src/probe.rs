@@ -55,6 +55,7 @@ pub struct Probe {
     pub namespaces: Namespaces,
     pub cgroups: Cgroups,
     pub sysctls: Sysctls,
+    pub memfd: Memfd,
     /// For every missing piece, what it means for a profile. Empty when
     /// everything confine can enforce is available.
     pub implications: Vec<String>,
@@ -218,6 +219,18 @@ pub enum CgroupMechanism {
     Missing,
 }
 
+/// How sandboxes started by this process keep memfds from being executed
+/// (see `sandbox::memfd`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Memfd {
+    /// `vm.memfd_noexec` of this PID namespace (Linux 6.3); `None` without it.
+    pub noexec_sysctl: Option<i64>,
+    /// This process could set it in a sandbox's PID namespace.
+    pub sysctl_writable: bool,
+    /// What a sandbox gets (unless its exec grants cover `/`).
+    pub policy: crate::sandbox::memfd::Policy,
+}
+
 /// Host sysctls that change what an agent could do or what confine can do.
 /// Absent file = `None`.
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +256,7 @@ pub fn probe() -> Probe {
         namespaces: probe_namespaces(euid, &sysctls),
         cgroups: probe_cgroups(),
         sysctls,
+        memfd: probe_memfd(euid),
         implications: Vec::new(),
     };
     p.implications = implications(&p);
@@ -739,6 +753,22 @@ fn limit_support(p: Result<crate::sandbox::cgroup::Placement, String>) -> LimitS
     }
 }
 
+// ------------------------------------------------------------------- memfd
+
+fn probe_memfd(euid: u32) -> Memfd {
+    use crate::sandbox::memfd;
+    let writable = memfd::sysctl_writable();
+    Memfd {
+        noexec_sysctl: memfd::noexec_sysctl(),
+        sysctl_writable: writable,
+        policy: if euid == 0 && writable {
+            memfd::Policy::NoExec
+        } else {
+            memfd::Policy::Unavailable
+        },
+    }
+}
+
 // ----------------------------------------------------------------- sysctls
 
 fn read_sysctl(path: &str) -> Option<i64> {
@@ -872,6 +902,19 @@ fn implications(p: &Probe) -> Vec<String> {
                 .as_deref()
                 .map(|f| format!(", or allow them: {f}"))
                 .unwrap_or_default()
+        ));
+    }
+
+    if p.memfd.policy == crate::sandbox::memfd::Policy::Unavailable {
+        out.push(format!(
+            "vm.memfd_noexec {}: memfds can't be made non-executable, so memfd_create fails \
+             with ENOSYS in every sandbox (programs fall back to files; the few that need \
+             memfds fail)",
+            match p.memfd.noexec_sysctl {
+                None => "is missing (Linux < 6.3)",
+                Some(_) if p.euid != 0 => "can only be set by root",
+                Some(_) => "is not writable here (/proc/sys read-only?)",
+            }
         ));
     }
 
@@ -1084,6 +1127,21 @@ impl Probe {
         ] {
             let _ = writeln!(t, "  {name:<34} {}", opt_num(v));
         }
+
+        let m = &self.memfd;
+        let _ = writeln!(
+            t,
+            "memfd\n  vm.memfd_noexec {}{}\n  sandboxes: {}",
+            opt_num(m.noexec_sysctl),
+            if m.sysctl_writable { " (writable)" } else { "" },
+            match m.policy {
+                crate::sandbox::memfd::Policy::NoExec => {
+                    "memfds not executable (vm.memfd_noexec=1 in each, MFD_EXEC refused)"
+                }
+                crate::sandbox::memfd::Policy::Unavailable => "memfd_create fails with ENOSYS",
+                crate::sandbox::memfd::Policy::Unrestricted => "unrestricted",
+            }
+        );
 
         let _ = writeln!(t, "implications");
         if self.implications.is_empty() {

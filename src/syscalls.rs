@@ -612,8 +612,9 @@ pub const BASELINE_ALLOW: &[&str] = &[
 /// file handles (which bypass path checks), and host-wide state (swap, reboot,
 /// accounting, quotas, the kernel log, the clocks).
 ///
-/// Sorted; argument rules (ioctl, clone, socket, personality) are not here but
-/// built into filter B by `sandbox::seccomp`.
+/// Sorted; argument rules (ioctl, clone, socket, socketpair, personality and
+/// the plan's own) are not here but built into filter B by
+/// `sandbox::seccomp`. A profile may re-enable [`ALLOWABLE_DENY`] only.
 pub const BASELINE_DENY: &[&str] = &[
     "acct",
     "add_key",
@@ -659,6 +660,46 @@ pub const BASELINE_DENY: &[&str] = &[
     "unshare",
     "userfaultfd",
 ];
+
+/// The denylisted calls a profile's `syscalls.allow` may re-enable: no
+/// invariant of the sandbox rests on denying them. `ptrace` and
+/// `process_vm_*` reach only processes of the sandbox's own PID namespace,
+/// and not its init (not dumpable); `perf_event_open` is then up to the
+/// kernel's `perf_event_paranoid`. Debuggers, `strace` and profilers need
+/// them.
+pub const ALLOWABLE_DENY: &[&str] = &[
+    "perf_event_open",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+];
+
+/// Why a call of [`BASELINE_DENY`] that [`ALLOWABLE_DENY`] doesn't list can
+/// never be allowed, for the error a profile that tries gets.
+pub fn deny_reason(name: &str) -> &'static str {
+    match name {
+        "kexec_load" | "kexec_file_load" | "init_module" | "finit_module" | "delete_module" => {
+            "it loads or unloads kernel code"
+        }
+        "bpf" => "it loads programs into the kernel",
+        "userfaultfd" => "it can stall the kernel in the middle of a copy, a classic exploit primitive",
+        "io_uring_setup" | "io_uring_enter" | "io_uring_register" => {
+            "io_uring performs I/O that seccomp never sees, and has a long record of kernel bugs"
+        }
+        "keyctl" | "add_key" | "request_key" => "the kernel keyrings are not confined to the sandbox",
+        "mount" | "umount2" | "pivot_root" | "move_mount" | "open_tree" | "open_tree_attr"
+        | "fsopen" | "fsmount" | "fsconfig" | "fspick" | "mount_setattr" => {
+            "the sandbox's filesystem view rests on the agent not changing its mounts"
+        }
+        "unshare" | "setns" => {
+            "new or other namespaces would give the agent capabilities or a way out of its own"
+        }
+        "open_by_handle_at" | "name_to_handle_at" => {
+            "file handles reach files without a path, around Landlock's rules"
+        }
+        _ => "it changes or reads state of the whole host (clocks, swap, reboot, accounting, quotas, the kernel log)",
+    }
+}
 
 /// The numbers of [`BASELINE_ALLOW`] on `arch`, in its order, skipping names
 /// `arch` doesn't have.
@@ -1721,6 +1762,32 @@ mod tests {
             }
         }
         assert!(BASELINE_DENY.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn allowable_deny_is_part_of_the_denylist() {
+        for name in ALLOWABLE_DENY {
+            assert!(BASELINE_DENY.contains(name), "{name}");
+        }
+        // The ones that stay denied each have a specific reason, except the
+        // host-wide ones, which share the last.
+        let host_wide = [
+            "acct",
+            "adjtimex",
+            "clock_adjtime",
+            "clock_settime",
+            "quotactl",
+            "quotactl_fd",
+            "reboot",
+            "settimeofday",
+            "swapoff",
+            "swapon",
+            "syslog",
+        ];
+        for name in BASELINE_DENY.iter().filter(|n| !ALLOWABLE_DENY.contains(n)) {
+            let generic = deny_reason("") == deny_reason(name);
+            assert_eq!(generic, host_wide.contains(name), "{name}");
+        }
     }
 
     #[test]

@@ -123,7 +123,9 @@ const BAD_PROFILES: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("list_doc", "- version: 1\n", "profile", 1, 1, "invalid type: sequence, expected a map"),
     ("extends_unknown", "version: 1\nextends: defualt\n", "extends", 2, 10, "no built-in profile `defualt` (did you mean `default`?)"),
     ("extends_missing", "version: 1\nextends: ./nowhere.yaml\n", "extends", 2, 10, "can't read profile"),
-    ("allow_ptrace", "version: 1\nsyscalls:\n  allow: [read, ptrace]\n", "syscalls.allow[1]", 3, 17, "`ptrace` is always denied"),
+    ("allow_bpf", "version: 1\nsyscalls:\n  allow: [read, bpf]\n", "syscalls.allow[1]", 3, 17, "`bpf` is always denied: it loads programs into the kernel; of the denylist only perf_event_open, process_vm_readv, process_vm_writev, ptrace can be allowed (see docs/PROFILE.md, Syscalls)"),
+    ("port_word", "version: 1\nnetwork:\n  connect_tcp: every\n", "network.connect_tcp", 3, 16, "`every`: write `any`, or a list of ports such as [443]"),
+    ("unknown_family", "version: 1\nnetwork:\n  socket_families: {add: [AF_PAKCET]}\n", "network.socket_families.add[0]", 3, 27, "unknown socket family `AF_PAKCET` (did you mean `AF_PACKET`?)"),
     ("allow_clone3", "version: 1\nsyscalls:\n  allow: [clone3]\n", "syscalls.allow[0]", 3, 11, "`clone3` always fails with ENOSYS"),
     ("missing_path", "version: 1\nfilesystem:\n  read:\n    - /usr\n    - /nonexistent/confine-test\n", "filesystem.read[1]", 5, 7, "path /nonexistent/confine-test does not exist (write `/nonexistent/confine-test?` to make it optional)"),
     ("missing_workspace", "version: 1\nworkspace: /nonexistent/confine-ws\n", "workspace", 2, 12, "/nonexistent/confine-ws: No such file or directory"),
@@ -732,10 +734,110 @@ fn explain_json_for_every_builtin() {
         if *name == "networked" {
             assert_eq!(plan["network"]["mode"], "host");
             assert_eq!(plan["network"]["connect_tcp"], serde_json::json!([80, 443]));
+            // What host mode does and doesn't stop, in so many words.
+            let said = |k: &str| plan["network"][k].to_string();
+            assert!(
+                said("enforced").contains("TCP Fast Open refused"),
+                "{}",
+                said("enforced")
+            );
+            assert!(
+                said("not_restricted").contains("UDP"),
+                "{}",
+                said("not_restricted")
+            );
+            assert!(
+                said("not_restricted").contains("listen()"),
+                "{}",
+                said("not_restricted")
+            );
         } else {
             assert_eq!(plan["network"]["mode"], "none", "{name}");
         }
     }
+}
+
+/// Finding 6: a host-mode profile without port rules gets no TCP at all
+/// (Landlock handles TCP whenever it can), and `check` says so, with the
+/// way to ask for every port; that way warns about nothing.
+#[test]
+fn host_mode_without_port_rules_is_explained() {
+    let dir = profiles_dir();
+    let none = write_profile(
+        dir.path(),
+        "host-none",
+        "version: 1\nextends: default\nnetwork:\n  mode: host\n",
+    );
+    let o = check(&none);
+    assert_status(&o, 0);
+    let e = stderr(&o);
+    assert!(
+        e.contains("no TCP connection or bind is allowed"),
+        "{}",
+        show(&o)
+    );
+    assert!(e.contains("`connect_tcp: any`"), "{}", show(&o));
+    assert!(!e.contains("can reach any TCP port"), "{}", show(&o));
+    let any = write_profile(
+        dir.path(),
+        "host-any",
+        "version: 1\nextends: default\nnetwork:\n  mode: host\n  connect_tcp: any\n",
+    );
+    let o = check(&any);
+    assert_status(&o, 0);
+    assert!(stderr(&o).is_empty(), "{}", show(&o));
+}
+
+/// `explain --json` of what a profile re-allows, adds and restricts:
+/// `ptrace` leaves the denylist only when `allow` names it and `deny`
+/// doesn't; added socket families and `file_size`'s fallocate rule show.
+#[test]
+fn explain_shows_reallowed_syscalls_families_and_rules() {
+    let Some(f) = fixture("explain_rules") else {
+        return;
+    };
+    let plan = |yaml: &str| -> serde_json::Value {
+        let p = f.profile("p", yaml);
+        let o = confine(&[
+            "explain",
+            "-p",
+            p.to_str().unwrap(),
+            "-w",
+            f.ws.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_status(&o, 0);
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let denies = |v: &serde_json::Value, name: &str| {
+        v["seccomp"]["deny"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == name)
+    };
+    let v = plan("version: 1\nextends: default\nsyscalls:\n  allow: [ptrace]\n");
+    assert!(!denies(&v, "ptrace"), "{v}");
+    assert!(denies(&v, "process_vm_readv"), "{v}");
+    assert_eq!(v["seccomp"]["reallowed"], serde_json::json!(["ptrace"]));
+    let v = plan("version: 1\nextends: default\nsyscalls:\n  allow: [ptrace]\n  deny: [ptrace]\n");
+    assert!(denies(&v, "ptrace"), "{v}");
+    assert_eq!(v["seccomp"]["reallowed"], serde_json::json!([]));
+    let v = plan(
+        "version: 1\nextends: default\nnetwork:\n  socket_families: {add: [AF_VSOCK]}\nlimits:\n  file_size: 1G\n",
+    );
+    assert_eq!(
+        v["network"]["socket_families"],
+        serde_json::json!(["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK", "AF_VSOCK"])
+    );
+    let rules = v["seccomp"]["argument_rules"].to_string();
+    assert!(rules.contains("AF_VSOCK"), "{rules}");
+    assert!(
+        rules.contains("fallocate with FALLOC_FL_KEEP_SIZE"),
+        "{rules}"
+    );
+    assert!(!rules.contains("MSG_FASTOPEN"), "{rules}");
+    assert!(v["memfd"].is_string(), "{v}");
 }
 
 #[test]

@@ -21,8 +21,11 @@ use std::time::Duration;
 /// Python run inside: each argument `LABEL=KIND:ADDRESS` is one attempt,
 /// printed as `LABEL ok` or `LABEL ERRNO`. KIND is `tcp` (connect to
 /// 127.0.0.1:PORT and send "hi"), `tcpbind` (bind 127.0.0.1:PORT), `udp`
-/// (sendto 127.0.0.1:PORT), `unix` (connect to a path and send "hi") or
-/// `abstract` (the same, to an abstract name).
+/// (sendto 127.0.0.1:PORT), `tfo` (TCP Fast Open: sendto with MSG_FASTOPEN,
+/// which connects), `mptcp` (connect an IPPROTO_MPTCP socket and send "hi"),
+/// `sctp` (create an SCTP stream socket; ADDRESS is ignored), `unix`
+/// (connect to a path and send "hi") or `abstract` (the same, to an abstract
+/// name).
 const ATTEMPTS: &str = r#"
 import errno, socket, sys
 for arg in sys.argv[1:]:
@@ -38,6 +41,19 @@ for arg in sys.argv[1:]:
         elif kind == "udp":
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.sendto(b"hi", ("127.0.0.1", int(addr)))
+        elif kind == "tfo":
+            # Blocking: on a non-blocking socket the connect it starts
+            # reports EINPROGRESS.
+            with socket.socket() as s:
+                s.sendto(b"hi", socket.MSG_FASTOPEN, ("127.0.0.1", int(addr)))
+        elif kind == "mptcp":
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262) as s:
+                s.settimeout(5)
+                s.connect(("127.0.0.1", int(addr)))
+                s.sendall(b"hi")
+        elif kind == "sctp":
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132) as s:
+                pass
         else:
             path = "\0" + addr if kind == "abstract" else addr
             with socket.socket(socket.AF_UNIX) as s:
@@ -436,6 +452,130 @@ fn host_mode_binds_only_listed_tcp_ports() {
     let listed = f.profile("host-listed", &host_profile(&[], &[free]));
     let got = attempt(&f, listed.to_str().unwrap(), &specs[..1]);
     assert_eq!(got.get("port").map(String::as_str), Some("ok"), "{got:?}");
+}
+
+/// [`ATTEMPTS`] outside any sandbox, as the agent's uid: what the kernel
+/// itself lets through.
+fn attempt_unconfined(specs: &[String]) -> BTreeMap<String, String> {
+    let mut cmd = vec!["python3", "-c", ATTEMPTS];
+    cmd.extend(specs.iter().map(String::as_str));
+    let o = as_agent_unconfined(&cmd);
+    assert_status(&o, 0);
+    labelled(&stdout(&o))
+}
+
+/// Finding 6: Landlock checks `connect(2)` and `bind(2)` of TCP sockets,
+/// but TCP Fast Open connects from `sendto(MSG_FASTOPEN)` without that
+/// check, and an MPTCP socket isn't a TCP socket to Landlock. Both reach an
+/// unlisted port unconfined; inside, both are refused while the listed port
+/// stays reachable.
+#[test]
+fn host_mode_port_rules_hold_for_fast_open_and_mptcp() {
+    let test = "host_mode_port_rules_hold_for_fast_open_and_mptcp";
+    if !can_run(test) || !require_landlock(test, 4) {
+        return;
+    }
+    let f = Fixture::new("net-host-leaks");
+    let (allowed, p) = tcp_listener();
+    let (denied, q) = tcp_listener();
+
+    // Control: unconfined, both routes reach the unlisted port.
+    let specs = [format!("tfo=tfo:{q}"), format!("mptcp=mptcp:{q}")];
+    let got = attempt_unconfined(&specs);
+    for (label, kind) in [("tfo", "TCP Fast Open"), ("mptcp", "MPTCP")] {
+        if got.get(label).map(String::as_str) != Some("ok") {
+            skip_or_fail(
+                test,
+                &format!("{kind} doesn't connect here unconfined: {got:?}"),
+            );
+            return;
+        }
+        assert!(
+            poll_for(std::time::Duration::from_secs(5), || pending_tcp(&denied)).is_some(),
+            "{kind}: the control connection never queued"
+        );
+    }
+
+    let profile = f.profile("host", &host_profile(&[p], &[]));
+    let got = attempt(
+        &f,
+        profile.to_str().unwrap(),
+        &[
+            format!("tfo=tfo:{q}"),
+            format!("mptcp=mptcp:{q}"),
+            "sctp=sctp:0".to_string(),
+            format!("allowed=tcp:{p}"),
+            format!("allowed_tfo=tfo:{p}"),
+        ],
+    );
+    // Fast Open answers as if the host had it turned off (EOPNOTSUPP, which
+    // Python names ENOTSUP; programs fall back to connect); MPTCP and SCTP
+    // as if they weren't built in.
+    assert!(
+        one_of(got.get("tfo"), &["ENOTSUP", "EOPNOTSUPP"]),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("mptcp").map(String::as_str),
+        Some("EPROTONOSUPPORT"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.get("sctp").map(String::as_str),
+        Some("EPROTONOSUPPORT"),
+        "{got:?}"
+    );
+    assert!(
+        pending_tcp(&denied).is_none(),
+        "the unlisted port got a connection"
+    );
+    // Control: the listed port, by connect; Fast Open is refused whatever
+    // the port.
+    assert_eq!(
+        got.get("allowed").map(String::as_str),
+        Some("ok"),
+        "{got:?}"
+    );
+    assert!(
+        one_of(got.get("allowed_tfo"), &["ENOTSUP", "EOPNOTSUPP"]),
+        "{got:?}"
+    );
+    let s = pending_tcp(&allowed).expect("the allowed listener saw no connection");
+    assert_eq!(received(&s, || s.set_nonblocking(false).unwrap()), "hi");
+}
+
+/// `connect_tcp: any` lifts the connect restriction (and only it): every
+/// port is reachable, binding stays refused.
+#[test]
+fn host_mode_connect_any_reaches_every_port_and_binds_none() {
+    let test = "host_mode_connect_any_reaches_every_port_and_binds_none";
+    if !can_run(test) || !require_landlock(test, 4) {
+        return;
+    }
+    let f = Fixture::new("net-host-any");
+    let (l, q) = tcp_listener();
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let profile = f.profile(
+        "host-any",
+        "version: 1\nname: host-any\nextends: default\nnetwork:\n  mode: host\n  connect_tcp: any\n",
+    );
+    let got = attempt(
+        &f,
+        profile.to_str().unwrap(),
+        &[format!("any=tcp:{q}"), format!("bind=tcpbind:{free}")],
+    );
+    assert_eq!(got.get("any").map(String::as_str), Some("ok"), "{got:?}");
+    let s = pending_tcp(&l).expect("the listener saw no connection");
+    assert_eq!(received(&s, || s.set_nonblocking(false).unwrap()), "hi");
+    assert_eq!(
+        got.get("bind").map(String::as_str),
+        Some("EACCES"),
+        "{got:?}"
+    );
 }
 
 #[test]

@@ -37,6 +37,11 @@ const PROBE_C: &str = r##"#define _GNU_SOURCE
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <linux/falloc.h>
+#include <linux/perf_event.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -119,6 +124,7 @@ static const char *ename(int e) {
     case ENOKEY: return "ENOKEY";
     case ERANGE: return "ERANGE";
     case E2BIG: return "E2BIG";
+    case EFBIG: return "EFBIG";
     default: {
         static char buf[32];
         snprintf(buf, sizeof buf, "errno%d", e);
@@ -282,6 +288,81 @@ static void one(const char *op) {
         TRY("socket_vsock", syscall(SYS_socket, AF_VSOCK, SOCK_STREAM, 0));
     } else if (!strcmp(op, "socket_unix")) {
         TRY("socket_unix", syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0));
+    } else if (!strcmp(op, "socket_inet")) {
+        TRY("socket_inet", syscall(SYS_socket, AF_INET, SOCK_STREAM, 0));
+    } else if (!strcmp(op, "socket_inet6")) {
+        TRY("socket_inet6", syscall(SYS_socket, AF_INET6, SOCK_DGRAM, 0));
+    } else if (!strcmp(op, "socket_netlink")) {
+        TRY("socket_netlink", syscall(SYS_socket, AF_NETLINK, SOCK_RAW, 0));
+    } else if (!strcmp(op, "socket_alg")) {
+        TRY("socket_alg", syscall(SYS_socket, 38 /* AF_ALG */, SOCK_SEQPACKET, 0));
+    } else if (!strcmp(op, "socket_tipc")) {
+        TRY("socket_tipc", syscall(SYS_socket, 30 /* AF_TIPC */, SOCK_RDM, 0));
+    } else if (!strcmp(op, "socket_kcm")) {
+        TRY("socket_kcm", syscall(SYS_socket, 41 /* AF_KCM */, SOCK_DGRAM, 0));
+    } else if (!strcmp(op, "socket_xdp")) {
+        TRY("socket_xdp", syscall(SYS_socket, 44 /* AF_XDP */, SOCK_RAW, 0));
+    } else if (!strcmp(op, "socketpair_unix")) {
+        int sv[2];
+        TRY("socketpair_unix", syscall(SYS_socketpair, AF_UNIX, SOCK_STREAM, 0, sv));
+    } else if (!strcmp(op, "socketpair_tipc")) {
+        int sv[2];
+        TRY("socketpair_tipc", syscall(SYS_socketpair, 30 /* AF_TIPC */, SOCK_STREAM, 0, sv));
+    } else if (!strcmp(op, "ptrace_child")) {
+        /* Attach to a child of our own, look at it, let it go. */
+        pid_t pid = fork();
+        if (pid == 0) { for (;;) pause(); }
+        errno = 0;
+        long r = syscall(SYS_ptrace, PTRACE_ATTACH, pid, 0, 0);
+        int e = errno;
+        if (r == 0) {
+            waitpid(pid, NULL, __WALL);
+            long word = 0;
+            if (syscall(SYS_ptrace, PTRACE_PEEKUSER, pid, 0, &word) < 0) { r = -1; e = errno; }
+            syscall(SYS_ptrace, PTRACE_DETACH, pid, 0, 0);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        report("ptrace_child", r, e);
+    } else if (!strcmp(op, "ptrace_init")) {
+        /* PTRACE_SEIZE doesn't stop PID 1 even if it were let through. */
+        TRY("ptrace_init", syscall(SYS_ptrace, PTRACE_SEIZE, 1, 0, 0));
+    } else if (!strcmp(op, "vmread_self") || !strcmp(op, "vmread_init")) {
+        static char src[8] = "secret", dst[8];
+        struct iovec local = {dst, sizeof dst}, remote = {src, sizeof src};
+        pid_t pid = !strcmp(op, "vmread_self") ? getpid() : 1;
+        TRY(op, syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0));
+    } else if (!strcmp(op, "perf_self")) {
+        struct perf_event_attr a;
+        memset(&a, 0, sizeof a);
+        a.type = PERF_TYPE_SOFTWARE;
+        a.size = sizeof a;
+        a.config = PERF_COUNT_SW_TASK_CLOCK;
+        a.exclude_kernel = 1;
+        a.exclude_hv = 1;
+        TRY("perf_self", syscall(SYS_perf_event_open, &a, 0, -1, -1, 0));
+    } else if (!strcmp(op, "fsize1m")) {
+        struct rlimit rl = {1 << 20, 1 << 20};
+        TRY("fsize1m", setrlimit(RLIMIT_FSIZE, &rl));
+    } else if (!strncmp(op, "falloc_", 7)) {
+        /* falloc_MODE:PATH on a file of our own, 8 MiB past a 1 MiB limit. */
+        const char *colon = strchr(op, ':');
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(colon - op), op);
+        int fd = open(colon + 1, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        int mode = 0;
+        long off = 0, len = 8 << 20;
+        if (!strcmp(name, "falloc_keep")) mode = FALLOC_FL_KEEP_SIZE;
+        else if (!strcmp(name, "falloc_zero_keep")) mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+        else if (!strcmp(name, "falloc_punch")) { mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; len = 4096; }
+        else if (!strcmp(name, "falloc_small")) len = 512 << 10;
+        TRY(name, syscall(SYS_fallocate, fd, mode, off, len));
+        struct stat st;
+        fstat(fd, &st);
+        char line[64];
+        int n = snprintf(line, sizeof line, "%s_kib=%ld\n", name, (long)st.st_blocks / 2);
+        if (write(1, line, n) < 0) _exit(3);
+        close(fd);
     } else if (!strcmp(op, "personality_set")) {
         TRY("personality_set", syscall(SYS_personality, 0x0040000UL));
     } else if (!strcmp(op, "personality_query")) {
@@ -297,6 +378,8 @@ static void one(const char *op) {
 }
 
 int main(int argc, char **argv) {
+    /* Past RLIMIT_FSIZE: EFBIG, not death by SIGXFSZ. */
+    signal(SIGXFSZ, SIG_IGN);
     for (int i = 1; i < argc; i++) one(argv[i]);
     return 0;
 }
@@ -811,4 +894,243 @@ fn python_threads_work_without_clone3() {
     );
     assert_status(&o, 0);
     assert_eq!(stdout(&o), "threads 4 main\n", "{}", show(&o));
+}
+
+/// Finding 8: only AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK by default,
+/// for `socket` and `socketpair`; everything else is EPERM from the filter.
+/// A profile adds families by name.
+#[test]
+fn only_the_default_socket_families_open() {
+    if !can_run("only_the_default_socket_families_open") {
+        return;
+    }
+    let f = Fixture::new("sc-families");
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
+        return;
+    };
+    let p = probe_path(&probe);
+    let refused = [
+        "socket_alg",
+        "socket_tipc",
+        "socket_kcm",
+        "socket_xdp",
+        "socket_packet",
+        "socket_vsock",
+        "socketpair_tipc",
+    ];
+    let allowed = [
+        "socket_unix",
+        "socket_inet",
+        "socket_inet6",
+        "socket_netlink",
+        "socketpair_unix",
+    ];
+    let ops: Vec<&str> = refused.iter().chain(&allowed).copied().collect();
+    let o = f.run("default", &[&[p][..], &ops, &["done"]].concat());
+    assert_status(&o, 0);
+    let r = results(&o.stdout);
+    for name in refused {
+        expect(&r, name, "EPERM", &o);
+    }
+    for name in allowed {
+        expect(&r, name, "OK", &o);
+    }
+    // The filter answered, not the kernel: under on_violation: kill each of
+    // them kills (AF_PACKET and AF_XDP would be EPERM from the kernel too,
+    // for want of CAP_NET_RAW).
+    let kill = kill_profile(&f);
+    for op in refused {
+        assert_kills(&f, &kill, p, op);
+    }
+
+    // A family the profile adds opens, if the kernel has it (unconfined,
+    // as the agent's uid); the others stay refused.
+    let o = unconfined_as_agent(
+        &f,
+        &probe,
+        &["socket_vsock", "socket_alg", "socket_tipc", "socket_kcm"],
+    );
+    let host = results(&o.stdout);
+    let Some((op, family)) = [
+        ("socket_vsock", "AF_VSOCK"),
+        ("socket_alg", "AF_ALG"),
+        ("socket_kcm", "AF_KCM"),
+        ("socket_tipc", "AF_TIPC"),
+    ]
+    .into_iter()
+    .find(|(op, _)| host.get(*op).map(String::as_str) == Some("OK")) else {
+        skip_or_fail(
+            "only_the_default_socket_families_open",
+            &format!("none of AF_VSOCK, AF_ALG, AF_KCM, AF_TIPC opens here unconfined: {host:?}"),
+        );
+        return;
+    };
+    let prof = f.profile(
+        "family",
+        &format!(
+            "version: 1\nname: family\nextends: default\nnetwork:\n  socket_families: {{add: [{family}]}}\n"
+        ),
+    );
+    let o = f.run(
+        prof.to_str().unwrap(),
+        &[p, op, "socket_xdp", "socket_unix", "done"],
+    );
+    assert_status(&o, 0);
+    let r = results(&o.stdout);
+    expect(&r, op, "OK", &o);
+    expect(&r, "socket_xdp", "EPERM", &o);
+    expect(&r, "socket_unix", "OK", &o);
+}
+
+/// A profile that lets the agent debug and profile its own processes.
+fn debug_profile(f: &Fixture) -> String {
+    let p = f.profile(
+        "debug",
+        "version: 1\nname: debug\nextends: default\nsyscalls:\n  allow: [ptrace, process_vm_readv, process_vm_writev, perf_event_open]\n",
+    );
+    p.to_str().unwrap().to_owned()
+}
+
+/// Finding 12: `syscalls.allow` re-enables ptrace and its kin, so
+/// debuggers work inside; without it they are refused.
+#[test]
+fn allowed_ptrace_reaches_the_agents_own_children_only() {
+    if !can_run("allowed_ptrace_reaches_the_agents_own_children_only") {
+        return;
+    }
+    let f = Fixture::new("sc-ptrace");
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
+        return;
+    };
+    let p = probe_path(&probe);
+    let ops = [
+        p,
+        "ptrace_child",
+        "vmread_self",
+        "perf_self",
+        "ptrace_init",
+        "vmread_init",
+        "done",
+    ];
+    // Without the allow: refused by the filter.
+    let o = f.run("default", &ops);
+    assert_status(&o, 0);
+    let r = results(&o.stdout);
+    for name in [
+        "ptrace_child",
+        "vmread_self",
+        "perf_self",
+        "ptrace_init",
+        "vmread_init",
+    ] {
+        expect(&r, name, "EPERM", &o);
+    }
+    // With it: the agent's own processes, yes.
+    let debug = debug_profile(&f);
+    let o = f.run(&debug, &ops);
+    assert_status(&o, 0);
+    let r = results(&o.stdout);
+    expect(&r, "ptrace_child", "OK", &o);
+    expect(&r, "vmread_self", "OK", &o);
+    // perf_event_open is up to the kernel's perf_event_paranoid then.
+    let host = unconfined_as_agent(&f, &probe, &["perf_self"]);
+    let host = results(&host.stdout);
+    expect(
+        &r,
+        "perf_self",
+        host.get("perf_self").map_or("?", String::as_str),
+        &o,
+    );
+    // The init, PID 1, runs as the agent's uid but is not dumpable: neither
+    // ptrace nor process_vm_readv reaches it.
+    expect(&r, "ptrace_init", "EPERM", &o);
+    expect(&r, "vmread_init", "EPERM", &o);
+}
+
+#[test]
+fn strace_works_when_the_profile_allows_ptrace() {
+    if !can_run("strace_works_when_the_profile_allows_ptrace")
+        || !have(
+            "strace_works_when_the_profile_allows_ptrace",
+            "/usr/bin/strace",
+        )
+    {
+        return;
+    }
+    let f = Fixture::new("sc-strace");
+    let cmd = ["/usr/bin/strace", "-f", "-e", "trace=execve", "/bin/true"];
+    let o = f.run(&debug_profile(&f), &cmd);
+    assert_status(&o, 0);
+    assert!(stderr(&o).contains("execve(\"/bin/true\""), "{}", show(&o));
+    // Control: the default profile refuses it.
+    let o = f.run("default", &cmd);
+    assert_ne!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("Operation not permitted"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// Finding 11: with `limits.file_size`, fallocate may not allocate past it
+/// with FALLOC_FL_KEEP_SIZE (which RLIMIT_FSIZE doesn't count); the modes
+/// that RLIMIT_FSIZE checks, and punching holes, still work.
+#[test]
+fn fallocate_keep_size_cant_pass_file_size() {
+    if !can_run("fallocate_keep_size_cant_pass_file_size") {
+        return;
+    }
+    let f = Fixture::new("sc-falloc");
+    let Some(probe) = compile_for_agent(&f, "sc", PROBE_C) else {
+        return;
+    };
+    let p = probe_path(&probe);
+    let file = |n: &str| format!("{}:{}", n, f.ws.join(n).display());
+    let ops = [
+        file("falloc_keep"),
+        file("falloc_zero_keep"),
+        file("falloc_small"),
+        file("falloc_big"),
+        file("falloc_punch"),
+    ];
+    // Control: unconfined, under a 1 MiB RLIMIT_FSIZE, KEEP_SIZE allocates
+    // 8 MiB while the plain allocation past the limit fails.
+    let mut args = vec!["fsize1m"];
+    args.extend(ops.iter().map(String::as_str));
+    let o = unconfined_as_agent(&f, &probe, &args);
+    let r = results(&o.stdout);
+    expect(&r, "fsize1m", "OK", &o);
+    expect(&r, "falloc_keep", "OK", &o);
+    expect(&r, "falloc_keep_kib", "8192", &o);
+    expect(&r, "falloc_big", "EFBIG", &o);
+    for n in [
+        "falloc_keep",
+        "falloc_zero_keep",
+        "falloc_small",
+        "falloc_big",
+        "falloc_punch",
+    ] {
+        let _ = fs::remove_file(f.ws.join(n));
+    }
+
+    let prof = f.profile(
+        "fsize",
+        "version: 1\nname: fsize\nextends: default\nlimits:\n  file_size: 1M\n",
+    );
+    let mut args = vec![p];
+    args.extend(ops.iter().map(String::as_str));
+    args.push("done");
+    let o = f.run(prof.to_str().unwrap(), &args);
+    assert_status(&o, 0);
+    let r = results(&o.stdout);
+    expect(&r, "falloc_keep", "EOPNOTSUPP", &o);
+    expect(&r, "falloc_keep_kib", "0", &o);
+    expect(&r, "falloc_zero_keep", "EOPNOTSUPP", &o);
+    expect(&r, "falloc_small", "OK", &o);
+    expect(&r, "falloc_big", "EFBIG", &o);
+    expect(&r, "falloc_punch", "OK", &o);
+    // Without file_size there is nothing to get past: KEEP_SIZE works.
+    let o = f.run("default", &[p, &file("falloc_keep"), "done"]);
+    let r = results(&o.stdout);
+    expect(&r, "falloc_keep", "OK", &o);
 }

@@ -36,6 +36,8 @@ const KEYS: &[&str] = &[
     "env.keep[3]",
     "env.keep.add[0]",
     "capabilities[0]",
+    "network.socket_families.add[0]",
+    "network.connect_tcp.remove[0]",
     "limits.memory",
     "a.b.c.d[7]",
 ];

@@ -75,6 +75,9 @@ pub fn run(a: InitArgs, ends: InitEnds) -> ! {
     die_with_supervisor(r, &lifeline);
     step(r, "init", process::hide_identity());
 
+    // No executable memfds (through /proc/sys, before the view's /proc is read-only).
+    crate::sandbox::memfd::apply(plan.memfd).unwrap_or_else(|e| fail(err, "memfd", e));
+
     // Step 6: the mount view, before Landlock forbids mount changes.
     step(
         r,

@@ -179,8 +179,35 @@ pub struct Filesystem {
 #[derive(Clone, Debug)]
 pub struct Network {
     pub mode: Sourced<NetworkMode>,
-    pub connect_tcp: Vec<Port>,
-    pub bind_tcp: Vec<Port>,
+    /// Ports and `any`; where `any` is listed, that direction isn't
+    /// restricted.
+    pub connect_tcp: Vec<PortRule>,
+    pub bind_tcp: Vec<PortRule>,
+    /// What `socket` and `socketpair` may open.
+    pub socket_families: Vec<Sourced<SocketFamily>>,
+}
+
+impl Network {
+    /// `connect_tcp` allows every port.
+    pub fn connect_any(&self) -> bool {
+        self.connect_tcp.contains(&PortRule::Any)
+    }
+
+    /// `bind_tcp` allows every port.
+    pub fn bind_any(&self) -> bool {
+        self.bind_tcp.contains(&PortRule::Any)
+    }
+}
+
+/// The listed ports of `rules`, without `any`.
+pub fn ports(rules: &[PortRule]) -> Vec<u16> {
+    rules
+        .iter()
+        .filter_map(|r| match r {
+            PortRule::Port(p) => Some(*p),
+            PortRule::Any => None,
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +270,11 @@ impl Profile {
                 mode: Sourced::default_value(NetworkMode::None),
                 connect_tcp: vec![],
                 bind_tcp: vec![],
+                socket_families: crate::families::DEFAULT
+                    .iter()
+                    .filter_map(|n| crate::families::number(n))
+                    .map(|nr| Sourced::default_value(SocketFamily(nr)))
+                    .collect(),
             },
             syscalls: Syscalls {
                 allow: vec![],
@@ -343,7 +375,7 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
         .find(|(s, _)| !s.is_override())
         .map(|(s, _)| s.clone());
     for (source, raw) in chain.into_iter().rev() {
-        merge(&mut profile, &source, raw);
+        merge(&mut profile, &source, raw)?;
         profile.sources.push(source);
     }
     if profile.name.is_empty() {
@@ -386,7 +418,7 @@ pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
         let base = load(parent, &[]).map_err(|e| origin.error(e.message))?;
         profile = base;
     }
-    merge(&mut profile, &source, raw);
+    merge(&mut profile, &source, raw)?;
     profile.sources.push(source);
     if profile.name.is_empty() {
         profile.name = name.to_string();
@@ -661,13 +693,34 @@ fn merge_list<T: PartialEq + Clone>(
     }
 }
 
-fn merge_plain<T: PartialEq + Clone>(base: &mut Vec<T>, spec: Option<ListSpec<T>>) {
-    if let Some(spec) = spec {
-        *base = spec.apply(base);
+/// Applies a `connect_tcp` / `bind_tcp` layer. Removing a port from `any`
+/// can't be expressed (there is no "every port but"): an error, rather than
+/// a removal that silently changes nothing.
+fn merge_ports(
+    base: &mut Vec<PortRule>,
+    spec: Option<PortList>,
+    source: &Arc<Source>,
+    key: &str,
+) -> Result<(), ProfileError> {
+    let Some(PortList(spec)) = spec else {
+        return Ok(());
+    };
+    if let ListSpec::Edit { remove, .. } = &spec {
+        if base.contains(&PortRule::Any) {
+            if let Some(i) = remove.iter().position(|r| *r != PortRule::Any) {
+                let at = format!("{key}.remove[{i}]");
+                return Err(sourced(source, &at, ()).error(&at, format!(
+                    "can't remove port {} from `any` (the profile this extends allows every port): list the ports to allow instead",
+                    remove[i]
+                )));
+            }
+        }
     }
+    *base = spec.apply(base);
+    Ok(())
 }
 
-fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) {
+fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), ProfileError> {
     if let Some(n) = raw.name {
         p.name = n;
     }
@@ -703,8 +756,19 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) {
         if let Some(m) = n.mode {
             p.network.mode = sourced(s, "network.mode", m);
         }
-        merge_plain(&mut p.network.connect_tcp, n.connect_tcp);
-        merge_plain(&mut p.network.bind_tcp, n.bind_tcp);
+        merge_ports(
+            &mut p.network.connect_tcp,
+            n.connect_tcp,
+            s,
+            "network.connect_tcp",
+        )?;
+        merge_ports(&mut p.network.bind_tcp, n.bind_tcp, s, "network.bind_tcp")?;
+        merge_list(
+            &mut p.network.socket_families,
+            n.socket_families,
+            s,
+            "network.socket_families",
+        );
     }
     if let Some(sc) = raw.syscalls {
         merge_list(&mut p.syscalls.allow, sc.allow, s, "syscalls.allow");
@@ -744,4 +808,5 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) {
     if let Some(c) = raw.compat {
         p.compat = c;
     }
+    Ok(())
 }

@@ -78,8 +78,9 @@ pub struct RawFilesystem {
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub mode: Option<NetworkMode>,
-    pub connect_tcp: Option<ListSpec<Port>>,
-    pub bind_tcp: Option<ListSpec<Port>>,
+    pub connect_tcp: Option<PortList>,
+    pub bind_tcp: Option<PortList>,
+    pub socket_families: Option<ListSpec<SocketFamily>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -178,7 +178,7 @@ fn parses_the_design_example() {
     );
     assert_eq!(p.filesystem.protect.len(), 3);
     assert_eq!(p.network.mode.value, NetworkMode::Host);
-    assert_eq!(p.network.connect_tcp, [Port(443)]);
+    assert_eq!(p.network.connect_tcp, [PortRule::Port(443)]);
     assert!(p.network.bind_tcp.is_empty());
     assert_eq!(p.syscalls.allow[0].value.0, "io_setup");
     assert_eq!(p.syscalls.deny[0].value.0, "kcmp");
@@ -314,7 +314,10 @@ fn every_builtin_loads_and_the_chain_is_as_documented() {
     );
     let n = load("networked", &[]).unwrap();
     assert_eq!(n.network.mode.value, NetworkMode::Host);
-    assert_eq!(n.network.connect_tcp, [Port(80), Port(443)]);
+    assert_eq!(
+        n.network.connect_tcp,
+        [PortRule::Port(80), PortRule::Port(443)]
+    );
     assert_eq!(n.sources.len(), 4);
 }
 
@@ -826,20 +829,49 @@ fn unknown_syscall_suggests() {
 }
 
 /// `syscalls.allow` of a call the baseline always denies is refused by the
-/// plan (the profile layer only knows names).
+/// plan (the profile layer only knows names), with the reason and where to
+/// read more; the four that debuggers and profilers need are allowed, with
+/// a warning each.
 #[test]
 fn allowing_an_always_denied_syscall_is_an_error() {
     let d = Dir::new();
-    let p = d.write("p.yaml", "version: 1\nsyscalls:\n  allow: [read, ptrace]\n");
+    let p = d.write("p.yaml", "version: 1\nsyscalls:\n  allow: [read, bpf]\n");
     match crate::plan::check(p.to_str().unwrap()) {
-        Err(crate::plan::PlanError::Profile(e)) => assert_err(
-            &e,
-            &name_of(&p),
-            "syscalls.allow[1]",
-            Some((3, 17)),
-            &["`ptrace` is always denied"],
-        ),
+        Err(crate::plan::PlanError::Profile(e)) => {
+            assert_err(
+                &e,
+                &name_of(&p),
+                "syscalls.allow[1]",
+                Some((3, 17)),
+                &[
+                    "`bpf` is always denied: it loads programs into the kernel",
+                    "only perf_event_open, process_vm_readv, process_vm_writev, ptrace can be allowed",
+                    "docs/PROFILE.md",
+                ],
+            );
+            assert!(!e.message.contains("DESIGN"), "{e}");
+        }
         other => panic!("expected a located profile error, got {other:?}"),
+    }
+    for name in crate::syscalls::BASELINE_DENY {
+        let p = d.write(
+            "r.yaml",
+            &format!("version: 1\nsyscalls:\n  allow: [{name}]\n"),
+        );
+        let got = crate::plan::check(p.to_str().unwrap());
+        if crate::syscalls::ALLOWABLE_DENY.contains(name) {
+            let w = got.unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(w.len(), 1, "{name}: {w:?}");
+            assert_eq!(w[0].key, "syscalls.allow[0]");
+            assert!(
+                w[0].message
+                    .starts_with(&format!("`{name}`: the agent may")),
+                "{w:?}"
+            );
+        } else {
+            let e = got.expect_err(name).to_string();
+            assert!(e.contains(&format!("`{name}` is always denied: ")), "{e}");
+        }
     }
     let p = d.write(
         "q.yaml",
@@ -903,7 +935,14 @@ fn ports_out_of_range() {
         &["port `70000` is out of range"],
     );
     let p = ok("version: 1\nnetwork:\n  mode: host\n  connect_tcp: [1, 65535, \"443\"]\n");
-    assert_eq!(p.network.connect_tcp, [Port(1), Port(65535), Port(443)]);
+    assert_eq!(
+        p.network.connect_tcp,
+        [
+            PortRule::Port(1),
+            PortRule::Port(65535),
+            PortRule::Port(443)
+        ]
+    );
 }
 
 // ------------------------------------------------------------------- user
@@ -1365,7 +1404,10 @@ fn plain_list_in_a_child_replaces_the_parents() {
     );
     let p = load_path(&c).unwrap();
     assert_eq!(paths(&p.filesystem.read), ["/opt"]);
-    assert_eq!(p.network.connect_tcp, [Port(443), Port(8443)]);
+    assert_eq!(
+        p.network.connect_tcp,
+        [PortRule::Port(443), PortRule::Port(8443)]
+    );
     let e = d.write(
         "e.yaml",
         "version: 1\nextends: base.yaml\nfilesystem:\n  read: []\n",
@@ -1521,7 +1563,7 @@ fn set_overrides() {
         ],
     )
     .unwrap();
-    assert_eq!(p.network.connect_tcp, [Port(443)]);
+    assert_eq!(p.network.connect_tcp, [PortRule::Port(443)]);
     assert_eq!(paths(&p.filesystem.read).last().unwrap(), "/opt");
     assert_eq!(p.limits.wall_time, Some(Duration(30_000)));
     assert_eq!(p.env.set.get("FOO").map(String::as_str), Some("bar baz"));
@@ -1632,4 +1674,113 @@ fn set_values_are_not_located_in_generated_text() {
     let p = load("minimal", &["filesystem.read=[/usr, /nonexistent]".into()]).unwrap();
     let e = p.filesystem.read[1].error("filesystem.read[1]", "x");
     assert_err(&e, "--set #1", "filesystem.read[1]", None, &["x"]);
+}
+
+// ------------------------------------------------- ports and socket families
+
+#[test]
+fn any_port() {
+    let p = ok("version: 1\nnetwork:\n  mode: host\n  connect_tcp: any\n");
+    assert_eq!(p.network.connect_tcp, [PortRule::Any]);
+    assert!(p.network.connect_any());
+    assert!(!p.network.bind_any());
+    let p = ok("version: 1\nnetwork:\n  bind_tcp: [any, 8080]\n");
+    assert!(p.network.bind_any());
+    assert_eq!(ports(&p.network.bind_tcp), [8080]);
+    // `any` is the only word a port list takes.
+    assert_text_err(
+        "version: 1\nnetwork:\n  connect_tcp: all\n",
+        "network.connect_tcp",
+        3,
+        16,
+        &["`all`: write `any`, or a list of ports such as [443]"],
+    );
+    assert_text_err(
+        "version: 1\nnetwork:\n  connect_tcp: [443, anything]\n",
+        "network.connect_tcp[1]",
+        3,
+        22,
+        &["port `anything` is out of range: ports are 1 to 65535, or `any`"],
+    );
+}
+
+#[test]
+fn any_port_merges_like_a_list() {
+    let d = Dir::new();
+    d.write(
+        "base.yaml",
+        "version: 1\nnetwork:\n  mode: host\n  connect_tcp: any\n",
+    );
+    let c = d.write(
+        "c.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  connect_tcp: {add: [443]}\n",
+    );
+    assert!(load_path(&c).unwrap().network.connect_any());
+    let c = d.write(
+        "d.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  connect_tcp: {remove: [any]}\n",
+    );
+    assert!(load_path(&c).unwrap().network.connect_tcp.is_empty());
+    let c = d.write(
+        "e.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  connect_tcp: [443]\n",
+    );
+    assert_eq!(
+        load_path(&c).unwrap().network.connect_tcp,
+        [PortRule::Port(443)]
+    );
+    // "Every port but 22" can't be expressed: an error, not a no-op.
+    let c = d.write(
+        "f.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  connect_tcp: {remove: [22]}\n",
+    );
+    let e = load_path(&c).unwrap_err();
+    assert_err(
+        &e,
+        &name_of(&c),
+        "network.connect_tcp.remove[0]",
+        Some((4, 26)),
+        &["can't remove port 22 from `any`"],
+    );
+}
+
+#[test]
+fn socket_families() {
+    let names = |p: &Profile| -> Vec<&'static str> {
+        p.network
+            .socket_families
+            .iter()
+            .map(|f| f.value.name())
+            .collect()
+    };
+    let p = ok("version: 1\n");
+    assert_eq!(names(&p), ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"]);
+    let p = ok("version: 1\nnetwork:\n  socket_families: {add: [AF_PACKET, vsock], remove: [AF_NETLINK]}\n");
+    assert_eq!(
+        names(&p),
+        ["AF_UNIX", "AF_INET", "AF_INET6", "AF_PACKET", "AF_VSOCK"]
+    );
+    let p = ok("version: 1\nnetwork:\n  socket_families: [AF_UNIX]\n");
+    assert_eq!(names(&p), ["AF_UNIX"]);
+    assert_text_err(
+        "version: 1\nnetwork:\n  socket_families: {add: [AF_PAKCET]}\n",
+        "network.socket_families.add[0]",
+        3,
+        27,
+        &["unknown socket family `AF_PAKCET` (did you mean `AF_PACKET`?)"],
+    );
+    assert_text_err(
+        "version: 1\nnetwork:\n  socket_families: [AF_UNSPEC]\n",
+        "network.socket_families[0]",
+        3,
+        21,
+        &["unknown socket family `AF_UNSPEC`"],
+    );
+    // Where an added family was written, for warnings.
+    let f = &ok("version: 1\nnetwork:\n  socket_families: {add: [AF_ALG]}\n")
+        .network
+        .socket_families[4];
+    let e = f.error("network.socket_families", "x");
+    assert_eq!(e.key, "network.socket_families.add[0]");
+    assert_eq!(e.pos, Some(Pos { line: 3, col: 27 }));
 }

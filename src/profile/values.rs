@@ -297,20 +297,124 @@ impl fmt::Display for CapName {
     }
 }
 
-/// A TCP port, 1..=65535.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Port(pub u16);
+/// One entry of `connect_tcp` / `bind_tcp`: a port, or `any`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortRule {
+    /// Every port: this direction is not restricted at all.
+    Any,
+    Port(u16),
+}
 
-impl FromStr for Port {
+impl FromStr for PortRule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim() == "any" {
+            return Ok(PortRule::Any);
+        }
         match s.trim().parse::<u64>() {
-            Ok(n) if (1..=65535).contains(&n) => Ok(Port(n as u16)),
-            _ => Err(format!("port `{s}` is out of range: ports are 1 to 65535")),
+            Ok(n) if (1..=65535).contains(&n) => Ok(PortRule::Port(n as u16)),
+            _ => Err(format!(
+                "port `{s}` is out of range: ports are 1 to 65535, or `any` for every port"
+            )),
         }
     }
 }
-deserialize_from_str!(Port, "a TCP port number (1 to 65535)");
+deserialize_from_str!(PortRule, "a TCP port number (1 to 65535) or `any`");
+
+impl fmt::Display for PortRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortRule::Any => f.write_str("any"),
+            PortRule::Port(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+impl Serialize for PortRule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PortRule::Any => s.serialize_str("any"),
+            PortRule::Port(p) => s.serialize_u16(*p),
+        }
+    }
+}
+
+/// `connect_tcp` / `bind_tcp` as written: a list (or `{add: ...}` /
+/// `{remove: ...}`) of ports and `any`, or plain `any`, which is `[any]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortList(pub ListSpec<PortRule>);
+
+impl<'de> Deserialize<'de> for PortList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PortList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`any`, a list of TCP ports, or {add: [...]} / {remove: [...]}")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PortList, E> {
+                if s == "any" {
+                    Ok(PortList(ListSpec::Replace(vec![PortRule::Any])))
+                } else {
+                    Err(E::custom(format!(
+                        "`{s}`: write `any`, or a list of ports such as [443]"
+                    )))
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<PortList, A::Error> {
+                ListSpec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(PortList)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PortList, A::Error> {
+                ListSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(PortList)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A socket address family by name (`AF_PACKET`, or `packet`), for
+/// `network.socket_families`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SocketFamily(pub u32);
+
+impl SocketFamily {
+    pub fn name(self) -> &'static str {
+        crate::families::name(self.0).unwrap_or("AF_?")
+    }
+}
+
+impl FromStr for SocketFamily {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(nr) = crate::families::number(s.trim()) {
+            return Ok(SocketFamily(nr));
+        }
+        let upper = s.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("AF_") {
+            upper
+        } else {
+            format!("AF_{upper}")
+        };
+        let names = crate::families::FAMILIES.iter().map(|&(n, _)| n);
+        Err(match closest(&full, names) {
+            Some(g) => format!("unknown socket family `{s}` (did you mean `{g}`?)"),
+            None => format!("unknown socket family `{s}`: write a name such as AF_PACKET"),
+        })
+    }
+}
+deserialize_from_str!(SocketFamily, "a socket family such as AF_PACKET");
+
+impl fmt::Display for SocketFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for SocketFamily {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
 
 /// An environment variable name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -688,9 +792,12 @@ mod tests {
         );
         let e = "CAP_NET_BIND_SERVISE".parse::<CapName>().unwrap_err();
         assert!(e.contains("did you mean `CAP_NET_BIND_SERVICE`"), "{e}");
-        assert!("0".parse::<Port>().is_err());
-        assert!("65536".parse::<Port>().is_err());
-        assert_eq!("443".parse::<Port>().unwrap().0, 443);
+        assert!("0".parse::<PortRule>().is_err());
+        assert!("65536".parse::<PortRule>().is_err());
+        assert!("all".parse::<PortRule>().is_err());
+        assert_eq!("443".parse::<PortRule>().unwrap(), PortRule::Port(443));
+        assert_eq!(" any".parse::<PortRule>().unwrap(), PortRule::Any);
+        assert_eq!(PortRule::Any.to_string(), "any");
     }
 
     #[test]

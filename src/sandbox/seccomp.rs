@@ -13,10 +13,15 @@
 //!    proves every allowed syscall constant and stops running the filter for
 //!    it: allowed syscalls cost nothing.
 //! 2. **B, the denylist**: the plan's denied numbers get the `on_violation`
-//!    action, and four allowed syscalls get argument rules: `ioctl` may not
-//!    inject keystrokes (TIOCSTI, TIOCLINUX), `clone` may not create
-//!    namespaces, `socket` may not open AF_PACKET or AF_VSOCK, `personality`
-//!    may only query or set the default.
+//!    action, and allowed syscalls get argument rules ([`Rules`]): `ioctl`
+//!    may not inject keystrokes (TIOCSTI, TIOCLINUX), `clone` may not create
+//!    namespaces, `personality` may only query or set the default, `socket`
+//!    and `socketpair` may open only the plan's families; where the plan
+//!    asks, the send calls may not use TCP Fast Open and `socket` may not
+//!    make non-TCP streams (host-mode port rules), `fallocate` may not
+//!    allocate past `limits.file_size`, and `memfd_create` may not make
+//!    executable memfds (or none at all). Rules that stand in for a missing
+//!    feature answer with that feature's errno rather than `on_violation`.
 //!
 //! Install A first, then B. When several filters answer, the kernel runs the
 //! newest first and keeps the most severe action; between two answers of the
@@ -44,9 +49,10 @@
 //! have to be cut open to splice the guard in; and it tests the syscalls one
 //! after another. The two programs are small and regular, so they are emitted
 //! directly: a prologue (arch, x32), then a binary search over the syscall
-//! number whose leaves are a `ret` or, in B, one short argument check. A call
-//! reaches its verdict in about log2(number of ranges) jumps (six or seven for
-//! the baseline); only the leaves of B's four argument rules load an argument.
+//! number whose leaves are a `ret` or, in B, a few short argument checks. A
+//! call reaches its verdict in about log2(number of ranges) jumps (six or
+//! seven for the baseline); only the leaves of B's argument rules load an
+//! argument, so every other syscall stays on the kernel's action cache.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -113,30 +119,53 @@ pub enum SeccompError {
         BPF_MAXINSNS
     )]
     TooLong { filter: &'static str, len: usize },
+    #[error(
+        "seccomp: a check of {syscall}'s arguments needs {len} BPF instructions, \
+         more than a conditional jump reaches (255)"
+    )]
+    RuleTooLong { syscall: &'static str, len: usize },
 }
 
 /// ENOSYS, as filter A answers an unlisted syscall.
 pub const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
 /// Compiles filter A from the `allow` numbers and filter B from the `deny`
-/// numbers plus the built-in argument rules, for `arch`.
+/// numbers plus the built-in argument rules, for `arch`, with the baseline
+/// [`Rules`] (`Rules::default()`).
+///
+/// # Errors
+///
+/// As [`compile_with`].
+pub fn compile(
+    arch: Arch,
+    allow: &[u32],
+    deny: &[u32],
+    on_violation: OnViolation,
+) -> Result<Filters, SeccompError> {
+    compile_with(arch, allow, deny, on_violation, &Rules::default())
+}
+
+/// Compiles filter A from the `allow` numbers and filter B from the `deny`
+/// numbers plus the argument rules that `rules` asks for, for `arch`.
 ///
 /// Duplicates are harmless. A number in both `allow` and `deny` is denied (B
-/// wins). `clone3` always gets ENOSYS from B, even if `allow` lists it: its
-/// flags are out of seccomp's reach, so only `clone`, whose flags B can check,
-/// may create processes (a `deny` entry for it still takes the deny action).
+/// wins), and a `deny` entry replaces the argument rules of its syscall.
+/// `clone3` always gets ENOSYS from B, even if `allow` lists it: its flags
+/// are out of seccomp's reach, so only `clone`, whose flags B can check, may
+/// create processes (a `deny` entry for it still takes the deny action).
 ///
 /// # Errors
 ///
 /// [`SeccompError::NumberOutOfRange`] for a number with bit 30 or higher set,
 /// [`SeccompError::MissingSyscall`] if our table lacks a syscall that an
 /// argument rule needs, [`SeccompError::TooLong`] if a program exceeds the
-/// kernel's 4096 instructions.
-pub fn compile(
+/// kernel's 4096 instructions or an argument rule the reach of a jump.
+pub fn compile_with(
     arch: Arch,
     allow: &[u32],
     deny: &[u32],
     on_violation: OnViolation,
+    rules: &Rules,
 ) -> Result<Filters, SeccompError> {
     for &nr in allow.iter().chain(deny) {
         if nr >= X32_SYSCALL_BIT {
@@ -151,21 +180,26 @@ pub fn compile(
     let a = a
         .into_iter()
         .map(|nr| (nr, Leaf::Ret(libc::SECCOMP_RET_ALLOW)));
-    let allowlist = program(arch, &partition(a, Leaf::Ret(RET_ENOSYS)), violation);
+    let allowlist = program(arch, &partition(a, Leaf::Ret(RET_ENOSYS)));
 
     let mut b: BTreeMap<u32, Leaf> = BTreeMap::new();
-    for &(name, rule) in ARG_RULES {
-        b.insert(lookup(arch, name)?, Leaf::Arg(rule));
+    for (name, leaf) in rules.leaves(violation) {
+        if let Leaf::Checks(checks) = &leaf {
+            if let Some(len) = checks
+                .iter()
+                .map(check_len)
+                .find(|&len| len > usize::from(u8::MAX))
+            {
+                return Err(SeccompError::RuleTooLong { syscall: name, len });
+            }
+        }
+        b.insert(lookup(arch, name)?, leaf);
     }
     b.insert(lookup(arch, "clone3")?, Leaf::Ret(RET_ENOSYS));
     for &nr in deny {
         b.insert(nr, Leaf::Ret(violation));
     }
-    let denylist = program(
-        arch,
-        &partition(b, Leaf::Ret(libc::SECCOMP_RET_ALLOW)),
-        violation,
-    );
+    let denylist = program(arch, &partition(b, Leaf::Ret(libc::SECCOMP_RET_ALLOW)));
 
     for (filter, prog) in [("allowlist", &allowlist), ("denylist", &denylist)] {
         if prog.len() > BPF_MAXINSNS {
@@ -249,68 +283,245 @@ const CLONE_NEW_ANY: u32 = 0x0000_0080 // CLONE_NEWTIME
 
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541c;
-const AF_PACKET: u32 = 17;
-const AF_VSOCK: u32 = 40;
-
-/// An argument rule of filter B. Every rule compares the low 32 bits of the
-/// argument only, because that is all the kernel reads: `ioctl`'s request and
-/// `personality`'s argument are `unsigned int`, `socket`'s domain an `int`,
-/// and `clone` truncates its flags with `lower_32_bits()`. Comparing all 64
-/// bits would let `ioctl(fd, 0xdead_0000_5412)` through as a TIOCSTI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ArgRule {
-    /// A violation when the argument equals one of `values`.
-    OneOf { arg: u8, values: &'static [u32] },
-    /// A violation when the argument has any of `bits` set.
-    AnyBit { arg: u8, bits: u32 },
-    /// A violation unless the argument equals one of `values`.
-    NoneOf { arg: u8, values: &'static [u32] },
-}
-
-/// The argument rules of filter B, for syscalls that filter A allows.
-const ARG_RULES: &[(&str, ArgRule)] = &[
-    // Keystroke injection into a terminal (TIOCSTI) and the console
-    // (TIOCLINUX's selection paste).
-    (
-        "ioctl",
-        ArgRule::OneOf {
-            arg: 1,
-            values: &[TIOCSTI, TIOCLINUX],
-        },
-    ),
-    // New namespaces (a user namespace gives back every capability inside
-    // it). Flags are argument 0 on x86_64 and aarch64 alike.
-    (
-        "clone",
-        ArgRule::AnyBit {
-            arg: 0,
-            bits: CLONE_NEW_ANY,
-        },
-    ),
-    // Raw link-layer sockets and sockets to the hypervisor.
-    (
-        "socket",
-        ArgRule::OneOf {
-            arg: 0,
-            values: &[AF_PACKET, AF_VSOCK],
-        },
-    ),
-    // Only query (0xffffffff) or set PER_LINUX (0): no ADDR_NO_RANDOMIZE,
-    // READ_IMPLIES_EXEC and the like.
-    (
-        "personality",
-        ArgRule::NoneOf {
-            arg: 0,
-            values: &[0, 0xffff_ffff],
-        },
-    ),
+const AF_INET: u32 = 2;
+const AF_INET6: u32 = 10;
+const SOCK_TYPE_MASK: u32 = 0xf;
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+const SOCK_RAW: u32 = 3;
+const IPPROTO_TCP: u32 = 6;
+const MSG_FASTOPEN: u32 = 0x2000_0000;
+const MFD_EXEC: u32 = 0x10;
+/// FALLOC_FL_*: the modes that don't allocate past RLIMIT_FSIZE unchecked.
+/// The filesystems check the new size against the limit whenever a mode
+/// grows the file (`inode_newsize_ok`), which KEEP_SIZE never does.
+const FALLOCATE_MODES: [u32; 6] = [
+    0x00, // allocate (and grow): checked against RLIMIT_FSIZE
+    0x03, // PUNCH_HOLE | KEEP_SIZE: frees blocks
+    0x08, // COLLAPSE_RANGE: shrinks
+    0x10, // ZERO_RANGE (growing is checked)
+    0x40, // UNSHARE_RANGE (growing is checked)
+    0x80, // WRITE_ZEROES (growing is checked)
 ];
 
-/// What a range of syscall numbers leads to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// ENOSYS, EACCES, EOPNOTSUPP and EPROTONOSUPPORT as fixed answers: what a
+/// kernel without the feature, or with it turned off, would say, so
+/// programs take their fallbacks whatever `on_violation` is.
+const RET_EACCES: u32 = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
+const RET_EOPNOTSUPP: u32 = libc::SECCOMP_RET_ERRNO | libc::EOPNOTSUPP as u32;
+const RET_EPROTONOSUPPORT: u32 = libc::SECCOMP_RET_ERRNO | libc::EPROTONOSUPPORT as u32;
+
+/// The socket families a sandbox may open when its profile adds none:
+/// AF_UNIX, AF_INET, AF_INET6, AF_NETLINK.
+pub const DEFAULT_SOCKET_FAMILIES: [u32; 4] = [1, 2, 10, 16];
+
+/// What `memfd_create` may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Memfd {
+    /// No rule (the profile's exec grants cover everything anyway).
+    #[default]
+    Unrestricted,
+    /// The sandbox's `vm.memfd_noexec` makes every memfd non-executable
+    /// unless MFD_EXEC asks otherwise: MFD_EXEC gets EACCES, as the kernel
+    /// answers it under `vm.memfd_noexec=2`.
+    NoExecFlag,
+    /// No memfds at all: ENOSYS, so programs fall back to files.
+    Unavailable,
+}
+
+/// The argument rules of filter B that depend on the plan. The fixed ones
+/// (keystroke injection, namespaces, personality) are always there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// The families `socket` and `socketpair` may open; any other gets the
+    /// violation action.
+    pub socket_families: Vec<u32>,
+    /// TCP port rules are in force (host network): refuse what Landlock's
+    /// port checks don't see. `sendto`/`sendmsg`/`sendmmsg` with
+    /// MSG_FASTOPEN connect without the connect hook (EOPNOTSUPP, as with
+    /// Fast Open turned off), and an AF_INET/AF_INET6 stream socket of any
+    /// protocol but TCP (MPTCP, SCTP, SMC) or a socket type other than
+    /// stream, datagram and raw (SCTP's seqpacket, DCCP) isn't a TCP socket
+    /// to Landlock (EPROTONOSUPPORT, as if not built in). These rules take
+    /// `sendto` and `sendmsg` off the action cache, which is why they exist
+    /// only where port rules do.
+    pub tcp_port_rules: bool,
+    /// `limits.file_size` is set: `fallocate` may only use the modes that
+    /// RLIMIT_FSIZE limits or that free space; FALLOC_FL_KEEP_SIZE
+    /// (allocating past the end of the file without growing it) and
+    /// INSERT_RANGE get EOPNOTSUPP, as on a filesystem without them.
+    pub file_size_limit: bool,
+    pub memfd: Memfd,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            socket_families: DEFAULT_SOCKET_FAMILIES.to_vec(),
+            tcp_port_rules: false,
+            file_size_limit: false,
+            memfd: Memfd::Unrestricted,
+        }
+    }
+}
+
+impl Rules {
+    /// Every argument rule, by syscall name, with `violation` as the
+    /// violation action.
+    fn leaves(&self, violation: u32) -> Vec<(&'static str, Leaf)> {
+        let check = |when: Vec<Cond>, action: u32| Check { when, action };
+        let mut v = vec![
+            // Keystroke injection into a terminal (TIOCSTI) and the
+            // console (TIOCLINUX's selection paste).
+            (
+                "ioctl",
+                vec![check(
+                    vec![Cond::is(1, Test::In(vec![TIOCSTI, TIOCLINUX]))],
+                    violation,
+                )],
+            ),
+            // New namespaces (a user namespace gives back every capability
+            // inside it). Flags are argument 0 on x86_64 and aarch64 alike.
+            (
+                "clone",
+                vec![check(
+                    vec![Cond::is(0, Test::AnyBit(CLONE_NEW_ANY))],
+                    violation,
+                )],
+            ),
+            // Only query (0xffffffff) or set PER_LINUX (0): no
+            // ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC and the like.
+            (
+                "personality",
+                vec![check(
+                    vec![Cond::is(0, Test::NotIn(vec![0, 0xffff_ffff]))],
+                    violation,
+                )],
+            ),
+        ];
+        // Socket families that reach rarely audited kernel code (AF_ALG,
+        // AF_TIPC, AF_KCM, AF_XDP...), raw link-layer sockets, sockets to
+        // the hypervisor: only those the plan allows.
+        let mut families = self.socket_families.clone();
+        families.sort_unstable();
+        families.dedup();
+        let family = || check(vec![Cond::is(0, Test::NotIn(families.clone()))], violation);
+        let mut socket = vec![family()];
+        if self.tcp_port_rules {
+            let inet = || Cond::is(0, Test::In(vec![AF_INET, AF_INET6]));
+            let kind = |t| Cond::masked(1, SOCK_TYPE_MASK, t);
+            socket.push(check(
+                vec![
+                    inet(),
+                    kind(Test::In(vec![SOCK_STREAM])),
+                    Cond::is(2, Test::NotIn(vec![0, IPPROTO_TCP])),
+                ],
+                RET_EPROTONOSUPPORT,
+            ));
+            socket.push(check(
+                vec![
+                    inet(),
+                    kind(Test::NotIn(vec![SOCK_STREAM, SOCK_DGRAM, SOCK_RAW])),
+                ],
+                RET_EPROTONOSUPPORT,
+            ));
+            for (name, flags) in [("sendto", 3), ("sendmsg", 2), ("sendmmsg", 3)] {
+                v.push((
+                    name,
+                    vec![check(
+                        vec![Cond::is(flags, Test::AnyBit(MSG_FASTOPEN))],
+                        RET_EOPNOTSUPP,
+                    )],
+                ));
+            }
+        }
+        v.push(("socket", socket));
+        v.push(("socketpair", vec![family()]));
+        if self.file_size_limit {
+            v.push((
+                "fallocate",
+                vec![check(
+                    vec![Cond::is(1, Test::NotIn(FALLOCATE_MODES.to_vec()))],
+                    RET_EOPNOTSUPP,
+                )],
+            ));
+        }
+        let mut out: Vec<(&'static str, Leaf)> = v
+            .into_iter()
+            .map(|(name, checks)| (name, Leaf::Checks(checks)))
+            .collect();
+        match self.memfd {
+            Memfd::Unrestricted => {}
+            Memfd::NoExecFlag => out.push((
+                "memfd_create",
+                Leaf::Checks(vec![check(
+                    vec![Cond::is(1, Test::AnyBit(MFD_EXEC))],
+                    RET_EACCES,
+                )]),
+            )),
+            Memfd::Unavailable => out.push(("memfd_create", Leaf::Ret(RET_ENOSYS))),
+        }
+        out
+    }
+}
+
+/// A test of one syscall argument. Every test reads the low 32 bits of the
+/// argument only, because that is all the kernel reads: `ioctl`'s request,
+/// `personality`'s argument, `fallocate`'s mode and `memfd_create`'s flags
+/// are `unsigned int` or `int`, so are `socket`'s three arguments and the
+/// send calls' flags, and `clone` truncates its flags with
+/// `lower_32_bits()`. Comparing all 64 bits would let `ioctl(fd,
+/// 0xdead_0000_5412)` through as a TIOCSTI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Cond {
+    arg: u8,
+    /// ANDed into the value before the test.
+    mask: Option<u32>,
+    test: Test,
+}
+
+impl Cond {
+    fn is(arg: u8, test: Test) -> Cond {
+        Cond {
+            arg,
+            mask: None,
+            test,
+        }
+    }
+
+    fn masked(arg: u8, mask: u32, test: Test) -> Cond {
+        Cond {
+            arg,
+            mask: Some(mask),
+            test,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Test {
+    /// The value is one of these.
+    In(Vec<u32>),
+    /// The value is none of these.
+    NotIn(Vec<u32>),
+    /// The value has any of these bits set.
+    AnyBit(u32),
+}
+
+/// When every condition holds, the call gets `action`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Check {
+    when: Vec<Cond>,
+    action: u32,
+}
+
+/// What a range of syscall numbers leads to: a fixed action, or checks of
+/// the arguments tried in order, the first that holds deciding (ALLOW when
+/// none does).
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Leaf {
     Ret(u32),
-    Arg(ArgRule),
+    Checks(Vec<Check>),
 }
 
 fn lookup(arch: Arch, name: &'static str) -> Result<u32, SeccompError> {
@@ -321,28 +532,28 @@ fn lookup(arch: Arch, name: &'static str) -> Result<u32, SeccompError> {
 /// the leaves of `verdicts` (ascending, one per number), `default` in
 /// between, neighbours with the same leaf merged. The first range starts at 0.
 fn partition(verdicts: impl IntoIterator<Item = (u32, Leaf)>, default: Leaf) -> Vec<(u32, Leaf)> {
-    fn push(ranges: &mut Vec<(u32, Leaf)>, start: u32, leaf: Leaf) {
+    fn push(ranges: &mut Vec<(u32, Leaf)>, start: u32, leaf: &Leaf) {
         match ranges.last_mut() {
-            Some((_, last)) if *last == leaf => {}
-            Some((last_start, last)) if *last_start == start => *last = leaf,
-            _ => ranges.push((start, leaf)),
+            Some((_, last)) if last == leaf => {}
+            Some((last_start, last)) if *last_start == start => *last = leaf.clone(),
+            _ => ranges.push((start, leaf.clone())),
         }
     }
-    let mut ranges = vec![(0, default)];
+    let mut ranges = vec![(0, default.clone())];
     let mut next = 0;
     for (nr, leaf) in verdicts {
         if nr > next {
-            push(&mut ranges, next, default);
+            push(&mut ranges, next, &default);
         }
-        push(&mut ranges, nr, leaf);
+        push(&mut ranges, nr, &leaf);
         next = nr + 1; // nr < X32_SYSCALL_BIT: no overflow
     }
-    push(&mut ranges, next, default);
+    push(&mut ranges, next, &default);
     ranges
 }
 
 /// A whole filter: the prologue, then the search over `ranges`.
-fn program(arch: Arch, ranges: &[(u32, Leaf)], violation: u32) -> Vec<sock_filter> {
+fn program(arch: Arch, ranges: &[(u32, Leaf)]) -> Vec<sock_filter> {
     let mut prog = Vec::with_capacity(7 + search_len(ranges));
     prog.extend([
         bpf::load(bpf::OFFSET_ARCH),
@@ -363,7 +574,7 @@ fn program(arch: Arch, ranges: &[(u32, Leaf)], violation: u32) -> Vec<sock_filte
             bpf::ret(libc::SECCOMP_RET_KILL_PROCESS),
         ]);
     }
-    search(ranges, violation, &mut prog);
+    search(ranges, &mut prog);
     prog
 }
 
@@ -374,9 +585,9 @@ fn program(arch: Arch, ranges: &[(u32, Leaf)], violation: u32) -> Vec<sock_filte
 /// the skip goes through an unconditional `ja`. Everything goes into one
 /// buffer: the jump's distance comes from [`search_len`], not from emitting
 /// the upper half on its own first.
-fn search(ranges: &[(u32, Leaf)], violation: u32, out: &mut Vec<sock_filter>) {
+fn search(ranges: &[(u32, Leaf)], out: &mut Vec<sock_filter>) {
     if let [(_, leaf)] = ranges {
-        emit_leaf(*leaf, violation, out);
+        emit_leaf(leaf, out);
         return;
     }
     let (lower, upper) = ranges.split_at(ranges.len() / 2);
@@ -390,15 +601,15 @@ fn search(ranges: &[(u32, Leaf)], violation: u32, out: &mut Vec<sock_filter>) {
         }
     }
     let before = out.len();
-    search(upper, violation, out);
+    search(upper, out);
     debug_assert_eq!(out.len() - before, skip, "search_len disagrees with search");
-    search(lower, violation, out);
+    search(lower, out);
 }
 
 /// How many instructions [`search`] emits for `ranges`.
 fn search_len(ranges: &[(u32, Leaf)]) -> usize {
     if let [(_, leaf)] = ranges {
-        return leaf_len(*leaf);
+        return leaf_len(leaf);
     }
     let (lower, upper) = ranges.split_at(ranges.len() / 2);
     let upper = search_len(upper);
@@ -406,45 +617,83 @@ fn search_len(ranges: &[(u32, Leaf)]) -> usize {
     jump + upper + search_len(lower)
 }
 
-fn emit_leaf(leaf: Leaf, violation: u32, out: &mut Vec<sock_filter>) {
-    let allow = libc::SECCOMP_RET_ALLOW;
+/// A leaf: its `ret`, or each check in turn, then `ret ALLOW`. A check is
+/// its conditions, each of which jumps to the next check when it fails,
+/// then `ret action`.
+fn emit_leaf(leaf: &Leaf, out: &mut Vec<sock_filter>) {
     let before = out.len();
     match leaf {
-        Leaf::Ret(action) => out.push(bpf::ret(action)),
-        Leaf::Arg(ArgRule::AnyBit { arg, bits }) => out.extend([
-            bpf::load(bpf::arg_low(arg)),
-            bpf::jump(bpf::JSET, bits, 1, 0),
-            bpf::ret(allow),
-            bpf::ret(violation),
-        ]),
-        // A match jumps over the first `ret` to the second.
-        Leaf::Arg(ArgRule::OneOf { arg, values }) => one_of(arg, values, allow, violation, out),
-        Leaf::Arg(ArgRule::NoneOf { arg, values }) => one_of(arg, values, violation, allow, out),
+        Leaf::Ret(action) => out.push(bpf::ret(*action)),
+        Leaf::Checks(checks) => {
+            for c in checks {
+                let mut rest = check_len(c);
+                for cond in &c.when {
+                    rest -= cond_len(cond);
+                    emit_cond(cond, rest, out);
+                }
+                out.push(bpf::ret(c.action));
+            }
+            out.push(bpf::ret(libc::SECCOMP_RET_ALLOW));
+        }
     }
     debug_assert_eq!(out.len() - before, leaf_len(leaf));
 }
 
-/// How many instructions [`emit_leaf`] emits for `leaf`.
-fn leaf_len(leaf: Leaf) -> usize {
-    match leaf {
-        Leaf::Ret(_) => 1,
-        Leaf::Arg(ArgRule::AnyBit { .. }) => 4,
-        Leaf::Arg(ArgRule::OneOf { values, .. } | ArgRule::NoneOf { values, .. }) => {
-            values.len() + 3
+/// Appends `cond`: it falls through when it holds and otherwise skips the
+/// `fail` instructions that follow it (the rest of its check).
+fn emit_cond(cond: &Cond, fail: usize, out: &mut Vec<sock_filter>) {
+    // compile_with refuses a check longer than a jump reaches.
+    let reach = |n: usize| u8::try_from(n).unwrap_or(u8::MAX);
+    out.push(bpf::load(bpf::arg_low(cond.arg)));
+    if let Some(mask) = cond.mask {
+        out.push(bpf::stmt(bpf::ALU | bpf::AND | bpf::K, mask));
+    }
+    match &cond.test {
+        Test::AnyBit(bits) => out.push(bpf::jump(bpf::JSET, *bits, 0, reach(fail))),
+        // Nothing to match: the condition never holds.
+        Test::In(values) if values.is_empty() => out.push(bpf::ja(fail as u32)),
+        // A match skips the remaining jeqs; no match at the last one fails.
+        Test::In(values) => {
+            let n = values.len();
+            for (i, &v) in values.iter().enumerate() {
+                let (jt, jf) = if i + 1 == n {
+                    (0, reach(fail))
+                } else {
+                    (reach(n - 1 - i), 0)
+                };
+                out.push(bpf::jump(bpf::JEQ, v, jt, jf));
+            }
+        }
+        // A match fails: it skips the remaining jeqs and then `fail`.
+        Test::NotIn(values) => {
+            let n = values.len();
+            for (i, &v) in values.iter().enumerate() {
+                out.push(bpf::jump(bpf::JEQ, v, reach(n - 1 - i + fail), 0));
+            }
         }
     }
 }
 
-/// `ld arg; jeq v0; jeq v1; ...; ret no_match; ret on_match`.
-fn one_of(arg: u8, values: &[u32], no_match: u32, on_match: u32, out: &mut Vec<sock_filter>) {
-    let n = values.len();
-    out.push(bpf::load(bpf::arg_low(arg)));
-    for (i, &v) in values.iter().enumerate() {
-        // From this jeq, skip the remaining jeqs and the `no_match` ret.
-        out.push(bpf::jump(bpf::JEQ, v, (n - i) as u8, 0));
+fn cond_len(cond: &Cond) -> usize {
+    let test = match &cond.test {
+        Test::AnyBit(_) => 1,
+        Test::In(v) => v.len().max(1),
+        Test::NotIn(v) => v.len(),
+    };
+    1 + usize::from(cond.mask.is_some()) + test
+}
+
+/// A check's conditions and its `ret`.
+fn check_len(check: &Check) -> usize {
+    check.when.iter().map(cond_len).sum::<usize>() + 1
+}
+
+/// How many instructions [`emit_leaf`] emits for `leaf`.
+fn leaf_len(leaf: &Leaf) -> usize {
+    match leaf {
+        Leaf::Ret(_) => 1,
+        Leaf::Checks(checks) => checks.iter().map(check_len).sum::<usize>() + 1,
     }
-    out.push(bpf::ret(no_match));
-    out.push(bpf::ret(on_match));
 }
 
 /// The few classic-BPF encodings used here (`linux/bpf_common.h`), and the
@@ -729,7 +978,7 @@ pub fn constant_action(prog: &[sock_filter], arch: Arch, nr: u32) -> Option<u32>
 /// syscall number it caches (we check 0..1024, beyond every table), the
 /// verdict depends on the number alone. True for filter A by construction,
 /// which makes every syscall it allows free; false for filter B, whose
-/// argument rules need the arguments of four syscalls.
+/// argument rules need the arguments of a few syscalls.
 pub fn is_cache_friendly(prog: &[sock_filter], arch: Arch) -> bool {
     (0..1024).all(|nr| constant_action(prog, arch, nr).is_some())
 }
@@ -866,25 +1115,342 @@ mod tests {
 
     #[test]
     fn denylist_leaves_everything_else_to_the_cache() {
+        // Only the syscalls with argument rules need the filter to run; the
+        // hot ones (read, write, sendto, recvfrom, ...) stay with the cache
+        // unless a plan's own rules take them (host mode's port rules).
+        const BASE: [&str; 5] = ["ioctl", "clone", "socket", "socketpair", "personality"];
+        let cases: [(Rules, &[&str]); 5] = [
+            (Rules::default(), &BASE),
+            (
+                Rules {
+                    memfd: Memfd::NoExecFlag,
+                    ..Rules::default()
+                },
+                &["memfd_create"],
+            ),
+            (
+                Rules {
+                    tcp_port_rules: true,
+                    ..Rules::default()
+                },
+                &["sendto", "sendmsg", "sendmmsg"],
+            ),
+            (
+                Rules {
+                    file_size_limit: true,
+                    ..Rules::default()
+                },
+                &["fallocate"],
+            ),
+            (
+                Rules {
+                    memfd: Memfd::Unavailable,
+                    ..Rules::default()
+                },
+                &[],
+            ),
+        ];
         for arch in Arch::ALL {
-            let f = baseline(arch, OnViolation::Errno);
-            let deny = numbers(arch, BASELINE_DENY);
-            let with_args = numbers(arch, &["ioctl", "clone", "socket", "personality"]);
-            let clone3 = nr(arch, "clone3");
-            assert!(!is_cache_friendly(&f.denylist, arch));
-            for n in 0..1024 {
-                let want = if with_args.contains(&n) {
-                    None
-                } else if deny.contains(&n) {
-                    Some(EPERM)
-                } else if n == clone3 {
-                    Some(RET_ENOSYS)
-                } else {
-                    Some(ALLOW)
-                };
-                assert_eq!(constant_action(&f.denylist, arch, n), want, "{arch} {n}");
+            for (rules, extra) in &cases {
+                let f = compile_with(
+                    arch,
+                    &numbers(arch, BASELINE_ALLOW),
+                    &numbers(arch, BASELINE_DENY),
+                    OnViolation::Errno,
+                    rules,
+                )
+                .unwrap();
+                let deny = numbers(arch, BASELINE_DENY);
+                let mut with_args = numbers(arch, &BASE);
+                with_args.extend(numbers(arch, extra));
+                let clone3 = nr(arch, "clone3");
+                let memfd = nr(arch, "memfd_create");
+                assert!(!is_cache_friendly(&f.denylist, arch));
+                for n in 0..1024 {
+                    let want = if with_args.contains(&n) {
+                        None
+                    } else if deny.contains(&n) {
+                        Some(EPERM)
+                    } else if n == clone3 || (n == memfd && rules.memfd == Memfd::Unavailable) {
+                        Some(RET_ENOSYS)
+                    } else {
+                        Some(ALLOW)
+                    };
+                    assert_eq!(
+                        constant_action(&f.denylist, arch, n),
+                        want,
+                        "{arch} {n} {rules:?}"
+                    );
+                }
+                for hot in ["read", "write", "recvfrom", "openat", "futex", "mmap"] {
+                    assert_eq!(
+                        constant_action(&f.denylist, arch, nr(arch, hot)),
+                        Some(ALLOW),
+                        "{hot}"
+                    );
+                }
+                if !rules.tcp_port_rules {
+                    for n in ["sendto", "sendmsg", "sendmmsg"] {
+                        assert_eq!(constant_action(&f.denylist, arch, nr(arch, n)), Some(ALLOW));
+                    }
+                }
             }
         }
+    }
+
+    fn with_rules(arch: Arch, ov: OnViolation, rules: &Rules) -> Filters {
+        compile_with(
+            arch,
+            &numbers(arch, BASELINE_ALLOW),
+            &numbers(arch, BASELINE_DENY),
+            ov,
+            rules,
+        )
+        .unwrap()
+    }
+
+    const EACCES: u32 = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
+    const EOPNOTSUPP: u32 = libc::SECCOMP_RET_ERRNO | libc::EOPNOTSUPP as u32;
+    const EPROTONOSUPPORT: u32 = libc::SECCOMP_RET_ERRNO | libc::EPROTONOSUPPORT as u32;
+
+    #[test]
+    fn socket_families_are_an_allowlist() {
+        const SOCK_NONBLOCK_CLOEXEC: u64 = 0o4000 | 0o2000000;
+        for arch in Arch::ALL {
+            for ov in [OnViolation::Errno, OnViolation::Kill] {
+                let deny = ov.action();
+                let f = baseline(arch, ov);
+                let b = |name: &str, args: &[u64]| simulate(&f.denylist, &call(arch, name, args));
+                for family in [1, 2, 10, 16] {
+                    assert_eq!(b("socket", &[family, 1 | SOCK_NONBLOCK_CLOEXEC, 0]), ALLOW);
+                }
+                // Everything else, AF_UNSPEC and numbers past AF_MAX included.
+                for family in (0..64).filter(|f| ![1, 2, 10, 16].contains(f)) {
+                    assert_eq!(b("socket", &[family, 1, 0]), deny, "{family}");
+                    assert_eq!(b("socketpair", &[family, 1, 0, 0]), deny, "{family}");
+                }
+                // Only the low 32 bits count, as for the kernel's int.
+                assert_eq!(b("socket", &[0x1_0000_0001, 1, 0]), ALLOW);
+                assert_eq!(b("socket", &[0x1_0000_0026, 5, 0]), deny); // AF_ALG
+                assert_eq!(b("socketpair", &[1, 1, 0, 0]), ALLOW);
+                // Outside socket and socketpair nothing changes.
+                assert_eq!(b("connect", &[38, 0, 0]), ALLOW);
+            }
+            // Added families open; the list may be long.
+            let all: Vec<u32> = (1..46).collect();
+            let f = with_rules(
+                arch,
+                OnViolation::Errno,
+                &Rules {
+                    socket_families: all,
+                    ..Rules::default()
+                },
+            );
+            for family in 1..46 {
+                let d = call(arch, "socket", &[family, 5, 0]);
+                assert_eq!(simulate(&f.denylist, &d), ALLOW, "{family}");
+            }
+            assert_eq!(
+                simulate(&f.denylist, &call(arch, "socket", &[46, 5, 0])),
+                EPERM
+            );
+        }
+    }
+
+    #[test]
+    fn tcp_port_rules_refuse_what_landlock_doesnt_see() {
+        const NB_CLOEXEC: u64 = 0o4000 | 0o2000000;
+        let rules = Rules {
+            tcp_port_rules: true,
+            ..Rules::default()
+        };
+        for arch in Arch::ALL {
+            for ov in [OnViolation::Errno, OnViolation::Kill, OnViolation::Log] {
+                let f = with_rules(arch, ov, &rules);
+                let b = |name: &str, args: &[u64]| simulate(&f.denylist, &call(arch, name, args));
+                for family in [2, 10] {
+                    // TCP, UDP, ping, raw: the kernel's or Landlock's business.
+                    for (ty, proto) in [
+                        (1, 0),
+                        (1, 6),
+                        (2, 0),
+                        (2, 17),
+                        (2, 1),
+                        (2, 58),
+                        (3, 1),
+                        (3, 255),
+                    ] {
+                        assert_eq!(
+                            b("socket", &[family, ty | NB_CLOEXEC, proto]),
+                            ALLOW,
+                            "{ty} {proto}"
+                        );
+                    }
+                    // MPTCP, SCTP, SMC over a stream socket; SCTP's
+                    // seqpacket, DCCP: not built in, as far as the agent sees.
+                    for (ty, proto) in [
+                        (1, 262),
+                        (1, 132),
+                        (1, 256),
+                        (5, 132),
+                        (5, 0),
+                        (6, 33),
+                        (10, 0),
+                    ] {
+                        assert_eq!(
+                            b("socket", &[family, ty | NB_CLOEXEC, proto]),
+                            EPROTONOSUPPORT,
+                            "{family} {ty} {proto}"
+                        );
+                    }
+                    assert_eq!(b("socket", &[family, 1, 0x1_0000_0006]), ALLOW);
+                }
+                // Other families keep their own protocols.
+                assert_eq!(b("socket", &[16, 3, 262]), ALLOW);
+                assert_eq!(b("socket", &[1, 5, 0]), ALLOW);
+                assert_eq!(b("socket", &[17, 1, 262]), ov.action());
+                // Fast Open, however the flags are combined.
+                let fastopen = 0x2000_0000;
+                for flags in [
+                    fastopen,
+                    fastopen | 0x4000,
+                    0xffff_ffff,
+                    0xdead_0000_2000_0000,
+                ] {
+                    assert_eq!(
+                        b("sendto", &[3, 0, 2, flags, 0, 0]),
+                        EOPNOTSUPP,
+                        "{flags:#x}"
+                    );
+                    assert_eq!(b("sendmsg", &[3, 0, flags]), EOPNOTSUPP);
+                    assert_eq!(b("sendmmsg", &[3, 0, 1, flags]), EOPNOTSUPP);
+                }
+                for flags in [0, 0x4000, 0x40, 0x1_0000_0000] {
+                    assert_eq!(b("sendto", &[3, 0, 2, flags, 0, 0]), ALLOW);
+                    assert_eq!(b("sendmsg", &[3, 0, flags]), ALLOW);
+                    assert_eq!(b("sendmmsg", &[3, 0, 1, flags]), ALLOW);
+                }
+                // Arguments in the other places don't matter.
+                assert_eq!(b("sendto", &[fastopen, fastopen, fastopen, 0, 0, 0]), ALLOW);
+            }
+            // Without port rules none of this is there.
+            let f = baseline(arch, OnViolation::Errno);
+            let b = |name: &str, args: &[u64]| simulate(&f.denylist, &call(arch, name, args));
+            assert_eq!(b("socket", &[2, 1, 262]), ALLOW);
+            assert_eq!(b("sendto", &[3, 0, 2, 0x2000_0000, 0, 0]), ALLOW);
+        }
+    }
+
+    #[test]
+    fn fallocate_keeps_within_the_file_size_limit() {
+        let rules = Rules {
+            file_size_limit: true,
+            ..Rules::default()
+        };
+        for arch in Arch::ALL {
+            let f = with_rules(arch, OnViolation::Kill, &rules);
+            let b = |mode: u64| {
+                simulate(
+                    &f.denylist,
+                    &call(arch, "fallocate", &[3, mode, 0, 1 << 30]),
+                )
+            };
+            for mode in [0, 3, 8, 0x10, 0x40, 0x80, 0x1_0000_0000] {
+                assert_eq!(b(mode), ALLOW, "{mode:#x}");
+            }
+            // KEEP_SIZE alone, with ZERO_RANGE or UNSHARE_RANGE; INSERT_RANGE;
+            // unknown bits.
+            for mode in [1, 0x11, 0x41, 0x20, 0x21, 0x100, 0xffff_ffff] {
+                assert_eq!(b(mode), EOPNOTSUPP, "{mode:#x}");
+            }
+            let f = baseline(arch, OnViolation::Kill);
+            let d = call(arch, "fallocate", &[3, 1, 0, 1 << 30]);
+            assert_eq!(simulate(&f.denylist, &d), ALLOW);
+        }
+    }
+
+    #[test]
+    fn memfd_rules() {
+        for arch in Arch::ALL {
+            let f = with_rules(
+                arch,
+                OnViolation::Kill,
+                &Rules {
+                    memfd: Memfd::NoExecFlag,
+                    ..Rules::default()
+                },
+            );
+            let b = |flags: u64| simulate(&f.denylist, &call(arch, "memfd_create", &[0, flags]));
+            // MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB, MFD_NOEXEC_SEAL.
+            for flags in [0, 1, 2, 3, 4, 8, 9, 0x1_0000_0000] {
+                assert_eq!(b(flags), ALLOW, "{flags:#x}");
+            }
+            for flags in [0x10, 0x11, 0x13, 0xffff_ffff, 0x1_0000_0010] {
+                assert_eq!(b(flags), EACCES, "{flags:#x}");
+            }
+            let f = with_rules(
+                arch,
+                OnViolation::Errno,
+                &Rules {
+                    memfd: Memfd::Unavailable,
+                    ..Rules::default()
+                },
+            );
+            let stack = [&f.allowlist[..], &f.denylist[..]];
+            let d = call(arch, "memfd_create", &[0, 1]);
+            assert_eq!(simulate_stack(&stack, &d), RET_ENOSYS);
+            // Unrestricted: no rule.
+            let f = baseline(arch, OnViolation::Errno);
+            let d = call(arch, "memfd_create", &[0, 0x10]);
+            assert_eq!(simulate(&f.denylist, &d), ALLOW);
+        }
+    }
+
+    #[test]
+    fn empty_value_lists() {
+        let arch = Arch::native();
+        // No family at all: every socket is refused.
+        let f = with_rules(
+            arch,
+            OnViolation::Errno,
+            &Rules {
+                socket_families: vec![],
+                ..Rules::default()
+            },
+        );
+        for family in [0, 1, 2, 10, 16, 17] {
+            let d = call(arch, "socket", &[family, 1, 0]);
+            assert_eq!(simulate(&f.denylist, &d), EPERM, "{family}");
+        }
+        // An `In` with nothing to match never holds.
+        let leaf = Leaf::Checks(vec![Check {
+            when: vec![Cond::is(0, Test::In(vec![]))],
+            action: EPERM,
+        }]);
+        let prog = program(arch, &partition([(0, leaf)], Leaf::Ret(ALLOW)));
+        for a in [0, 1, u64::MAX] {
+            assert_eq!(simulate(&prog, &SeccompData::new(arch, 0, [a; 6])), ALLOW);
+        }
+    }
+
+    #[test]
+    fn a_deny_entry_replaces_an_argument_rule() {
+        let arch = Arch::native();
+        let rules = Rules {
+            memfd: Memfd::NoExecFlag,
+            tcp_port_rules: true,
+            ..Rules::default()
+        };
+        let deny = numbers(arch, &["memfd_create", "sendto"]);
+        let f = compile_with(arch, &[], &deny, OnViolation::Errno, &rules).unwrap();
+        assert_eq!(
+            simulate(&f.denylist, &call(arch, "memfd_create", &[0, 0])),
+            EPERM
+        );
+        assert_eq!(
+            simulate(&f.denylist, &call(arch, "sendto", &[0, 0, 0, 0])),
+            EPERM
+        );
     }
 
     #[test]
