@@ -14,7 +14,9 @@ use super::agent::{self, ExecArgs};
 use super::channel::{InitEnds, LifelineWatch, ReportWriter, StatusWriter};
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
-use crate::sandbox::{caps::Caps, landlock, limits, mounts, namespaces, process, seccomp, user};
+use crate::sandbox::{
+    caps::Caps, landlock, limits, memfd, mounts, namespaces, process, seccomp, user,
+};
 
 /// Everything the init needs, prepared by the supervisor before the fork.
 pub struct InitArgs<'a> {
@@ -75,8 +77,9 @@ pub fn run(a: InitArgs, ends: InitEnds) -> ! {
     die_with_supervisor(r, &lifeline);
     step(r, "init", process::hide_identity());
 
-    // No executable memfds (through /proc/sys, before the view's /proc is read-only).
-    crate::sandbox::memfd::apply(plan.memfd).unwrap_or_else(|e| fail(err, "memfd", e));
+    // No executable memfds (through /proc/sys, before the view's /proc is
+    // read-only).
+    step(r, "memfd", memfd::apply(plan.memfd));
 
     // Step 6: the mount view, before Landlock forbids mount changes.
     step(
