@@ -15,7 +15,7 @@ use confine::plan::{self, Plan, Request};
 use confine::{launch, probe, profile};
 
 /// confine itself refused or failed before the command started.
-const EXIT_REFUSED: u8 = 125;
+use confine::launch::EXIT_REFUSED;
 
 #[derive(Parser)]
 #[command(

@@ -559,18 +559,6 @@ fn tcp_ports_restricted(p: &Profile) -> bool {
     n.mode.value == NetworkMode::Host && !(n.connect_any() && n.bind_any())
 }
 
-const RISKY_ENV: &[&str] = &[
-    "LD_PRELOAD",
-    "LD_AUDIT",
-    "LD_LIBRARY_PATH",
-    "BASH_ENV",
-    "ENV",
-    "PYTHONSTARTUP",
-    "PYTHONPATH",
-    "NODE_OPTIONS",
-    "PERL5OPT",
-];
-
 fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
     let n = &p.network;
     if n.mode.value == NetworkMode::Host && n.connect_tcp.is_empty() && n.bind_tcp.is_empty() {
@@ -620,11 +608,11 @@ fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
     }
     for (i, k) in p.env.keep.iter().enumerate() {
         let name = &k.value.0;
-        if RISKY_ENV.contains(&name.as_str()) || name.starts_with("GIT_") {
+        if let Some(why) = crate::sandbox::env::risk(name) {
             warnings.push(Warning::at(
                 k,
                 &format!("env.keep[{i}]"),
-                format!("keeping {name} lets the caller's environment change what the agent's programs load or run"),
+                format!("keeping {name} lets the caller's environment change what the agent's programs load or run: {why}"),
             ));
         }
     }

@@ -610,22 +610,12 @@ fn unprivileged_verdict(
 
 // ----------------------------------------------------------------- cgroups
 
-/// The directory of cgroup `path` in a hierarchy mounted at `mount_point`
-/// whose mount shows the filesystem from `mount_root`.
-fn cgroup_dir(mount_point: &str, mount_root: &str, path: &str) -> String {
-    let rel = if mount_root == "/" {
-        path
-    } else {
-        match path.strip_prefix(mount_root) {
-            Some(r) if r.is_empty() || r.starts_with('/') => r,
-            _ => path,
-        }
-    };
-    let base = mount_point.trim_end_matches('/');
-    match rel.trim_end_matches('/') {
-        "" => mount_point.to_string(),
-        r => format!("{base}{r}"),
-    }
+/// The directory of cgroup `path` in a hierarchy mounted at `mount_point`,
+/// as the cgroup module finds it for `run` (one discovery: a path outside
+/// the mount or with `..` in it is no directory of ours).
+fn cgroup_dir(mount_point: &str, mount_root: &str, path: &str) -> Option<String> {
+    crate::sandbox::cgroup::cgroup_dir(std::path::Path::new(mount_point), mount_root, path)
+        .map(|d| d.display().to_string())
 }
 
 fn writable(dir: &str) -> bool {
@@ -680,7 +670,7 @@ fn cgroups_from(
             .map(|l| l.path.clone());
         let own_dir = own_path
             .as_deref()
-            .map(|p| cgroup_dir(&m.mount_point, &m.root, p));
+            .and_then(|p| cgroup_dir(&m.mount_point, &m.root, p));
         let (controllers, _) = inspect(&m.mount_point);
         let (own_controllers, writable) = match &own_dir {
             Some(d) => inspect(d),
@@ -717,7 +707,7 @@ fn cgroups_from(
             .map(|l| l.path.clone());
         let own_dir = own_path
             .as_deref()
-            .map(|p| cgroup_dir(&m.mount_point, &m.root, p));
+            .and_then(|p| cgroup_dir(&m.mount_point, &m.root, p));
         let writable = own_dir.as_deref().map(|d| inspect(d).1).unwrap_or(false);
         v1.push(CgroupV1 {
             controllers,
@@ -1161,15 +1151,25 @@ mod tests {
 
     #[test]
     fn cgroup_dir_joins_mount_and_path() {
-        assert_eq!(cgroup_dir("/sys/fs/cgroup", "/", "/"), "/sys/fs/cgroup");
+        let d = |m, r, p| cgroup_dir(m, r, p);
         assert_eq!(
-            cgroup_dir("/sys/fs/cgroup", "/", "/a/b"),
-            "/sys/fs/cgroup/a/b"
+            d("/sys/fs/cgroup", "/", "/").as_deref(),
+            Some("/sys/fs/cgroup")
         );
-        assert_eq!(cgroup_dir("/sys/fs/cgroup/", "/", "/a"), "/sys/fs/cgroup/a");
-        assert_eq!(cgroup_dir("/cg", "/a", "/a/b"), "/cg/b");
-        assert_eq!(cgroup_dir("/cg", "/a", "/a"), "/cg");
-        assert_eq!(cgroup_dir("/cg", "/a", "/ab"), "/cg/ab");
+        assert_eq!(
+            d("/sys/fs/cgroup", "/", "/a/b").as_deref(),
+            Some("/sys/fs/cgroup/a/b")
+        );
+        assert_eq!(
+            d("/sys/fs/cgroup/", "/", "/a").as_deref(),
+            Some("/sys/fs/cgroup/a")
+        );
+        assert_eq!(d("/cg", "/a", "/a/b").as_deref(), Some("/cg/b"));
+        assert_eq!(d("/cg", "/a", "/a").as_deref(), Some("/cg"));
+        // Not shown by a mount of /a, and never through `..`: the same
+        // answer `run` gets from the cgroup module.
+        assert_eq!(d("/cg", "/a", "/ab"), None);
+        assert_eq!(d("/cg", "/", "/a/../b"), None);
     }
 
     fn mounts(lines: &[&str]) -> Vec<MountInfo> {

@@ -237,7 +237,7 @@ pub fn exec(args: &ExecArgs, err: RawFd) -> ! {
     if unsafe { libc::chdir(args.cwd.as_ptr()) } != 0 {
         channel::refused(err, "chdir", "can't enter the working directory");
         // SAFETY: _exit ends the process without running anything else.
-        unsafe { libc::_exit(125) };
+        unsafe { libc::_exit(i32::from(super::EXIT_REFUSED)) };
     }
     let mut saw_eacces = 0;
     let mut last = libc::ENOENT;

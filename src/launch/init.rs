@@ -39,7 +39,7 @@ fn step<T, E: std::fmt::Display>(report: &ReportWriter, name: &str, r: Result<T,
         Err(why) => {
             report.refused(name, &why.to_string());
             // SAFETY: _exit ends this process; nothing of the command has run.
-            unsafe { libc::_exit(125) }
+            unsafe { libc::_exit(i32::from(super::EXIT_REFUSED)) }
         }
     }
 }
@@ -50,7 +50,7 @@ fn die_with_supervisor(report: &ReportWriter, lifeline: &LifelineWatch) {
     step(report, "pdeathsig", process::die_with_parent());
     if !lifeline.supervisor_alive() {
         // SAFETY: as in `step`; nobody is left to report to.
-        unsafe { libc::_exit(125) };
+        unsafe { libc::_exit(i32::from(super::EXIT_REFUSED)) };
     }
 }
 

@@ -646,7 +646,7 @@ fn xattr_is_one(path: &Path, name: &str) -> bool {
 
 /// The directory of cgroup `path` in a mount of the hierarchy whose root is
 /// `mount_root`; `None` when the mount doesn't show that cgroup.
-fn cgroup_dir(mount_point: &Path, mount_root: &str, path: &str) -> Option<PathBuf> {
+pub(crate) fn cgroup_dir(mount_point: &Path, mount_root: &str, path: &str) -> Option<PathBuf> {
     let rel = if mount_root == "/" {
         path
     } else {
