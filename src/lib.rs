@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod families;
+pub mod files;
 pub mod host_sockets;
 pub mod launch;
 pub mod out;
