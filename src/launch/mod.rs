@@ -321,6 +321,13 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         cgroup: cg.as_ref(),
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
+    if reason == "timeout" {
+        let limit = crate::profile::Duration(plan.limits.wall_time_ms.unwrap_or_default());
+        crate::say!(
+            "confine: limits.wall_time ({limit}): the sandbox ran for {:.3}s and was stopped",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let mut stats = None;
     if let Some(cg) = cg {
         if cg.oom_killed() && reason != "timeout" {

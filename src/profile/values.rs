@@ -474,6 +474,9 @@ fn parse_user(s: &str) -> Result<UserSpec, String> {
         UserSpec::Id { uid: 0, .. } => Err(format!(
             "user `{s}` would run the agent as root: write `user: root` if that is really meant"
         )),
+        UserSpec::Id { gid: Some(0), .. } => Err(format!(
+            "user `{s}` would give the agent root's group (gid 0): name another group, or write `user: root` if root is really meant"
+        )),
         spec => Ok(spec),
     }
 }
@@ -822,6 +825,10 @@ mod tests {
         );
         assert!(parse_user("0").is_err());
         assert!(parse_user("0:0").is_err());
+        assert!(parse_user("65534:0").unwrap_err().contains("gid 0"));
+        assert!(parse_user("4294967295").unwrap_err().contains("(uid_t)-1"));
+        assert!(parse_user("1000:4294967295").is_err());
+        assert!(parse_user("4294967294:4294967294").is_ok());
         assert!(parse_user("1000").is_ok());
         assert!("1000:x".parse::<UserSpec>().is_err());
         assert!("a b".parse::<UserSpec>().is_err());
