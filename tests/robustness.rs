@@ -165,6 +165,8 @@ fn messages_to_a_closed_pipe_never_kill_confine() {
     assert_code(s, 125, "check of a missing profile");
     let s = status_with_closed_output(confine(&["run", "--no-such-flag"]));
     assert_code(s, 125, "a usage error");
+    let s = status_with_closed_output(confine(&["--help"]));
+    assert_code(s, 0, "--help");
     let s = status_with_closed_output(confine(&["profiles"]));
     assert_code(s, 0, "profiles");
     let s = status_with_closed_output(confine(&["probe"]));
