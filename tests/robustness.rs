@@ -301,6 +301,16 @@ fn fill(dir: &Path) {
     while f.write_all(&block).is_ok() {}
 }
 
+/// Detaches a mount when dropped.
+struct Unmount(std::ffi::CString);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
 /// On a full filesystem a record is either whole in the log or not in it at
 /// all, and the next record starts a line of its own: a launch record that
 /// can't be written refuses the launch (125); an exit record that can't be
@@ -329,6 +339,8 @@ fn a_full_filesystem_never_leaves_a_torn_record() {
         )
     };
     assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+    // Unmounted before the fixture is removed, also when an assertion fails.
+    let _unmount = Unmount(target);
     let log = logfs.join("audit.jsonl");
     let confine_logged = |extra: &[&str], cmd: &[&str]| {
         let mut opts = vec!["--audit-log", log.to_str().unwrap()];
@@ -405,9 +417,6 @@ fn a_full_filesystem_never_leaves_a_torn_record() {
         (2, 1),
         "{rs:?}"
     );
-
-    // SAFETY: a valid NUL-terminated path (the namespace would drop it anyway).
-    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
 }
 
 /// The log's directory removed while the sandbox runs: the exit record
