@@ -1,22 +1,36 @@
 //! Audit records (DESIGN.md §7): one JSON object per line, appended to a log
 //! the sandbox can never reach.
 //!
-//! The supervisor opens the log O_APPEND|O_CLOEXEC before the fork and writes
-//! each record with a single `write(2)`: appends of one write each don't
-//! interleave, so concurrent sandboxes can share a log. The file is created
-//! 0600 (its directory 0700) if missing. Environment values never appear,
-//! only keys.
+//! The supervisor opens the log before the fork. It must be a regular file
+//! (opened without blocking, so a FIFO can't hang confine), created 0600
+//! (its directory 0700) if missing. Environment values never appear, only
+//! keys.
+//!
+//! Every line is one whole record (§6), also when the disk fills up:
+//! - a record is written under an exclusive `flock` on the log, which every
+//!   confine sharing the log takes, so its bytes are contiguous even when the
+//!   kernel writes them in more than one piece;
+//! - if the record can't be written whole (ENOSPC, EIO, EFBIG), what was
+//!   written of it is cut off again (`ftruncate` to the size the log had
+//!   under the lock), and the caller gets an error to report;
+//! - where that cut isn't possible (an append-only file, `chattr +a`; a
+//!   writer that died mid-write), the next record starts with a newline, so
+//!   a fragment never glues onto a whole record;
+//! - a log whose file was removed while the sandbox ran (its directory
+//!   deleted, say) is an error too, not a record silently written into a
+//!   file nobody can open any more.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
 /// An open audit log (or none) and the id of this sandbox.
 pub struct Audit {
-    file: Option<File>,
+    log: Option<(File, PathBuf)>,
     pub sandbox: String,
 }
 
@@ -25,9 +39,10 @@ impl Audit {
     /// missing; `None` writes records nowhere.
     ///
     /// # Errors
-    /// Creating the directory or opening the file fails.
+    /// Creating the directory or opening the file fails, or the file isn't a
+    /// regular file.
     pub fn open(path: Option<&Path>) -> io::Result<Audit> {
-        let file = match path {
+        let log = match path {
             None => None,
             Some(p) => {
                 if let Some(dir) = p.parent() {
@@ -38,33 +53,43 @@ impl Audit {
                             .create(dir)?;
                     }
                 }
-                Some(
-                    OpenOptions::new()
-                        .append(true)
-                        .create(true)
-                        .mode(0o600)
-                        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-                        .open(p)?,
-                )
+                let file = OpenOptions::new()
+                    // Read too: the last byte tells whether a fragment of a
+                    // failed write is left (see `record`).
+                    .read(true)
+                    .append(true)
+                    .create(true)
+                    .mode(0o600)
+                    // O_NONBLOCK: a FIFO opens at once (and is then refused)
+                    // instead of waiting for a reader.
+                    .custom_flags(
+                        libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+                    )
+                    .open(p)?;
+                crate::files::require_regular(&file)?;
+                Some((file, p.to_path_buf()))
             }
         };
         Ok(Audit {
-            file,
+            log,
             sandbox: new_id(),
         })
     }
 
     /// Whether records go anywhere.
     pub fn enabled(&self) -> bool {
-        self.file.is_some()
+        self.log.is_some()
     }
 
-    /// Writes one record: `ts`, `event`, `sandbox`, `pid`, then `fields`.
+    /// Writes one record: `ts`, `event`, `sandbox`, `pid`, then `fields`,
+    /// whole or not at all (see the module's comment).
     ///
     /// # Errors
-    /// The write fails or is short.
+    /// The record couldn't be written whole, or the log was removed.
     pub fn record(&self, event: &str, fields: Value) -> io::Result<()> {
-        let Some(f) = &self.file else { return Ok(()) };
+        let Some((f, path)) = &self.log else {
+            return Ok(());
+        };
         let mut m = Map::new();
         m.insert("ts".into(), json!(rfc3339_now()));
         m.insert("event".into(), json!(event));
@@ -75,20 +100,108 @@ impl Audit {
         }
         let mut line = serde_json::to_vec(&Value::Object(m)).map_err(io::Error::other)?;
         line.push(b'\n');
-        // One write(2) per record: appends don't interleave.
-        let n = write_once(f, &line)?;
-        if n != line.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "short write to the audit log",
-            ));
+        let _lock = Lock::exclusive(f);
+        append_whole(f, &line)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+}
+
+/// An exclusive `flock` on the log, released when dropped. Without one
+/// (a filesystem that refuses it) records are still single writes, but a
+/// fragment is left for the next record to step over instead of cut off.
+struct Lock<'a>(Option<&'a File>);
+
+impl<'a> Lock<'a> {
+    fn exclusive(f: &'a File) -> Lock<'a> {
+        loop {
+            // SAFETY: flock on our open descriptor, no memory arguments.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Lock(Some(f));
+            }
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return Lock(None);
+            }
         }
-        Ok(())
+    }
+}
+
+impl Drop for Lock<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0 {
+            // SAFETY: as in `exclusive`.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
+}
+
+/// Appends `line` to the log so that it ends up whole or not at all.
+fn append_whole(f: &File, line: &[u8]) -> io::Result<()> {
+    let meta = f.metadata()?;
+    if meta.nlink() == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the log file was removed (or its directory) after confine opened it; \
+             the record was not written",
+        ));
+    }
+    let size = meta.len();
+    // A fragment some earlier write left behind ends without a newline:
+    // this record starts on a line of its own, in the same write.
+    let healed;
+    let line = if size > 0 && last_byte(f, size)? != Some(b'\n') {
+        healed = [b"\n", line].concat();
+        &healed[..]
+    } else {
+        line
+    };
+    let mut done = 0;
+    let failure = loop {
+        match write_once(f, &line[done..]) {
+            Ok(0) => break io::Error::from(io::ErrorKind::WriteZero),
+            Ok(n) => {
+                done += n;
+                if done == line.len() {
+                    return Ok(());
+                }
+                // Short: the rest may still fit (a signal, a filesystem that
+                // writes in pieces); only confine writes here, and each waits
+                // for our lock.
+            }
+            Err(e) => break e,
+        }
+    };
+    if done == 0 {
+        return Err(failure);
+    }
+    // Part of it is in the log: cut it off again.
+    // SAFETY: ftruncate on our open descriptor with an integer length.
+    let cut = unsafe { libc::ftruncate(f.as_raw_fd(), size as libc::off_t) } == 0;
+    Err(io::Error::new(
+        failure.kind(),
+        if cut {
+            format!(
+                "written only in part ({done} of {} bytes: {failure}), and removed again",
+                line.len()
+            )
+        } else {
+            format!(
+                "written only in part ({done} of {} bytes: {failure}); the next record starts on a new line",
+                line.len()
+            )
+        },
+    ))
+}
+
+fn last_byte(f: &File, size: u64) -> io::Result<Option<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    match f.read_at(&mut b, size - 1)? {
+        1 => Ok(Some(b[0])),
+        _ => Ok(None),
     }
 }
 
 fn write_once(f: &File, buf: &[u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
     loop {
         // SAFETY: buf is a valid slice; f an open file.
         let r = unsafe { libc::write(f.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
@@ -179,5 +292,49 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn a_fragment_left_behind_never_glues_onto_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        // What a writer that died mid-write, or a cut an append-only file
+        // refused, leaves: no newline at the end.
+        std::fs::write(&p, "{\"event\":\"launch\"}\n{\"ts\":\"20").unwrap();
+        let a = Audit::open(Some(&p)).unwrap();
+        a.record("exit", json!({"status": 0})).unwrap();
+        a.record("exit", json!({"status": 1})).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[1], "{\"ts\":\"20");
+        for l in [lines[0], lines[2], lines[3]] {
+            serde_json::from_str::<Value>(l).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_removed_log_is_an_error_not_a_lost_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("logs/audit.jsonl");
+        let a = Audit::open(Some(&p)).unwrap();
+        a.record("launch", json!({})).unwrap();
+        std::fs::remove_dir_all(dir.path().join("logs")).unwrap();
+        let e = a.record("exit", json!({})).unwrap_err();
+        assert!(e.to_string().contains("was removed"), "{e}");
+    }
+
+    #[test]
+    fn only_regular_files_are_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // No reader: a blocking open would wait for ever.
+        let e = Audit::open(Some(&fifo)).err().unwrap();
+        assert_eq!(e.to_string(), "is a FIFO, not a regular file");
+        let e = Audit::open(Some(Path::new("/dev/null"))).err().unwrap();
+        assert_eq!(e.to_string(), "is a character device, not a regular file");
     }
 }

@@ -5,10 +5,15 @@
 //! enforcement ([`sandbox`]) -> exec, with the supervisor in [`launch`]
 //! watching from outside. See DESIGN.md for the contract.
 
+// Messages go through `out`: std's print macros panic on a closed pipe.
+#![cfg_attr(not(test), deny(clippy::print_stderr, clippy::print_stdout))]
+
 pub mod audit;
 pub mod families;
+pub mod files;
 pub mod host_sockets;
 pub mod launch;
+pub mod out;
 pub mod plan;
 pub mod probe;
 pub mod procfs;

@@ -3,6 +3,9 @@
 
 // The entry point is our own `main`, not std's: see there.
 #![no_main]
+// Messages go through `confine::out`: std's print macros panic (here: abort)
+// on a closed pipe.
+#![deny(clippy::print_stderr, clippy::print_stdout)]
 
 use std::ffi::{CStr, OsString};
 use std::io::Write;
@@ -12,7 +15,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use confine::plan::{self, Plan, Request};
-use confine::{launch, probe, profile};
+use confine::{launch, out, probe, profile, say};
 
 /// confine itself refused or failed before the command started.
 use confine::launch::EXIT_REFUSED;
@@ -115,22 +118,22 @@ the command may not be executed; 127 when it was not found."
 /// below: SIGPIPE ignored, fds 0-2 open, stdout flushed at the end.
 #[no_mangle]
 extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // Ignored, as std's entry does (the agent gets the default back): a
+    // closed stdout or stderr is an EPIPE to handle, not a silent death of
+    // the supervisor while the agent runs, nor of the refusal just below.
+    // SAFETY: changes a signal disposition; nothing else runs yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // First of all, before any argument or profile is read: a setuid,
     // setgid or file-capability copy of confine would run every local
     // user's command with its owner's privileges.
     if let Some(e) = confine::sandbox::process::elevated() {
-        eprintln!(
+        say!(
             "confine: setuid, setgid or file-capability execution ({e}): this copy of confine \
              would run any caller's command with its owner's privileges; hint: remove the bits \
              and capabilities (chmod u-s,g-s; setcap -r) and run confine as root or as yourself"
         );
         return libc::c_int::from(EXIT_REFUSED);
     }
-    // Ignored, as std's entry does (the agent gets the default back): a
-    // closed stdout or stderr is an EPIPE to handle, not a silent death of
-    // the supervisor while the agent runs.
-    // SAFETY: changes a signal disposition; nothing else runs yet.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // `run` supervises: the signals it forwards are blocked from its first
     // instruction, so one that arrives while it prepares is neither lost
     // nor fatal to it (its event loop takes it), and none arrives between
@@ -207,7 +210,7 @@ fn cli(args: Vec<OsString>) -> u8 {
                     msg.strip_prefix("error: ").unwrap_or(&msg).to_string()
                 }
             };
-            eprintln!("confine: usage (command line): {why}; hint: confine --help");
+            say!("confine: usage (command line): {why}; hint: confine --help");
             return EXIT_REFUSED;
         }
     };
@@ -221,7 +224,7 @@ fn cli(args: Vec<OsString>) -> u8 {
             let plan = match Plan::build(&req) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("confine: {e}");
+                    say!("confine: {e}");
                     if let (false, plan::PlanError::Audited { audit: Some(a), .. }) = (dry_run, &e)
                     {
                         audit_refusal(a);
@@ -231,7 +234,7 @@ fn cli(args: Vec<OsString>) -> u8 {
             };
             print_warnings(&plan);
             for d in &plan.dropped {
-                eprintln!("confine: best-effort: not enforced: {d}");
+                say!("confine: best-effort: not enforced: {d}");
             }
             if dry_run {
                 return print_out(&plan.render_text());
@@ -239,7 +242,7 @@ fn cli(args: Vec<OsString>) -> u8 {
             match launch::run(&plan) {
                 Ok(status) => status,
                 Err(e) => {
-                    eprintln!("confine: {e}");
+                    say!("confine: {e}");
                     EXIT_REFUSED
                 }
             }
@@ -250,12 +253,12 @@ fn cli(args: Vec<OsString>) -> u8 {
                 match plan::check(p) {
                     Ok(warnings) => {
                         for w in warnings {
-                            eprintln!("confine: warning: {w}");
+                            say!("confine: warning: {w}");
                         }
-                        println!("{p}: ok");
+                        let _ = out::stdout(&format!("{p}: ok\n"));
                     }
                     Err(e) => {
-                        eprintln!("confine: {e}");
+                        say!("confine: {e}");
                         failed = true;
                     }
                 }
@@ -301,7 +304,7 @@ fn cli(args: Vec<OsString>) -> u8 {
                 print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())
             }
             Err(e) => {
-                eprintln!("confine: gc ({e})");
+                say!("confine: gc ({e})");
                 EXIT_REFUSED
             }
         },
@@ -324,7 +327,7 @@ fn audit_refusal(a: &plan::RefusedLaunch) {
     let written = confine::audit::Audit::open(Some(&a.log))
         .and_then(|log| log.record("refused", a.fields.clone()));
     if let Err(e) = written {
-        eprintln!(
+        say!(
             "confine: audit log ({}): writing the refused record: {e}",
             a.log.display()
         );
@@ -333,25 +336,22 @@ fn audit_refusal(a: &plan::RefusedLaunch) {
 
 fn build(req: &Request) -> Result<Plan, u8> {
     Plan::build(req).map_err(|e| {
-        eprintln!("confine: {e}");
+        say!("confine: {e}");
         EXIT_REFUSED
     })
 }
 
 fn print_warnings(plan: &Plan) {
     for w in &plan.warnings {
-        eprintln!("confine: warning: {w}");
+        say!("confine: warning: {w}");
     }
 }
 
 fn print_out(s: &str) -> u8 {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+    match out::stdout(s) {
         Ok(()) => 0,
-        // A closed pipe isn't our failure to report.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
-            eprintln!("confine: writing output (stdout): {e}");
+            say!("confine: writing output (stdout): {e}");
             EXIT_REFUSED
         }
     }

@@ -7,7 +7,7 @@
 //! one, `run` hands it to the launcher, which only applies it. Everything a
 //! launch needs is decided here, before any fork.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsString};
 use std::fmt::{self, Write as _};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -107,6 +107,8 @@ fn refused(what: impl Into<String>, at: impl Into<String>, why: impl Into<String
 /// entries plan in linear time.
 #[derive(Default)]
 struct ProtectSeen {
+    /// The write binds' paths.
+    writes: std::collections::HashSet<PathBuf>,
     create: std::collections::HashSet<PathBuf>,
     pins: std::collections::HashSet<PathBuf>,
     protect: std::collections::HashSet<PathBuf>,
@@ -969,26 +971,32 @@ impl Plan {
         });
         // The mount view: only what is granted exists inside.
         let mut view = mounts::View {
-            binds: by_path.iter().fold(
-                Vec::new(),
-                |mut binds: Vec<mounts::Bind>, (path, (_, g, _))| {
-                    // A recursive bind of a parent with the same flags already
-                    // shows this path as it should be.
-                    let covered = binds
-                        .iter()
-                        .rev()
-                        .find(|b| path.starts_with(&b.path))
-                        .is_some_and(|b| b.write == g.write && b.exec == g.exec);
+            binds: {
+                // Sorted, so a parent's bind is decided before anything
+                // beneath it. The bind that shows a path is its nearest
+                // ancestor's: looked up per ancestor, not scanned for, so
+                // thousands of grants plan in linear time.
+                let mut flags: HashMap<&Path, (bool, bool)> = HashMap::new();
+                let mut binds = Vec::new();
+                for (path, (_, g, _)) in &by_path {
+                    // A recursive bind of a parent with the same flags
+                    // already shows this path as it should be.
+                    let covered = path
+                        .ancestors()
+                        .skip(1)
+                        .find_map(|a| flags.get(a))
+                        .is_some_and(|&(write, exec)| write == g.write && exec == g.exec);
                     if !covered {
+                        flags.insert(path, (g.write, g.exec));
                         binds.push(mounts::Bind {
                             path: path.clone(),
                             write: g.write,
                             exec: g.exec,
                         });
                     }
-                    binds
-                },
-            ),
+                }
+                binds
+            },
             tmp: tmp.as_ref().map(|t| (t.size_bytes, t.exec)),
             shm_size: tmp.as_ref().map_or(64 << 20, |t| t.size_bytes),
             ..Default::default()
@@ -1076,7 +1084,15 @@ impl Plan {
             protect.push((normalize(&path), item.value.raw.ends_with('/')));
         }
         let mut unprotectable = Vec::new();
-        let mut seen = ProtectSeen::default();
+        let mut seen = ProtectSeen {
+            writes: view
+                .binds
+                .iter()
+                .filter(|b| b.write)
+                .map(|b| b.path.clone())
+                .collect(),
+            ..Default::default()
+        };
         for (p, dir) in &protect {
             if let Err(why) = Self::plan_protect(p, *dir, ws, &mut view, &mut seen) {
                 unprotectable.push((p.clone(), why));
@@ -1106,12 +1122,13 @@ impl Plan {
         view: &mut mounts::View,
         seen: &mut ProtectSeen,
     ) -> Result<(), &'static str> {
-        let Some(w) = view
-            .binds
-            .iter()
-            .filter(|b| b.write && p.starts_with(&b.path) && p != b.path)
-            .max_by_key(|b| b.path.as_os_str().len())
-            .map(|b| b.path.clone())
+        // The innermost write grant strictly above `p`: looked up per
+        // ancestor, not scanned for among all grants.
+        let Some(w) = p
+            .ancestors()
+            .skip(1)
+            .find(|a| seen.writes.contains(*a))
+            .map(Path::to_path_buf)
         else {
             // Outside every write grant it is read-only, or absent, anyway.
             return Ok(());
@@ -1191,7 +1208,7 @@ impl Plan {
             // What the link points to, if it is inside a write grant, must not
             // become writable through its own path either.
             Some(Some(t)) if t != p => {
-                if view.binds.iter().any(|b| b.write && t.starts_with(&b.path)) {
+                if t.ancestors().any(|a| seen.writes.contains(a)) {
                     Self::plan_protect(&t, dir, ws, view, seen)?;
                 }
             }

@@ -115,6 +115,9 @@ const BAD_PROFILES: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("port_http", "version: 1\nnetwork:\n  bind_tcp: [http]\n", "network.bind_tcp[0]", 3, 14, "port `http` is out of range"),
     ("user_0", "version: 1\nuser: 0\n", "user", 2, 7, "would run the agent as root: write `user: root`"),
     ("user_0_0", "version: 1\nuser: \"0:0\"\n", "user", 2, 7, "would run the agent as root"),
+    ("user_gid_0", "version: 1\nuser: \"65534:0\"\n", "user", 2, 7, "would give the agent root's group (gid 0)"),
+    ("user_uid_max", "version: 1\nuser: 4294967295\n", "user", 2, 7, "4294967295 is not a uid or gid (it is (uid_t)-1"),
+    ("user_gid_max", "version: 1\nuser: \"1000:4294967295\"\n", "user", 2, 7, "4294967295 is not a uid or gid"),
     ("version_2", "version: 2\n", "version", 1, 10, "unsupported profile version 2"),
     ("no_version", "name: x\n", "version", 1, 1, "missing `version: 1`"),
     ("empty", "", "version", 1, 1, "missing `version: 1`"),
@@ -558,6 +561,48 @@ fn workspace_owned_by_root_is_refused_for_workspace_owner() {
         "{}",
         show(&o)
     );
+}
+
+/// Root's group is root's privilege too: `workspace-owner` of a workspace
+/// in group 0 is refused, as for uid 0, at `explain` and at a real run.
+#[test]
+fn workspace_in_group_0_is_refused_for_workspace_owner() {
+    let Some(f) = fixture("gid0_ws") else { return };
+    std::os::unix::fs::chown(&f.ws, Some(AGENT_UID), Some(0)).unwrap();
+    let ws = f.ws.to_str().unwrap();
+    let o = confine(&["explain", "-p", "default", "-w", ws]);
+    assert_refused(
+        &o,
+        &[
+            "confine: user (built-in profile default:",
+            "the agent would run with root's group (gid 0)",
+            "belongs to group 0",
+            "hint: chgrp the workspace",
+        ],
+    );
+    let marker = f.ws.join("made");
+    let run = |ws: &Path| {
+        Command::new(bin())
+            .args(["run", "-p", "default", "-w"])
+            .arg(ws)
+            .args(["--", "/bin/sh", "-c"])
+            .arg(format!("id -g; touch {}", marker.display()))
+            .env_clear()
+            .env("PATH", PATH)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&f.ws);
+    assert_refused(&o, &["root's group (gid 0)"]);
+    assert!(!marker.exists(), "the command ran");
+    // Control: in a group of its own, the agent runs in that group.
+    std::os::unix::fs::chown(&f.ws, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let o = run(&f.ws);
+    assert_no_panic(&o);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), format!("{AGENT_GID}\n"), "{}", show(&o));
+    assert!(marker.exists());
 }
 
 #[test]

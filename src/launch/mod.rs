@@ -92,7 +92,7 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
         Err(e) => audit.record("refused", json!({ "why": e.to_string() })),
     };
     if let Err(e) = record {
-        eprintln!("confine: audit log (writing the exit record): {e}");
+        crate::say!("confine: audit log (writing the exit record): {e}");
     }
     result.map(|o| o.code)
 }
@@ -321,15 +321,22 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         cgroup: cg.as_ref(),
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
+    if reason == "timeout" {
+        let limit = crate::profile::Duration(plan.limits.wall_time_ms.unwrap_or_default());
+        crate::say!(
+            "confine: limits.wall_time ({limit}): the sandbox ran for {:.3}s and was stopped",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let mut stats = None;
     if let Some(cg) = cg {
         if cg.oom_killed() && reason != "timeout" {
             reason = "oom";
-            eprintln!("confine: limits.memory (cgroup): the sandbox hit its memory limit and was OOM-killed");
+            crate::say!("confine: limits.memory (cgroup): the sandbox hit its memory limit and was OOM-killed");
         }
         stats = Some(cg.stats());
         if let Err(e) = cg.remove() {
-            eprintln!("confine: cgroup (cleanup): {e}");
+            crate::say!("confine: cgroup (cleanup): {e}");
         }
     }
     lifeline.cut();
@@ -348,7 +355,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         channel::Report::Running => Ok(outcome),
         channel::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),
         channel::Report::ExecFailed { code, why } => {
-            eprintln!("confine: {why}");
+            crate::say!("confine: {why}");
             outcome.code = code;
             Ok(outcome)
         }

@@ -5,13 +5,14 @@
 
 pub mod builtin;
 pub mod locate;
+pub mod nesting;
 pub mod schema;
 pub mod values;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -313,6 +314,10 @@ impl Profile {
 /// How deep `extends` may go; deeper chains are almost surely a mistake.
 const MAX_DEPTH: usize = 16;
 
+/// The largest profile file confine reads: a hundred times the biggest
+/// sensible one, and small enough that parsing it is quick.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+
 /// Loads a profile by built-in name or path, follows `extends`, applies
 /// `--set` overrides (each `KEY=VALUE`) and merges everything.
 ///
@@ -378,6 +383,7 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
         merge(&mut profile, &source, raw)?;
         profile.sources.push(source);
     }
+    check_list_sizes(&profile)?;
     if profile.name.is_empty() {
         profile.name = top_name
             .and_then(|s| {
@@ -420,10 +426,38 @@ pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
     }
     merge(&mut profile, &source, raw)?;
     profile.sources.push(source);
+    check_list_sizes(&profile)?;
     if profile.name.is_empty() {
         profile.name = name.to_string();
     }
     Ok(profile)
+}
+
+/// Each layer's lists are bounded as they are parsed; `{add: [...]}` in
+/// every layer of an `extends` chain could still add up. Located at the
+/// first entry past the limit.
+fn check_list_sizes(p: &Profile) -> Result<(), ProfileError> {
+    fn check<T>(list: &[Sourced<T>], key: &str) -> Result<(), ProfileError> {
+        match list.get(MAX_LIST_ENTRIES) {
+            Some(item) => Err(item.error(
+                key,
+                format!(
+                    "{key} has {} entries once merged with what it extends; at most {MAX_LIST_ENTRIES} are allowed",
+                    list.len()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+    let fs = &p.filesystem;
+    check(&fs.read, "filesystem.read")?;
+    check(&fs.write, "filesystem.write")?;
+    check(&fs.exec, "filesystem.exec")?;
+    check(&fs.protect, "filesystem.protect")?;
+    check(&p.syscalls.allow, "syscalls.allow")?;
+    check(&p.syscalls.deny, "syscalls.deny")?;
+    check(&p.capabilities, "capabilities")?;
+    check(&p.env.keep, "env.keep")
 }
 
 fn looks_like_path(spec: &str) -> bool {
@@ -470,7 +504,7 @@ fn read_source(
         Some(d) if !Path::new(spec).is_absolute() => d.join(spec).components().collect(),
         _ => PathBuf::from(spec),
     };
-    let text = std::fs::read(&path)
+    let text = crate::files::read_bounded(&path, MAX_PROFILE_BYTES)
         .map_err(|e| fail(format!("can't read profile {}: {e}", path.display())))?;
     let text = String::from_utf8(text)
         .map_err(|_| fail(format!("profile {} is not UTF-8", path.display())))?;
@@ -504,8 +538,21 @@ fn override_source(arg: &str, index: usize) -> Result<Source, ProfileError> {
             "bad key `{key}`: write a dotted key such as limits.memory"
         )));
     }
+    // A value that isn't YAML is taken as a string, but one nested too
+    // deep is refused before serde_yaml spends seconds on it.
     let mut node: serde_yaml::Value = if value.is_empty() {
         serde_yaml::Value::String(String::new())
+    } else if let Err(e) = nesting::check(value) {
+        match e {
+            // Named by number: the value itself may be a 100 KB of brackets.
+            nesting::Refused::TooDeep(_) => {
+                return Err(ProfileError {
+                    source_name: format!("{OVERRIDE_PREFIX}{}", index + 1),
+                    ..err(e.message())
+                })
+            }
+            nesting::Refused::Unreadable(..) => serde_yaml::Value::String(value.to_string()),
+        }
     } else {
         serde_yaml::from_str(value).unwrap_or_else(|_| serde_yaml::Value::String(value.to_string()))
     };
@@ -533,6 +580,14 @@ fn parse(source: &Arc<Source>, is_file: bool) -> Result<RawProfile, ProfileError
         if raw.version.is_some() {
             return Ok(raw);
         }
+    }
+    if let Err(e) = nesting::check(&source.text) {
+        return Err(ProfileError {
+            source_name: source.name.clone(),
+            pos: (!source.is_override()).then(|| e.pos()),
+            key: String::new(),
+            message: e.message(),
+        });
     }
     let de = serde_yaml::Deserializer::from_str(&source.text);
     let mut track = serde_path_to_error::Track::new();
@@ -660,7 +715,8 @@ fn sourced<T>(source: &Arc<Source>, key: &str, value: T) -> Sourced<T> {
 }
 
 /// Applies one list layer, remembering where each written item came from.
-fn merge_list<T: PartialEq + Clone>(
+/// Linear in the lists' lengths (a profile may have thousands of entries).
+fn merge_list<T: Eq + std::hash::Hash + Clone>(
     base: &mut Vec<Sourced<T>>,
     spec: Option<ListSpec<T>>,
     source: &Arc<Source>,
@@ -683,9 +739,11 @@ fn merge_list<T: PartialEq + Clone>(
                 .collect();
         }
         ListSpec::Edit { add, remove } => {
+            let remove: HashSet<T> = remove.into_iter().collect();
             base.retain(|x| !remove.contains(&x.value));
+            let mut seen: HashSet<T> = base.iter().map(|x| x.value.clone()).collect();
             for (i, a) in add.into_iter().enumerate() {
-                if !base.iter().any(|x| x.value == a) {
+                if seen.insert(a.clone()) {
                     base.push(sourced(source, &at("add", i), a));
                 }
             }

@@ -13,7 +13,7 @@ pub const WORKSPACE_VAR: &str = "{workspace}";
 
 /// A profile path: absolute, or starting with `{workspace}`; a trailing `?`
 /// makes it optional (skipped where missing).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct PathSpec {
     /// The path as written, without the trailing `?`.
     pub raw: String,
@@ -243,7 +243,7 @@ impl fmt::Display for Duration {
 }
 
 /// A syscall name known on at least one supported architecture.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SyscallName(pub String);
 
 impl FromStr for SyscallName {
@@ -474,6 +474,9 @@ fn parse_user(s: &str) -> Result<UserSpec, String> {
         UserSpec::Id { uid: 0, .. } => Err(format!(
             "user `{s}` would run the agent as root: write `user: root` if that is really meant"
         )),
+        UserSpec::Id { gid: Some(0), .. } => Err(format!(
+            "user `{s}` would give the agent root's group (gid 0): name another group, or write `user: root` if root is really meant"
+        )),
         spec => Ok(spec),
     }
 }
@@ -552,19 +555,26 @@ impl<T> Default for ListSpec<T> {
     }
 }
 
-impl<T: PartialEq + Clone> ListSpec<T> {
-    /// Applies this list on top of `base`.
+/// The most entries one list of a profile may have, in one layer or merged:
+/// far more than any sandbox needs, few enough that checking, planning and
+/// mounting them stays quick.
+pub const MAX_LIST_ENTRIES: usize = 4096;
+
+impl<T: Eq + std::hash::Hash + Clone> ListSpec<T> {
+    /// Applies this list on top of `base`. Linear: the lists may be long.
     pub fn apply(&self, base: &[T]) -> Vec<T> {
         match self {
             ListSpec::Replace(v) => v.clone(),
             ListSpec::Edit { add, remove } => {
+                let remove: std::collections::HashSet<&T> = remove.iter().collect();
                 let mut out: Vec<T> = base
                     .iter()
                     .filter(|x| !remove.contains(x))
                     .cloned()
                     .collect();
+                let mut seen: std::collections::HashSet<T> = out.iter().cloned().collect();
                 for a in add {
-                    if !out.contains(a) {
+                    if seen.insert(a.clone()) {
                         out.push(a.clone());
                     }
                 }
@@ -572,7 +582,9 @@ impl<T: PartialEq + Clone> ListSpec<T> {
             }
         }
     }
+}
 
+impl<T> ListSpec<T> {
     /// Every item written, for checks that look at what the file says.
     pub fn items(&self) -> impl Iterator<Item = (&'static str, usize, &T)> {
         let (a, b): (Vec<_>, Vec<_>) = match self {
@@ -601,31 +613,69 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ListSpec<T> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a list, or {add: [...]} / {remove: [...]}")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListSpec<T>, A::Error> {
-                let mut v = Vec::new();
-                while let Some(x) = seq.next_element()? {
-                    v.push(x);
-                }
-                Ok(ListSpec::Replace(v))
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ListSpec<T>, A::Error> {
+                Ok(ListSpec::Replace(Bounded::visit(seq)?.0))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ListSpec<T>, A::Error> {
                 #[derive(Deserialize)]
                 #[serde(deny_unknown_fields)]
                 struct Edit<T> {
-                    #[serde(default = "Vec::new")]
-                    add: Vec<T>,
-                    #[serde(default = "Vec::new")]
-                    remove: Vec<T>,
+                    #[serde(default = "Bounded::empty")]
+                    add: Bounded<T>,
+                    #[serde(default = "Bounded::empty")]
+                    remove: Bounded<T>,
                 }
                 let e: Edit<T> =
                     Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(ListSpec::Edit {
-                    add: e.add,
-                    remove: e.remove,
+                    add: e.add.0,
+                    remove: e.remove.0,
                 })
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A list of at most [`MAX_LIST_ENTRIES`], refused at the entry past the
+/// limit, so the error lands there.
+struct Bounded<T>(Vec<T>);
+
+impl<T> Bounded<T> {
+    fn empty() -> Self {
+        Bounded(Vec::new())
+    }
+
+    fn visit<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error>
+    where
+        T: Deserialize<'de>,
+    {
+        let mut v = Vec::new();
+        while let Some(x) = seq.next_element()? {
+            if v.len() == MAX_LIST_ENTRIES {
+                return Err(de::Error::custom(format!(
+                    "more than {MAX_LIST_ENTRIES} entries in one list"
+                )));
+            }
+            v.push(x);
+        }
+        Ok(Bounded(v))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Bounded<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bounded<T>, A::Error> {
+                Bounded::visit(seq)
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
     }
 }
 
@@ -775,6 +825,10 @@ mod tests {
         );
         assert!(parse_user("0").is_err());
         assert!(parse_user("0:0").is_err());
+        assert!(parse_user("65534:0").unwrap_err().contains("gid 0"));
+        assert!(parse_user("4294967295").unwrap_err().contains("(uid_t)-1"));
+        assert!(parse_user("1000:4294967295").is_err());
+        assert!(parse_user("4294967294:4294967294").is_ok());
         assert!(parse_user("1000").is_ok());
         assert!("1000:x".parse::<UserSpec>().is_err());
         assert!("a b".parse::<UserSpec>().is_err());

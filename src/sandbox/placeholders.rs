@@ -689,7 +689,7 @@ fn sweep(ws: BorrowedFd, ws_path: &Path, record: &mut Record) {
                 // The agent put something in it: it is the agent's now.
                 Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => {}
                 _ => {
-                    eprintln!(
+                    crate::say!(
                         "confine: placeholder {} (cleanup): {e}; `confine gc` retries",
                         ws_path.join(&m.path).display()
                     );

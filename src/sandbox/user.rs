@@ -55,20 +55,24 @@ impl FromStr for UserSpec {
             _ => {}
         }
         let numeric = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        // (uid_t)-1 is "leave unchanged" to setresuid/setresgid, never an id.
+        let id = |t: &str| match t.parse::<u32>() {
+            Ok(NO_ID) => Err(UserError::ReservedId(s.to_string())),
+            Ok(n) => Ok(n),
+            Err(_) => Err(bad()),
+        };
         if let Some((uid, gid)) = s.split_once(':') {
             if !numeric(uid) || !numeric(gid) {
                 return Err(bad());
             }
-            let uid = uid.parse().map_err(|_| bad())?;
-            let gid = gid.parse().map_err(|_| bad())?;
             return Ok(UserSpec::Id {
-                uid,
-                gid: Some(gid),
+                uid: id(uid)?,
+                gid: Some(id(gid)?),
             });
         }
         if numeric(s) {
             return Ok(UserSpec::Id {
-                uid: s.parse().map_err(|_| bad())?,
+                uid: id(s)?,
                 gid: None,
             });
         }
@@ -118,7 +122,14 @@ pub struct Ids {
     pub keep_groups: bool,
 }
 
+/// (uid_t)-1 and (gid_t)-1: "no change" to the set*id calls, never an id.
+pub const NO_ID: u32 = u32::MAX;
+
 const ROOT_HINT: &str = "write `user: root` to run the agent as root";
+const ROOT_GROUP_HINT: &str =
+    "name a group other than 0, or write `user: root` to run the agent as root";
+const WORKSPACE_ROOT_GROUP_HINT: &str =
+    "chgrp the workspace to the agent's group, or write `user: root` to run the agent as root";
 const WORKSPACE_ROOT_HINT: &str =
     "write `user: root` to run the agent as root, or chown the workspace to the agent's user";
 const INHERIT_ROOT_HINT: &str =
@@ -139,6 +150,10 @@ pub enum UserError {
     Stat { path: PathBuf, errno: Errno },
     #[error("the agent would run as root: {why}")]
     Root { why: String, hint: &'static str },
+    #[error("the agent would run with root's group (gid 0): {why}")]
+    RootGroup { why: String, hint: &'static str },
+    #[error("`{0}`: 4294967295 is not a uid or gid (it is (uid_t)-1, which the kernel reads as \"no change\")")]
+    ReservedId(String),
     #[error("setgroups ({count} groups): {errno}")]
     SetGroups { count: usize, errno: Errno },
     #[error("setresgid({gid}): {errno}")]
@@ -161,7 +176,7 @@ impl UserError {
     /// What to do about it, where there is something to say.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            UserError::Root { hint, .. } => Some(hint),
+            UserError::Root { hint, .. } | UserError::RootGroup { hint, .. } => Some(hint),
             _ => None,
         }
     }
@@ -209,6 +224,15 @@ pub fn resolve(spec: &UserSpec, workspace: &Path, allow_root: bool) -> Result<Id
                         workspace.display()
                     ),
                     hint: WORKSPACE_ROOT_HINT,
+                });
+            }
+            if st.st_gid == 0 && !allow_root {
+                return Err(UserError::RootGroup {
+                    why: format!(
+                        "the workspace {} belongs to group 0 and `user: workspace-owner` was asked",
+                        workspace.display()
+                    ),
+                    hint: WORKSPACE_ROOT_GROUP_HINT,
                 });
             }
             Ids {
@@ -270,6 +294,20 @@ pub fn resolve(spec: &UserSpec, workspace: &Path, allow_root: bool) -> Result<Id
             why: format!("`user: {spec}` is uid 0"),
             hint: ROOT_HINT,
         });
+    }
+    // Group 0 opens what root's group may read or write: only `root` gets it.
+    if !allow_root && (ids.gid == 0 || ids.groups.contains(&0)) {
+        return Err(UserError::RootGroup {
+            why: if ids.gid == 0 {
+                format!("`user: {spec}` has gid 0")
+            } else {
+                format!("`user: {spec}` is a member of group 0 in /etc/group")
+            },
+            hint: ROOT_GROUP_HINT,
+        });
+    }
+    if ids.uid == NO_ID || ids.gid == NO_ID || ids.groups.contains(&NO_ID) {
+        return Err(UserError::ReservedId(spec.to_string()));
     }
     Ok(ids.normalized())
 }
@@ -472,6 +510,18 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
+        assert!(matches!(parse("4294967295"), Err(UserError::ReservedId(_))));
+        assert!(matches!(
+            parse("1000:4294967295"),
+            Err(UserError::ReservedId(_))
+        ));
+        assert_eq!(
+            parse("4294967294").unwrap(),
+            UserSpec::Id {
+                uid: 4_294_967_294,
+                gid: None
+            }
+        );
         for s in [
             "workspace-owner",
             "inherit",
@@ -540,6 +590,15 @@ mod tests {
             true
         )
         .is_ok());
+        // Group 0 only with `root` too.
+        let gid0 = UserSpec::Id {
+            uid: 65534,
+            gid: Some(0),
+        };
+        let err = resolve(&gid0, dir.path(), false).unwrap_err();
+        assert!(matches!(err, UserError::RootGroup { .. }), "{err}");
+        assert_eq!(err.hint(), Some(ROOT_GROUP_HINT));
+        assert!(resolve(&gid0, dir.path(), true).is_ok());
         if nix::unistd::User::from_uid(Uid::from_raw(0))
             .unwrap()
             .is_some()
@@ -566,7 +625,12 @@ mod tests {
                 err.hint(),
                 Some("write `user: root` to run the agent as root, or chown the workspace to the agent's user")
             );
-            // As root we can also check a workspace owned by someone else.
+            // As root we can also check a workspace owned by someone else,
+            // in group 0 (refused) and in a group of its own.
+            chown(dir.path(), Some(4321), Some(0)).unwrap();
+            let err = resolve(&UserSpec::WorkspaceOwner, dir.path(), false).unwrap_err();
+            assert!(err.to_string().contains("belongs to group 0"), "{err}");
+            assert_eq!(err.hint(), Some(WORKSPACE_ROOT_GROUP_HINT));
             chown(dir.path(), Some(4321), Some(4322)).unwrap();
         }
         let meta = std::fs::metadata(dir.path()).unwrap();
