@@ -186,6 +186,14 @@ fn a_missing_path_is_held_by_a_file_unless_written_as_a_directory() {
     assert!(f.ws.join(".git/description").exists());
 }
 
+/// `confine gc` sweeps every workspace where no sandbox is alive: the
+/// tests that leave a killed sandbox's placeholders on purpose and the one
+/// that runs gc take turns.
+fn leftovers_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The placeholders of a sandbox whose confine was SIGKILLed, on the host.
 fn killed_with_placeholders(f: &Fixture) {
     let p = f.profile("missing", MISSING);
@@ -203,6 +211,7 @@ fn a_killed_supervisors_placeholders_go_with_the_next_launch_there() {
     if !can_run("a_killed_supervisors_placeholders_go_with_the_next_launch_there") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect-killed");
     killed_with_placeholders(&f);
     // The sandbox's processes are gone (the live lock is released only
@@ -221,6 +230,7 @@ fn confine_gc_removes_only_placeholders_that_are_still_confines() {
     if !can_run("confine_gc_removes_only_placeholders_that_are_still_confines") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect-gc");
     killed_with_placeholders(&f);
     // The user replaces one placeholder with an empty file of their own
