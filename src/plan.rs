@@ -489,20 +489,33 @@ fn resolve_path(
     }
     let real = std::fs::canonicalize(&written)
         .map_err(|e| item.error(key, format!("resolving {}: {e}", written.display())))?;
+    // Whoever writes in the workspace controls every name at or beneath it,
+    // the workspace's own included: such a path must resolve to itself. Not
+    // "no symlink found on a second look": a concurrent writer can flip a
+    // name between that look and the resolution above.
     if let Some(ws) = workspace {
-        if real != written && written.starts_with(ws) {
-            if let Some(link) = first_symlink_below(&written, ws) {
-                return Err(item
-                    .error(
-                        key,
-                        format!(
-                            "{} is a symlink inside the workspace (to {}); confine doesn't follow symlinks the workspace controls",
-                            link.display(),
-                            std::fs::read_link(&link).map(|t| t.display().to_string()).unwrap_or_default()
-                        ),
-                    )
-                    .into());
-            }
+        if written.starts_with(ws) && real != normalize(&written) {
+            let why = match first_symlink_below(&written, ws) {
+                Some(link) => format!(
+                    "{} is a symlink inside the workspace (to {})",
+                    link.display(),
+                    std::fs::read_link(&link)
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "{} resolved to {}: the workspace or a name in it was a symlink, or \
+                     changed while confine resolved it",
+                    written.display(),
+                    real.display()
+                ),
+            };
+            return Err(item
+                .error(
+                    key,
+                    format!("{why}; confine doesn't follow symlinks the workspace controls"),
+                )
+                .into());
         }
     }
     Ok(Some((written, real)))
@@ -524,15 +537,21 @@ fn symlinks_on(path: &Path) -> Vec<(PathBuf, PathBuf)> {
     out
 }
 
+/// The first symlink at or below `base` on the way to `path`.
 fn first_symlink_below(path: &Path, base: &Path) -> Option<PathBuf> {
     let rest = path.strip_prefix(base).ok()?;
+    let is_link = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+    };
+    if is_link(base) {
+        return Some(base.to_path_buf());
+    }
     let mut cur = base.to_path_buf();
     for c in rest.components() {
         cur.push(c);
-        if std::fs::symlink_metadata(&cur)
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(false)
-        {
+        if is_link(&cur) {
             return Some(cur);
         }
     }

@@ -12,7 +12,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Exchanges `argv[1]` with `argv[2]` (and, alternately, `argv[4]`) and
-/// back, over and over, for `argv[3]` seconds.
+/// back, over and over, for `argv[3]` seconds. Each state is held for a
+/// varying time, from none to a few hundred microseconds, so that two
+/// lookups of the victim's launch some distance apart (the plan's, the
+/// supervisor's, the init's) meet different states.
 const FLIPPER: &str = r#"
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -30,9 +33,12 @@ int main(int argc, char **argv) {
     while (time(NULL) < end) {
         for (int i = 0; i < 500; i++, n++) {
             const char *other = (argc > 4 && (n & 1)) ? argv[4] : argv[2];
+            struct timespec hold = {0, (n % 3) ? (long)(n * 7919 % 300) * 1000 : 0};
             if (syscall(SYS_renameat2, AT_FDCWD, argv[1], AT_FDCWD, other, RENAME_EXCHANGE) == 0) {
                 ok++;
+                if (hold.tv_nsec) nanosleep(&hold, NULL);
                 syscall(SYS_renameat2, AT_FDCWD, argv[1], AT_FDCWD, other, RENAME_EXCHANGE);
+                if (hold.tv_nsec) nanosleep(&hold, NULL);
             }
         }
     }
@@ -42,9 +48,9 @@ int main(int argc, char **argv) {
 "#;
 
 /// How long each attacker flips.
-const ATTACK_SECS: u64 = 8;
+const ATTACK_SECS: u64 = 12;
 /// At most this many victim launches per attack.
-const LAUNCHES: usize = 80;
+const LAUNCHES: usize = 150;
 
 /// Starts the attacker sandbox on the fixture's workspace (its write grant)
 /// and waits until it is flipping.
