@@ -285,3 +285,56 @@ fn a_missing_protected_path_outside_the_workspace_is_a_gap() {
     );
     assert_eq!(fs::read_to_string(f.outside.join(".env")).unwrap(), "A=1\n");
 }
+
+/// Execs argv[1..] with SIGTERM blocked and pending: confine starts with a
+/// stop already asked for.
+const TERM_PENDING: &str = r#"
+#include <signal.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTERM);
+    sigprocmask(SIG_BLOCK, &s, 0);
+    raise(SIGTERM);
+    execv(argv[1], argv + 1);
+    return 126;
+}
+"#;
+
+#[test]
+fn placeholders_go_when_the_command_never_runs() {
+    if !can_run("placeholders_go_when_the_command_never_runs") {
+        return;
+    }
+    let _turn = leftovers_lock();
+    let f = Fixture::new("protect-refused");
+    let p = f.profile("missing", MISSING);
+    // Not found (127): the sandbox was set up, the command never ran.
+    let o = f.run(p.to_str().unwrap(), &["/nonexistent/command"]);
+    assert_status(&o, 127);
+    assert_eq!(fs::read_dir(&f.ws).unwrap().count(), 0, "{}", show(&o));
+    // Asked to stop before the sandbox exists, after the placeholders were
+    // made: refused (125), and they are gone.
+    let tools = Fixture::new("protect-refused-tools");
+    let Some(wrapper) = compile(&tools, "term-pending", TERM_PENDING) else {
+        skip_or_fail(
+            "placeholders_go_when_the_command_never_runs",
+            "no C compiler",
+        );
+        return;
+    };
+    let o = std::process::Command::new(&wrapper)
+        .arg(bin())
+        .args(["run", "-p"])
+        .arg(&p)
+        .arg("-w")
+        .arg(&f.ws)
+        .args(["--", "/bin/sh", "-c", "touch ran"])
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("SIGTERM"), "{}", show(&o));
+    assert_eq!(fs::read_dir(&f.ws).unwrap().count(), 0, "{}", show(&o));
+}
