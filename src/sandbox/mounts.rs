@@ -288,26 +288,20 @@ impl Tree {
             .map(|(p, fd)| (p.as_path(), fd))
     }
 
-    /// Binds host `path` at the same place in the new root with the given
-    /// flags, recursively, from a descriptor opened once: the host path is
+    /// Binds host `path` at the same place in the new root with the flags
+    /// `set` added (recursively), from a descriptor opened once: the host path is
     /// opened without following symlinks and must still be the object the
     /// supervisor checked (`expect`), and the mount is cloned from that
     /// descriptor and attached onto another, so no later lookup can be
     /// redirected.
-    fn bind(
-        &mut self,
-        path: &Path,
-        expect: Option<Identity>,
-        set: u64,
-        clr: u64,
-    ) -> Result<(), MountError> {
+    fn bind(&mut self, path: &Path, expect: Option<Identity>, set: u64) -> Result<(), MountError> {
         let src = fsfd::open(None, &under(OLDROOT, path)).map_err(err("opening", path))?;
         let id = fsfd::identity(src.as_fd()).map_err(err("reading", path))?;
         if let Some(e) = expect {
             same(&e, &id, path)?;
         }
         let tree = fsfd::clone_tree(src.as_fd()).map_err(err("binding", path))?;
-        fsfd::set_flags(tree.as_fd(), set, clr).map_err(err("setting mount flags on", path))?;
+        fsfd::set_flags(tree.as_fd(), set, 0).map_err(err("setting mount flags on", path))?;
         let onto = self.target(path, id.is_dir())?;
         fsfd::attach(&tree, onto.as_fd()).map_err(err("binding", path))?;
         self.mounted(&under(NEWROOT, path));
@@ -443,19 +437,17 @@ pub fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
     proc_and_dev(&mut tree, view)?;
 
     for (i, b) in view.binds.iter().enumerate() {
+        // Flags are only ever added: a write or exec grant keeps whatever
+        // the host's mounts beneath it have (a read-only or noexec bind
+        // inside a workspace stays so), never more than the host allows.
         let mut set = NOSUID | NODEV;
-        let mut clr = 0;
-        if b.write {
-            clr |= RDONLY;
-        } else {
+        if !b.write {
             set |= RDONLY;
         }
-        if b.exec {
-            clr |= NOEXEC;
-        } else {
+        if !b.exec {
             set |= NOEXEC;
         }
-        tree.bind(&b.path, expect.binds.get(i).copied(), set, clr)?;
+        tree.bind(&b.path, expect.binds.get(i).copied(), set)?;
     }
     for (link, target) in &view.links {
         // Beneath a bound tree the host's own entries show; nothing is
@@ -563,7 +555,7 @@ fn devices(tree: &mut Tree, how: Devices) -> Result<(), MountError> {
                 return Err(err("creating device", &p)(e));
             }
         }
-        tree.bind(&p, None, NOSUID | NOEXEC, NODEV | RDONLY)?;
+        tree.bind(&p, None, NOSUID | NOEXEC)?;
     }
     Ok(())
 }
