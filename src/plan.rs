@@ -110,6 +110,7 @@ struct ProtectSeen {
     /// The write binds' paths.
     writes: std::collections::HashSet<PathBuf>,
     create: std::collections::HashSet<PathBuf>,
+    rely: std::collections::HashSet<PathBuf>,
     pins: std::collections::HashSet<PathBuf>,
     protect: std::collections::HashSet<PathBuf>,
     masks: std::collections::HashSet<PathBuf>,
@@ -1199,14 +1200,20 @@ impl Plan {
                 None
             }
         };
-        // confine creates nothing outside the workspace (DESIGN.md §4).
+        // confine creates nothing outside the workspace (DESIGN.md §4); there
+        // the sandbox only relies on what is (another sandbox's placeholder,
+        // maybe).
         if !p.starts_with(ws) {
             if missing {
                 return Err(
                     "doesn't exist, and confine creates placeholders only inside the workspace",
                 );
             }
-            create.clear();
+            for c in create.drain(..) {
+                if seen.rely.insert(c.path.clone()) {
+                    view.rely.push(c.path);
+                }
+            }
         }
         for c in create {
             if seen.create.insert(c.path.clone()) {

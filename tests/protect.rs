@@ -43,6 +43,7 @@ fn protected_paths_can_be_neither_written_nor_replaced() {
     if !can_run("protected_paths_can_be_neither_written_nor_replaced") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect");
     let git = f.ws.join(".git");
     f.file(&git.join("config"), "[core]\n");
@@ -107,6 +108,7 @@ fn protect_of_a_path_whose_parents_are_missing_pins_them_too() {
     if !can_run("protect_of_a_path_whose_parents_are_missing_pins_them_too") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect-missing");
     // No .git at all: .git is created (owned by the agent, writable), and
     // .git/hooks under it is protected; .git itself can't be moved away.
@@ -130,6 +132,7 @@ fn protect_through_a_symlinked_parent_is_refused_under_strict() {
     if !can_run("protect_through_a_symlinked_parent_is_refused_under_strict") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect-through-link");
     fs::create_dir(f.ws.join("real")).unwrap();
     symlink("real", f.ws.join(".git")).unwrap();
@@ -156,6 +159,7 @@ fn a_missing_path_is_held_by_a_file_unless_written_as_a_directory() {
     if !can_run("a_missing_path_is_held_by_a_file_unless_written_as_a_directory") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect-types");
     let p = f.profile("missing", MISSING);
     let o = f.sh(
@@ -186,9 +190,9 @@ fn a_missing_path_is_held_by_a_file_unless_written_as_a_directory() {
     assert!(f.ws.join(".git/description").exists());
 }
 
-/// `confine gc` sweeps every workspace where no sandbox is alive: the
-/// tests that leave a killed sandbox's placeholders on purpose and the one
-/// that runs gc take turns.
+/// Every launch (and `confine gc`) removes the placeholders no live
+/// sandbox relies on, whatever its workspace: the tests here, some of which
+/// leave a killed sandbox's placeholders on purpose, take turns.
 fn leftovers_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
@@ -255,6 +259,7 @@ fn a_missing_protected_path_outside_the_workspace_is_a_gap() {
     if !can_run("a_missing_protected_path_outside_the_workspace_is_a_gap") {
         return;
     }
+    let _turn = leftovers_lock();
     let f = Fixture::new("protect-outside");
     let p = f.profile(
         "outside",
@@ -337,4 +342,77 @@ fn placeholders_go_when_the_command_never_runs() {
     assert_status(&o, 125);
     assert!(stderr(&o).contains("SIGTERM"), "{}", show(&o));
     assert_eq!(fs::read_dir(&f.ws).unwrap().count(), 0, "{}", show(&o));
+}
+
+/// A placeholder made for one sandbox is relied on by another whose
+/// workspace is nested in the first's: when the maker ends, the other's
+/// protection must hold (removing the placeholder would detach its
+/// read-only mount in every namespace).
+#[test]
+fn protection_holds_when_the_sandbox_that_made_its_placeholder_ends() {
+    if !can_run("protection_holds_when_the_sandbox_that_made_its_placeholder_ends") {
+        return;
+    }
+    let _turn = leftovers_lock();
+    let f = Fixture::new("protect-nested");
+    let sub = f.ws.join("sub");
+    fs::create_dir(&sub).unwrap();
+    std::os::unix::fs::chown(&sub, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let outer = f.profile(
+        "outer",
+        "version: 1\nextends: default\nfilesystem:\n  protect: [\"{workspace}/sub/.git/\"]\n",
+    );
+    let inner = f.profile(
+        "inner",
+        "version: 1\nextends: default\nfilesystem:\n  protect: [\"{workspace}/.git/\"]\n",
+    );
+    let mut first = f.spawn_sh(
+        outer.to_str().unwrap(),
+        &format!(
+            "i=0; while [ ! -e {ws}/stop-outer ] && [ $i -lt 500 ]; do i=$((i+1)); sleep 0.02; done",
+            ws = f.ws.display()
+        ),
+    );
+    assert!(poll(Duration::from_secs(10), || sub.join(".git").is_dir()));
+    let mut second = std::process::Command::new(bin())
+        .args(["run", "-p"])
+        .arg(&inner)
+        .arg("-w")
+        .arg(&sub)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!(
+                "cd {s}; touch started; i=0; while [ ! -e stop-inner ] && [ $i -lt 500 ]; do \
+                   i=$((i+1)); echo evil > .git/pre-commit 2>/dev/null && echo WROTE; sleep 0.02; done",
+                s = sub.display()
+            ),
+        ])
+        .env("PATH", PATH)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(poll(Duration::from_secs(10), || sub
+        .join("started")
+        .exists()));
+    fs::write(f.ws.join("stop-outer"), "").unwrap();
+    assert_status(&first.finish(), 0);
+    // The inner sandbox still relies on the placeholder: it stays, and so
+    // does the read-only mount on it.
+    assert!(
+        sub.join(".git").is_dir(),
+        "the placeholder went while relied on"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    fs::write(sub.join("stop-inner"), "").unwrap();
+    let o = second.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(!stdout(&o).contains("WROTE"), "{}", show(&o));
+    assert!(!sub.join(".git/pre-commit").exists());
+    // Now nobody relies on it.
+    assert!(
+        !sub.join(".git").exists(),
+        "the placeholder was left behind"
+    );
 }

@@ -12,7 +12,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Exchanges `argv[1]` with `argv[2]` (and, alternately, `argv[4]`) and
-/// back, over and over, for `argv[3]` seconds. Each state is held for a
+/// back, over and over, for `argv[3]` seconds; with `--rename` as
+/// `argv[4]`, renames `argv[2]` onto `argv[1]` and back instead. Each state is held for a
 /// varying time, from none to a few hundred microseconds, so that two
 /// lookups of the victim's launch some distance apart (the plan's, the
 /// supervisor's, the init's) meet different states.
@@ -21,6 +22,7 @@ const FLIPPER: &str = r#"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,17 @@ int main(int argc, char **argv) {
     time_t end = time(NULL) + atoi(argv[3]);
     long n = 0, ok = 0;
     while (time(NULL) < end) {
+        if (argc > 4 && strcmp(argv[4], "--rename") == 0) {
+            /* Plain renames: argv[2] moved onto argv[1] (replacing an empty
+               directory there) and back. */
+            for (int i = 0; i < 500; i++, n++) {
+                if (rename(argv[2], argv[1]) == 0) {
+                    ok++;
+                    rename(argv[1], argv[2]);
+                }
+            }
+            continue;
+        }
         for (int i = 0; i < 500; i++, n++) {
             const char *other = (argc > 4 && (n & 1)) ? argv[4] : argv[2];
             struct timespec hold = {0, (n % 3) ? (long)(n * 7919 % 300) * 1000 : 0};
@@ -300,4 +313,64 @@ fn protection_holds_while_other_sandboxes_on_the_workspace_come_and_go() {
         .collect();
     left.sort();
     assert_eq!(left, ["long-started", "stop", "stop-first"]);
+}
+
+/// A concurrent sandbox swaps a root-owned, non-empty directory of its
+/// workspace into the place of a placeholder directory confine has just
+/// made: confine must never hand that directory to the agent (chown), nor
+/// remove anything of it.
+#[test]
+fn a_directory_swapped_for_a_new_placeholder_is_never_chowned() {
+    if !can_run("a_directory_swapped_for_a_new_placeholder_is_never_chowned") {
+        return;
+    }
+    let f = Fixture::new("race-chown");
+    let rootdir = f.ws.join("rootdir");
+    fs::create_dir(&rootdir).unwrap();
+    fs::write(rootdir.join("file"), "root's\n").unwrap();
+    let profile = f.profile(
+        "protect",
+        "version: 1\nextends: default\nfilesystem:\n  protect: [\"{workspace}/.git/\"]\n",
+    );
+    // Held open from the start, so its owner is read from the directory
+    // itself, wherever the attacker has moved it.
+    let root_dir = fs::File::open(&rootdir).unwrap();
+    let owner = || root_dir.metadata().unwrap().uid();
+    let mut a = attacker(&f, ".git", "rootdir", Some("--rename"));
+    let (mut ran, mut n) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
+    while Instant::now() < end && n < LAUNCHES * 2 {
+        n += 1;
+        let o = run_in(&f.ws, profile.to_str().unwrap(), "true");
+        match o.status.code() {
+            Some(0) => ran += 1,
+            Some(125) => {}
+            _ => panic!("unexpected status\n{}", show(&o)),
+        }
+        assert_eq!(
+            owner(),
+            0,
+            "launch {n} handed root's directory to the agent\n{}",
+            show(&o)
+        );
+    }
+    a.finish();
+    eprintln!("{n} launches under attack, {ran} ran");
+    // Root's directory and its file are intact, wherever the attacker left it.
+    assert_eq!(owner(), 0);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&root_dir);
+    assert_eq!(
+        fs::read_to_string(format!("/proc/self/fd/{fd}/file")).unwrap(),
+        "root's\n"
+    );
+    // Control: with the attacker gone, the placeholder is made and removed.
+    let o = run_in(
+        &f.ws,
+        profile.to_str().unwrap(),
+        &format!("test -d '{}/.git' && echo HELD", f.ws.display()),
+    );
+    assert_status(&o, 0);
+    if !f.ws.join(".git").join("file").exists() {
+        assert!(stdout(&o).contains("HELD"), "{}", show(&o));
+    }
 }

@@ -82,11 +82,13 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     // the host's tree, around the mount view: refused before anything on
     // the host changes.
     let stdio = process::check_stdio().map_err(|e| setup(e.at, e.name, e.why));
-    let result = stdio.and_then(|()| prepare_host(plan)).and_then(|host| {
-        let r = launch(plan, &audit.sandbox, &host.expect);
-        host.lease.release();
-        r
-    });
+    let result = stdio
+        .and_then(|()| prepare_host(plan, &audit.sandbox))
+        .and_then(|host| {
+            let r = launch(plan, &audit.sandbox, &host.expect);
+            host.lease.release();
+            r
+        });
     let record = match &result {
         Ok(o) => audit.record("exit", o.record()),
         Err(e) => audit.record("refused", json!({ "why": e.to_string() })),
@@ -109,7 +111,7 @@ struct Host {
 /// Opens the workspace once, makes the placeholders of protected paths
 /// that don't exist yet (beneath the workspace's descriptor), and records
 /// what every path of the view is.
-fn prepare_host(plan: &Plan) -> Result<Host, LaunchError> {
+fn prepare_host(plan: &Plan, id: &str) -> Result<Host, LaunchError> {
     let ws_what = || format!("workspace {}", plan.workspace.display());
     let ws = fsfd::open_with(
         None,
@@ -134,16 +136,38 @@ fn prepare_host(plan: &Plan) -> Result<Host, LaunchError> {
         ws.as_fd(),
         &plan.workspace,
         &m.create,
+        &m.rely,
         (plan.user.uid, plan.user.gid),
+        id,
+        &|| signals::pending_stop().is_some(),
     )
     .map_err(|e| setup("placeholders", "filesystem.protect", e))?;
-    match mounts::identify(m) {
-        Ok(expect) => Ok(Host { lease, expect }),
+    let expect = match mounts::identify(m) {
+        Ok(expect) => expect,
         Err(e) => {
             lease.release();
-            Err(setup("mounts", "checking the granted paths", e))
+            return Err(setup("mounts", "checking the granted paths", e));
+        }
+    };
+    // What will be mounted as the workspace must be the directory whose
+    // owner was checked and beneath which the placeholders were made.
+    let ws_id = fsfd::identity(ws.as_fd()).map_err(|e| setup("workspace", ws_what(), e));
+    let bound = m.binds.iter().position(|b| b.path == plan.workspace);
+    if let (Ok(ws_id), Some(i)) = (&ws_id, bound) {
+        if expect.binds.get(i) != Some(ws_id) {
+            lease.release();
+            return Err(setup(
+                "workspace",
+                ws_what(),
+                "it was replaced after confine opened it (another process is changing it)",
+            ));
         }
     }
+    if let Err(e) = ws_id {
+        lease.release();
+        return Err(e);
+    }
+    Ok(Host { lease, expect })
 }
 
 /// What the supervisor saw of the sandbox's end.

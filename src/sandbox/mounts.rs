@@ -55,6 +55,10 @@ pub struct View {
     /// at launch (see [`super::placeholders`], which shares them among the
     /// sandboxes on a workspace and removes them after the last).
     pub create: Vec<Placeholder>,
+    /// Protected paths (and the directories on the way) in write grants
+    /// outside the workspace: never made by this launch, but relied on
+    /// while it runs if another sandbox made them.
+    pub rely: Vec<PathBuf>,
     /// The private /tmp: (size in bytes, exec).
     pub tmp: Option<(u64, bool)>,
     /// Size of the private /dev/shm.
