@@ -374,7 +374,7 @@ fn protection_holds_when_the_sandbox_that_made_its_placeholder_ends() {
         ),
     );
     assert!(poll(Duration::from_secs(10), || sub.join(".git").is_dir()));
-    let mut second = std::process::Command::new(bin())
+    let second = std::process::Command::new(bin())
         .args(["run", "-p"])
         .arg(&inner)
         .arg("-w")
