@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::audit;
 use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Warning};
 use crate::sandbox::{cgroup, memfd, mounts, user};
 
@@ -67,7 +68,7 @@ pub enum PlanError {
     /// `refused` record (DESIGN.md §7).
     Audited {
         refusal: Box<PlanError>,
-        audit: Option<RefusedLaunch>,
+        audit: Option<Box<RefusedLaunch>>,
     },
 }
 
@@ -75,9 +76,7 @@ pub enum PlanError {
 #[derive(Debug, Clone)]
 pub struct RefusedLaunch {
     pub log: PathBuf,
-    /// The `refused` record's fields (`ts`, `event`, `sandbox` and `pid`
-    /// are the audit log's own).
-    pub fields: serde_json::Value,
+    pub record: audit::Refused,
 }
 
 impl fmt::Display for PlanError {
@@ -293,15 +292,26 @@ impl Plan {
         let audit_log = fs::audit_log(req, &p, &workspace)?;
         // From here on a refusal is also written to the audit log.
         let audited = |refusal: PlanError, not_enforceable: &[String]| PlanError::Audited {
-            audit: audit_log.clone().map(|log| RefusedLaunch {
-                log,
-                fields: serde_json::json!({
-                    "why": refusal.to_string(),
-                    "not_enforceable": not_enforceable,
-                    "profile": {"name": p.name, "sha256": p.sha256()},
-                    "argv": req.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
-                    "workspace": workspace,
-                }),
+            audit: audit_log.clone().map(|log| {
+                Box::new(RefusedLaunch {
+                    log,
+                    record: audit::Refused {
+                        why: refusal.to_string(),
+                        planned: Some(audit::RefusedPlan {
+                            not_enforceable: not_enforceable.to_vec(),
+                            profile: audit::ProfileId {
+                                name: p.name.clone(),
+                                sha256: p.sha256(),
+                            },
+                            argv: req
+                                .command
+                                .iter()
+                                .map(|a| a.to_string_lossy().into_owned())
+                                .collect(),
+                            workspace: workspace.clone(),
+                        }),
+                    },
+                })
             }),
             refusal: Box::new(refusal),
         };
