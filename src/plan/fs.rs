@@ -63,6 +63,8 @@ struct ProtectSeen {
     masks: std::collections::HashSet<PathBuf>,
 }
 
+/// The filesystem part of the plan: the profile's grants and confine's
+/// own, each with its Landlock rights for `abi`, and the mount view.
 pub(super) fn plan(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError> {
     let mut by_path: BTreeMap<PathBuf, (PathBuf, Grant, bool)> = profile_grants(p, Some(ws))?
         .into_iter()
@@ -259,6 +261,7 @@ pub(super) fn profile_grants(
     Ok(by_path)
 }
 
+/// The workspace `w`, canonical; it must be an existing directory.
 pub(super) fn check_workspace(
     w: &PathSpec,
     at: Option<&Sourced<PathSpec>>,
@@ -562,6 +565,8 @@ fn resolver(by_path: &mut BTreeMap<PathBuf, (PathBuf, Grant, bool)>, view: &mut 
     by_path.insert(real, (conf.to_path_buf(), Grant::READ, true));
 }
 
+/// Where the audit log goes (`--audit-log`, else the profile's, else
+/// `CONFINE_AUDIT_LOG`), resolved; refused if a grant would reach it.
 pub(super) fn audit_log(
     req: &Request,
     p: &Profile,

@@ -41,6 +41,8 @@ pub(super) fn target_abi(kernel: Option<u32>) -> Result<u32, PlanError> {
     Ok(abi)
 }
 
+/// The Landlock rules for `abi`: one per grant, the TCP ports where the
+/// profile restricts them, and the scopes.
 pub(super) fn plan(p: &Profile, fs: &FsPlan, abi: u32, kernel_abi: Option<u32>) -> LandlockPlan {
     let mut spec = ll::Spec::deny_all(abi);
     spec.paths = fs
@@ -88,6 +90,7 @@ pub(super) fn plan(p: &Profile, fs: &FsPlan, abi: u32, kernel_abi: Option<u32>) 
     }
 }
 
+/// What `abi` lacks that this profile needs, as gaps.
 pub(super) fn gaps(p: &Profile, abi: u32, kernel_abi: Option<u32>, gaps: &mut Vec<Gap>) {
     let ports = net::tcp_ports_restricted(p);
     for f in ll::missing_features(abi) {

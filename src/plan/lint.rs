@@ -7,6 +7,7 @@ use crate::profile::{NetworkMode, PathSpec, Profile, Sourced, Warning};
 use crate::sandbox::landlock as ll;
 use crate::syscalls;
 
+/// Warnings about what the profile lets the agent do.
 pub(super) fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
     let n = &p.network;
     if n.mode.value == NetworkMode::Host && n.connect_tcp.is_empty() && n.bind_tcp.is_empty() {

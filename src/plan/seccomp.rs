@@ -28,6 +28,8 @@ pub struct SeccompPlan {
     pub(crate) filters: seccomp::Filters,
 }
 
+/// Refuses a `syscalls.allow` entry for a call that stays denied whatever
+/// the profile says (`clone3`, the denylist but for `ALLOWABLE_DENY`).
 pub(super) fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
     for (i, s) in p.syscalls.allow.iter().enumerate() {
         if s.value.0 == "clone3" {
@@ -55,6 +57,8 @@ pub(super) fn check_syscalls(p: &Profile) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Both filters for the profile on this architecture, and how `explain`
+/// describes them.
 pub(super) fn plan(p: &Profile, memfd: memfd::Policy) -> Result<SeccompPlan, PlanError> {
     let arch = Arch::native();
     // Numbers, not names: a name missing on this architecture has none
