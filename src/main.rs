@@ -324,8 +324,7 @@ fn cli(args: Vec<OsString>) -> u8 {
 /// Writes the `refused` record of a launch the plan refused. A log that
 /// can't be written is reported, not fatal: the launch is refused anyway.
 fn audit_refusal(a: &plan::RefusedLaunch) {
-    let written = confine::audit::Audit::open(Some(&a.log))
-        .and_then(|log| log.record("refused", a.fields.clone()));
+    let written = confine::audit::Audit::open(Some(&a.log)).and_then(|log| log.record(&a.record));
     if let Err(e) = written {
         say!(
             "confine: audit log ({}): writing the refused record: {e}",

@@ -18,7 +18,7 @@
 //! architecture wherever libc has the name.
 //!
 //! The baseline policy ([`BASELINE_ALLOW`], [`BASELINE_DENY`]) is plain data
-//! here, by name; `plan.rs` resolves it for the target architecture and
+//! here, by name; `plan/seccomp.rs` resolves it for the target architecture and
 //! `sandbox::seccomp` compiles it. DESIGN.md §5 is the contract.
 
 use std::cmp::Ordering;

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use confine::profile::{self, locate, Profile};
 use libfuzzer_sys::fuzz_target;
 
-/// Key paths of the shapes that `Origin::error` and the checks in plan.rs
+/// Key paths of the shapes that `Origin::error` and the checks in plan/
 /// hand to `locate`.
 const KEYS: &[&str] = &[
     "",

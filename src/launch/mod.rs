@@ -24,9 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use crate::audit::Audit;
+use crate::audit::{self, Audit};
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use std::os::fd::AsFd;
@@ -76,7 +74,7 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
         )
     })?;
     audit
-        .record("launch", launch_record(plan))
+        .record(&launch_record(plan))
         .map_err(|e| setup("audit", "writing the launch record", e))?;
     // A directory as stdin, stdout or stderr would be the agent's way into
     // the host's tree, around the mount view: refused before anything on
@@ -90,8 +88,11 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
             r
         });
     let record = match &result {
-        Ok(o) => audit.record("exit", o.record()),
-        Err(e) => audit.record("refused", json!({ "why": e.to_string() })),
+        Ok(o) => audit.record(&o.record()),
+        Err(e) => audit.record(&audit::Refused {
+            why: e.to_string(),
+            planned: None,
+        }),
     };
     if let Err(e) = record {
         crate::say!("confine: audit log (writing the exit record): {e}");
@@ -183,51 +184,55 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn record(&self) -> serde_json::Value {
+    fn record(&self) -> audit::Exit {
         let signal = self
             .agent_status
             .filter(|s| libc::WIFSIGNALED(*s))
             .map(|s| libc::WTERMSIG(s));
         let ms = |t: libc::timeval| t.tv_sec * 1000 + t.tv_usec / 1000;
-        json!({
-            "status": self.code,
-            "signal": signal,
-            "reason": self.reason,
-            "duration_ms": self.duration.as_millis() as u64,
-            "max_rss_kb": self.rusage.ru_maxrss,
-            "user_cpu_ms": ms(self.rusage.ru_utime),
-            "sys_cpu_ms": ms(self.rusage.ru_stime),
-            "cgroup": self.cgroup,
-        })
+        audit::Exit {
+            status: self.code,
+            signal,
+            reason: self.reason,
+            duration_ms: self.duration.as_millis() as u64,
+            max_rss_kb: self.rusage.ru_maxrss,
+            user_cpu_ms: ms(self.rusage.ru_utime),
+            sys_cpu_ms: ms(self.rusage.ru_stime),
+            cgroup: self.cgroup,
+        }
     }
 }
 
-fn launch_record(plan: &Plan) -> serde_json::Value {
-    json!({
-        "profile": {"name": plan.profile.name, "sha256": plan.profile.sha256, "sources": plan.profile.sources},
-        "argv": plan.command,
-        "workspace": plan.workspace,
-        "uid": plan.user.uid,
-        "gid": plan.user.gid,
-        "env_keys": plan.env_keys,
-        "plan": {
-            "landlock_abi": plan.landlock.abi,
-            "landlock_handled_fs": plan.landlock.handled_fs,
-            "landlock_handled_net": plan.landlock.handled_net,
-            "landlock_scopes": plan.landlock.scopes,
-            "seccomp": {
-                "allowed": plan.seccomp.allow.len(),
-                "denied": plan.seccomp.deny.len(),
-                "argument_rules": plan.seccomp.argument_rules.len(),
-                "on_violation": plan.seccomp.on_violation,
-            },
-            "namespaces": plan.namespaces,
-            "network": plan.network.mode,
-            "limits": plan.limits,
-            "capabilities": plan.capabilities,
+fn launch_record(plan: &Plan) -> audit::Launch<'_> {
+    audit::Launch {
+        profile: audit::LaunchProfile {
+            name: &plan.profile.name,
+            sha256: &plan.profile.sha256,
+            sources: &plan.profile.sources,
         },
-        "dropped": plan.dropped,
-    })
+        argv: &plan.command,
+        workspace: &plan.workspace,
+        uid: plan.user.uid,
+        gid: plan.user.gid,
+        env_keys: &plan.env_keys,
+        plan: audit::PlanSummary {
+            landlock_abi: plan.landlock.abi,
+            landlock_handled_fs: &plan.landlock.handled_fs,
+            landlock_handled_net: &plan.landlock.handled_net,
+            landlock_scopes: &plan.landlock.scopes,
+            seccomp: audit::SeccompSummary {
+                allowed: plan.seccomp.allow.len(),
+                denied: plan.seccomp.deny.len(),
+                argument_rules: plan.seccomp.argument_rules.len(),
+                on_violation: plan.seccomp.on_violation,
+            },
+            namespaces: &plan.namespaces,
+            network: plan.network.mode,
+            limits: &plan.limits,
+            capabilities: &plan.capabilities,
+        },
+        dropped: &plan.dropped,
+    }
 }
 
 fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, LaunchError> {

@@ -1,6 +1,6 @@
 //! Profiles: YAML text in, a merged [`Profile`] out. This module knows YAML
 //! and nothing of syscalls; checks that need the filesystem or the kernel run
-//! in `plan.rs`, which reports through the same [`ProfileError`] so every
+//! in `plan/`, which reports through the same [`ProfileError`] so every
 //! error names the file, line, column and key.
 
 pub mod builtin;

@@ -5,7 +5,7 @@
 //! and the key" is part of the command-line contract (DESIGN.md §1, §2).
 //! Checks that need the filesystem or the kernel (paths that must exist,
 //! write grants over the binary or the audit log, the workspace owner) live
-//! in `plan.rs` and are tested through the binary in `tests/cli.rs`.
+//! in `plan/` and are tested through the binary in `tests/cli.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //!
 //! The module has two halves:
 //!
-//! - Pure helpers for `plan.rs` (no syscalls): the access mask of a grant for a
+//! - Pure helpers for `plan/` (no syscalls): the access mask of a grant for a
 //!   given ABI ([`access_for`]), the handled set ([`handled_fs`]), what a lower
 //!   ABI can't enforce ([`missing_features`]), and names for `explain`
 //!   ([`fs_access_names`]). ABIs above [`MAX_ABI`] are treated as [`MAX_ABI`], so

@@ -19,6 +19,9 @@
 //! - a log whose file was removed while the sandbox ran (its directory
 //!   deleted, say) is an error too, not a record silently written into a
 //!   file nobody can open any more.
+//!
+//! What each kind of record holds is a type in `records` (one per kind);
+//! [`Audit::record`] takes only those.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -26,7 +29,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+
+mod records;
+pub(crate) use records::{Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary};
+pub use records::{ProfileId, Record, Refused, RefusedPlan};
 
 /// An open audit log (or none) and the id of this sandbox.
 pub struct Audit {
@@ -81,29 +88,48 @@ impl Audit {
         self.log.is_some()
     }
 
-    /// Writes one record: `ts`, `event`, `sandbox`, `pid`, then `fields`,
-    /// whole or not at all (see the module's comment).
+    /// Writes one record: `ts`, `event`, `sandbox`, `pid` and the record's
+    /// own fields, keys in name order, whole or not at all (see the
+    /// module's comment).
     ///
     /// # Errors
     /// The record couldn't be written whole, or the log was removed.
-    pub fn record(&self, event: &str, fields: Value) -> io::Result<()> {
+    pub fn record<R: Record>(&self, record: &R) -> io::Result<()> {
         let Some((f, path)) = &self.log else {
             return Ok(());
         };
-        let mut m = Map::new();
-        m.insert("ts".into(), json!(rfc3339_now()));
-        m.insert("event".into(), json!(event));
-        m.insert("sandbox".into(), json!(self.sandbox));
-        m.insert("pid".into(), json!(std::process::id()));
-        if let Value::Object(extra) = fields {
-            m.extend(extra);
-        }
-        let mut line = serde_json::to_vec(&Value::Object(m)).map_err(io::Error::other)?;
+        let mut line = self.line(record)?;
         line.push(b'\n');
         let _lock = Lock::exclusive(f);
         append_whole(f, &line)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     }
+
+    /// A record as its line (without the newline). Through a
+    /// `serde_json::Value`, whose maps sort their keys: records have always
+    /// been written that way, and readers of old logs see the same shape.
+    fn line<R: Record>(&self, record: &R) -> io::Result<Vec<u8>> {
+        let envelope = Envelope {
+            ts: rfc3339_now(),
+            event: R::EVENT,
+            sandbox: &self.sandbox,
+            pid: std::process::id(),
+            record,
+        };
+        let value = serde_json::to_value(&envelope).map_err(io::Error::other)?;
+        serde_json::to_vec(&value).map_err(io::Error::other)
+    }
+}
+
+/// The fields every record has (DESIGN.md §7), and the record's own.
+#[derive(Serialize)]
+struct Envelope<'a, R> {
+    ts: String,
+    event: &'static str,
+    sandbox: &'a str,
+    pid: u32,
+    #[serde(flatten)]
+    record: &'a R,
 }
 
 /// An exclusive `flock` on the log, released when dropped. Without one
@@ -264,6 +290,188 @@ fn rfc3339(secs: i64, millis: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Gap, LimitsPlan};
+    use crate::profile::{NetworkMode, OnViolation};
+    use crate::sandbox::cgroup;
+    use serde_json::Value;
+
+    /// What a launch record borrows from a plan.
+    struct Sample {
+        argv: Vec<String>,
+        sources: Vec<String>,
+        env_keys: Vec<String>,
+        capabilities: Vec<String>,
+        limits: LimitsPlan,
+        dropped: Vec<Gap>,
+    }
+
+    impl Sample {
+        fn new() -> Sample {
+            Sample {
+                argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+                sources: vec!["built-in profile default".into(), "/etc/p.yaml".into()],
+                env_keys: vec!["HOME".into(), "PATH".into()],
+                capabilities: vec!["CAP_NET_BIND_SERVICE".into()],
+                limits: LimitsPlan {
+                    wall_time_ms: Some(30_000),
+                    grace_ms: 10_000,
+                    memory_bytes: Some(1 << 30),
+                    open_files: Some(4096),
+                    ..LimitsPlan::default()
+                },
+                dropped: vec![Gap {
+                    what: "limits.pids".into(),
+                    why: "no pids controller".into(),
+                }],
+            }
+        }
+
+        fn launch(&self) -> Launch<'_> {
+            Launch {
+                profile: LaunchProfile {
+                    name: "default",
+                    sha256: "ab12",
+                    sources: &self.sources,
+                },
+                argv: &self.argv,
+                workspace: Path::new("/work/ws"),
+                uid: 60123,
+                gid: 60124,
+                env_keys: &self.env_keys,
+                plan: PlanSummary {
+                    landlock_abi: 7,
+                    landlock_handled_fs: &["EXECUTE", "WRITE_FILE"],
+                    landlock_handled_net: &["BIND_TCP"],
+                    landlock_scopes: &["SIGNAL"],
+                    seccomp: SeccompSummary {
+                        allowed: 303,
+                        denied: 43,
+                        argument_rules: 5,
+                        on_violation: OnViolation::Errno,
+                    },
+                    namespaces: &["mount", "pid"],
+                    network: NetworkMode::Loopback,
+                    limits: &self.limits,
+                    capabilities: &self.capabilities,
+                },
+                dropped: &self.dropped,
+            }
+        }
+    }
+
+    fn exit(status: u8) -> Exit {
+        Exit {
+            status,
+            signal: None,
+            reason: "exited",
+            duration_ms: 12,
+            max_rss_kb: 3400,
+            user_cpu_ms: 1,
+            sys_cpu_ms: 2,
+            cgroup: None,
+        }
+    }
+
+    /// A record's line with its time, sandbox id and pid replaced by
+    /// placeholders, so it can be compared whole.
+    fn line_of<R: Record>(a: &Audit, r: &R) -> String {
+        let line = String::from_utf8(a.line(r).unwrap()).unwrap();
+        let at = line.find("\"ts\":\"").unwrap() + 6;
+        let ts = &line[at..at + 24];
+        assert_eq!(ts.len(), "2026-11-18T11:06:40.999Z".len());
+        assert!(ts.ends_with('Z'), "{line}");
+        line.replace(ts, "TS")
+            .replace(&a.sandbox, "ID")
+            .replace(&format!("\"pid\":{}", std::process::id()), "\"pid\":1")
+    }
+
+    /// The records' shapes, byte for byte: keys in name order, nested ones
+    /// too; absent values null; a refusal made before planning has only
+    /// its reason.
+    #[test]
+    fn each_kind_of_record_is_written_as_it_always_was() {
+        let a = Audit::open(None).unwrap();
+        let sample = Sample::new();
+        assert_eq!(
+            line_of(&a, &sample.launch()),
+            concat!(
+                r#"{"argv":["/bin/sh","-c","true"],"#,
+                r#""dropped":[{"what":"limits.pids","why":"no pids controller"}],"#,
+                r#""env_keys":["HOME","PATH"],"event":"launch","gid":60124,"pid":1,"#,
+                r#""plan":{"capabilities":["CAP_NET_BIND_SERVICE"],"landlock_abi":7,"#,
+                r#""landlock_handled_fs":["EXECUTE","WRITE_FILE"],"#,
+                r#""landlock_handled_net":["BIND_TCP"],"landlock_scopes":["SIGNAL"],"#,
+                r#""limits":{"core_dumps":false,"cpu_millicores":null,"file_size_bytes":null,"#,
+                r#""grace_ms":10000,"memory_bytes":1073741824,"open_files":4096,"pids":null,"#,
+                r#""wall_time_ms":30000},"namespaces":["mount","pid"],"network":"loopback","#,
+                r#""seccomp":{"allowed":303,"argument_rules":5,"denied":43,"on_violation":"errno"}},"#,
+                r#""profile":{"name":"default","sha256":"ab12","#,
+                r#""sources":["built-in profile default","/etc/p.yaml"]},"#,
+                r#""sandbox":"ID","ts":"TS","uid":60123,"workspace":"/work/ws"}"#,
+            )
+        );
+
+        assert_eq!(
+            line_of(&a, &exit(0)),
+            concat!(
+                r#"{"cgroup":null,"duration_ms":12,"event":"exit","max_rss_kb":3400,"pid":1,"#,
+                r#""reason":"exited","sandbox":"ID","signal":null,"status":0,"sys_cpu_ms":2,"#,
+                r#""ts":"TS","user_cpu_ms":1}"#,
+            )
+        );
+        let killed = Exit {
+            status: 137,
+            signal: Some(9),
+            reason: "signaled",
+            cgroup: Some(cgroup::Stats {
+                memory_peak_bytes: Some(4096),
+                oom_kills: Some(0),
+                pids_peak: Some(2),
+                cpu_usage_usec: Some(300),
+                cpu_user_usec: Some(200),
+                cpu_system_usec: None,
+            }),
+            ..exit(0)
+        };
+        assert_eq!(
+            line_of(&a, &killed),
+            concat!(
+                r#"{"cgroup":{"cpu_system_usec":null,"cpu_usage_usec":300,"cpu_user_usec":200,"#,
+                r#""memory_peak_bytes":4096,"oom_kills":0,"pids_peak":2},"duration_ms":12,"#,
+                r#""event":"exit","max_rss_kb":3400,"pid":1,"reason":"signaled","sandbox":"ID","#,
+                r#""signal":9,"status":137,"sys_cpu_ms":2,"ts":"TS","user_cpu_ms":1}"#,
+            )
+        );
+
+        let refused = Refused {
+            why: "rlimits (sandbox setup): no".into(),
+            planned: None,
+        };
+        assert_eq!(
+            line_of(&a, &refused),
+            r#"{"event":"refused","pid":1,"sandbox":"ID","ts":"TS","why":"rlimits (sandbox setup): no"}"#
+        );
+        let refused = Refused {
+            why: "plan (p.yaml): can't be fully enforced here: x: y".into(),
+            planned: Some(RefusedPlan {
+                not_enforceable: vec!["x: y".into()],
+                profile: ProfileId {
+                    name: "p".into(),
+                    sha256: "cd34".into(),
+                },
+                argv: vec!["/bin/true".into()],
+                workspace: "/work/ws".into(),
+            }),
+        };
+        assert_eq!(
+            line_of(&a, &refused),
+            concat!(
+                r#"{"argv":["/bin/true"],"event":"refused","not_enforceable":["x: y"],"pid":1,"#,
+                r#""profile":{"name":"p","sha256":"cd34"},"sandbox":"ID","ts":"TS","#,
+                r#""why":"plan (p.yaml): can't be fully enforced here: x: y","workspace":"/work/ws"}"#,
+            )
+        );
+    }
 
     #[test]
     fn dates() {
@@ -277,8 +485,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/audit.jsonl");
         let a = Audit::open(Some(&p)).unwrap();
-        a.record("launch", json!({"argv": ["a"]})).unwrap();
-        a.record("exit", json!({"status": 0})).unwrap();
+        a.record(&Sample::new().launch()).unwrap();
+        a.record(&exit(0)).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<Value> = text
             .lines()
@@ -302,8 +510,8 @@ mod tests {
         // refused, leaves: no newline at the end.
         std::fs::write(&p, "{\"event\":\"launch\"}\n{\"ts\":\"20").unwrap();
         let a = Audit::open(Some(&p)).unwrap();
-        a.record("exit", json!({"status": 0})).unwrap();
-        a.record("exit", json!({"status": 1})).unwrap();
+        a.record(&exit(0)).unwrap();
+        a.record(&exit(1)).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -318,9 +526,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("logs/audit.jsonl");
         let a = Audit::open(Some(&p)).unwrap();
-        a.record("launch", json!({})).unwrap();
+        a.record(&Sample::new().launch()).unwrap();
         std::fs::remove_dir_all(dir.path().join("logs")).unwrap();
-        let e = a.record("exit", json!({})).unwrap_err();
+        let e = a.record(&exit(0)).unwrap_err();
         assert!(e.to_string().contains("was removed"), "{e}");
     }
 

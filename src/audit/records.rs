@@ -1,0 +1,119 @@
+//! The records confine writes (DESIGN.md §7), one type per kind. The fields
+//! here are a record's own; [`super::Audit::record`] adds `ts`, `event`,
+//! `sandbox` and `pid`.
+//!
+//! A record's keys come out in name order, nested objects' too (the log
+//! writes each record through a `serde_json` map, which sorts them), so a
+//! field's place in a struct here doesn't change the log.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::plan::{Gap, LimitsPlan};
+use crate::profile::{NetworkMode, OnViolation};
+use crate::sandbox::cgroup;
+
+/// A kind of audit record: its fields, and the `event` it is written as.
+pub trait Record: Serialize {
+    const EVENT: &'static str;
+}
+
+/// `launch`: what is about to run, and under which plan. Environment
+/// values never appear, only keys.
+#[derive(Debug, Serialize)]
+pub(crate) struct Launch<'a> {
+    pub profile: LaunchProfile<'a>,
+    pub argv: &'a [String],
+    pub workspace: &'a Path,
+    pub uid: u32,
+    pub gid: u32,
+    pub env_keys: &'a [String],
+    pub plan: PlanSummary<'a>,
+    /// What best-effort dropped.
+    pub dropped: &'a [Gap],
+}
+
+impl Record for Launch<'_> {
+    const EVENT: &'static str = "launch";
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct LaunchProfile<'a> {
+    pub name: &'a str,
+    pub sha256: &'a str,
+    pub sources: &'a [String],
+}
+
+/// The enforced plan, summed up.
+#[derive(Debug, Serialize)]
+pub(crate) struct PlanSummary<'a> {
+    pub landlock_abi: u32,
+    pub landlock_handled_fs: &'a [&'static str],
+    pub landlock_handled_net: &'a [&'static str],
+    pub landlock_scopes: &'a [&'static str],
+    pub seccomp: SeccompSummary,
+    pub namespaces: &'a [&'static str],
+    pub network: NetworkMode,
+    pub limits: &'a LimitsPlan,
+    pub capabilities: &'a [String],
+}
+
+/// How many syscalls each filter lets through or stops.
+#[derive(Debug, Serialize)]
+pub(crate) struct SeccompSummary {
+    pub allowed: usize,
+    pub denied: usize,
+    pub argument_rules: usize,
+    pub on_violation: OnViolation,
+}
+
+/// `exit`: how the sandbox ended and what it used.
+#[derive(Debug, Serialize)]
+pub(crate) struct Exit {
+    /// confine's exit status.
+    pub status: u8,
+    /// The signal that ended the agent, if one did.
+    pub signal: Option<libc::c_int>,
+    /// `exited`, `signaled`, `timeout`, `oom` or `killed` (the init was).
+    pub reason: &'static str,
+    pub duration_ms: u64,
+    pub max_rss_kb: libc::c_long,
+    pub user_cpu_ms: i64,
+    pub sys_cpu_ms: i64,
+    /// The sandbox's cgroup's measures, when it had one.
+    pub cgroup: Option<cgroup::Stats>,
+}
+
+impl Record for Exit {
+    const EVENT: &'static str = "exit";
+}
+
+/// `refused`: why the launch did not happen.
+#[derive(Clone, Debug, Serialize)]
+pub struct Refused {
+    pub why: String,
+    /// Known when the plan refused: the launch as asked.
+    #[serde(flatten)]
+    pub planned: Option<RefusedPlan>,
+}
+
+impl Record for Refused {
+    const EVENT: &'static str = "refused";
+}
+
+/// What a refusal made while planning records besides its reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct RefusedPlan {
+    /// What this host can't enforce (under `compat: strict`).
+    pub not_enforceable: Vec<String>,
+    pub profile: ProfileId,
+    pub argv: Vec<String>,
+    pub workspace: PathBuf,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileId {
+    pub name: String,
+    pub sha256: String,
+}

@@ -1,0 +1,139 @@
+//! Warnings about what a valid profile lets the agent do: `explain`, `run`
+//! and `check` print them; none of them stops a launch.
+
+use std::path::Path;
+
+use crate::profile::{NetworkMode, PathSpec, Profile, Sourced, Warning};
+use crate::sandbox::landlock as ll;
+use crate::syscalls;
+
+/// Warnings about what the profile lets the agent do.
+pub(super) fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
+    let n = &p.network;
+    if n.mode.value == NetworkMode::Host && n.connect_tcp.is_empty() && n.bind_tcp.is_empty() {
+        warnings.push(Warning::at(
+            &n.mode,
+            "network.mode",
+            "host network without connect_tcp or bind_tcp: no TCP connection or bind is allowed \
+             (UDP still is); list the ports, or write `connect_tcp: any` for every port",
+        ));
+    }
+    if n.mode.value != NetworkMode::Host && !(n.connect_tcp.is_empty() && n.bind_tcp.is_empty()) {
+        warnings.push(Warning::at(
+            &n.mode,
+            "network.mode",
+            "connect_tcp/bind_tcp only matter with network.mode host: the sandbox has a network of its own",
+        ));
+    }
+    for f in &n.socket_families {
+        if !crate::families::DEFAULT.contains(&f.value.name()) {
+            let key = f
+                .origin
+                .as_ref()
+                .map_or("network.socket_families".to_string(), |o| o.key.clone());
+            warnings.push(Warning::at(
+                f,
+                &key,
+                format!(
+                    "the agent may open {} sockets, kernel code that sandboxes usually keep out of reach",
+                    f.value
+                ),
+            ));
+        }
+    }
+    for (i, s) in p.syscalls.allow.iter().enumerate() {
+        if syscalls::ALLOWABLE_DENY.contains(&s.value.0.as_str()) {
+            let key = s
+                .origin
+                .as_ref()
+                .map_or(format!("syscalls.allow[{i}]"), |o| o.key.clone());
+            let what = if s.value.0 == "perf_event_open" {
+                "the agent may use the kernel's performance counters (as perf_event_paranoid allows)"
+            } else {
+                "the agent may read and change the memory of its own processes (debuggers); the init and everything outside stay out of reach"
+            };
+            warnings.push(Warning::at(s, &key, format!("`{}`: {what}", s.value.0)));
+        }
+    }
+    for (i, k) in p.env.keep.iter().enumerate() {
+        let name = &k.value.0;
+        if let Some(why) = crate::sandbox::env::risk(name) {
+            warnings.push(Warning::at(
+                k,
+                &format!("env.keep[{i}]"),
+                format!("keeping {name} lets the caller's environment change what the agent's programs load or run: {why}"),
+            ));
+        }
+    }
+    for (i, c) in p.capabilities.iter().enumerate() {
+        warnings.push(Warning::at(
+            c,
+            &format!("capabilities[{i}]"),
+            format!("the agent keeps {}", c.value),
+        ));
+    }
+}
+
+/// Warnings for the grants that put host unix sockets within the agent's
+/// reach ([`crate::host_sockets`]); `grants` are (as written, resolved).
+pub(super) fn socket_warnings<'a>(
+    p: &Profile,
+    ws: Option<&Path>,
+    grants: impl IntoIterator<Item = (&'a Path, &'a Path)>,
+    abi: u32,
+) -> Vec<Warning> {
+    let restricted = ll::restricts_unix_connect(abi);
+    let private_tmp = p.filesystem.tmp.is_some();
+    let mut out = Vec::new();
+    for (written, real) in grants {
+        let Some(why) = crate::host_sockets::exposure(real, restricted, private_tmp) else {
+            continue;
+        };
+        let via = if written == real {
+            real.display().to_string()
+        } else {
+            format!("{} -> {}", written.display(), real.display())
+        };
+        let message = if std::fs::symlink_metadata(real).is_ok_and(|m| m.is_dir()) {
+            format!("{via} {why}: {}", crate::host_sockets::advice(abi))
+        } else {
+            format!("{via} {why}")
+        };
+        out.push(match grant_origin(p, ws, written) {
+            Some((item, key)) => Warning::at(item, &key, message),
+            None => Warning {
+                key: "filesystem".into(),
+                at: written.display().to_string(),
+                message,
+            },
+        });
+    }
+    out
+}
+
+/// The profile entry that grants `written` (a path as written, with
+/// `{workspace}` expanded), and its key.
+fn grant_origin<'a>(
+    p: &'a Profile,
+    ws: Option<&Path>,
+    written: &Path,
+) -> Option<(&'a Sourced<PathSpec>, String)> {
+    let lists = [
+        ("filesystem.read", &p.filesystem.read),
+        ("filesystem.write", &p.filesystem.write),
+        ("filesystem.exec", &p.filesystem.exec),
+    ];
+    for (key, list) in lists {
+        for (i, item) in list.iter().enumerate() {
+            if item.value.expand(ws).as_deref() == Some(written) {
+                let key = item
+                    .origin
+                    .as_ref()
+                    .map(|o| o.key.clone())
+                    .unwrap_or_else(|| format!("{key}[{i}]"));
+                return Some((item, key));
+            }
+        }
+    }
+    None
+}
