@@ -38,8 +38,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
-    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, ABI,
 };
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
@@ -99,10 +99,6 @@ pub const NET_CONNECT_TCP: u64 = AccessNet::ConnectTcp as u64;
 pub const SCOPE_ABSTRACT_UNIX_SOCKET: u64 = Scope::AbstractUnixSocket as u64;
 /// Deny sending signals to processes outside the sandbox (ABI 6).
 pub const SCOPE_SIGNAL: u64 = Scope::Signal as u64;
-
-/// The rights that mean something on a file that isn't a directory; the kernel
-/// rejects any other right in a rule on such a file.
-pub const FILE_ACCESS: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV | RESOLVE_UNIX;
 
 const FS_NAMES: [(u64, &str); 17] = [
     (EXECUTE, "EXECUTE"),
@@ -196,39 +192,16 @@ fn clamp(abi: u32) -> u32 {
     abi.min(MAX_ABI)
 }
 
+/// The crate's ABI for `abi`, clamped to [`MAX_ABI`]: the sets of rights
+/// each ABI adds come from the crate, the one list of them.
+fn crate_abi(abi: u32) -> ABI {
+    ABI::from(clamp(abi) as i32)
+}
+
 /// Every filesystem right Landlock ABI `abi` knows: the set to handle, so that
 /// anything no rule grants is denied. 0 for ABI 0 (no Landlock).
 pub fn handled_fs(abi: u32) -> u64 {
-    let abi = clamp(abi);
-    if abi == 0 {
-        return 0;
-    }
-    let mut mask = EXECUTE
-        | WRITE_FILE
-        | READ_FILE
-        | READ_DIR
-        | REMOVE_DIR
-        | REMOVE_FILE
-        | MAKE_CHAR
-        | MAKE_DIR
-        | MAKE_REG
-        | MAKE_SOCK
-        | MAKE_FIFO
-        | MAKE_BLOCK
-        | MAKE_SYM;
-    if abi >= 2 {
-        mask |= REFER;
-    }
-    if abi >= 3 {
-        mask |= TRUNCATE;
-    }
-    if abi >= 5 {
-        mask |= IOCTL_DEV;
-    }
-    if abi >= 9 {
-        mask |= RESOLVE_UNIX;
-    }
-    mask
+    AccessFs::from_all(crate_abi(abi)).bits()
 }
 
 /// Whether ABI `abi` restricts connecting to pathname unix sockets
@@ -246,20 +219,12 @@ pub fn socket_access(abi: u32) -> u64 {
 
 /// The TCP rights ABI `abi` can handle (0 below ABI 4).
 pub fn handled_net(abi: u32) -> u64 {
-    if clamp(abi) >= 4 {
-        NET_BIND_TCP | NET_CONNECT_TCP
-    } else {
-        0
-    }
+    AccessNet::from_all(crate_abi(abi)).bits()
 }
 
 /// The scopes ABI `abi` can enforce (0 below ABI 6).
 pub fn supported_scopes(abi: u32) -> u64 {
-    if clamp(abi) >= 6 {
-        SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
-    } else {
-        0
-    }
+    Scope::from_all(crate_abi(abi)).bits()
 }
 
 /// The access mask to put on a path for `grant` under ABI `abi`.
@@ -273,44 +238,33 @@ pub fn supported_scopes(abi: u32) -> u64 {
 /// - ioctl_dev: `IOCTL_DEV` (ABI 5; below that device ioctls aren't handled).
 ///
 /// The result is always a subset of [`handled_fs`]`(abi)`. For a path that isn't
-/// a directory, [`prepare`] keeps only the [`FILE_ACCESS`] part.
+/// a directory, [`prepare`] keeps only the [`file_access`] part.
 pub fn access_for(abi: u32, grant: Grant) -> u64 {
-    let abi = clamp(abi);
-    if abi == 0 {
-        return 0;
-    }
+    let abi = crate_abi(abi);
+    // Writing is the crate's write set less what only the kinds that name
+    // it grant: devices, device ioctls and unix connects.
+    const NOT_BY_WRITE: u64 = MAKE_CHAR | MAKE_BLOCK | IOCTL_DEV | RESOLVE_UNIX;
     let mut mask = 0;
     if grant.read || grant.write || grant.exec {
         mask |= READ_FILE | READ_DIR;
     }
     if grant.write {
-        mask |= WRITE_FILE
-            | REMOVE_DIR
-            | REMOVE_FILE
-            | MAKE_DIR
-            | MAKE_REG
-            | MAKE_SOCK
-            | MAKE_FIFO
-            | MAKE_SYM;
-        if abi >= 2 {
-            mask |= REFER;
-        }
-        if abi >= 3 {
-            mask |= TRUNCATE;
-        }
+        mask |= AccessFs::from_write(abi).bits() & !NOT_BY_WRITE;
     }
     if grant.exec {
         mask |= EXECUTE;
     }
-    if grant.ioctl_dev && abi >= 5 {
+    if grant.ioctl_dev {
         mask |= IOCTL_DEV;
     }
-    mask
+    // Only what the ABI knows (nothing without Landlock).
+    mask & AccessFs::from_all(abi).bits()
 }
 
-/// The part of `mask` that applies to a non-directory.
+/// The part of `mask` that applies to a non-directory: the kernel rejects
+/// any other right in a rule on such a file.
 pub fn file_access(mask: u64) -> u64 {
-    mask & FILE_ACCESS
+    mask & AccessFs::from_file(crate_abi(MAX_ABI)).bits()
 }
 
 fn names(mask: u64, table: &[(u64, &'static str)]) -> Vec<&'static str> {
@@ -655,7 +609,7 @@ pub struct Prepared {
 /// Step 8: opens every path of `spec` and builds the ruleset (not yet enforced).
 ///
 /// Each path is opened `O_PATH | O_CLOEXEC` with `RESOLVE_NO_SYMLINKS`; on a
-/// path that isn't a directory only the [`FILE_ACCESS`] part of its rule is
+/// path that isn't a directory only the [`file_access`] part of its rule is
 /// kept (the kernel rejects directory rights there), and a rule left empty by
 /// that is dropped (granting nothing). The rule fds are closed once added; the
 /// ruleset fd is `O_CLOEXEC`.
@@ -787,36 +741,9 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use landlock::{Access, ABI};
-
-    fn crate_abi(abi: u32) -> ABI {
-        ABI::from(abi as i32)
-    }
-
-    #[test]
-    fn handled_set_matches_the_crate_for_every_abi() {
-        assert_eq!(handled_fs(0), 0);
-        for abi in 1..=MAX_ABI {
-            assert_eq!(
-                handled_fs(abi),
-                AccessFs::from_all(crate_abi(abi)).bits(),
-                "ABI {abi}"
-            );
-            assert_eq!(
-                handled_net(abi),
-                AccessNet::from_all(crate_abi(abi)).bits(),
-                "ABI {abi}"
-            );
-            assert_eq!(
-                supported_scopes(abi),
-                Scope::from_all(crate_abi(abi)).bits(),
-                "ABI {abi}"
-            );
-        }
-    }
-
     #[test]
     fn newer_abis_are_clamped() {
+        assert_eq!(handled_fs(0), 0);
         assert_eq!(handled_fs(10), handled_fs(MAX_ABI));
         assert_eq!(
             access_for(42, Grant::WRITE),
@@ -958,6 +885,13 @@ mod tests {
             ["ABSTRACT_UNIX_SOCKET", "SIGNAL"]
         );
         assert_eq!(fs_access_names(handled_fs(7)).len(), 16);
+        // Every right the crate knows has a name.
+        let all = handled_fs(MAX_ABI);
+        assert_eq!(fs_access_names(all).len(), all.count_ones() as usize);
+        let all = handled_net(MAX_ABI);
+        assert_eq!(net_access_names(all).len(), all.count_ones() as usize);
+        let all = supported_scopes(MAX_ABI);
+        assert_eq!(scope_names(all).len(), all.count_ones() as usize);
     }
 
     #[test]
