@@ -94,7 +94,7 @@ struct Record {
 
 /// confine's runtime directory (DESIGN.md §12): `/run/confine` for root,
 /// `$XDG_RUNTIME_DIR/confine` otherwise; `None` without either.
-pub fn runtime_dir() -> Option<PathBuf> {
+pub(crate) fn runtime_dir() -> Option<PathBuf> {
     // SAFETY: geteuid has no arguments and can't fail.
     if unsafe { libc::geteuid() } == 0 {
         return Some(PathBuf::from("/run/confine"));
@@ -107,7 +107,7 @@ pub fn runtime_dir() -> Option<PathBuf> {
 /// This sandbox's hold on its workspace's placeholders; [`Lease::release`]
 /// at the end (a SIGKILLed supervisor releases it by dying).
 #[derive(Debug, Default)]
-pub struct Lease {
+pub(crate) struct Lease {
     held: Option<Held>,
 }
 
@@ -129,7 +129,7 @@ struct Held {
 /// No runtime directory while placeholders are needed; a lock held too
 /// long; a placeholder that can't be made (something of another type, or a
 /// symlink, in the way).
-pub fn acquire(
+pub(crate) fn acquire(
     ws: BorrowedFd,
     ws_path: &Path,
     needed: &[Placeholder],
@@ -218,7 +218,7 @@ impl Lease {
     /// This sandbox has ended: if it was the last one alive on the
     /// workspace, the placeholders go. Errors are reported on stderr: the
     /// run's outcome stands, and the next launch or `confine gc` retries.
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         let Some(h) = self.held else { return };
         let Ok(Some(lock)) = lock_state(&h.state, &h.state_path) else {
             return;

@@ -73,12 +73,12 @@ mod tests;
 
 use emit::{check_len, partition, program, BPF_MAXINSNS, X32_SYSCALL_BIT};
 use rules::Leaf;
-pub use rules::{describe_rules, Memfd, Rules, DEFAULT_SOCKET_FAMILIES};
+pub use rules::{describe_rules, Memfd, Rules};
 
 /// What filter B does to a denied call: the profile's `syscalls.on_violation`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OnViolation {
+pub(crate) enum OnViolation {
     /// Fail with EPERM.
     #[default]
     Errno,
@@ -90,7 +90,7 @@ pub enum OnViolation {
 
 impl OnViolation {
     /// The seccomp return value for a violation.
-    pub const fn action(self) -> u32 {
+    pub(crate) const fn action(self) -> u32 {
         match self {
             OnViolation::Errno => libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
             OnViolation::Kill => libc::SECCOMP_RET_KILL_PROCESS,
@@ -118,7 +118,7 @@ impl std::fmt::Debug for Filters {
 
 /// Why the filters could not be compiled.
 #[derive(Debug, thiserror::Error)]
-pub enum SeccompError {
+pub(crate) enum SeccompError {
     #[error(
         "seccomp: syscall number {nr:#x} is out of range on {arch} \
          (syscall numbers are below {:#x})",
@@ -141,7 +141,7 @@ pub enum SeccompError {
 }
 
 /// ENOSYS, as filter A answers an unlisted syscall.
-pub const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+pub(crate) const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
 /// Compiles filter A from the `allow` numbers and filter B from the `deny`
 /// numbers plus the built-in argument rules, for `arch`, with the baseline
@@ -150,7 +150,8 @@ pub const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 /// # Errors
 ///
 /// As [`compile_with`].
-pub fn compile(
+#[cfg(test)]
+fn compile(
     arch: Arch,
     allow: &[u32],
     deny: &[u32],
@@ -174,7 +175,7 @@ pub fn compile(
 /// [`SeccompError::MissingSyscall`] if our table lacks a syscall that an
 /// argument rule needs, [`SeccompError::TooLong`] if a program exceeds the
 /// kernel's 4096 instructions or an argument rule the reach of a jump.
-pub fn compile_with(
+pub(crate) fn compile_with(
     arch: Arch,
     allow: &[u32],
     deny: &[u32],
@@ -243,7 +244,7 @@ pub fn compile_with(
 /// CAP_SYS_ADMIN), EINVAL for a malformed program or an unknown flag, ENOMEM
 /// when the stacked filters get too long, ENOSYS or EINVAL from a kernel
 /// without seccomp filters (or with a filter that denies `seccomp` itself).
-pub fn install(prog: &[sock_filter], log: bool) -> io::Result<()> {
+pub(crate) fn install(prog: &[sock_filter], log: bool) -> io::Result<()> {
     let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let fprog = libc::sock_fprog {
         len,

@@ -43,7 +43,7 @@ const FALLOCATE_MODES: [u32; 6] = [
 
 /// The socket families a sandbox may open when its profile adds none:
 /// AF_UNIX, AF_INET, AF_INET6, AF_NETLINK.
-pub const DEFAULT_SOCKET_FAMILIES: [u32; 4] = [1, 2, 10, 16];
+pub(super) const DEFAULT_SOCKET_FAMILIES: [u32; 4] = [1, 2, 10, 16];
 
 /// What `memfd_create` may do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
