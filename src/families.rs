@@ -8,7 +8,7 @@
 
 /// `(name, number)` of every family a profile may name, in number order.
 /// AF_UNSPEC (0) is not a family a socket can have.
-pub const FAMILIES: &[(&str, u32)] = &[
+pub(crate) const FAMILIES: &[(&str, u32)] = &[
     ("AF_UNIX", 1),
     ("AF_INET", 2),
     ("AF_AX25", 3),
@@ -58,12 +58,12 @@ pub const FAMILIES: &[(&str, u32)] = &[
 
 /// The families every sandbox may open: AF_UNIX, AF_INET, AF_INET6,
 /// AF_NETLINK (`ip`, `ss` and glibc's `getaddrinfo` use netlink).
-pub const DEFAULT: [&str; 4] = ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"];
+pub(crate) const DEFAULT: [&str; 4] = ["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"];
 
 /// The number of family `name`: the kernel's spelling (`AF_PACKET`), in any
 /// case, with or without the `AF_` prefix; also the aliases `AF_LOCAL` and
 /// `AF_ROUTE`.
-pub fn number(name: &str) -> Option<u32> {
+pub(crate) fn number(name: &str) -> Option<u32> {
     let upper = name.to_ascii_uppercase();
     let full = if upper.starts_with("AF_") {
         upper
@@ -82,7 +82,7 @@ pub fn number(name: &str) -> Option<u32> {
 }
 
 /// The canonical name of family `nr`.
-pub fn name(nr: u32) -> Option<&'static str> {
+pub(crate) fn name(nr: u32) -> Option<&'static str> {
     FAMILIES.iter().find(|&&(_, n)| n == nr).map(|&(n, _)| n)
 }
 
@@ -131,6 +131,9 @@ mod tests {
         assert_eq!(number("AF_PAKET"), None);
         assert_eq!(number(""), None);
         let default: Vec<u32> = DEFAULT.iter().filter_map(|d| number(d)).collect();
-        assert_eq!(default, crate::sandbox::seccomp::DEFAULT_SOCKET_FAMILIES);
+        assert_eq!(
+            default,
+            crate::sandbox::seccomp::Rules::default().socket_families
+        );
     }
 }

@@ -50,7 +50,7 @@ fn socket_dirs() -> Vec<PathBuf> {
 ///   reported: the agent may connect to exactly that one.
 /// - `private_tmp`: the sandbox has its own /tmp, which hides the host's
 ///   (and its X11 and ICE sockets) under a grant of `/`.
-pub fn exposure(path: &Path, connect_restricted: bool, private_tmp: bool) -> Option<String> {
+pub(crate) fn exposure(path: &Path, connect_restricted: bool, private_tmp: bool) -> Option<String> {
     let meta = std::fs::symlink_metadata(path).ok()?;
     if meta.file_type().is_socket() {
         return Some("is a unix socket: the agent can connect to it, and whatever serves it decides what the agent may do".into());
@@ -106,7 +106,7 @@ fn sockets_in(dir: &Path) -> Vec<String> {
 
 /// The end of every warning about a grant that exposes sockets: why it
 /// matters on this kernel and what to do.
-pub fn advice(abi: u32) -> String {
+pub(crate) fn advice(abi: u32) -> String {
     format!(
         "Landlock ABI {abi} doesn't restrict connect(2) to unix sockets (ABI 9, Linux 7.1, does), \
          nor does a read-only view or `network: none`; grant only the files the agent needs"

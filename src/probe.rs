@@ -265,7 +265,7 @@ pub fn probe() -> Probe {
 
 /// The Landlock ABI version, or `None` when Landlock is not built in
 /// (ENOSYS) or not enabled at boot (EOPNOTSUPP). One syscall; creates nothing.
-pub fn landlock_abi() -> Option<u32> {
+pub(crate) fn landlock_abi() -> Option<u32> {
     landlock_abi_raw().ok()
 }
 

@@ -7,7 +7,7 @@ use std::fs;
 
 /// One line of `/proc/self/mountinfo`, the fields confine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
+pub(crate) struct MountInfo {
     /// The root of the mount within its filesystem (field 4).
     pub root: String,
     /// Where it is mounted (field 5).
@@ -20,7 +20,7 @@ pub struct MountInfo {
 impl MountInfo {
     /// For a cgroup v1 mount: the controllers bound to it, in the order its
     /// options list them (`rw`, `xattr`, `name=...` are not controllers).
-    pub fn v1_controllers(&self) -> Vec<String> {
+    pub(crate) fn v1_controllers(&self) -> Vec<String> {
         self.super_options
             .iter()
             .filter(|o| V1_CONTROLLERS.contains(&o.as_str()))
@@ -29,7 +29,7 @@ impl MountInfo {
     }
 
     /// For a named cgroup v1 hierarchy: its `name=` (e.g. `systemd`).
-    pub fn v1_name(&self) -> Option<String> {
+    pub(crate) fn v1_name(&self) -> Option<String> {
         self.super_options
             .iter()
             .find_map(|o| o.strip_prefix("name="))
@@ -57,7 +57,7 @@ const V1_CONTROLLERS: [&str; 14] = [
 ];
 
 /// The mounts of `/proc/self/mountinfo`; none when it can't be read.
-pub fn self_mountinfo() -> Vec<MountInfo> {
+pub(crate) fn self_mountinfo() -> Vec<MountInfo> {
     fs::read_to_string("/proc/self/mountinfo")
         .map(|s| s.lines().filter_map(parse_mountinfo_line).collect())
         .unwrap_or_default()
@@ -65,7 +65,7 @@ pub fn self_mountinfo() -> Vec<MountInfo> {
 
 /// Parse one mountinfo line:
 /// `36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw,errors=continue`
-pub fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
+pub(crate) fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
     let fields: Vec<&str> = line.split(' ').collect();
     // Fields 7.. are optional tags, ended by a lone "-".
     let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
@@ -112,7 +112,7 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// One line of `/proc/self/cgroup`: `hierarchy-id:controllers:path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupLine {
+pub(crate) struct CgroupLine {
     /// 0 for the v2 line (`0::/path`).
     pub hierarchy: u32,
     /// The v1 controllers, as the line lists them; empty for the v2 line
@@ -124,14 +124,14 @@ pub struct CgroupLine {
 }
 
 /// The lines of `/proc/self/cgroup`; none when it can't be read.
-pub fn self_cgroup() -> Vec<CgroupLine> {
+pub(crate) fn self_cgroup() -> Vec<CgroupLine> {
     fs::read_to_string("/proc/self/cgroup")
         .map(|s| s.lines().filter_map(parse_cgroup_line).collect())
         .unwrap_or_default()
 }
 
 /// Parse one `/proc/self/cgroup` line; the path may itself hold colons.
-pub fn parse_cgroup_line(line: &str) -> Option<CgroupLine> {
+pub(crate) fn parse_cgroup_line(line: &str) -> Option<CgroupLine> {
     let mut parts = line.splitn(3, ':');
     let hierarchy = parts.next()?.parse().ok()?;
     let list = parts.next()?;

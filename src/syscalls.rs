@@ -52,7 +52,7 @@ impl Arch {
 
     /// The `AUDIT_ARCH_*` value the kernel puts in `seccomp_data.arch` for a
     /// native syscall of this architecture.
-    pub const fn audit_arch(self) -> u32 {
+    pub(crate) const fn audit_arch(self) -> u32 {
         match self {
             // EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
             Arch::X86_64 => 0xc000_003e,
@@ -62,7 +62,7 @@ impl Arch {
     }
 
     /// The name used in messages and in `explain`.
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
@@ -70,7 +70,7 @@ impl Arch {
     }
 
     /// Every supported architecture.
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+    pub(crate) const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
 }
 
 impl fmt::Display for Arch {
@@ -80,7 +80,7 @@ impl fmt::Display for Arch {
 }
 
 /// The `(name, number)` table of `arch`, sorted by number.
-pub fn table(arch: Arch) -> &'static [(&'static str, u32)] {
+pub(crate) fn table(arch: Arch) -> &'static [(&'static str, u32)] {
     match arch {
         Arch::X86_64 => X86_64,
         Arch::Aarch64 => AARCH64,
@@ -89,7 +89,7 @@ pub fn table(arch: Arch) -> &'static [(&'static str, u32)] {
 
 /// The same table sorted by name, for lookups by name and for listing
 /// syscalls in name order without sorting at run time.
-pub fn table_by_name(arch: Arch) -> &'static [(&'static str, u32)] {
+pub(crate) fn table_by_name(arch: Arch) -> &'static [(&'static str, u32)] {
     match arch {
         Arch::X86_64 => &X86_64_BY_NAME,
         Arch::Aarch64 => &AARCH64_BY_NAME,
@@ -195,7 +195,8 @@ const fn min(a: usize, b: usize) -> usize {
 }
 
 /// The name of syscall number `nr` on `arch`.
-pub fn name_of(arch: Arch, nr: u32) -> Option<&'static str> {
+#[cfg(test)]
+fn name_of(arch: Arch, nr: u32) -> Option<&'static str> {
     let t = table(arch);
     t.binary_search_by_key(&nr, |&(_, n)| n)
         .ok()
@@ -205,13 +206,13 @@ pub fn name_of(arch: Arch, nr: u32) -> Option<&'static str> {
 /// Whether `name` is a syscall on any supported architecture. This is what a
 /// profile's `syscalls.allow` / `syscalls.deny` entries are checked against:
 /// a name that only exists on another architecture is valid and skipped there.
-pub fn is_known(name: &str) -> bool {
+pub(crate) fn is_known(name: &str) -> bool {
     Arch::ALL.iter().any(|&a| number(a, name).is_some())
 }
 
 /// The known syscall name closest to `name` (edit distance), for a "did you
 /// mean" hint; `None` when nothing is close enough to be a plausible typo.
-pub fn suggest(name: &str) -> Option<&'static str> {
+pub(crate) fn suggest(name: &str) -> Option<&'static str> {
     let wanted = name.to_ascii_lowercase();
     let limit = match wanted.chars().count() {
         0..=3 => 1,
@@ -274,7 +275,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// - obsolete or unimplemented numbers (`uselib`, `ustat`, `sysfs`, `_sysctl`,
 ///   `nfsservctl`, `lookup_dcookie`, `create_module`, ...) and `listns`.
 /// - everything of [`BASELINE_DENY`].
-pub const BASELINE_ALLOW: &[&str] = &[
+pub(crate) const BASELINE_ALLOW: &[&str] = &[
     // Processes and threads. `clone` and `personality` get argument rules in
     // filter B (no CLONE_NEW*, no personality flags).
     "arch_prctl",
@@ -667,7 +668,7 @@ pub const BASELINE_DENY: &[&str] = &[
 /// and not its init (not dumpable); `perf_event_open` is then up to the
 /// kernel's `perf_event_paranoid`. Debuggers, `strace` and profilers need
 /// them.
-pub const ALLOWABLE_DENY: &[&str] = &[
+pub(crate) const ALLOWABLE_DENY: &[&str] = &[
     "perf_event_open",
     "process_vm_readv",
     "process_vm_writev",
@@ -676,7 +677,7 @@ pub const ALLOWABLE_DENY: &[&str] = &[
 
 /// Why a call of [`BASELINE_DENY`] that [`ALLOWABLE_DENY`] doesn't list can
 /// never be allowed, for the error a profile that tries gets.
-pub fn deny_reason(name: &str) -> &'static str {
+pub(crate) fn deny_reason(name: &str) -> &'static str {
     match name {
         "kexec_load" | "kexec_file_load" | "init_module" | "finit_module" | "delete_module" => {
             "it loads or unloads kernel code"
@@ -703,7 +704,7 @@ pub fn deny_reason(name: &str) -> &'static str {
 
 /// The numbers of [`BASELINE_ALLOW`] on `arch`, in its order, skipping names
 /// `arch` doesn't have.
-pub fn baseline_allow(arch: Arch) -> impl Iterator<Item = u32> {
+pub(crate) fn baseline_allow(arch: Arch) -> impl Iterator<Item = u32> {
     let resolved: &[Option<u32>] = match arch {
         Arch::X86_64 => &BASELINE_ALLOW_NR.0,
         Arch::Aarch64 => &BASELINE_ALLOW_NR.1,
@@ -712,7 +713,7 @@ pub fn baseline_allow(arch: Arch) -> impl Iterator<Item = u32> {
 }
 
 /// The numbers of [`BASELINE_DENY`] on `arch`, as [`baseline_allow`].
-pub fn baseline_deny(arch: Arch) -> impl Iterator<Item = u32> {
+pub(crate) fn baseline_deny(arch: Arch) -> impl Iterator<Item = u32> {
     let resolved: &[Option<u32>] = match arch {
         Arch::X86_64 => &BASELINE_DENY_NR.0,
         Arch::Aarch64 => &BASELINE_DENY_NR.1,

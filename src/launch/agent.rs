@@ -17,7 +17,7 @@ use std::os::fd::RawFd;
 use super::channel;
 
 /// Pointers for execve, built by the supervisor before any fork.
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     pub argv: Vec<*const libc::c_char>,
     pub envp: Vec<*const libc::c_char>,
     /// Where to try the command, in order (PATH search done in advance).
@@ -27,9 +27,9 @@ pub struct ExecArgs {
 }
 
 /// Exit status for "found but may not be executed".
-pub const EXIT_CANNOT_EXEC: u8 = 126;
+pub(crate) const EXIT_CANNOT_EXEC: u8 = 126;
 /// Exit status for "not found".
-pub const EXIT_NOT_FOUND: u8 = 127;
+pub(crate) const EXIT_NOT_FOUND: u8 = 127;
 
 /// Signal dispositions and the mask back to the defaults a freshly exec'd
 /// program expects. The raw syscall, because glibc's sigaction refuses the
@@ -75,7 +75,7 @@ fn reset_signals() {
 
 /// Room for [`exec`]'s frames (a 4 KiB report record is the largest) in
 /// the agent before its execve.
-pub const STACK_SIZE: usize = 64 * 1024;
+pub(crate) const STACK_SIZE: usize = 64 * 1024;
 
 /// What the agent's entry point gets from [`spawn`].
 struct Start<'a> {
@@ -87,14 +87,14 @@ struct Start<'a> {
 /// inaccessible guard page below it, so that an overflow faults instead of
 /// silently writing over the init's heap (the agent shares the init's
 /// memory). Made before seccomp; never unmapped (the init never returns).
-pub struct Stack {
+pub(crate) struct Stack {
     usable: *mut std::mem::MaybeUninit<u8>,
 }
 
 impl Stack {
     /// # Errors
     /// The errno of `mmap` or `mprotect`.
-    pub fn new() -> std::io::Result<Stack> {
+    pub(crate) fn new() -> std::io::Result<Stack> {
         // SAFETY: sysconf has no memory arguments.
         let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
             .ok()
@@ -126,7 +126,7 @@ impl Stack {
     }
 
     /// The [`STACK_SIZE`] bytes above the guard page.
-    pub fn usable(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+    pub(crate) fn usable(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
         // SAFETY: `usable` starts STACK_SIZE mapped, writable bytes that
         // only this value hands out.
         unsafe { std::slice::from_raw_parts_mut(self.usable, STACK_SIZE) }
@@ -156,19 +156,19 @@ pub(crate) mod no_alloc {
         static FORBIDDEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
-    pub fn enter() {
+    pub(crate) fn enter() {
         #[cfg(test)]
         FORBIDDEN.with(|f| f.set(true));
     }
 
-    pub fn leave() {
+    pub(crate) fn leave() {
         #[cfg(test)]
         FORBIDDEN.with(|f| f.set(false));
     }
 
     /// The test build's allocator: the system's, unless the mark is set.
     #[cfg(test)]
-    pub struct Guard;
+    pub(crate) struct Guard;
 
     #[cfg(test)]
     // SAFETY: every call is passed on to the system allocator unchanged,
@@ -197,7 +197,7 @@ pub(crate) mod no_alloc {
 ///
 /// # Errors
 /// The errno of `clone`.
-pub fn spawn(
+pub(crate) fn spawn(
     args: &ExecArgs,
     err: RawFd,
     stack: &mut [std::mem::MaybeUninit<u8>],
@@ -229,7 +229,7 @@ pub fn spawn(
 
 /// Execs the command; never returns. On failure reports on `err` and exits
 /// with 126 or 127.
-pub fn exec(args: &ExecArgs, err: RawFd) -> ! {
+pub(crate) fn exec(args: &ExecArgs, err: RawFd) -> ! {
     reset_signals();
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };

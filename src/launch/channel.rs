@@ -24,7 +24,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// What the supervisor learns from the pipe.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Report {
+pub(crate) enum Report {
     /// The command is running (execve succeeded).
     Running,
     /// Setup failed at `step`: confine refuses, exit 125.
@@ -41,7 +41,7 @@ const EXEC_FAILED: u8 = b'X';
 const MAX: usize = 4096;
 
 /// The supervisor's ends.
-pub struct SupervisorEnds {
+pub(crate) struct SupervisorEnds {
     pub release: Release,
     pub lifeline: Lifeline,
     /// Read by the event loop ([`Reader`]).
@@ -50,7 +50,7 @@ pub struct SupervisorEnds {
 }
 
 /// The init's ends.
-pub struct InitEnds {
+pub(crate) struct InitEnds {
     pub release: AwaitRelease,
     pub lifeline: LifelineWatch,
     pub report: ReportWriter,
@@ -61,7 +61,7 @@ pub struct InitEnds {
 ///
 /// # Errors
 /// The errno of `pipe2`.
-pub fn open() -> io::Result<(SupervisorEnds, InitEnds)> {
+pub(crate) fn open() -> io::Result<(SupervisorEnds, InitEnds)> {
     let (go_r, go_w) = pipe()?;
     let (alive_r, alive_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -83,21 +83,21 @@ pub fn open() -> io::Result<(SupervisorEnds, InitEnds)> {
 }
 
 /// The supervisor's end of **release**.
-pub struct Release(OwnedFd);
+pub(crate) struct Release(OwnedFd);
 
 impl Release {
     /// Lets the init go on: it sees end of file.
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         drop(self.0);
     }
 }
 
 /// The init's end of **release**.
-pub struct AwaitRelease(OwnedFd);
+pub(crate) struct AwaitRelease(OwnedFd);
 
 impl AwaitRelease {
     /// Waits until the supervisor releases the init (or dies).
-    pub fn wait(self) {
+    pub(crate) fn wait(self) {
         let mut b = [0u8; 1];
         // SAFETY: b is a valid buffer; the fd is our pipe's read end.
         while unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), 1) } < 0
@@ -107,21 +107,21 @@ impl AwaitRelease {
 }
 
 /// The supervisor's end of **lifeline**: held until it exits.
-pub struct Lifeline(OwnedFd);
+pub(crate) struct Lifeline(OwnedFd);
 
 impl Lifeline {
     /// The supervisor is done: the init may see it gone.
-    pub fn cut(self) {
+    pub(crate) fn cut(self) {
         drop(self.0);
     }
 }
 
 /// The init's end of **lifeline**.
-pub struct LifelineWatch(OwnedFd);
+pub(crate) struct LifelineWatch(OwnedFd);
 
 impl LifelineWatch {
     /// True while the supervisor lives (holds the write end).
-    pub fn supervisor_alive(&self) -> bool {
+    pub(crate) fn supervisor_alive(&self) -> bool {
         let mut p = libc::pollfd {
             fd: self.0.as_raw_fd(),
             events: libc::POLLIN,
@@ -131,51 +131,51 @@ impl LifelineWatch {
         unsafe { libc::poll(&mut p, 1, 0) == 0 }
     }
 
-    pub fn raw(&self) -> RawFd {
+    pub(crate) fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 }
 
 /// The init's end of **report** (the agent inherits it).
-pub struct ReportWriter(OwnedFd);
+pub(crate) struct ReportWriter(OwnedFd);
 
 impl ReportWriter {
     /// Reports a setup failure at `step`.
-    pub fn refused(&self, step: &str, why: &str) {
+    pub(crate) fn refused(&self, step: &str, why: &str) {
         refused(self.0.as_raw_fd(), step, why);
     }
 
     /// For the agent, which reports with [`exec_failed`] and [`refused`]
     /// on the raw fd (it must not touch anything it shares with the init).
-    pub fn raw(&self) -> RawFd {
+    pub(crate) fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 }
 
 /// The init's end of **status**.
-pub struct StatusWriter(OwnedFd);
+pub(crate) struct StatusWriter(OwnedFd);
 
 impl StatusWriter {
     /// Sends the agent's raw wait status (once, at the end).
-    pub fn send(&self, status: libc::c_int) {
+    pub(crate) fn send(&self, status: libc::c_int) {
         let raw = status.to_ne_bytes();
         // SAFETY: raw is a valid buffer; a failed write only loses detail
         // in the exit record.
         unsafe { libc::write(self.0.as_raw_fd(), raw.as_ptr().cast(), raw.len()) };
     }
 
-    pub fn raw(&self) -> RawFd {
+    pub(crate) fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 }
 
 /// The supervisor's end of **status**.
-pub struct StatusReader(OwnedFd);
+pub(crate) struct StatusReader(OwnedFd);
 
 impl StatusReader {
     /// The agent's raw wait status as the init reported it, if it did.
     /// Every writer has exited by now, so this doesn't block.
-    pub fn read(self) -> Option<libc::c_int> {
+    pub(crate) fn read(self) -> Option<libc::c_int> {
         let mut b = [0u8; 4];
         // SAFETY: b is a valid buffer of its length.
         let n = unsafe { libc::read(self.0.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
@@ -187,7 +187,7 @@ impl StatusReader {
 ///
 /// # Errors
 /// The errno of `pipe2`.
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: fds has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -228,7 +228,7 @@ impl Record {
 }
 
 /// Reports a setup failure at `step`. Doesn't allocate when `why` is static.
-pub fn refused(fd: RawFd, step: &str, why: &str) {
+pub(crate) fn refused(fd: RawFd, step: &str, why: &str) {
     let mut r = Record::new(REFUSED);
     r.push(step.as_bytes());
     r.push(&[0]);
@@ -239,7 +239,7 @@ pub fn refused(fd: RawFd, step: &str, why: &str) {
 /// Reports a failed execve, with the exit code it maps to. The errno goes
 /// as a number: the agent shares the init's memory until its execve, and
 /// strerror may allocate or take a lock; the supervisor words it.
-pub fn exec_failed(fd: RawFd, code: u8, path: &[u8], errno: i32) {
+pub(crate) fn exec_failed(fd: RawFd, code: u8, path: &[u8], errno: i32) {
     let mut r = Record::new(EXEC_FAILED);
     r.push(&[code]);
     r.push(&errno.to_le_bytes());
@@ -249,14 +249,14 @@ pub fn exec_failed(fd: RawFd, code: u8, path: &[u8], errno: i32) {
 
 /// The supervisor's side: reads the one record, or end of file, as it
 /// arrives, without blocking (the event loop polls the pipe).
-pub struct Reader {
+pub(crate) struct Reader {
     buf: Vec<u8>,
     eof: bool,
 }
 
 impl Reader {
     /// Makes `fd` non-blocking for [`Reader::read_available`].
-    pub fn new(fd: &OwnedFd) -> Reader {
+    pub(crate) fn new(fd: &OwnedFd) -> Reader {
         // SAFETY: fcntl flag changes on an fd we own.
         unsafe {
             let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -270,7 +270,7 @@ impl Reader {
 
     /// Reads what the pipe holds now. A read error counts as the end: the
     /// report is then whatever arrived.
-    pub fn read_available(&mut self, fd: &OwnedFd) {
+    pub(crate) fn read_available(&mut self, fd: &OwnedFd) {
         let mut chunk = [0u8; MAX];
         while !self.eof {
             // SAFETY: chunk is a valid buffer of its length.
@@ -292,12 +292,12 @@ impl Reader {
     }
 
     /// End of file was seen: nothing more will come.
-    pub fn at_end(&self) -> bool {
+    pub(crate) fn at_end(&self) -> bool {
         self.eof
     }
 
     /// The report, from what arrived.
-    pub fn finish(&self) -> Report {
+    pub(crate) fn finish(&self) -> Report {
         parse(&self.buf)
     }
 }

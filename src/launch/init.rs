@@ -19,7 +19,7 @@ use crate::sandbox::{
 };
 
 /// Everything the init needs, prepared by the supervisor before the fork.
-pub struct InitArgs<'a> {
+pub(crate) struct InitArgs<'a> {
     pub plan: &'a Plan,
     /// What the supervisor found at each path of the mount view.
     pub expect: &'a mounts::Expect,
@@ -56,7 +56,7 @@ fn die_with_supervisor(report: &ReportWriter, lifeline: &LifelineWatch) {
 
 /// Runs the init: DESIGN.md §4 steps 4 and 6–12, one line each; never
 /// returns.
-pub fn run(a: InitArgs, ends: InitEnds) -> ! {
+pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     let InitEnds {
         release,
         lifeline,

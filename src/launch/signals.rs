@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 /// The signals forwarded to the sandbox (DESIGN.md §4 step 3).
-pub const FORWARDED: [libc::c_int; 5] = [
+pub(crate) const FORWARDED: [libc::c_int; 5] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
@@ -22,7 +22,7 @@ pub const FORWARDED: [libc::c_int; 5] = [
 const STOPPING: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// A signal set holding `signals`.
-pub fn set_of(signals: &[libc::c_int]) -> libc::sigset_t {
+pub(crate) fn set_of(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset operations on a local set, initialized by sigemptyset.
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -35,7 +35,7 @@ pub fn set_of(signals: &[libc::c_int]) -> libc::sigset_t {
 }
 
 /// The forwarded signals and SIGCHLD.
-pub fn supervised() -> libc::sigset_t {
+pub(crate) fn supervised() -> libc::sigset_t {
     let mut all = FORWARDED.to_vec();
     all.push(libc::SIGCHLD);
     set_of(&all)
@@ -55,7 +55,7 @@ pub fn block() {
 /// A stopping signal already pending (it arrived while confine was still
 /// preparing the launch), if any: the launch is then abandoned rather than
 /// started only to be stopped.
-pub fn pending_stop() -> Option<libc::c_int> {
+pub(crate) fn pending_stop() -> Option<libc::c_int> {
     // SAFETY: sigpending fills an initialized set.
     let pending = unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
@@ -74,7 +74,7 @@ pub fn pending_stop() -> Option<libc::c_int> {
 ///
 /// # Errors
 /// The errno of signalfd.
-pub fn signalfd() -> io::Result<OwnedFd> {
+pub(crate) fn signalfd() -> io::Result<OwnedFd> {
     let set = supervised();
     // SAFETY: a valid set; -1 asks for a new descriptor.
     let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
@@ -86,7 +86,7 @@ pub fn signalfd() -> io::Result<OwnedFd> {
 }
 
 /// Reads one signal from a signalfd; `None` when none is queued.
-pub fn read(fd: &OwnedFd) -> Option<libc::c_int> {
+pub(crate) fn read(fd: &OwnedFd) -> Option<libc::c_int> {
     // SAFETY: an all-zero signalfd_siginfo is valid.
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -102,7 +102,7 @@ pub fn read(fd: &OwnedFd) -> Option<libc::c_int> {
 }
 
 /// The name of a signal, for messages.
-pub fn name(sig: libc::c_int) -> String {
+pub(crate) fn name(sig: libc::c_int) -> String {
     match sig {
         libc::SIGINT => "SIGINT".into(),
         libc::SIGTERM => "SIGTERM".into(),

@@ -19,7 +19,7 @@ use super::{channel, signals};
 use crate::sandbox::cgroup;
 
 /// What the loop watches.
-pub struct Watch<'a> {
+pub(crate) struct Watch<'a> {
     /// The init, our child.
     pub pid: libc::pid_t,
     pub pidfd: Option<OwnedFd>,
@@ -35,7 +35,7 @@ pub struct Watch<'a> {
 }
 
 /// How the sandbox ended, as the supervisor saw it.
-pub struct Ended {
+pub(crate) struct Ended {
     /// confine's exit status, from the init's wait status.
     pub code: u8,
     /// `exited`, `killed` or `timeout`.
@@ -53,7 +53,7 @@ struct Loop<'a> {
 }
 
 /// Runs the loop until the init has been reaped.
-pub fn run(w: Watch) -> Ended {
+pub(crate) fn run(w: Watch) -> Ended {
     let deadline = w.wall_time.map(|t| w.started + t);
     let mut l = Loop {
         report: channel::Reader::new(&w.report),
@@ -164,7 +164,7 @@ impl Loop<'_> {
 }
 
 /// Sends `sig` to the init: by pidfd, so it can't reach a recycled pid.
-pub fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
+pub(crate) fn send(pid: libc::pid_t, pidfd: Option<&OwnedFd>, sig: libc::c_int) {
     match pidfd {
         // SAFETY: pidfd_send_signal with a valid pidfd and no siginfo.
         Some(fd) => unsafe {

@@ -24,11 +24,11 @@ macro_rules! builtins {
 builtins!("minimal", "readonly", "default", "networked");
 
 /// The text of the built-in profile `name`.
-pub fn get(name: &str) -> Option<&'static str> {
+pub(crate) fn get(name: &str) -> Option<&'static str> {
     ALL.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
 /// The built-in profile `name` as JSON: the same document as [`get`]'s.
-pub fn json(name: &str) -> Option<&'static str> {
+pub(crate) fn json(name: &str) -> Option<&'static str> {
     ALL.iter().position(|(n, _)| *n == name).map(|i| JSON[i])
 }

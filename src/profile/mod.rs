@@ -20,7 +20,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use schema::RawProfile;
-pub use values::*;
+pub(crate) use values::*;
 
 /// The text of one profile layer: a built-in, a file, or `--set` overrides.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn error(&self, message: impl Into<String>) -> ProfileError {
+    pub(crate) fn error(&self, message: impl Into<String>) -> ProfileError {
         let pos = self.source.locate(&self.key);
         ProfileError {
             source_name: self.source.name.clone(),
@@ -90,7 +90,7 @@ impl<T> Sourced<T> {
 
     /// An error about this value, located where it was written (or naming
     /// the key and saying it is the default).
-    pub fn error(&self, key: &str, message: impl Into<String>) -> ProfileError {
+    pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ProfileError {
         match &self.origin {
             Some(o) => o.error(message),
             None => ProfileError {
@@ -154,7 +154,7 @@ impl fmt::Display for Warning {
 }
 
 impl Warning {
-    pub fn at<T>(v: &Sourced<T>, key: &str, message: impl Into<String>) -> Warning {
+    pub(crate) fn at<T>(v: &Sourced<T>, key: &str, message: impl Into<String>) -> Warning {
         let e = v.error(key, "");
         let at = match e.pos {
             Some(p) => format!("{}:{}:{}", e.source_name, p.line, p.col),
@@ -190,18 +190,18 @@ pub struct Network {
 
 impl Network {
     /// `connect_tcp` allows every port.
-    pub fn connect_any(&self) -> bool {
+    pub(crate) fn connect_any(&self) -> bool {
         self.connect_tcp.contains(&PortRule::Any)
     }
 
     /// `bind_tcp` allows every port.
-    pub fn bind_any(&self) -> bool {
+    pub(crate) fn bind_any(&self) -> bool {
         self.bind_tcp.contains(&PortRule::Any)
     }
 }
 
 /// The listed ports of `rules`, without `any`.
-pub fn ports(rules: &[PortRule]) -> Vec<u16> {
+pub(crate) fn ports(rules: &[PortRule]) -> Vec<u16> {
     rules
         .iter()
         .filter_map(|r| match r {
@@ -248,10 +248,10 @@ pub struct Profile {
 
 /// The environment kept when no profile says otherwise: enough for programs
 /// to find their tools and speak the user's language, nothing secret.
-pub const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ"];
+pub(crate) const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ"];
 
 /// `/tmp`'s size when a profile doesn't say.
-pub const DEFAULT_TMP_SIZE: u64 = 256 << 20;
+pub(crate) const DEFAULT_TMP_SIZE: u64 = 256 << 20;
 
 impl Profile {
     fn base() -> Profile {
@@ -316,7 +316,7 @@ const MAX_DEPTH: usize = 16;
 
 /// The largest profile file confine reads: a hundred times the biggest
 /// sensible one, and small enough that parsing it is quick.
-pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_PROFILE_BYTES: u64 = 1 << 20;
 
 /// Loads a profile by built-in name or path, follows `extends`, applies
 /// `--set` overrides (each `KEY=VALUE`) and merges everything.

@@ -20,11 +20,11 @@ use yaml_rust2::parser::{Event, Parser};
 use super::locate::Pos;
 
 /// Deeper than this is refused.
-pub const MAX_NESTING: usize = 32;
+pub(crate) const MAX_NESTING: usize = 32;
 
 /// Why the text was refused before parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// A collection nested deeper than [`MAX_NESTING`] starts at `Pos`.
     TooDeep(Pos),
     /// The text isn't YAML where it first goes deep; serde_yaml isn't
@@ -33,13 +33,13 @@ pub enum Refused {
 }
 
 impl Refused {
-    pub fn pos(&self) -> Pos {
+    pub(crate) fn pos(&self) -> Pos {
         match self {
             Refused::TooDeep(p) | Refused::Unreadable(p, _) => *p,
         }
     }
 
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Refused::TooDeep(_) => format!(
                 "collections nested deeper than {MAX_NESTING} levels; a profile needs at most 4"
@@ -55,7 +55,7 @@ impl Refused {
 /// # Errors
 /// Where the first too-deep collection starts, or where the text stops
 /// being YAML if it has more brackets than [`MAX_NESTING`].
-pub fn check(text: &str) -> Result<(), Refused> {
+pub(crate) fn check(text: &str) -> Result<(), Refused> {
     let brackets = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
     if brackets <= MAX_NESTING {
         return Ok(());

@@ -11,7 +11,7 @@ use super::values::*;
 
 /// The schema version; only 1 exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Version;
+pub(crate) struct Version;
 
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -47,7 +47,7 @@ impl<'de> Deserialize<'de> for Version {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProfile {
+pub(crate) struct RawProfile {
     pub version: Option<Version>,
     pub name: Option<String>,
     pub description: Option<String>,
@@ -66,7 +66,7 @@ pub struct RawProfile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFilesystem {
+pub(crate) struct RawFilesystem {
     pub read: Option<ListSpec<PathSpec>>,
     pub write: Option<ListSpec<PathSpec>>,
     pub exec: Option<ListSpec<PathSpec>>,
@@ -76,7 +76,7 @@ pub struct RawFilesystem {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNetwork {
+pub(crate) struct RawNetwork {
     pub mode: Option<NetworkMode>,
     pub connect_tcp: Option<PortList>,
     pub bind_tcp: Option<PortList>,
@@ -85,7 +85,7 @@ pub struct RawNetwork {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSyscalls {
+pub(crate) struct RawSyscalls {
     pub allow: Option<ListSpec<SyscallName>>,
     pub deny: Option<ListSpec<SyscallName>>,
     pub on_violation: Option<OnViolation>,
@@ -93,7 +93,7 @@ pub struct RawSyscalls {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEnv {
+pub(crate) struct RawEnv {
     pub keep: Option<ListSpec<EnvKey>>,
     pub set: Option<BTreeMap<EnvKey, String>>,
 }
@@ -113,6 +113,6 @@ pub struct RawLimits {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAudit {
+pub(crate) struct RawAudit {
     pub log: Option<PathSpec>,
 }

@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// Marker for a path relative to the workspace.
-pub const WORKSPACE_VAR: &str = "{workspace}";
+pub(crate) const WORKSPACE_VAR: &str = "{workspace}";
 
 /// A profile path: absolute, or starting with `{workspace}`; a trailing `?`
 /// makes it optional (skipped where missing).
@@ -23,7 +23,7 @@ pub struct PathSpec {
 impl PathSpec {
     /// Expands `{workspace}`; `None` when the path needs a workspace and there
     /// is none.
-    pub fn expand(&self, workspace: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    pub(crate) fn expand(&self, workspace: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
         match self.raw.strip_prefix(WORKSPACE_VAR) {
             Some(rest) => {
                 let ws = workspace?;
@@ -38,7 +38,7 @@ impl PathSpec {
         }
     }
 
-    pub fn uses_workspace(&self) -> bool {
+    pub(crate) fn uses_workspace(&self) -> bool {
         self.raw.starts_with(WORKSPACE_VAR)
     }
 }
@@ -342,7 +342,7 @@ impl Serialize for PortRule {
 /// `connect_tcp` / `bind_tcp` as written: a list (or `{add: ...}` /
 /// `{remove: ...}`) of ports and `any`, or plain `any`, which is `[any]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortList(pub ListSpec<PortRule>);
+pub(crate) struct PortList(pub ListSpec<PortRule>);
 
 impl<'de> Deserialize<'de> for PortList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -378,7 +378,7 @@ impl<'de> Deserialize<'de> for PortList {
 pub struct SocketFamily(pub u32);
 
 impl SocketFamily {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         crate::families::name(self.0).unwrap_or("AF_?")
     }
 }
@@ -467,7 +467,7 @@ deserialize_from_str!(Count, "a positive whole number");
 
 /// Who the agent runs as: the launcher's type, parsed by its own rules,
 /// plus one the profile adds: uid 0 must be spelled `root`.
-pub use crate::sandbox::user::UserSpec;
+pub(crate) use crate::sandbox::user::UserSpec;
 
 fn parse_user(s: &str) -> Result<UserSpec, String> {
     match s.parse::<UserSpec>().map_err(|e| e.to_string())? {
@@ -505,7 +505,7 @@ impl<'de> Deserialize<'de> for UserSpec {
 
 /// `filesystem.tmp`: `false` for none, `true` for the defaults, or settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum TmpSpec {
+pub(crate) enum TmpSpec {
     Off,
     On(TmpSettings),
 }
@@ -544,7 +544,7 @@ impl<'de> Deserialize<'de> for TmpSpec {
 /// A list that a child profile either replaces (plain list) or edits
 /// (`{add: [...]}` / `{remove: [...]}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum ListSpec<T> {
+pub(crate) enum ListSpec<T> {
     Replace(Vec<T>),
     Edit { add: Vec<T>, remove: Vec<T> },
 }
@@ -558,11 +558,11 @@ impl<T> Default for ListSpec<T> {
 /// The most entries one list of a profile may have, in one layer or merged:
 /// far more than any sandbox needs, few enough that checking, planning and
 /// mounting them stays quick.
-pub const MAX_LIST_ENTRIES: usize = 4096;
+pub(crate) const MAX_LIST_ENTRIES: usize = 4096;
 
 impl<T: Eq + std::hash::Hash + Clone> ListSpec<T> {
     /// Applies this list on top of `base`. Linear: the lists may be long.
-    pub fn apply(&self, base: &[T]) -> Vec<T> {
+    pub(crate) fn apply(&self, base: &[T]) -> Vec<T> {
         match self {
             ListSpec::Replace(v) => v.clone(),
             ListSpec::Edit { add, remove } => {
@@ -581,27 +581,6 @@ impl<T: Eq + std::hash::Hash + Clone> ListSpec<T> {
                 out
             }
         }
-    }
-}
-
-impl<T> ListSpec<T> {
-    /// Every item written, for checks that look at what the file says.
-    pub fn items(&self) -> impl Iterator<Item = (&'static str, usize, &T)> {
-        let (a, b): (Vec<_>, Vec<_>) = match self {
-            ListSpec::Replace(v) => (
-                v.iter().enumerate().map(|(i, x)| ("", i, x)).collect(),
-                vec![],
-            ),
-            ListSpec::Edit { add, remove } => (
-                add.iter().enumerate().map(|(i, x)| ("add", i, x)).collect(),
-                remove
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| ("remove", i, x))
-                    .collect(),
-            ),
-        };
-        a.into_iter().chain(b)
     }
 }
 
@@ -706,7 +685,10 @@ pub enum Compat {
 }
 
 /// Closest candidate by edit distance, for "did you mean" hints.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let max = (word.len() / 3).max(1);
     candidates
         .map(|c| {

@@ -42,7 +42,7 @@ use ::caps::Capability;
 use nix::errno::Errno;
 
 /// The capabilities known by name, with their canonical spelling.
-pub const CAPABILITIES: [(&str, Capability); 41] = [
+pub(crate) const CAPABILITIES: [(&str, Capability); 41] = [
     ("CAP_CHOWN", Capability::CAP_CHOWN),
     ("CAP_DAC_OVERRIDE", Capability::CAP_DAC_OVERRIDE),
     ("CAP_DAC_READ_SEARCH", Capability::CAP_DAC_READ_SEARCH),
@@ -86,58 +86,10 @@ pub const CAPABILITIES: [(&str, Capability); 41] = [
     ("CAP_CHECKPOINT_RESTORE", Capability::CAP_CHECKPOINT_RESTORE),
 ];
 
-/// Parses a capability name as written in a profile.
-///
-/// Only the canonical spelling is accepted: upper case with the `CAP_` prefix,
-/// as in capabilities(7) and the kernel (`CAP_NET_BIND_SERVICE`). One spelling
-/// keeps profiles greppable and audit records comparable; anything else is an
-/// error, and [`suggest`] gives the canonical name for the "did you mean" hint
-/// (`net_bind_service` → `CAP_NET_BIND_SERVICE`).
-pub fn parse_capability(name: &str) -> Option<Capability> {
-    CAPABILITIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, cap)| *cap)
-}
-
-/// The canonical name closest to `input`, for a "did you mean" hint: first the
-/// same name in another spelling (lower case, `-` for `_`, no `CAP_` prefix),
-/// else the nearest name within a small edit distance. `None` when nothing is
-/// close, or when `input` is already canonical.
-pub fn suggest(input: &str) -> Option<&'static str> {
-    let mut canonical = input.trim().to_ascii_uppercase().replace('-', "_");
-    if !canonical.starts_with("CAP_") {
-        canonical.insert_str(0, "CAP_");
-    }
-    if let Some((name, _)) = CAPABILITIES.iter().find(|(n, _)| *n == canonical) {
-        return (*name != input).then_some(*name);
-    }
-    CAPABILITIES
-        .iter()
-        .map(|(name, _)| (edit_distance(&canonical, name), *name))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, name)| name)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.bytes().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// A capability by number, shown by name where it has one (`CAP_SYS_ADMIN`,
 /// or `capability 41` for one newer than the names this crate knows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cap(pub u8);
+pub(crate) struct Cap(pub u8);
 
 impl fmt::Display for Cap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,7 +102,7 @@ impl fmt::Display for Cap {
 
 /// The step of the sequence an error happened in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// 1: clearing the bounding set.
     Bounding,
     /// 2: raising kept capabilities into the ambient set.
@@ -177,7 +129,7 @@ impl fmt::Display for Step {
 
 /// What went wrong, naming the step and the capability.
 #[derive(Debug, thiserror::Error)]
-pub enum CapError {
+pub(crate) enum CapError {
     #[error("reading /proc/sys/kernel/cap_last_cap: {0}")]
     LastCap(String),
     #[error("{cap} is not known to this kernel (cap_last_cap is {last_cap})")]
@@ -210,7 +162,7 @@ pub enum CapError {
 }
 
 /// The securebits [`Caps::lock_securebits`] sets, each with its lock.
-pub const SECUREBITS: u32 = (libc::SECBIT_NOROOT
+pub(crate) const SECUREBITS: u32 = (libc::SECBIT_NOROOT
     | libc::SECBIT_NOROOT_LOCKED
     | libc::SECBIT_NO_SETUID_FIXUP
     | libc::SECBIT_NO_SETUID_FIXUP_LOCKED
@@ -226,7 +178,7 @@ pub const SECUREBITS: u32 = (libc::SECBIT_NOROOT
 ///
 /// The file can't be read or parsed, or names a capability above 63 (the
 /// capability sets are 64 bits wide).
-pub fn read_last_cap() -> Result<u8, CapError> {
+pub(crate) fn read_last_cap() -> Result<u8, CapError> {
     let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .map_err(|e| CapError::LastCap(e.to_string()))?;
     match text.trim().parse::<u8>() {
@@ -241,7 +193,7 @@ pub fn read_last_cap() -> Result<u8, CapError> {
 /// The kept capabilities and the kernel's `cap_last_cap`: everything the
 /// post-fork steps need, as two integers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caps {
+pub(crate) struct Caps {
     keep: u64,
     last_cap: u8,
 }
@@ -339,7 +291,7 @@ impl Caps {
     /// # Errors
     ///
     /// A kept capability the kernel doesn't know, or a `last_cap` above 63.
-    pub fn new(keep: &[Capability], last_cap: u8) -> Result<Caps, CapError> {
+    pub(crate) fn new(keep: &[Capability], last_cap: u8) -> Result<Caps, CapError> {
         if last_cap > 63 {
             return Err(CapError::LastCap(format!("{last_cap} is above 63")));
         }
@@ -360,7 +312,8 @@ impl Caps {
     }
 
     /// The kept capabilities as a bit mask (bit n = capability n).
-    pub fn keep_mask(&self) -> u64 {
+    #[cfg(test)]
+    fn keep_mask(&self) -> u64 {
         self.keep
     }
 
@@ -374,7 +327,7 @@ impl Caps {
     /// # Errors
     ///
     /// `PR_CAPBSET_DROP` failing, naming the capability.
-    pub fn drop_bounding(&self) -> Result<(), CapError> {
+    pub(crate) fn drop_bounding(&self) -> Result<(), CapError> {
         for cap in 0..=self.last_cap {
             if !self.kept(cap) {
                 prctl(libc::PR_CAPBSET_DROP, cap.into(), 0).map_err(|errno| CapError::Cap {
@@ -396,7 +349,7 @@ impl Caps {
     ///
     /// A kept capability this process doesn't hold (permitted), or `capset` /
     /// `PR_CAP_AMBIENT_RAISE` failing.
-    pub fn raise_ambient(&self) -> Result<(), CapError> {
+    pub(crate) fn raise_ambient(&self) -> Result<(), CapError> {
         if self.keep == 0 {
             return Ok(());
         }
@@ -446,7 +399,7 @@ impl Caps {
     /// # Errors
     ///
     /// `PR_SET_SECUREBITS` failing, or the bits not all set afterwards.
-    pub fn lock_securebits(&self) -> Result<(), CapError> {
+    pub(crate) fn lock_securebits(&self) -> Result<(), CapError> {
         let step = Step::Securebits;
         let current = prctl(libc::PR_GET_SECUREBITS, 0, 0).map_err(|errno| CapError::Call {
             step,
@@ -470,7 +423,7 @@ impl Caps {
     /// # Errors
     ///
     /// `capset` or a `PR_CAP_AMBIENT` call failing.
-    pub fn clear(&self) -> Result<(), CapError> {
+    pub(crate) fn clear(&self) -> Result<(), CapError> {
         let step = Step::Clear;
         let sets = Sets {
             effective: self.keep,
@@ -520,7 +473,7 @@ impl Caps {
     /// # Errors
     ///
     /// The first capability (or securebit) found where it mustn't be.
-    pub fn verify(&self) -> Result<(), CapError> {
+    pub(crate) fn verify(&self) -> Result<(), CapError> {
         let step = Step::Verify;
         check_securebits(step)?;
         for cap in 0..=self.last_cap {
@@ -617,33 +570,6 @@ mod tests {
             assert_eq!(cap.index() as usize, i);
             assert_eq!(cap.to_string(), *name);
         }
-    }
-
-    #[test]
-    fn parses_only_the_canonical_spelling() {
-        assert_eq!(
-            parse_capability("CAP_NET_BIND_SERVICE"),
-            Some(Capability::CAP_NET_BIND_SERVICE)
-        );
-        assert_eq!(
-            parse_capability("CAP_CHECKPOINT_RESTORE"),
-            Some(Capability::CAP_CHECKPOINT_RESTORE)
-        );
-        assert_eq!(parse_capability("net_bind_service"), None);
-        assert_eq!(parse_capability("cap_net_bind_service"), None);
-        assert_eq!(parse_capability("NET_BIND_SERVICE"), None);
-        assert_eq!(parse_capability(""), None);
-    }
-
-    #[test]
-    fn suggestions() {
-        assert_eq!(suggest("net_bind_service"), Some("CAP_NET_BIND_SERVICE"));
-        assert_eq!(suggest("cap_sys_admin"), Some("CAP_SYS_ADMIN"));
-        assert_eq!(suggest("net-raw"), Some("CAP_NET_RAW"));
-        assert_eq!(suggest("CAP_NET_BIND_SERVIC"), Some("CAP_NET_BIND_SERVICE"));
-        assert_eq!(suggest("CAP_SYSADMIN"), Some("CAP_SYS_ADMIN"));
-        assert_eq!(suggest("CAP_SYS_ADMIN"), None);
-        assert_eq!(suggest("frobnicate_everything"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStringExt;
 
 /// A variable name or value that can't be put in an environment.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EnvError {
+pub(crate) enum EnvError {
     #[error("environment variable name {key:?}: {why}")]
     BadKey { key: String, why: &'static str },
     #[error("environment variable {key}: the value contains a NUL byte")]
@@ -28,7 +28,7 @@ pub enum EnvError {
 /// # Errors
 ///
 /// [`EnvError::BadKey`] saying which.
-pub fn check_key(key: &str) -> Result<(), EnvError> {
+pub(crate) fn check_key(key: &str) -> Result<(), EnvError> {
     let why = if key.is_empty() {
         "it is empty"
     } else if key.contains('=') {
@@ -54,7 +54,7 @@ pub fn check_key(key: &str) -> Result<(), EnvError> {
 ///
 /// A key of `keep` or `set` that is empty or contains `=` or NUL, or a value of
 /// `set` containing NUL.
-pub fn build<I>(
+pub(crate) fn build<I>(
     keep: &[String],
     set: &[(String, String)],
     host: I,
@@ -100,8 +100,9 @@ where
 }
 
 /// The names of the variables in `env` (the part before the first `=`), for
-/// the audit record, which never holds values.
-pub fn keys(env: &[CString]) -> Vec<String> {
+/// the tests.
+#[cfg(test)]
+fn keys(env: &[CString]) -> Vec<String> {
     env.iter()
         .map(|entry| {
             let bytes = entry.as_bytes();
@@ -151,7 +152,7 @@ const RISKY: [(&str, &str); 13] = [
 /// Why keeping or setting `key` is risky, if it is: these variables make the
 /// agent's programs load or run code chosen by whoever sets the value. `GIT_*`
 /// counts as a whole (`GIT_SSH_COMMAND`, `GIT_CONFIG_*`, `GIT_EXEC_PATH`, ...).
-pub fn risk(key: &str) -> Option<&'static str> {
+pub(crate) fn risk(key: &str) -> Option<&'static str> {
     if let Some((_, why)) = RISKY.iter().find(|(k, _)| *k == key) {
         return Some(why);
     }

@@ -23,7 +23,7 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 /// What an opened path is: enough to tell later that a descriptor opened
 /// elsewhere (in another mount namespace) is the same object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub dev: u64,
     pub ino: u64,
     /// `S_IFMT` bits of the mode.
@@ -31,12 +31,8 @@ pub struct Identity {
 }
 
 impl Identity {
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.kind == libc::S_IFDIR
-    }
-
-    pub fn is_reg(&self) -> bool {
-        self.kind == libc::S_IFREG
     }
 }
 
@@ -51,13 +47,13 @@ fn cstr(p: &Path) -> io::Result<CString> {
 /// # Errors
 /// The errno of openat2: ELOOP when a symlink is on the way, ENOENT, EXDEV
 /// when a relative path would leave `dir`.
-pub fn open(dir: Option<BorrowedFd>, path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open(dir: Option<BorrowedFd>, path: &Path) -> io::Result<OwnedFd> {
     open_with(dir, path, OFlag::O_PATH)
 }
 
 /// [`open`] with other open flags (`O_PATH` is not added): for a directory
 /// whose entries will be created or removed through it, or a file to read.
-pub fn open_with(dir: Option<BorrowedFd>, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
+pub(crate) fn open_with(dir: Option<BorrowedFd>, path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     let mut resolve = ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS;
     let at = match dir {
         Some(d) => {
@@ -84,7 +80,7 @@ pub fn open_with(dir: Option<BorrowedFd>, path: &Path, flags: OFlag) -> io::Resu
 ///
 /// # Errors
 /// fstat's errno.
-pub fn identity(fd: BorrowedFd) -> io::Result<Identity> {
+pub(crate) fn identity(fd: BorrowedFd) -> io::Result<Identity> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)?;
     Ok(Identity {
         dev: st.st_dev,
@@ -97,7 +93,7 @@ pub fn identity(fd: BorrowedFd) -> io::Result<Identity> {
 ///
 /// # Errors
 /// fstat's errno.
-pub fn stat(fd: BorrowedFd) -> io::Result<libc::stat> {
+pub(crate) fn stat(fd: BorrowedFd) -> io::Result<libc::stat> {
     nix::sys::stat::fstat(fd.as_raw_fd()).map_err(io::Error::from)
 }
 
@@ -106,7 +102,7 @@ pub fn stat(fd: BorrowedFd) -> io::Result<libc::stat> {
 ///
 /// # Errors
 /// open_tree's errno (EINVAL when `fd` is in another mount namespace).
-pub fn clone_tree(fd: BorrowedFd) -> io::Result<OwnedFd> {
+pub(crate) fn clone_tree(fd: BorrowedFd) -> io::Result<OwnedFd> {
     // SAFETY: a valid fd, an empty C string with AT_EMPTY_PATH; the flags
     // make a detached copy and no memory is passed back.
     let r = unsafe {
@@ -141,7 +137,7 @@ struct MountAttr {
 ///
 /// # Errors
 /// mount_setattr's errno.
-pub fn set_flags(fd: BorrowedFd, set: u64, clr: u64) -> io::Result<()> {
+pub(crate) fn set_flags(fd: BorrowedFd, set: u64, clr: u64) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clr,
@@ -172,7 +168,7 @@ pub fn set_flags(fd: BorrowedFd, set: u64, clr: u64) -> io::Result<()> {
 /// # Errors
 /// move_mount's errno (ENOTDIR when a directory would cover a file or the
 /// other way round).
-pub fn attach(tree: &OwnedFd, onto: BorrowedFd) -> io::Result<()> {
+pub(crate) fn attach(tree: &OwnedFd, onto: BorrowedFd) -> io::Result<()> {
     attach_at(tree, onto, Path::new(""))
 }
 
@@ -182,7 +178,7 @@ pub fn attach(tree: &OwnedFd, onto: BorrowedFd) -> io::Result<()> {
 ///
 /// # Errors
 /// move_mount's errno.
-pub fn attach_at(tree: &OwnedFd, dir: BorrowedFd, name: &Path) -> io::Result<()> {
+pub(crate) fn attach_at(tree: &OwnedFd, dir: BorrowedFd, name: &Path) -> io::Result<()> {
     let c = cstr(name)?;
     let mut flags = libc::MOVE_MOUNT_F_EMPTY_PATH;
     if name.as_os_str().is_empty() {

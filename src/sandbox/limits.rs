@@ -6,7 +6,7 @@ use std::io;
 
 /// The rlimits a plan sets; `None` leaves the inherited value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rlimits {
+pub(crate) struct Rlimits {
     pub open_files: Option<u64>,
     pub file_size: Option<u64>,
     pub core_dumps: bool,
@@ -15,7 +15,7 @@ pub struct Rlimits {
 /// A failed `setrlimit`, naming the limit.
 #[derive(Debug, thiserror::Error)]
 #[error("setting {name} to {value}: {source}")]
-pub struct RlimitError {
+pub(crate) struct RlimitError {
     pub name: &'static str,
     pub value: u64,
     #[source]
@@ -47,7 +47,7 @@ fn set(
 /// # Errors
 /// The first `setrlimit` that fails, e.g. `open_files` above
 /// `fs.nr_open`.
-pub fn apply(l: &Rlimits) -> Result<(), RlimitError> {
+pub(crate) fn apply(l: &Rlimits) -> Result<(), RlimitError> {
     if let Some(n) = l.open_files {
         set(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE (limits.open_files)", n)?;
     }

@@ -26,7 +26,7 @@
 use std::io::{self, Write as _};
 
 /// The sysctl of the calling process's PID namespace.
-pub const SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
+pub(crate) const SYSCTL: &str = "/proc/sys/vm/memfd_noexec";
 
 /// How the sandbox keeps memfds from being executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -43,7 +43,7 @@ pub enum Policy {
 
 /// The value of [`SYSCTL`] in the caller's PID namespace, `None` when this
 /// kernel has none (before 6.3) or it can't be read.
-pub fn noexec_sysctl() -> Option<i64> {
+pub(crate) fn noexec_sysctl() -> Option<i64> {
     std::fs::read_to_string(SYSCTL)
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -52,7 +52,7 @@ pub fn noexec_sysctl() -> Option<i64> {
 /// Whether the caller could write [`SYSCTL`] (it exists, /proc/sys is
 /// mounted writable and we are root on the host, whom alone its mode lets
 /// write). One `access(2)`.
-pub fn sysctl_writable() -> bool {
+pub(crate) fn sysctl_writable() -> bool {
     nix::unistd::access(SYSCTL, nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
@@ -66,7 +66,7 @@ pub fn sysctl_writable() -> bool {
 ///
 /// Opening or writing the sysctl failed, or it doesn't hold at least 1
 /// afterwards.
-pub fn apply(policy: Policy) -> io::Result<()> {
+pub(crate) fn apply(policy: Policy) -> io::Result<()> {
     if policy != Policy::NoExec {
         return Ok(());
     }

@@ -94,7 +94,7 @@ pub enum Devices {
 
 /// The devices every sandbox gets (DESIGN.md §2), with their fixed
 /// character device numbers (the kernel's devices.txt).
-pub const DEVICES: [(&str, u32, u32); 6] = [
+pub(crate) const DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
     ("zero", 1, 5),
     ("full", 1, 7),
@@ -106,7 +106,7 @@ pub const DEVICES: [(&str, u32, u32); 6] = [
 /// A failed mount step: which one, on what path, why.
 #[derive(Debug, thiserror::Error)]
 #[error("{step} {path}: {source}")]
-pub struct MountError {
+pub(crate) struct MountError {
     pub step: &'static str,
     pub path: PathBuf,
     #[source]
@@ -357,7 +357,7 @@ fn same(expect: &Identity, got: &Identity, path: &Path) -> Result<(), MountError
 /// descriptors can't be mounted from: a mount can only be cloned within
 /// its own namespace).
 #[derive(Clone, Debug, Default)]
-pub struct Expect {
+pub(crate) struct Expect {
     pub binds: Vec<Identity>,
     pub pins: Vec<Identity>,
     pub protect: Vec<Identity>,
@@ -369,7 +369,7 @@ pub struct Expect {
 ///
 /// # Errors
 /// A path that can't be opened that way: gone, or a symlink now.
-pub fn identify(view: &View) -> Result<Expect, MountError> {
+pub(crate) fn identify(view: &View) -> Result<Expect, MountError> {
     let id = |p: &PathBuf| -> Result<Identity, MountError> {
         let fd = fsfd::open(None, p).map_err(err("opening", p))?;
         fsfd::identity(fd.as_fd()).map_err(err("reading", p))
@@ -405,7 +405,7 @@ fn mknod_file(p: &Path) -> io::Result<()> {
 ///
 /// # Errors
 /// The first mount step that fails, with its path.
-pub fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
+pub(crate) fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
     let root = Path::new("/");
     // Nothing done here may propagate back to the host.
     mount(None, root, None, libc::MS_REC | libc::MS_PRIVATE, None)

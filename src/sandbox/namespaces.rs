@@ -14,7 +14,7 @@ use std::io;
 
 /// Which namespaces to create.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Namespaces {
+pub(crate) struct Namespaces {
     /// A user namespace, created first by the kernel so it owns the others:
     /// how an unprivileged caller gets the capabilities to build the rest.
     pub user: bool,
@@ -46,7 +46,7 @@ impl Namespaces {
     }
 
     /// Names, for `explain` and the audit log.
-    pub fn names(self) -> Vec<&'static str> {
+    pub(crate) fn names(self) -> Vec<&'static str> {
         [
             (self.user, "user"),
             (self.mount, "mount"),
@@ -64,7 +64,7 @@ impl Namespaces {
 }
 
 /// Where the child of [`clone_into`] continues.
-pub enum Cloned {
+pub(crate) enum Cloned {
     Parent { pid: libc::pid_t },
     Child,
 }
@@ -75,7 +75,7 @@ pub enum Cloned {
 /// # Errors
 /// The errno of `clone`: EPERM without CAP_SYS_ADMIN, EINVAL for unsupported
 /// namespaces, ENOSPC when a namespace limit is reached.
-pub fn clone_into(ns: Namespaces) -> io::Result<Cloned> {
+pub(crate) fn clone_into(ns: Namespaces) -> io::Result<Cloned> {
     let flags = ns.flags() | libc::SIGCHLD;
     // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork:
     // the child gets a copy-on-write copy of our single thread's memory and
@@ -107,7 +107,7 @@ pub fn clone_into(ns: Namespaces) -> io::Result<Cloned> {
 ///
 /// # Errors
 /// Writing a /proc/PID file fails.
-pub fn write_id_maps(pid: libc::pid_t, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn write_id_maps(pid: libc::pid_t, uid: u32, gid: u32) -> io::Result<()> {
     let base = format!("/proc/{pid}");
     let write = |file: &str, text: String| -> io::Result<()> {
         std::fs::write(format!("{base}/{file}"), text)
@@ -123,7 +123,7 @@ pub fn write_id_maps(pid: libc::pid_t, uid: u32, gid: u32) -> io::Result<()> {
 ///
 /// # Errors
 /// Creating the socket or either ioctl failing.
-pub fn loopback_up() -> io::Result<()> {
+pub(crate) fn loopback_up() -> io::Result<()> {
     // SAFETY: plain socket creation; the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -159,7 +159,7 @@ pub fn loopback_up() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `sethostname`.
-pub fn set_hostname(name: &str) -> io::Result<()> {
+pub(crate) fn set_hostname(name: &str) -> io::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes.
     let r = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
     if r != 0 {

@@ -99,7 +99,7 @@ struct Record {
 /// confine's runtime directory (DESIGN.md §12): `/run/confine` for root,
 /// `$XDG_RUNTIME_DIR/confine` otherwise (the caller's own directory,
 /// resolved once); `None` without either.
-pub fn runtime_dir() -> Option<PathBuf> {
+pub(crate) fn runtime_dir() -> Option<PathBuf> {
     // SAFETY: geteuid has no arguments and can't fail.
     if unsafe { libc::geteuid() } == 0 {
         return Some(PathBuf::from("/run/confine"));
@@ -115,7 +115,7 @@ pub fn runtime_dir() -> Option<PathBuf> {
 /// [`Lease::release`] at the end (a SIGKILLed supervisor releases it by
 /// dying).
 #[derive(Debug, Default)]
-pub struct Lease {
+pub(crate) struct Lease {
     held: Option<Held>,
 }
 
@@ -138,7 +138,7 @@ struct Held {
 /// No runtime directory while placeholders are needed; a lock held too
 /// long, or a stop; a placeholder that can't be made (something of another
 /// type, or a symlink, in the way, or replaced while being made).
-pub fn acquire(
+pub(crate) fn acquire(
     ws: BorrowedFd,
     ws_path: &Path,
     create: &[Placeholder],
@@ -216,7 +216,7 @@ impl Lease {
     /// other live sandbox relies on goes. Errors are reported on stderr:
     /// the run's outcome stands, and the next launch or `confine gc`
     /// retries.
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         let Some(h) = self.held else { return };
         let Ok(Some(lock)) = lock_state(&h.state, &h.state_path, &|| false) else {
             return;

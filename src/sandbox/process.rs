@@ -62,7 +62,7 @@ pub fn elevated() -> Option<Elevated> {
 ///
 /// # Errors
 /// The errno of `setsid`.
-pub fn new_session() -> io::Result<()> {
+pub(crate) fn new_session() -> io::Result<()> {
     // SAFETY: setsid has no arguments.
     if unsafe { libc::setsid() } < 0 {
         return Err(io::Error::last_os_error());
@@ -76,7 +76,7 @@ pub fn new_session() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `prctl`.
-pub fn die_with_parent() -> io::Result<()> {
+pub(crate) fn die_with_parent() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
@@ -89,7 +89,7 @@ pub fn die_with_parent() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `unshare`.
-pub fn enter_cgroup_namespace() -> io::Result<()> {
+pub(crate) fn enter_cgroup_namespace() -> io::Result<()> {
     // SAFETY: unshare with a flag only.
     if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } != 0 {
         return Err(io::Error::last_os_error());
@@ -102,7 +102,7 @@ pub fn enter_cgroup_namespace() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `prctl`.
-pub fn no_new_privs() -> io::Result<()> {
+pub(crate) fn no_new_privs() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
@@ -120,7 +120,7 @@ pub fn no_new_privs() -> io::Result<()> {
 /// # Errors
 /// prctl's errno; /proc/self/stat unreadable or without the argv and
 /// environment bounds (then nothing could be blanked).
-pub fn hide_identity() -> io::Result<()> {
+pub(crate) fn hide_identity() -> io::Result<()> {
     set_undumpable()?;
     // Into a buffer on the stack: the file is 52 numbers and a name of at
     // most 64 bytes, and read_to_string's size probe and growing reads cost
@@ -182,7 +182,7 @@ pub fn hide_identity() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `prctl`.
-pub fn set_undumpable() -> io::Result<()> {
+pub(crate) fn set_undumpable() -> io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
@@ -196,7 +196,7 @@ pub fn set_undumpable() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `close_range` (Linux 5.11 for CLOSE_RANGE_CLOEXEC).
-pub fn cloexec_from(first: RawFd) -> io::Result<()> {
+pub(crate) fn cloexec_from(first: RawFd) -> io::Result<()> {
     close_range(first as u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC)
 }
 
@@ -206,7 +206,7 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
 /// # Errors
 /// The errno of `close_range`; descriptors below the failing range are
 /// closed already.
-pub fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
+pub(crate) fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
     // The smallest kept descriptor at or above `from`, again and again: no
     // allocation, and `keep` is a handful of descriptors.
     let mut from = 0u32;
@@ -229,7 +229,7 @@ pub fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
 
 /// Closes 0, 1 and 2: what a process that has handed its standard streams
 /// on (the init, once the agent runs) no longer needs.
-pub fn close_stdio() {
+pub(crate) fn close_stdio() {
     for fd in 0..=2 {
         // SAFETY: close with an integer argument; a descriptor that is
         // already closed gives EBADF, which changes nothing.
@@ -247,7 +247,7 @@ fn close_range(first: u32, last: u32, flags: libc::c_uint) -> io::Result<()> {
 
 /// A standard descriptor the agent must not get.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnsafeStdio {
+pub(crate) struct UnsafeStdio {
     pub fd: RawFd,
     /// `stdin`, `stdout` or `stderr`.
     pub name: &'static str,
@@ -269,7 +269,7 @@ pub struct UnsafeStdio {
 ///
 /// # Errors
 /// The first descriptor that may not be handed over, and why.
-pub fn check_stdio() -> Result<(), UnsafeStdio> {
+pub(crate) fn check_stdio() -> Result<(), UnsafeStdio> {
     for (fd, name, at) in [
         (0, "stdin", "fd 0"),
         (1, "stdout", "fd 1"),

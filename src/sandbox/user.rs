@@ -123,7 +123,7 @@ pub struct Ids {
 }
 
 /// (uid_t)-1 and (gid_t)-1: "no change" to the set*id calls, never an id.
-pub const NO_ID: u32 = u32::MAX;
+pub(crate) const NO_ID: u32 = u32::MAX;
 
 const ROOT_HINT: &str = "write `user: root` to run the agent as root";
 const ROOT_GROUP_HINT: &str =
@@ -174,7 +174,7 @@ pub enum UserError {
 
 impl UserError {
     /// What to do about it, where there is something to say.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub(crate) fn hint(&self) -> Option<&'static str> {
         match self {
             UserError::Root { hint, .. } | UserError::RootGroup { hint, .. } => Some(hint),
             _ => None,
@@ -201,7 +201,11 @@ impl UserError {
 ///
 /// An unknown name, a failing lookup or stat, or uid 0 from anything but
 /// `root` without `allow_root` (with a hint, see [`UserError::hint`]).
-pub fn resolve(spec: &UserSpec, workspace: &Path, allow_root: bool) -> Result<Ids, UserError> {
+pub(crate) fn resolve(
+    spec: &UserSpec,
+    workspace: &Path,
+    allow_root: bool,
+) -> Result<Ids, UserError> {
     let ids = match spec {
         UserSpec::Root => {
             return Ok(Ids {
@@ -402,7 +406,7 @@ impl Ids {
 /// # Errors
 ///
 /// Any of the calls failing, or an id that didn't end up where it should.
-pub fn switch(ids: &Ids) -> Result<(), UserError> {
+pub(crate) fn switch(ids: &Ids) -> Result<(), UserError> {
     if !ids.keep_groups {
         // SAFETY: pointer and length of a live slice of gid_t (u32 on Linux);
         // the kernel only reads it.
