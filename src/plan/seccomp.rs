@@ -115,41 +115,8 @@ pub(super) fn plan(p: &Profile, memfd: memfd::Policy) -> Result<SeccompPlan, Pla
     };
     let filters = seccomp::compile_with(arch, &allow_nrs, &deny_nrs, on_violation, &rules)
         .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?;
-    let mut argument_rules: Vec<String> = vec![
-        "ioctl(TIOCSTI, TIOCLINUX), low 32 bits of the request".into(),
-        "clone with any CLONE_NEW* flag".into(),
-        format!(
-            "socket and socketpair of any family but {}",
-            n.socket_families
-                .iter()
-                .map(|f| f.value.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        "personality other than 0 and 0xffffffff".into(),
-    ];
-    if rules.tcp_port_rules {
-        argument_rules.push(
-            "sendto, sendmsg, sendmmsg with MSG_FASTOPEN -> EOPNOTSUPP (TCP Fast Open connects around the port rules)".into(),
-        );
-        argument_rules.push(
-            "socket(AF_INET/AF_INET6) of a stream protocol other than TCP (MPTCP, SCTP, SMC) or a type other than stream, datagram, raw -> EPROTONOSUPPORT".into(),
-        );
-    }
-    if rules.file_size_limit {
-        argument_rules.push(
-            "fallocate with FALLOC_FL_KEEP_SIZE (other than punching a hole) or INSERT_RANGE -> EOPNOTSUPP (limits.file_size doesn't count them)".into(),
-        );
-    }
-    match rules.memfd {
-        seccomp::Memfd::NoExecFlag => {
-            argument_rules.push("memfd_create with MFD_EXEC -> EACCES".into())
-        }
-        seccomp::Memfd::Unavailable => {
-            argument_rules.push("memfd_create -> ENOSYS (memfds could be executed)".into())
-        }
-        seccomp::Memfd::Unrestricted => {}
-    }
+    // Described from the same table the compiler reads.
+    let argument_rules = seccomp::describe_rules(&rules);
     Ok(SeccompPlan {
         arch,
         allowlist_instructions: filters.allowlist.len(),
