@@ -479,12 +479,14 @@ fn agent_cannot_read_or_append_to_the_log() {
         return;
     }
     let f = Fixture::new("audit-reach");
-    // Next to the workspace, owned by the agent's uid and open to all, so
-    // only the sandbox's view keeps the agent out.
+    // Next to the workspace; the log itself owned by the agent's uid and
+    // open to all, its directory readable by all, so only the sandbox's
+    // view keeps the agent out. (The directory itself must be one only root
+    // can change, or confine refuses the log: see tests/race.rs.)
     let dir = f.root.join("log");
     let log = f.file(&dir.join("audit.jsonl"), "");
-    chown(&dir, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    chown(&dir, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     let own = f.file(&f.ws.join("own.jsonl"), "mine\n");
 
     let probe = |target: &Path, target_dir: &Path| {

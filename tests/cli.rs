@@ -455,8 +455,19 @@ fn audit_log_inside_a_grant_is_refused() {
             "inside the write grant",
         ],
     );
-    // Outside every grant it is fine.
-    let outside = f.outside.join("audit.jsonl");
+    // In a directory the agent's user owns (outside every grant): it could
+    // swap the log's name for a symlink while confine opens it.
+    let agents = f.outside.join("audit.jsonl");
+    let o = dry_run("default", &f.ws, &["--audit-log", agents.to_str().unwrap()]);
+    assert_refused(
+        &o,
+        &[
+            "confine: audit log (--audit-log): ",
+            "so the log could be redirected",
+        ],
+    );
+    // Outside every grant, in a directory only root can change, it is fine.
+    let outside = f.root.join("logs").join("audit.jsonl");
     let o = dry_run(
         "default",
         &f.ws,

@@ -374,3 +374,69 @@ fn a_directory_swapped_for_a_new_placeholder_is_never_chowned() {
         assert!(stdout(&o).contains("HELD"), "{}", show(&o));
     }
 }
+
+/// A concurrent sandbox flips the directory of another launch's audit log
+/// between itself and a symlink to a root-owned directory outside: confine
+/// must never create or write the log anywhere but where the plan resolved
+/// it.
+#[test]
+fn an_audit_log_directory_flipped_to_a_symlink_is_never_followed() {
+    if !can_run("an_audit_log_directory_flipped_to_a_symlink_is_never_followed") {
+        return;
+    }
+    let f = Fixture::new("race-audit");
+    let logs = f.ws.join("logs");
+    fs::create_dir(&logs).unwrap();
+    std::os::unix::fs::chown(&logs, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let victim = f.root.join("victim");
+    fs::create_dir(&victim).unwrap();
+    symlink(&victim, f.ws.join("logs.lnk")).unwrap();
+    std::os::unix::fs::lchown(f.ws.join("logs.lnk"), Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    // The launches under attack run on a workspace of their own, so the log
+    // is outside their grants.
+    let other = Fixture::new("race-audit-other");
+    let log = logs.join("audit.jsonl");
+    let mut a = attacker(&f, "logs", "logs.lnk", None);
+    let (mut ran, mut n) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
+    while Instant::now() < end && n < LAUNCHES {
+        n += 1;
+        let o = std::process::Command::new(bin())
+            .args(["run", "-w"])
+            .arg(&other.ws)
+            .arg("--audit-log")
+            .arg(&log)
+            .args(["--", "/bin/true"])
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        match o.status.code() {
+            Some(0) => ran += 1,
+            Some(125) => {}
+            _ => panic!("unexpected status\n{}", show(&o)),
+        }
+        assert_eq!(
+            fs::read_dir(&victim).unwrap().count(),
+            0,
+            "launch {n} wrote its audit log through the symlink\n{}",
+            show(&o)
+        );
+    }
+    a.finish();
+    eprintln!("{n} launches under attack, {ran} ran");
+    // With the attacker gone it is still refused, and says why: the log's
+    // directory is the agent's to change. (A log in a directory only root
+    // can change is written: tests/cli.rs, tests/audit.rs.)
+    let o = std::process::Command::new(bin())
+        .args(["run", "-w"])
+        .arg(&other.ws)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", "/bin/true"])
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("could be redirected"), "{}", show(&o));
+    assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
+}

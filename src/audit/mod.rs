@@ -23,10 +23,10 @@
 //! What each kind of record holds is a type in `records` (one per kind);
 //! [`Audit::record`] takes only those.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -52,27 +52,29 @@ impl Audit {
         let log = match path {
             None => None,
             Some(p) => {
-                if let Some(dir) = p.parent() {
-                    if !dir.exists() {
-                        std::fs::DirBuilder::new()
-                            .recursive(true)
-                            .mode(0o700)
-                            .create(dir)?;
-                    }
-                }
-                let file = OpenOptions::new()
+                // The plan resolved the path once; from here it is opened
+                // without following any symlink, and what is missing is
+                // created beneath descriptors (DESIGN.md §4 host-side
+                // rules): a writer of one of its directories can't redirect
+                // it.
+                let (dir, name) = match (p.parent(), p.file_name()) {
+                    (Some(d), Some(n)) => (d, n),
+                    _ => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+                };
+                let dir = crate::sandbox::fsfd::make_trusted_dirs(dir, 0o700)?;
+                let file = File::from(crate::sandbox::fsfd::create_in(
+                    std::os::fd::AsFd::as_fd(&dir),
+                    Path::new(name),
                     // Read too: the last byte tells whether a fragment of a
-                    // failed write is left (see `record`).
-                    .read(true)
-                    .append(true)
-                    .create(true)
-                    .mode(0o600)
-                    // O_NONBLOCK: a FIFO opens at once (and is then refused)
-                    // instead of waiting for a reader.
-                    .custom_flags(
-                        libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
-                    )
-                    .open(p)?;
+                    // failed write is left (see `record`). O_NONBLOCK: a
+                    // FIFO opens at once (and is then refused) instead of
+                    // waiting for a reader.
+                    nix::fcntl::OFlag::O_RDWR
+                        | nix::fcntl::OFlag::O_APPEND
+                        | nix::fcntl::OFlag::O_NONBLOCK
+                        | nix::fcntl::OFlag::O_NOCTTY,
+                    0o600,
+                )?);
                 crate::files::require_regular(&file)?;
                 Some((file, p.to_path_buf()))
             }

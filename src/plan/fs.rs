@@ -601,13 +601,53 @@ pub(super) fn audit_log(
     }
     let real = log_path(&path);
     let grants = profile_grants(p, Some(ws))?;
-    if let Some(why) = audit_inside_grant(&real, &grants) {
+    let why = audit_inside_grant(&real, &grants).or_else(|| untrusted_on_the_way(&path));
+    if let Some(why) = why {
         return Err(match origin {
             Some(o) => o.error("audit.log", why).into(),
             None => refused("audit log", "--audit-log", why),
         });
     }
     Ok(Some(real))
+}
+
+/// Why the log at `path` (as written) could be redirected, if it could: a
+/// directory that holds an entry on the way to it, as written or through
+/// any symlink on the way, that another user can change (owner, or
+/// group/other write without the sticky bit). Such a user could swap that
+/// entry for a symlink between the plan and the open, or already has.
+fn untrusted_on_the_way(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut checked = std::collections::HashSet::new();
+    for existing in path.ancestors().skip(1) {
+        let Ok(real) = std::fs::canonicalize(existing) else {
+            continue;
+        };
+        for dir in real.ancestors() {
+            if !checked.insert(dir.to_path_buf()) {
+                continue;
+            }
+            let Ok(m) = std::fs::metadata(dir) else {
+                continue;
+            };
+            // The same rule the launch applies on the descriptors.
+            // SAFETY: an all-zero stat is valid; only uid and mode are read.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            st.st_uid = m.uid();
+            st.st_mode = m.mode();
+            if !crate::sandbox::fsfd::trusted_dir(&st) {
+                return Some(format!(
+                    "{} (on the way to the audit log) belongs to uid {} or others may write \
+                     to it (mode {:o}), so the log could be redirected; keep the audit log in \
+                     a directory only root or you can change",
+                    dir.display(),
+                    m.uid(),
+                    m.mode() & 0o7777
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// An audit log's real path: the longest existing ancestor resolved (through

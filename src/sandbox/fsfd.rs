@@ -16,7 +16,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 
@@ -74,6 +74,83 @@ pub(crate) fn open_with(dir: Option<BorrowedFd>, path: &Path, flags: OFlag) -> i
     let fd = nix::fcntl::openat2(at, path, how).map_err(io::Error::from)?;
     // SAFETY: openat2 just returned this fd and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens (creating it with `mode` if missing) the file `name` directly in
+/// the directory `dir`, never through a symlink, as a plain descriptor
+/// with `flags` (plus O_CLOEXEC and O_NOFOLLOW).
+///
+/// # Errors
+/// The errno of openat2.
+pub fn create_in(dir: BorrowedFd, name: &Path, flags: OFlag, mode: u32) -> io::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .mode(nix::sys::stat::Mode::from_bits_truncate(mode))
+        .resolve(
+            ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_BENEATH,
+        );
+    let fd = nix::fcntl::openat2(dir.as_raw_fd(), name, how).map_err(io::Error::from)?;
+    // SAFETY: openat2 just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether a directory with this `stat` can only be changed by root or
+/// the calling user: owned by one of them, and writable by no one else
+/// unless sticky (then others can't rename or remove what isn't theirs).
+pub fn trusted_dir(st: &libc::stat) -> bool {
+    // SAFETY: geteuid has no arguments and can't fail.
+    let me = unsafe { libc::geteuid() };
+    (st.st_uid == 0 || st.st_uid == me)
+        && (st.st_mode & 0o022 == 0 || st.st_mode & libc::S_ISVTX != 0)
+}
+
+/// Opens the directory `path` (absolute) without following symlinks,
+/// creating each missing component (mode `mode`) beneath the one before:
+/// nothing is ever created through a symlink. Every directory on the way
+/// must be [`trusted_dir`]: one that another user could change could have
+/// an entry swapped under confine.
+///
+/// # Errors
+/// The errno of the open or mkdirat that failed; EPERM for a directory
+/// another user could change.
+pub fn make_trusted_dirs(path: &Path, mode: u32) -> io::Result<OwnedFd> {
+    let check = |fd: &OwnedFd, at: &Path| -> io::Result<()> {
+        if trusted_dir(&stat(fd.as_fd())?) {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} can be changed by another user (owner or mode), so what is in it can be swapped",
+                at.display()
+            ),
+        ))
+    };
+    let mut dir = open_with(None, Path::new("/"), OFlag::O_DIRECTORY | OFlag::O_PATH)?;
+    check(&dir, Path::new("/"))?;
+    let mut at = PathBuf::from("/");
+    for c in path.components().skip(1) {
+        let name = Path::new(c.as_os_str());
+        at.push(name);
+        let next = match open_with(Some(dir.as_fd()), name, OFlag::O_DIRECTORY | OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let cname = cstr(name)?;
+                // SAFETY: a valid directory fd and C string.
+                let r = unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), mode) };
+                if r != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                    return Err(io::Error::last_os_error());
+                }
+                open_with(Some(dir.as_fd()), name, OFlag::O_DIRECTORY | OFlag::O_PATH)?
+            }
+            Err(e) => return Err(e),
+        };
+        check(&next, &at)?;
+        dir = next;
+    }
+    Ok(dir)
 }
 
 /// The identity of what `fd` refers to.
