@@ -1391,3 +1391,33 @@ fn host_unix_socket_in_a_read_grant() {
         assert!(stderr(&o).contains("unix socket"), "{}", show(&o));
     }
 }
+
+/// A read grant nested in a write grant can't be replaced by moving its
+/// parent away and making a new one (review finding F4): the directories
+/// between are pinned like a protected path's.
+#[test]
+fn a_nested_read_grant_cant_be_moved_aside_and_replaced() {
+    if !can_run("a_nested_read_grant_cant_be_moved_aside_and_replaced") {
+        return;
+    }
+    let f = Fixture::new("nested-read");
+    f.file(&f.ws.join("a/b/f"), "original\n");
+    let p = f.profile(
+        "nested",
+        "version: 1\nextends: default\nfilesystem:\n  read: {add: [\"{workspace}/a/b\"]}\n",
+    );
+    let o = f.sh(
+        p.to_str().unwrap(),
+        &format!(
+            "cd {}; echo x >> a/b/f; echo write=$?; mv a c; echo mv=$?; \
+             mkdir -p a2/b && echo ok > a2/b/f; echo control=$?",
+            f.ws.display()
+        ),
+    );
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("write=1") || out.contains("write=2"), "{}", show(&o));
+    assert!(!out.contains("mv=0"), "the parent of a read grant was moved\n{}", show(&o));
+    assert!(out.contains("control=0"), "{}", show(&o));
+    assert_eq!(fs::read_to_string(f.ws.join("a/b/f")).unwrap(), "original\n");
+}

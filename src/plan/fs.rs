@@ -201,6 +201,38 @@ pub(super) fn plan(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError
             unprotectable.push((p.clone(), why));
         }
     }
+    // A read or exec grant inside a write grant is a mount point, which
+    // can't be renamed away; the directories between it and the write
+    // grant are pinned too, or `mv a c; mkdir -p a/b` would put a writable
+    // a/b in its place.
+    let nested: Vec<PathBuf> = view
+        .binds
+        .iter()
+        .filter(|b| !b.write)
+        .flat_map(|b| {
+            let w = view
+                .binds
+                .iter()
+                .filter(|w| w.write && b.path.starts_with(&w.path) && b.path != w.path)
+                .max_by_key(|w| w.path.as_os_str().len());
+            w.map(|w| {
+                b.path
+                    .ancestors()
+                    .skip(1)
+                    .take_while(|a| *a != w.path)
+                    .map(Path::to_path_buf)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+        })
+        .collect();
+    for pin in nested {
+        if seen.pins.insert(pin.clone()) {
+            view.pins.push(pin);
+        }
+    }
+    // Parents first: each is looked up through the mounts made before it.
+    view.pins.sort_by_key(|p| p.components().count());
     let protect = protect.into_iter().map(|(p, _)| p).collect();
     Ok(FsPlan {
         grants,
