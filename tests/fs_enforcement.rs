@@ -1416,8 +1416,19 @@ fn a_nested_read_grant_cant_be_moved_aside_and_replaced() {
     );
     assert_status(&o, 0);
     let out = stdout(&o);
-    assert!(out.contains("write=1") || out.contains("write=2"), "{}", show(&o));
-    assert!(!out.contains("mv=0"), "the parent of a read grant was moved\n{}", show(&o));
+    assert!(
+        out.contains("write=1") || out.contains("write=2"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        !out.contains("mv=0"),
+        "the parent of a read grant was moved\n{}",
+        show(&o)
+    );
     assert!(out.contains("control=0"), "{}", show(&o));
-    assert_eq!(fs::read_to_string(f.ws.join("a/b/f")).unwrap(), "original\n");
+    assert_eq!(
+        fs::read_to_string(f.ws.join("a/b/f")).unwrap(),
+        "original\n"
+    );
 }

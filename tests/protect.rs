@@ -416,3 +416,34 @@ fn protection_holds_when_the_sandbox_that_made_its_placeholder_ends() {
         "the placeholder was left behind"
     );
 }
+
+/// A protected file with another hard link can't be protected (the other
+/// name would stay writable): refused under strict, nothing runs.
+#[test]
+fn a_protected_file_with_another_hard_link_is_refused() {
+    if !can_run("a_protected_file_with_another_hard_link_is_refused") {
+        return;
+    }
+    let _turn = leftovers_lock();
+    let f = Fixture::new("protect-hardlink");
+    f.file(&f.ws.join(".env"), "A=1\n");
+    fs::hard_link(f.ws.join(".env"), f.ws.join("alias")).unwrap();
+    let p = f.profile(
+        "env",
+        "version: 1\nextends: default\nfilesystem:\n  protect: [\"{workspace}/.env\"]\n",
+    );
+    let marker = f.ws.join("ran");
+    let o = f.sh(p.to_str().unwrap(), &format!("touch {}", marker.display()));
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("hard links"), "{}", show(&o));
+    assert!(!marker.exists());
+    // Control: with the other name gone it is protected and the run goes on.
+    fs::remove_file(f.ws.join("alias")).unwrap();
+    let o = f.sh(
+        p.to_str().unwrap(),
+        &format!("echo B=2 >> {}/.env; echo wrote=$?", f.ws.display()),
+    );
+    assert_status(&o, 0);
+    assert!(!stdout(&o).contains("wrote=0"), "{}", show(&o));
+    assert_eq!(fs::read_to_string(f.ws.join(".env")).unwrap(), "A=1\n");
+}

@@ -529,6 +529,11 @@ fn plan_protect(
             }
             Some(std::fs::canonicalize(p).ok())
         }
+        // Another name for the same file stays writable wherever it is
+        // (a read-only bind covers one name, not the inode).
+        Ok(m) if m.is_file() && std::os::unix::fs::MetadataExt::nlink(&m) > 1 => {
+            return Err("has other hard links, names that would stay writable; remove them");
+        }
         Ok(m) => {
             create.push(mounts::Placeholder {
                 path: p.to_path_buf(),
