@@ -5,7 +5,6 @@
 //! audit log is one whole JSON record.
 mod common;
 use common::*;
-use std::collections::BTreeSet;
 use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,27 +18,6 @@ fn mount_count() -> usize {
         .unwrap()
         .lines()
         .count()
-}
-
-/// Every `confine-*` cgroup directory on the host.
-fn cgroups() -> BTreeSet<String> {
-    fn walk(dir: &std::path::Path, depth: usize, out: &mut BTreeSet<String>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            if e.file_name().to_string_lossy().starts_with("confine-") {
-                out.insert(e.path().display().to_string());
-            }
-            if depth < 4 {
-                walk(&e.path(), depth + 1, out);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(std::path::Path::new("/sys/fs/cgroup"), 0, &mut out);
-    out
 }
 
 /// Whether process `pid` has SIGTERM blocked (or is gone).
@@ -78,7 +56,7 @@ fn twenty_sandboxes_killed_at_random_leave_nothing_behind() {
          filesystem:\n  protect: [\"{workspace}/.git/hooks/\", \"{workspace}/.env\"]\n",
     );
     let mounts_before = mount_count();
-    let cgroups_before = cgroups();
+    let cgroups_before = confine_cgroups();
     let tokens = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let launched = Arc::new(AtomicUsize::new(0));
     let unexpected = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -177,14 +155,20 @@ fn twenty_sandboxes_killed_at_random_leave_nothing_behind() {
             .unwrap();
         assert_status(&gc, 0);
         let ws: Vec<_> = fs::read_dir(&f.ws).unwrap().collect();
-        let cg: Vec<_> = cgroups().difference(&cgroups_before).cloned().collect();
+        let cg: Vec<_> = confine_cgroups()
+            .difference(&cgroups_before)
+            .cloned()
+            .collect();
         ws.is_empty() && cg.is_empty()
     });
     let ws: Vec<_> = fs::read_dir(&f.ws)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    let cg: Vec<_> = cgroups().difference(&cgroups_before).cloned().collect();
+    let cg: Vec<_> = confine_cgroups()
+        .difference(&cgroups_before)
+        .cloned()
+        .collect();
     assert!(settled, "left in the workspace: {ws:?}; cgroups: {cg:?}");
     assert_eq!(
         mount_count(),

@@ -5,29 +5,6 @@
 mod common;
 use common::*;
 
-/// Every `confine-*` cgroup directory on the host.
-fn cgroup_dirs() -> Vec<String> {
-    fn walk(dir: &std::path::Path, depth: usize, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                continue;
-            }
-            if e.file_name().to_string_lossy().starts_with("confine-") {
-                out.push(e.path().display().to_string());
-            }
-            if depth < 4 {
-                walk(&e.path(), depth + 1, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(std::path::Path::new("/sys/fs/cgroup"), 0, &mut out);
-    out
-}
-
 fn mounts() -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -199,7 +176,7 @@ fn nothing_is_left_behind_after_100_runs() {
         .map(|r| r["sandbox"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 100);
-    let left = cgroup_dirs();
+    let left = confine_cgroups().into_iter().collect::<Vec<_>>();
     for id in &ids {
         assert!(
             !left.iter().any(|d| d.ends_with(&format!("confine-{id}"))),

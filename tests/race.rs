@@ -396,12 +396,8 @@ fn an_audit_log_directory_flipped_to_a_symlink_is_never_followed() {
     // is outside their grants.
     let other = Fixture::new("race-audit-other");
     let log = logs.join("audit.jsonl");
-    let mut a = attacker(&f, "logs", "logs.lnk", None);
-    let (mut ran, mut n) = (0, 0);
-    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
-    while Instant::now() < end && n < LAUNCHES {
-        n += 1;
-        let o = std::process::Command::new(bin())
+    let launch = || {
+        std::process::Command::new(bin())
             .args(["run", "-w"])
             .arg(&other.ws)
             .arg("--audit-log")
@@ -409,7 +405,14 @@ fn an_audit_log_directory_flipped_to_a_symlink_is_never_followed() {
             .args(["--", "/bin/true"])
             .env("PATH", PATH)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let mut a = attacker(&f, "logs", "logs.lnk", None);
+    let (mut ran, mut n) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
+    while Instant::now() < end && n < LAUNCHES {
+        n += 1;
+        let o = launch();
         match o.status.code() {
             Some(0) => ran += 1,
             Some(125) => {}
@@ -427,15 +430,7 @@ fn an_audit_log_directory_flipped_to_a_symlink_is_never_followed() {
     // With the attacker gone it is still refused, and says why: the log's
     // directory is the agent's to change. (A log in a directory only root
     // can change is written: tests/cli.rs, tests/audit.rs.)
-    let o = std::process::Command::new(bin())
-        .args(["run", "-w"])
-        .arg(&other.ws)
-        .arg("--audit-log")
-        .arg(&log)
-        .args(["--", "/bin/true"])
-        .env("PATH", PATH)
-        .output()
-        .unwrap();
+    let o = launch();
     assert_status(&o, 125);
     assert!(stderr(&o).contains("could be redirected"), "{}", show(&o));
     assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);

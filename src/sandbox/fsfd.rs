@@ -209,18 +209,23 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// Sets and clears per-mount flags (`MOUNT_ATTR_*`) on the mount at `fd`
-/// and every mount beneath it (Linux 5.12).
+/// Adds per-mount flags (`MOUNT_ATTR_*`) to the mount at `fd` and, when
+/// `recursive`, to every mount beneath it (Linux 5.12). Flags are only
+/// ever added: a mount never gets more than it had.
 ///
 /// # Errors
 /// mount_setattr's errno.
-pub(crate) fn set_flags(fd: BorrowedFd, set: u64, clr: u64) -> io::Result<()> {
+pub fn add_flags(fd: BorrowedFd, set: u64, recursive: bool) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
-        attr_clr: clr,
+        attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: a valid fd with AT_EMPTY_PATH and a valid mount_attr of the
     // size passed.
     let r = unsafe {
@@ -228,7 +233,7 @@ pub(crate) fn set_flags(fd: BorrowedFd, set: u64, clr: u64) -> io::Result<()> {
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -149,43 +149,6 @@ fn mount(
     check(unsafe { libc::mount(p(&src), target.as_ptr(), p(&fstype), flags, p(&data).cast()) })
 }
 
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// Sets and clears per-mount flags on `path` and, recursively, on every
-/// mount beneath it (Linux 5.12).
-fn setattr(path: &Path, set: u64, clr: u64, recursive: bool) -> io::Result<()> {
-    let c = cstr(path)?;
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = if recursive { libc::AT_RECURSIVE } else { 0 } as libc::c_uint;
-    // SAFETY: c is a valid path, attr a valid mount_attr of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 const RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
 const NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
 const NODEV: u64 = libc::MOUNT_ATTR_NODEV;
@@ -305,7 +268,7 @@ impl Tree {
             same(&e, &id, path)?;
         }
         let tree = fsfd::clone_tree(src.as_fd()).map_err(err("binding", path))?;
-        fsfd::set_flags(tree.as_fd(), set, 0).map_err(err("setting mount flags on", path))?;
+        fsfd::add_flags(tree.as_fd(), set, true).map_err(err("setting mount flags on", path))?;
         let onto = self.target(path, id.is_dir())?;
         fsfd::attach(&tree, onto.as_fd()).map_err(err("binding", path))?;
         self.mounted(&under(NEWROOT, path));
@@ -332,7 +295,8 @@ impl Tree {
         }
         let tree = fsfd::clone_tree(at.as_fd()).map_err(err("binding", path))?;
         if set != 0 {
-            fsfd::set_flags(tree.as_fd(), set, 0).map_err(err("setting mount flags on", path))?;
+            fsfd::add_flags(tree.as_fd(), set, true)
+                .map_err(err("setting mount flags on", path))?;
         }
         fsfd::attach(&tree, at.as_fd()).map_err(err("binding", path))
     }
@@ -505,7 +469,7 @@ fn mask_symlinks(tree: &Tree, links: &[PathBuf]) -> Result<(), MountError> {
     std::fs::File::create(empty).map_err(err("creating", empty))?;
     let file = fsfd::open(None, empty).map_err(err("opening", empty))?;
     let master = fsfd::clone_tree(file.as_fd()).map_err(err("cloning", empty))?;
-    fsfd::set_flags(master.as_fd(), RDONLY | NOSUID | NODEV | NOEXEC, 0)
+    fsfd::add_flags(master.as_fd(), RDONLY | NOSUID | NODEV | NOEXEC, true)
         .map_err(err("making read-only", empty))?;
     for link in links {
         let (Some(parent), Some(name)) = (link.parent(), link.file_name()) else {
@@ -627,7 +591,9 @@ fn proc_and_dev(tree: &mut Tree, view: &View) -> Result<(), MountError> {
         std::os::unix::fs::symlink(target, &at)
             .map_err(err("creating symlink", &dev.join(name)))?;
     }
-    setattr(&dev_at, RDONLY, 0, false).map_err(err("making read-only", dev))?;
+    // Only /dev itself: pts and shm beneath it stay writable.
+    let dev_fd = fsfd::open(None, &dev_at).map_err(err("opening", dev))?;
+    fsfd::add_flags(dev_fd.as_fd(), RDONLY, false).map_err(err("making read-only", dev))?;
 
     if let Some((size, exec)) = view.tmp {
         let tmp = Path::new("/tmp");

@@ -436,3 +436,26 @@ impl Drop for Sandbox {
         }
     }
 }
+
+// ------------------------------------------------------------- cgroups
+
+/// Every `confine-*` cgroup directory on the host (a few levels deep).
+pub fn confine_cgroups() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, depth: usize, out: &mut std::collections::BTreeSet<String>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with("confine-") {
+                out.insert(e.path().display().to_string());
+            }
+            if depth < 4 {
+                walk(&e.path(), depth + 1, out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(Path::new("/sys/fs/cgroup"), 0, &mut out);
+    out
+}
