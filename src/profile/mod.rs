@@ -89,8 +89,9 @@ impl<T> Sourced<T> {
     }
 
     /// An error about this value, located where it was written (or naming
-    /// the key and saying it is the default).
-    pub(crate) fn error(&self, key: &str, message: impl Into<String>) -> ProfileError {
+    /// the key and saying it is the default). Public for the fuzz target,
+    /// which locates every value it parses.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ProfileError {
         match &self.origin {
             Some(o) => o.error(message),
             None => ProfileError {
@@ -154,7 +155,7 @@ impl fmt::Display for Warning {
 }
 
 impl Warning {
-    pub(crate) fn at<T>(v: &Sourced<T>, key: &str, message: impl Into<String>) -> Warning {
+    pub fn at<T>(v: &Sourced<T>, key: &str, message: impl Into<String>) -> Warning {
         let e = v.error(key, "");
         let at = match e.pos {
             Some(p) => format!("{}:{}:{}", e.source_name, p.line, p.col),
