@@ -83,6 +83,30 @@ fn attacker(f: &Fixture, a: &str, b: &str, c: Option<&str>) -> Sandbox {
     s
 }
 
+/// Launches with `launch` while the attacker flips (for at most `limit`
+/// launches, within the attack's time), checking each with `check`; every
+/// launch either runs (0) or is refused (125). Returns how many ran.
+fn under_attack(
+    limit: usize,
+    mut launch: impl FnMut() -> std::process::Output,
+    mut check: impl FnMut(usize, &std::process::Output),
+) -> usize {
+    let (mut ran, mut n) = (0, 0);
+    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
+    while Instant::now() < end && n < limit {
+        n += 1;
+        let o = launch();
+        match o.status.code() {
+            Some(0) => ran += 1,
+            Some(125) => {}
+            _ => panic!("launch {n}: unexpected status\n{}", show(&o)),
+        }
+        check(n, &o);
+    }
+    eprintln!("{n} launches under attack, {ran} ran");
+    ran
+}
+
 fn run_in(ws: &Path, profile: &str, script: &str) -> std::process::Output {
     std::process::Command::new(bin())
         .args(["run", "-p", profile, "-w"])
@@ -180,31 +204,25 @@ fn placeholders_never_reach_outside_the_workspace_through_a_flipped_parent() {
     let profile = f.profile("protect", PROTECT_HOOKS);
     let mut a = attacker(&f, ".git", ".git.lnk", None);
 
-    let (mut ran, mut n) = (0, 0);
-    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
-    while Instant::now() < end && n < LAUNCHES {
-        n += 1;
-        let o = run_in(&f.ws, profile.to_str().unwrap(), "true");
-        match o.status.code() {
-            Some(0) => ran += 1,
-            Some(125) => {}
-            _ => panic!("unexpected status\n{}", show(&o)),
-        }
-        let entries: Vec<_> = fs::read_dir(&victim)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            entries,
-            vec![std::ffi::OsString::from("keep")],
-            "launch {n} changed the directory outside the workspace\n{}",
-            show(&o)
-        );
-        let keep = fs::metadata(victim.join("keep")).unwrap();
-        assert_eq!((keep.uid(), keep.gid()), (0, 0), "launch {n} chowned it");
-    }
+    under_attack(
+        LAUNCHES,
+        || run_in(&f.ws, profile.to_str().unwrap(), "true"),
+        |n, o| {
+            let entries: Vec<_> = fs::read_dir(&victim)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(
+                entries,
+                vec![std::ffi::OsString::from("keep")],
+                "launch {n} changed the directory outside the workspace\n{}",
+                show(o)
+            );
+            let keep = fs::metadata(victim.join("keep")).unwrap();
+            assert_eq!((keep.uid(), keep.gid()), (0, 0), "launch {n} chowned it");
+        },
+    );
     a.finish();
-    eprintln!("{n} launches under attack, {ran} ran");
     // Control: with the attacker gone, the same profile runs and protects.
     let o = run_in(
         &f.ws,
@@ -337,25 +355,19 @@ fn a_directory_swapped_for_a_new_placeholder_is_never_chowned() {
     let root_dir = fs::File::open(&rootdir).unwrap();
     let owner = || root_dir.metadata().unwrap().uid();
     let mut a = attacker(&f, ".git", "rootdir", Some("--rename"));
-    let (mut ran, mut n) = (0, 0);
-    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
-    while Instant::now() < end && n < LAUNCHES * 2 {
-        n += 1;
-        let o = run_in(&f.ws, profile.to_str().unwrap(), "true");
-        match o.status.code() {
-            Some(0) => ran += 1,
-            Some(125) => {}
-            _ => panic!("unexpected status\n{}", show(&o)),
-        }
-        assert_eq!(
-            owner(),
-            0,
-            "launch {n} handed root's directory to the agent\n{}",
-            show(&o)
-        );
-    }
+    under_attack(
+        LAUNCHES * 2,
+        || run_in(&f.ws, profile.to_str().unwrap(), "true"),
+        |n, o| {
+            assert_eq!(
+                owner(),
+                0,
+                "launch {n} handed root's directory to the agent\n{}",
+                show(o)
+            )
+        },
+    );
     a.finish();
-    eprintln!("{n} launches under attack, {ran} ran");
     // Root's directory and its file are intact, wherever the attacker left it.
     assert_eq!(owner(), 0);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&root_dir);
@@ -408,25 +420,15 @@ fn an_audit_log_directory_flipped_to_a_symlink_is_never_followed() {
             .unwrap()
     };
     let mut a = attacker(&f, "logs", "logs.lnk", None);
-    let (mut ran, mut n) = (0, 0);
-    let end = Instant::now() + Duration::from_secs(ATTACK_SECS - 1);
-    while Instant::now() < end && n < LAUNCHES {
-        n += 1;
-        let o = launch();
-        match o.status.code() {
-            Some(0) => ran += 1,
-            Some(125) => {}
-            _ => panic!("unexpected status\n{}", show(&o)),
-        }
+    under_attack(LAUNCHES, &launch, |n, o| {
         assert_eq!(
             fs::read_dir(&victim).unwrap().count(),
             0,
             "launch {n} wrote its audit log through the symlink\n{}",
-            show(&o)
-        );
-    }
+            show(o)
+        )
+    });
     a.finish();
-    eprintln!("{n} launches under attack, {ran} ran");
     // With the attacker gone it is still refused, and says why: the log's
     // directory is the agent's to change. (A log in a directory only root
     // can change is written: tests/cli.rs, tests/audit.rs.)
