@@ -437,3 +437,33 @@ fn an_audit_log_directory_flipped_to_a_symlink_is_never_followed() {
     assert!(stderr(&o).contains("could be redirected"), "{}", show(&o));
     assert_eq!(fs::read_dir(&victim).unwrap().count(), 0);
 }
+
+/// A workspace named through a symlink that lies in a directory another
+/// user (here the agent's uid) can change is refused: whoever writes there
+/// chooses the workspace, at the very moment confine resolves it. A
+/// symlink in a directory only root can change is followed (the control).
+#[test]
+fn a_workspace_through_a_symlink_another_user_controls_is_refused() {
+    if !can_run("a_workspace_through_a_symlink_another_user_controls_is_refused") {
+        return;
+    }
+    let f = Fixture::new("ws-link");
+    let target = f.ws.join("real");
+    fs::create_dir(&target).unwrap();
+    std::os::unix::fs::chown(&target, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    // In the agent's own directory: the agent could repoint it.
+    let theirs = f.ws.join("link");
+    symlink(&target, &theirs).unwrap();
+    let o = run_in(&theirs, "default", "true");
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).contains("is a symlink in a directory another user can change"),
+        "{}",
+        show(&o)
+    );
+    // In a directory only root can change: followed.
+    let ours = f.root.join("link");
+    symlink(&target, &ours).unwrap();
+    let o = run_in(&ours, "default", "true");
+    assert_status(&o, 0);
+}

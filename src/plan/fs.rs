@@ -315,7 +315,46 @@ pub(super) fn check_workspace(
     if !canon.is_dir() {
         return Err(err(format!("{} is not a directory", p.display())));
     }
+    if let Some(link) = symlink_in_untrusted_dir(&std::path::absolute(&p).unwrap_or(p.clone())) {
+        return Err(err(format!(
+            "{} is a symlink in a directory another user can change, who could point it \
+             anywhere (even at the moment confine resolves it); name the real directory",
+            link.display()
+        )));
+    }
     Ok(canon)
+}
+
+/// The first symlink on the way to `path` (as written) that lies in a
+/// directory someone other than root or the caller can change: whoever
+/// can write there chooses where the path leads.
+fn symlink_in_untrusted_dir(path: &Path) -> Option<PathBuf> {
+    let mut cur = PathBuf::new();
+    for c in path.components() {
+        cur.push(c);
+        let is_link = std::fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            continue;
+        }
+        let parent = cur.parent().and_then(|d| std::fs::canonicalize(d).ok())?;
+        if untrusted(&parent).is_some() {
+            return Some(cur);
+        }
+    }
+    None
+}
+
+/// The owner and mode of directory `dir` when someone other than root or
+/// the caller can change what is in it (the rule of
+/// [`crate::sandbox::fsfd::trusted_dir`], by path: the plan's look).
+fn untrusted(dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).ok()?;
+    // SAFETY: an all-zero stat is valid; only uid and mode are read.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_uid = m.uid();
+    st.st_mode = m.mode();
+    (!crate::sandbox::fsfd::trusted_dir(&st)).then_some((m.uid(), m.mode()))
 }
 
 /// Resolves a profile path: `{workspace}` expanded, must exist unless
@@ -654,7 +693,6 @@ pub(super) fn audit_log(
 /// group/other write without the sticky bit). Such a user could swap that
 /// entry for a symlink between the plan and the open, or already has.
 fn untrusted_on_the_way(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
     let mut checked = std::collections::HashSet::new();
     for existing in path.ancestors().skip(1) {
         let Ok(real) = std::fs::canonicalize(existing) else {
@@ -664,22 +702,13 @@ fn untrusted_on_the_way(path: &Path) -> Option<String> {
             if !checked.insert(dir.to_path_buf()) {
                 continue;
             }
-            let Ok(m) = std::fs::metadata(dir) else {
-                continue;
-            };
-            // The same rule the launch applies on the descriptors.
-            // SAFETY: an all-zero stat is valid; only uid and mode are read.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            st.st_uid = m.uid();
-            st.st_mode = m.mode();
-            if !crate::sandbox::fsfd::trusted_dir(&st) {
+            if let Some((uid, mode)) = untrusted(dir) {
                 return Some(format!(
-                    "{} (on the way to the audit log) belongs to uid {} or others may write \
+                    "{} (on the way to the audit log) belongs to uid {uid} or others may write \
                      to it (mode {:o}), so the log could be redirected; keep the audit log in \
                      a directory only root or you can change",
                     dir.display(),
-                    m.uid(),
-                    m.mode() & 0o7777
+                    mode & 0o7777
                 ));
             }
         }
