@@ -78,6 +78,14 @@ the command may not be executed; 127 when it was not found."
         /// Print the resolved plan and exit 0 without running anything
         #[arg(long)]
         dry_run: bool,
+        /// Give the sandbox a terminal of its own: a pty as the command's
+        /// stdio and controlling terminal, relayed to the caller's
+        #[arg(long, overrides_with = "no_tty")]
+        tty: bool,
+        /// Pass the caller's stdin, stdout and stderr as they are (the default
+        /// for now)
+        #[arg(long, overrides_with = "tty")]
+        no_tty: bool,
         /// The command and its arguments
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -218,6 +226,8 @@ fn cli(args: Vec<OsString>) -> u8 {
         Command::Run {
             plan,
             dry_run,
+            tty,
+            no_tty,
             command,
         } => {
             let req = plan.request(command);
@@ -239,7 +249,13 @@ fn cli(args: Vec<OsString>) -> u8 {
             if dry_run {
                 return print_out(&plan.render_text());
             }
-            match launch::run(&plan) {
+            // The last of --tty and --no-tty wins (clap clears the other).
+            let terminal = if tty && !no_tty {
+                launch::Terminal::Pty
+            } else {
+                launch::Terminal::Inherit
+            };
+            match launch::run_with(&plan, terminal) {
                 Ok(status) => status,
                 Err(e) => {
                     say!("confine: {e}");

@@ -24,6 +24,9 @@ pub(crate) struct ExecArgs {
     pub candidates: Vec<CString>,
     pub argv0: CString,
     pub cwd: CString,
+    /// fd 0 is the sandbox's pty: make it the controlling terminal of a
+    /// session of the agent's own (job control inside works).
+    pub ctty: bool,
 }
 
 /// Exit status for "found but may not be executed".
@@ -233,6 +236,15 @@ pub(crate) fn exec(args: &ExecArgs, err: RawFd) -> ! {
     reset_signals();
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if args.ctty && crate::sandbox::pty::take_as_controlling().is_err() {
+        channel::refused(
+            err,
+            "terminal",
+            "can't make the sandbox's pty the controlling terminal",
+        );
+        // SAFETY: _exit ends the process without running anything else.
+        unsafe { libc::_exit(i32::from(super::EXIT_REFUSED)) };
+    }
     // SAFETY: cwd is a valid C string.
     if unsafe { libc::chdir(args.cwd.as_ptr()) } != 0 {
         channel::refused(err, "chdir", "can't enter the working directory");
@@ -291,6 +303,7 @@ mod tests {
                 .collect(),
             argv0,
             cwd: CString::new(cwd).unwrap(),
+            ctty: false,
         };
         (keep, a)
     }

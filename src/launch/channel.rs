@@ -18,6 +18,10 @@
 //! - **status** (init → supervisor): the agent's raw wait status, once, at
 //!   the end (confine's exit code alone can't tell `exit 130` from death by
 //!   SIGINT).
+//! - **terminal** (init → supervisor, only with `--tty`): a unix socket
+//!   pair carrying one descriptor, the master of the pty the init opened
+//!   from the sandbox's devpts (SCM_RIGHTS), or end of file if setup failed
+//!   before.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -47,6 +51,7 @@ pub(crate) struct SupervisorEnds {
     /// Read by the event loop ([`Reader`]).
     pub report: OwnedFd,
     pub status: StatusReader,
+    pub terminal: Option<TerminalReceiver>,
 }
 
 /// The init's ends.
@@ -55,13 +60,21 @@ pub(crate) struct InitEnds {
     pub lifeline: LifelineWatch,
     pub report: ReportWriter,
     pub status: StatusWriter,
+    pub terminal: Option<TerminalSender>,
 }
 
-/// Makes the four channels of one launch (all O_CLOEXEC).
+/// Makes the channels of one launch (all O_CLOEXEC): the four pipes, and
+/// the terminal's socket pair when the sandbox gets a pty.
 ///
 /// # Errors
-/// The errno of `pipe2`.
-pub(crate) fn open() -> io::Result<(SupervisorEnds, InitEnds)> {
+/// The errno of `pipe2` or `socketpair`.
+pub(crate) fn open(terminal: bool) -> io::Result<(SupervisorEnds, InitEnds)> {
+    let (tty_r, tty_w) = if terminal {
+        let (r, w) = socketpair()?;
+        (Some(TerminalReceiver(r)), Some(TerminalSender(w)))
+    } else {
+        (None, None)
+    };
     let (go_r, go_w) = pipe()?;
     let (alive_r, alive_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -72,14 +85,120 @@ pub(crate) fn open() -> io::Result<(SupervisorEnds, InitEnds)> {
             lifeline: Lifeline(alive_w),
             report: err_r,
             status: StatusReader(status_r),
+            terminal: tty_r,
         },
         InitEnds {
             release: AwaitRelease(go_r),
             lifeline: LifelineWatch(alive_r),
             report: ReportWriter(err_w),
             status: StatusWriter(status_w),
+            terminal: tty_w,
         },
     ))
+}
+
+/// The init's end of **terminal**.
+pub(crate) struct TerminalSender(OwnedFd);
+
+impl TerminalSender {
+    /// Hands the pty's master to the supervisor; the init keeps no copy.
+    ///
+    /// # Errors
+    /// The errno of `sendmsg`.
+    pub(crate) fn send(self, master: OwnedFd) -> io::Result<()> {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // Room for one cmsghdr carrying one int, aligned as the kernel wants.
+        let mut space = [0u64; 4];
+        // SAFETY: an all-zero msghdr is valid; the pointers set below point
+        // to locals that outlive the sendmsg call, and CMSG_* stay inside
+        // `space`, which is large enough for CMSG_SPACE(sizeof(int)).
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = space.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), master.as_raw_fd());
+            if libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The supervisor's end of **terminal**, polled by its event loop.
+pub(crate) struct TerminalReceiver(OwnedFd);
+
+impl TerminalReceiver {
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// The pty master, once the init has sent it; `None` when the init
+    /// ended without sending one, or sent something that isn't a pty master.
+    pub(crate) fn receive(&self) -> Option<OwnedFd> {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut space = [0u64; 4];
+        // SAFETY: as in `send`; the kernel writes at most msg_controllen
+        // bytes of control data into `space`, and a descriptor it passes
+        // is new in this process and owned by nothing else.
+        let fd = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = space.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&space);
+            let n = libc::recvmsg(
+                self.0.as_raw_fd(),
+                &mut msg,
+                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            );
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if n != 1 || c.is_null() {
+                return None;
+            }
+            if (*c).cmsg_level != libc::SOL_SOCKET
+                || (*c).cmsg_type != libc::SCM_RIGHTS
+                || (*c).cmsg_len != libc::CMSG_LEN(4) as usize
+            {
+                return None;
+            }
+            OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()))
+        };
+        crate::sandbox::pty::is_master(fd.as_raw_fd()).then_some(fd)
+    }
+}
+
+/// A connected pair of unix sockets (SOCK_SEQPACKET, O_CLOEXEC).
+fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors socketpair writes.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The supervisor's end of **release**.

@@ -15,7 +15,7 @@ use super::channel::{InitEnds, LifelineWatch, ReportWriter, StatusWriter};
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use crate::sandbox::{
-    caps::Caps, landlock, limits, memfd, mounts, namespaces, process, seccomp, user,
+    caps::Caps, landlock, limits, memfd, mounts, namespaces, process, pty, seccomp, user,
 };
 
 /// Everything the init needs, prepared by the supervisor before the fork.
@@ -62,6 +62,7 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
         lifeline,
         report,
         status,
+        terminal,
     } = ends;
     let plan = a.plan;
     let r = &report;
@@ -116,6 +117,29 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     // fs.suid_dumpable, which may be 1).
     die_with_supervisor(r, &lifeline);
     step(r, "dumpable", process::set_undumpable());
+
+    // The sandbox's own terminal (`--tty`), opened as the agent's user so
+    // that the slave is the agent's: its master to the supervisor, its
+    // slave as the stdio the agent inherits. The caller's terminal is no
+    // longer held by anything in the sandbox from here on.
+    if let Some(terminal) = terminal {
+        let (master, slave) = step(
+            r,
+            "terminal",
+            pty::open().map_err(|e| format!("opening /dev/ptmx: {e}")),
+        );
+        if let Some(caller) = pty::caller_terminal(&[0, 1]) {
+            pty::inherit(caller, &slave);
+        }
+        step(
+            r,
+            "terminal",
+            terminal
+                .send(master)
+                .map_err(|e| format!("passing the pty to the supervisor: {e}")),
+        );
+        step(r, "terminal", process::stdio_to(&slave));
+    }
 
     // The agent's stack, while it shares our memory until its execve:
     // mapped before seccomp, after which nothing here allocates.

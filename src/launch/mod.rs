@@ -17,6 +17,7 @@ pub mod channel;
 pub mod init;
 pub mod signals;
 pub mod supervisor;
+pub mod terminal;
 
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -57,12 +58,32 @@ fn setup(step: &'static str, what: impl Into<String>, why: impl std::fmt::Displa
     }
 }
 
-/// Runs the plan's command in the sandbox; returns the exit status confine
-/// should exit with.
+/// What the sandbox's standard streams are (DESIGN.md §11).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Terminal {
+    /// The caller's stdin, stdout and stderr, as they are (`--no-tty`, and
+    /// for now the default).
+    #[default]
+    Inherit,
+    /// A pty of the sandbox's own as the agent's stdio and controlling
+    /// terminal, relayed by the supervisor to the caller's (`--tty`).
+    Pty,
+}
+
+/// Runs the plan's command in the sandbox with the caller's stdio; returns
+/// the exit status confine should exit with.
 ///
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
+    run_with(plan, Terminal::Inherit)
+}
+
+/// [`run`], with the sandbox's terminal as `terminal` says.
+///
+/// # Errors
+/// A [`LaunchError`] when the command was never started (exit 125).
+pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
     let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
         setup(
             "audit",
@@ -83,7 +104,7 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
     let result = stdio
         .and_then(|()| prepare_host(plan, &audit.sandbox))
         .and_then(|host| {
-            let r = launch(plan, &audit.sandbox, &host.expect);
+            let r = launch(plan, &audit.sandbox, &host.expect, terminal);
             host.lease.release();
             r
         });
@@ -235,12 +256,18 @@ fn launch_record(plan: &Plan) -> audit::Launch<'_> {
     }
 }
 
-fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, LaunchError> {
+fn launch(
+    plan: &Plan,
+    id: &str,
+    expect: &mounts::Expect,
+    terminal: Terminal,
+) -> Result<Outcome, LaunchError> {
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
         .map_err(|e| setup("prepare", "capabilities", e))?;
-    let exec = exec_args(plan)?;
+    let mut exec = exec_args(plan)?;
+    exec.ctty = terminal == Terminal::Pty;
     let rlimits = limits::Rlimits {
         open_files: plan.limits.open_files,
         file_size: plan.limits.file_size_bytes,
@@ -268,7 +295,8 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         None
     };
 
-    let (ends, init_ends) = channel::open().map_err(|e| setup("prepare", "channels", e))?;
+    let (ends, init_ends) =
+        channel::open(terminal == Terminal::Pty).map_err(|e| setup("prepare", "channels", e))?;
     // Blocked since main for `run`; again here for any other caller.
     signals::block();
     let sigfd = signals::signalfd().map_err(|e| setup("prepare", "signalfd", e))?;
@@ -307,6 +335,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         lifeline,
         report,
         status,
+        terminal,
     } = ends;
     let outside = || -> Result<(), LaunchError> {
         if let Some(cg) = &cg {
@@ -348,6 +377,7 @@ fn launch(plan: &Plan, id: &str, expect: &mounts::Expect) -> Result<Outcome, Lau
         grace: Duration::from_millis(plan.limits.grace_ms),
         started,
         cgroup: cg.as_ref(),
+        terminal,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     if reason == "timeout" {
@@ -465,6 +495,7 @@ fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
         candidates,
         argv0,
         cwd: e.cwd.clone(),
+        ctty: false,
     })
 }
 

@@ -6,7 +6,9 @@
 //! Sources, each an fd:
 //! - the signalfd of the forwarded signals and SIGCHLD ([`signals`]);
 //! - the init's pidfd, readable once it has exited;
-//! - the setup report pipe ([`report`]), until end of file.
+//! - the setup report pipe ([`report`]), until end of file;
+//! - with `--tty`: the terminal channel until the pty master arrives, then
+//!   the caller's stdin and stdout and the master ([`terminal::Relay`]).
 //!
 //! Timers (`wall_time`, then `grace`) are the poll timeout. A new source
 //! (a control socket, the egress proxy's pipe) is one more fd in
@@ -15,7 +17,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{channel, signals};
+use super::{channel, signals, terminal};
 use crate::sandbox::cgroup;
 
 /// What the loop watches.
@@ -32,6 +34,8 @@ pub(crate) struct Watch<'a> {
     pub grace: Duration,
     pub started: Instant,
     pub cgroup: Option<&'a cgroup::Cgroup>,
+    /// Where the pty master comes from, when the sandbox gets a terminal.
+    pub terminal: Option<channel::TerminalReceiver>,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
@@ -50,6 +54,10 @@ struct Loop<'a> {
     deadline: Option<Instant>,
     timed_out: bool,
     killed: bool,
+    /// The sandbox has a terminal of its own (SIGWINCH resizes it rather
+    /// than being forwarded).
+    tty: bool,
+    relay: Option<terminal::Relay>,
 }
 
 /// Runs the loop until the init has been reaped.
@@ -57,6 +65,8 @@ pub(crate) fn run(w: Watch) -> Ended {
     let deadline = w.wall_time.map(|t| w.started + t);
     let mut l = Loop {
         report: channel::Reader::new(&w.report),
+        tty: w.terminal.is_some(),
+        relay: None,
         w,
         deadline,
         timed_out: false,
@@ -79,7 +89,22 @@ impl Loop<'_> {
         if !self.report.at_end() {
             fds.push(p(&self.w.report));
         }
+        if let Some(t) = &self.w.terminal {
+            fds.push(libc::pollfd {
+                fd: t.raw(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        if let Some(r) = &self.relay {
+            r.fds(&mut fds);
+        }
         fds
+    }
+
+    /// True when `fd` was polled and has something to say.
+    fn ready(fds: &[libc::pollfd], fd: libc::c_int) -> bool {
+        fds.iter().any(|f| f.fd == fd && f.revents != 0)
     }
 
     fn run(&mut self) -> Ended {
@@ -99,14 +124,31 @@ impl Loop<'_> {
                 // EINTR (a signal not in the signalfd's set): look again.
                 continue;
             }
-            if !self.report.at_end() && fds.last().is_some_and(|f| f.revents != 0) {
+            if !self.report.at_end() && Self::ready(&fds, self.w.report.as_raw_fd()) {
                 self.report.read_available(&self.w.report);
             }
+            // Signals before the terminal's bytes: a resize the caller made
+            // before typing reaches the pty before what was typed.
             while let Some(sig) = signals::read(&self.w.signals) {
-                // SIGCHLD: the reap at the top of the loop looks.
-                if sig != libc::SIGCHLD {
+                if sig == libc::SIGWINCH && self.tty {
+                    // The pty's own SIGWINCH reaches its foreground group.
+                    if let Some(r) = &self.relay {
+                        r.resize();
+                    }
+                } else if sig != libc::SIGCHLD {
+                    // SIGCHLD: the reap at the top of the loop looks.
                     send(self.w.pid, self.w.pidfd.as_ref(), sig);
                 }
+            }
+            if let Some(t) = &self.w.terminal {
+                if Self::ready(&fds, t.raw()) {
+                    // The master, or end of file: the channel is done either way.
+                    self.relay = t.receive().map(terminal::Relay::start);
+                    self.w.terminal = None;
+                }
+            }
+            if let Some(r) = &mut self.relay {
+                r.ready(&fds);
             }
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.escalate();
@@ -147,6 +189,14 @@ impl Loop<'_> {
         // what is in the pipe now is all there is.
         self.report.read_available(&self.w.report);
         let report = self.report.finish();
+        // A master sent just before the init ended still holds its output.
+        if let Some(t) = self.w.terminal.take() {
+            self.relay = t.receive().map(terminal::Relay::start);
+        }
+        // Whatever the sandbox wrote, then the caller's terminal as it was.
+        if let Some(r) = self.relay.take() {
+            r.finish();
+        }
         let (code, reason) = if self.timed_out {
             (super::EXIT_TIMEOUT, "timeout")
         } else if libc::WIFSIGNALED(status) {

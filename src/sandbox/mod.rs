@@ -12,5 +12,6 @@ pub mod mounts;
 pub mod namespaces;
 pub mod placeholders;
 pub mod process;
+pub mod pty;
 pub mod seccomp;
 pub mod user;

@@ -227,6 +227,21 @@ pub(crate) fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
     close_range(from, u32::MAX, 0)
 }
 
+/// Makes `fd` the process's stdin, stdout and stderr (without O_CLOEXEC),
+/// closing whatever they were.
+///
+/// # Errors
+/// The errno of `dup2`.
+pub(crate) fn stdio_to(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    for std in 0..=2 {
+        // SAFETY: dup2 with integer arguments; `fd` is open.
+        if unsafe { libc::dup2(fd.as_raw_fd(), std) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Closes 0, 1 and 2: what a process that has handed its standard streams
 /// on (the init, once the agent runs) no longer needs.
 pub(crate) fn close_stdio() {
