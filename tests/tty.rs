@@ -1,0 +1,542 @@
+//! `confine run --tty`: the sandbox gets a terminal of its own (DESIGN.md
+//! §11, §6). Every test drives confine under a pty the test makes itself
+//! (openpty), as its controlling terminal, so confine sees a real terminal
+//! and the caller's terminal is never touched. The outer pty stands for the
+//! user's terminal: what the agent can do to it, whether its modes come
+//! back, whether its size and the bytes get through.
+//!
+//! Each property next to a control without `--tty`, where the same check
+//! sees the caller's terminal (so the test can fail).
+mod common;
+use common::*;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A pty of the test's own: the master is the "user", the slave is what
+/// confine gets as stdin, stdout and stderr.
+struct Outer {
+    master: OwnedFd,
+    slave: OwnedFd,
+}
+
+impl Outer {
+    fn new(rows: u16, cols: u16) -> Outer {
+        let (mut m, mut s) = (0, 0);
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: m and s are valid out-pointers; no name buffer; the
+        // termios pointer may be NULL and ws is a valid winsize.
+        let r =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty just made both descriptors; nothing else owns them.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        // SAFETY: fcntl flag changes on our own master.
+        unsafe {
+            libc::fcntl(
+                m,
+                libc::F_SETFL,
+                libc::fcntl(m, libc::F_GETFL) | libc::O_NONBLOCK,
+            );
+            libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::fcntl(s, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        Outer { master, slave }
+    }
+
+    /// The slave's settings, all of them, as bytes (`stty -g` compares less).
+    fn modes(&self) -> Vec<u8> {
+        let t = termios(self.slave.as_raw_fd());
+        // SAFETY: a termios is plain data; its bytes are all initialized
+        // (zeroed before tcgetattr filled it).
+        unsafe {
+            std::slice::from_raw_parts(
+                (&t as *const libc::termios).cast::<u8>(),
+                std::mem::size_of::<libc::termios>(),
+            )
+        }
+        .to_vec()
+    }
+
+    fn canonical(&self) -> bool {
+        termios(self.slave.as_raw_fd()).c_lflag & libc::ICANON != 0
+    }
+
+    fn ldisc(&self) -> libc::c_int {
+        let mut d = -1;
+        // SAFETY: TIOCGETD writes an int.
+        unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::TIOCGETD, &mut d) };
+        d
+    }
+
+    fn set_ldisc(&self, d: libc::c_int) {
+        // SAFETY: TIOCSETD reads an int; the test's own pty.
+        unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::TIOCSETD, &d) };
+    }
+
+    /// Bytes waiting to be read from the slave (what TIOCSTI would add).
+    fn pending_input(&self) -> libc::c_int {
+        let mut n = 0;
+        // SAFETY: FIONREAD writes an int.
+        unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::FIONREAD, &mut n) };
+        n
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize; the kernel signals the
+        // foreground group (confine) with SIGWINCH.
+        unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+
+    /// Types `bytes` (all of them, however long the pty takes).
+    fn type_in(&self, mut bytes: &[u8]) {
+        let limit = Instant::now() + Duration::from_secs(20);
+        while !bytes.is_empty() {
+            assert!(Instant::now() < limit, "the sandbox stopped reading input");
+            // SAFETY: bytes is a valid buffer of its length.
+            let n =
+                unsafe { libc::write(self.master.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+            if n > 0 {
+                bytes = &bytes[n as usize..];
+            } else {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// `confine run -w WS FLAGS -- CMD` with the slave as its stdio and
+    /// controlling terminal, in a session of its own (a terminal's
+    /// foreground program).
+    fn spawn(&self, f: &Fixture, flags: &[&str], cmd: &[&str]) -> Child {
+        let fd = |o: &OwnedFd| Stdio::from(o.try_clone().unwrap());
+        let mut c = Command::new(bin());
+        c.arg("run")
+            .arg("-w")
+            .arg(&f.ws)
+            .args(flags)
+            .arg("--")
+            .args(cmd);
+        c.env("PATH", PATH)
+            .current_dir(&f.ws)
+            .stdin(fd(&self.slave))
+            .stdout(fd(&self.slave))
+            .stderr(fd(&self.slave));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.spawn().unwrap()
+    }
+
+    /// Reads what confine writes until it exits (bounded: killed after
+    /// `limit`), calling `step` with everything read so far after each read.
+    fn drive(
+        &self,
+        mut child: Child,
+        limit: Duration,
+        mut step: impl FnMut(&Outer, &[u8]),
+    ) -> (ExitStatus, Vec<u8>) {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        loop {
+            let mut p = libc::pollfd {
+                fd: self.master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: p is a valid pollfd.
+            unsafe { libc::poll(&mut p, 1, 50) };
+            let got = self.read_now(&mut out);
+            if got {
+                step(self, &out);
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                // confine wrote everything before it exited.
+                self.read_now(&mut out);
+                return (status, out);
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "confine didn't end within {limit:?}; output so far: {}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+    }
+
+    fn read_now(&self, out: &mut Vec<u8>) -> bool {
+        let mut buf = [0u8; 65536];
+        let mut any = false;
+        loop {
+            // SAFETY: buf is a valid buffer of its length.
+            let n =
+                unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return any;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+            any = true;
+        }
+    }
+}
+
+fn termios(fd: RawFd) -> libc::termios {
+    // SAFETY: an all-zero termios is valid; tcgetattr fills it.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: t is a valid out-pointer.
+    assert_eq!(unsafe { libc::tcgetattr(fd, &mut t) }, 0);
+    t
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// Line disciplines (linux/tty.h).
+const N_TTY: libc::c_int = 0;
+const N_NULL: libc::c_int = 27;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// What the agent's stdio is: the sandbox's devpts (the device of
+/// /dev/pts/ptmx inside) or not, and whether bash gets job control.
+const WHAT_TERMINAL: &str = r#"
+tty; test -t 0 && echo STDIN_IS_A_TTY
+pts=$(stat -c %d /dev/pts/ptmx)
+for fd in 0 1 2; do
+  [ "$(stat -L -c %d /proc/$$/fd/$fd)" = "$pts" ] && echo "FD$fd=SANDBOX_PTS" || echo "FD$fd=OTHER"
+done
+bash --norc -ic 'sleep 5 & jobs; kill %1; echo JOBS_OK'
+"#;
+
+#[test]
+fn the_agent_gets_a_terminal_of_its_own_with_job_control() {
+    if !can_run("the_agent_gets_a_terminal_of_its_own_with_job_control")
+        || !have(
+            "the_agent_gets_a_terminal_of_its_own_with_job_control",
+            "/bin/bash",
+        )
+    {
+        return;
+    }
+    let f = Fixture::new("tty-own");
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(&f, &["--tty"], &["/bin/sh", "-c", WHAT_TERMINAL]);
+    let (status, out) = outer.drive(child, LIMIT, |_, _| {});
+    let out = text(&out);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("/dev/pts/")),
+        "{out}"
+    );
+    assert!(out.contains("STDIN_IS_A_TTY"), "{out}");
+    for fd in 0..3 {
+        assert!(out.contains(&format!("FD{fd}=SANDBOX_PTS")), "{out}");
+    }
+    assert!(out.contains("JOBS_OK"), "{out}");
+    assert!(!out.contains("no job control"), "{out}");
+    assert!(!out.contains("cannot set terminal process group"), "{out}");
+
+    // Control: without --tty the agent's stdio is the caller's terminal,
+    // and bash has no job control in it.
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(&f, &["--no-tty"], &["/bin/sh", "-c", WHAT_TERMINAL]);
+    let (status, out) = outer.drive(child, LIMIT, |_, _| {});
+    let out = text(&out);
+    assert_eq!(status.code(), Some(0), "{out}");
+    for fd in 0..3 {
+        assert!(out.contains(&format!("FD{fd}=OTHER")), "{out}");
+    }
+    assert!(out.contains("no job control"), "{out}");
+}
+
+/// TIOCSTI and TIOCSETD(N_NULL) on fds 0, 1 and 2, results to a file (the
+/// terminal may no longer print once its line discipline is N_NULL).
+const ATTACK: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+int main(void) {
+    FILE *f = fopen("attack.out", "w");
+    if (!f) return 2;
+    for (int fd = 0; fd < 3; fd++) {
+        char c = 'X';
+        int r = ioctl(fd, TIOCSTI, &c);
+        fprintf(f, "STI%d=%d/%d\n", fd, r, r ? errno : 0);
+        int d = 27; /* N_NULL */
+        r = ioctl(fd, TIOCSETD, &d);
+        fprintf(f, "SETD%d=%d/%d\n", fd, r, r ? errno : 0);
+    }
+    return fclose(f) ? 3 : 0;
+}
+"#;
+
+#[test]
+fn tiocsti_and_tiocsetd_reach_only_the_sandboxs_pty() {
+    if !can_run("tiocsti_and_tiocsetd_reach_only_the_sandboxs_pty") {
+        return;
+    }
+    let f = Fixture::new("tty-attack");
+    let Some(attack) = compile(&f, "attack", ATTACK) else {
+        return;
+    };
+    let attack = attack.to_str().unwrap();
+    let results = f.ws.join("attack.out");
+
+    let outer = Outer::new(24, 80);
+    assert_eq!(outer.ldisc(), N_TTY);
+    let screen_before = outer.modes();
+    let child = outer.spawn(&f, &["--tty"], &[attack]);
+    let (status, out) = outer.drive(child, LIMIT, |_, _| {});
+    let res = std::fs::read_to_string(&results).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{}\n{res}", text(&out));
+    // The attack ran, and did change the pty it holds: the sandbox's.
+    for fd in 0..3 {
+        assert!(res.contains(&format!("SETD{fd}=0/0")), "{res}");
+        assert!(!res.contains(&format!("STI{fd}=0/")), "{res}");
+    }
+    assert_eq!(outer.ldisc(), N_TTY, "the caller's line discipline changed");
+    assert_eq!(
+        outer.pending_input(),
+        0,
+        "input was injected into the caller's terminal"
+    );
+    assert_eq!(outer.modes(), screen_before);
+
+    // Control: without --tty the same attack reaches the caller's terminal
+    // (the test's pty, set back right after).
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(&f, &["--no-tty"], &[attack]);
+    let (status, _) = outer.drive(child, LIMIT, |_, _| {});
+    let changed = outer.ldisc();
+    outer.set_ldisc(N_TTY);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        changed, N_NULL,
+        "control: the attack should reach the caller's terminal"
+    );
+}
+
+const WALL_TIME: &str = "version: 1
+name: wall-time
+extends: default
+limits:
+  wall_time: 1s
+  grace: 500ms
+";
+
+/// Runs `cmd` under `--tty` (plus `flags`), checks that the caller's
+/// terminal is in raw mode once the agent says READY (then types a line),
+/// and that its modes are exactly what they were after confine exits.
+fn modes_come_back(f: &Fixture, flags: &[&str], cmd: &str) -> ExitStatus {
+    let outer = Outer::new(24, 80);
+    let before = outer.modes();
+    assert!(outer.canonical());
+    let mut all = vec!["--tty"];
+    all.extend_from_slice(flags);
+    let child = outer.spawn(f, &all, &["/bin/sh", "-c", cmd]);
+    let mut raw_seen = None;
+    let (status, out) = outer.drive(child, LIMIT, |o, out| {
+        if raw_seen.is_none() && text(out).contains("READY") {
+            raw_seen = Some(!o.canonical());
+            o.type_in(b"go\r");
+        }
+    });
+    assert_eq!(
+        raw_seen,
+        Some(true),
+        "raw mode while running: {}",
+        text(&out)
+    );
+    assert_eq!(outer.modes(), before, "modes after {cmd}: {}", text(&out));
+    status
+}
+
+#[test]
+fn the_callers_terminal_modes_are_restored_on_every_way_out() {
+    if !can_run("the_callers_terminal_modes_are_restored_on_every_way_out") {
+        return;
+    }
+    let f = Fixture::new("tty-modes");
+    // A normal exit.
+    let s = modes_come_back(&f, &[], "echo READY; read x; exit 3");
+    assert_eq!(s.code(), Some(3));
+    // wall_time ends it.
+    let wall = f.profile("wall", WALL_TIME);
+    let s = modes_come_back(
+        &f,
+        &["-p", wall.to_str().unwrap()],
+        "trap '' TERM; echo READY; read x; while :; do sleep 1; done",
+    );
+    assert_eq!(s.code(), Some(124));
+    // The agent killed by SIGKILL.
+    let s = modes_come_back(&f, &[], "echo READY; read x; kill -KILL $$");
+    assert_eq!(s.code(), Some(128 + libc::SIGKILL));
+    // The agent changes its own terminal's modes and dies: the caller's
+    // are still the caller's.
+    let s = modes_come_back(&f, &[], "echo READY; read x; stty raw -echo; kill -KILL $$");
+    assert_eq!(s.code(), Some(128 + libc::SIGKILL));
+
+    // Control: without --tty the caller's terminal stays as it is
+    // (canonical) while the command runs.
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(&f, &["--no-tty"], &["/bin/sh", "-c", "echo READY; read x"]);
+    let mut canonical = None;
+    let (status, _) = outer.drive(child, LIMIT, |o, out| {
+        if canonical.is_none() && text(out).contains("READY") {
+            canonical = Some(o.canonical());
+            o.type_in(b"go\n");
+        }
+    });
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(canonical, Some(true));
+}
+
+#[test]
+fn the_window_size_follows_the_callers() {
+    if !can_run("the_window_size_follows_the_callers") {
+        return;
+    }
+    let f = Fixture::new("tty-winsize");
+    let outer = Outer::new(37, 101);
+    let child = outer.spawn(
+        &f,
+        &["--tty"],
+        &["/bin/sh", "-c", "stty size; echo READY; read x; stty size"],
+    );
+    let mut resized = false;
+    let (status, out) = outer.drive(child, LIMIT, |o, out| {
+        if !resized && text(out).contains("READY") {
+            resized = true;
+            // SIGWINCH to confine, then a line: the resize is passed on
+            // before what was typed after it.
+            o.resize(45, 120);
+            o.type_in(b"\r");
+        }
+    });
+    let out = text(&out);
+    assert_eq!(status.code(), Some(0), "{out}");
+    let sizes: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.split(' ').count() == 2 && l.split(' ').all(|n| n.parse::<u16>().is_ok()))
+        .collect();
+    assert_eq!(sizes, ["37 101", "45 120"], "{out}");
+}
+
+/// Pseudo-random base64-like text with newlines, `len` bytes.
+fn data(len: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|i| {
+            if i % 77 == 76 {
+                return b'\n';
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize]
+        })
+        .collect()
+}
+
+#[test]
+fn output_and_input_are_relayed_exactly() {
+    if !can_run("output_and_input_are_relayed_exactly") {
+        return;
+    }
+    let f = Fixture::new("tty-bytes");
+    let sent = data(3_000_000);
+    f.file(&f.ws.join("data"), std::str::from_utf8(&sent).unwrap());
+    // Output: with the pty's output processing off (no CRLF), the bytes
+    // arrive exactly.
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(
+        &f,
+        &["--tty"],
+        &[
+            "/bin/sh",
+            "-c",
+            "stty -opost && echo BEGIN && cat data && echo END",
+        ],
+    );
+    let (status, out) = outer.drive(child, Duration::from_secs(120), |_, _| {});
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        text(&out[..out.len().min(300)])
+    );
+    let body = out
+        .strip_prefix(b"BEGIN\n".as_slice())
+        .and_then(|o| o.strip_suffix(b"END\n".as_slice()))
+        .expect("BEGIN, the data, END");
+    assert!(
+        body == sent.as_slice(),
+        "{} bytes relayed of {}",
+        body.len(),
+        sent.len()
+    );
+
+    // Input: every byte value, typed into a pty in raw mode inside.
+    let typed: Vec<u8> = (0..64 * 1024).map(|i| (i % 256) as u8).collect();
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(
+        &f,
+        &["--tty"],
+        &[
+            "/bin/sh",
+            "-c",
+            "stty raw -echo && echo READY && head -c 65536 > got && echo GOT",
+        ],
+    );
+    let mut typed_in = false;
+    let (status, out) = outer.drive(child, LIMIT, |o, out| {
+        if !typed_in && text(out).contains("READY") {
+            typed_in = true;
+            o.type_in(&typed);
+        }
+    });
+    assert_eq!(status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("GOT"));
+    assert!(
+        std::fs::read(f.ws.join("got")).unwrap() == typed,
+        "input changed on the way"
+    );
+
+    // Control: without --tty the caller's terminal does its own output
+    // processing (the agent's \n arrives as \r\n), which --tty's -opost
+    // above turned off inside.
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(
+        &f,
+        &["--no-tty"],
+        &["/bin/sh", "-c", "stty -g >/dev/null; echo A; echo B"],
+    );
+    let (status, out) = outer.drive(child, LIMIT, |_, _| {});
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(text(&out), "A\r\nB\r\n");
+}
