@@ -399,6 +399,14 @@ fn the_callers_terminal_modes_are_restored_on_every_way_out() {
     let s = modes_come_back(&f, &[], "echo READY; read x; stty raw -echo; kill -KILL $$");
     assert_eq!(s.code(), Some(128 + libc::SIGKILL));
 
+    // Setup ends in a failure after the pty was made (not found, 127).
+    let outer = Outer::new(24, 80);
+    let before = outer.modes();
+    let child = outer.spawn(&f, &["--tty"], &["/nonexistent/command"]);
+    let (status, out) = outer.drive(child, LIMIT, |_, _| {});
+    assert_eq!(status.code(), Some(127), "{}", text(&out));
+    assert_eq!(outer.modes(), before);
+
     // Control: without --tty the caller's terminal stays as it is
     // (canonical) while the command runs.
     let outer = Outer::new(24, 80);

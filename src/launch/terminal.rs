@@ -88,7 +88,8 @@ fn transient() -> bool {
 /// The relay, from the moment the master arrives until the sandbox ends.
 pub(crate) struct Relay {
     master: OwnedFd,
-    /// The caller's terminal, for its window size (stdin's, else stdout's).
+    /// The caller's terminal, for its window size and raw mode (stdin's,
+    /// else stdout's).
     caller: Option<RawFd>,
     raw: Option<pty::RawMode>,
     to_agent: Buf,
@@ -113,16 +114,12 @@ impl Relay {
             libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
         let caller = pty::caller_terminal(&[STDIN, STDOUT]);
-        // SAFETY: isatty with an integer argument.
-        let stdin_tty = unsafe { libc::isatty(STDIN) } == 1;
         let r = Relay {
             master,
             caller,
-            raw: if stdin_tty {
-                pty::RawMode::enter(STDIN)
-            } else {
-                None
-            },
+            // Raw on stdout's terminal too when only it is one: the pty
+            // inside already did the output processing (CRLF) once.
+            raw: caller.and_then(pty::RawMode::enter),
             to_agent: Buf::new(4096),
             to_caller: Buf::new(16 * 1024),
             stdin_open: true,
