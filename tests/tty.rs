@@ -548,3 +548,44 @@ fn output_and_input_are_relayed_exactly() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(text(&out), "A\r\nB\r\n");
 }
+
+#[test]
+fn a_caller_that_stops_reading_cant_make_confine_unstoppable() {
+    if !can_run("a_caller_that_stops_reading_cant_make_confine_unstoppable") {
+        return;
+    }
+    let f = Fixture::new("tty-stuck");
+    // stdout a pipe nobody reads: the relay fills it, then the agent
+    // blocks on its pty; SIGTERM must still end the run.
+    let (r, w) = std::io::pipe().unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", "-w"])
+        .arg(&f.ws)
+        .args(["--tty", "--", "/bin/sh", "-c"])
+        .arg("touch started; head -c 3000000 /dev/zero | od -v")
+        .env("PATH", PATH)
+        .current_dir(&f.ws)
+        .stdin(Stdio::null())
+        .stdout(w)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = poll(LIMIT, || f.ws.join("started").exists());
+    if started {
+        // Whether or not the pipe is full yet, SIGTERM ends the run.
+        // SAFETY: kill of our own child by pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    let ended = poll(LIMIT, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    drop(r);
+    assert!(started, "the agent never started");
+    assert!(
+        ended,
+        "confine didn't end after SIGTERM with its stdout not read"
+    );
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}

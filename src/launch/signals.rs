@@ -21,6 +21,11 @@ pub(crate) const FORWARDED: [libc::c_int; 5] = [
 /// Those of [`FORWARDED`] that ask a program to end.
 const STOPPING: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
+/// True for the signals that ask a program to end.
+pub(crate) fn is_stopping(sig: libc::c_int) -> bool {
+    STOPPING.contains(&sig)
+}
+
 /// A signal set holding `signals`.
 pub(crate) fn set_of(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset operations on a local set, initialized by sigemptyset.

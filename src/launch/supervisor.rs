@@ -58,6 +58,9 @@ struct Loop<'a> {
     /// than being forwarded).
     tty: bool,
     relay: Option<terminal::Relay>,
+    /// A stopping signal was passed on: the end was asked for, so the
+    /// terminal's last output isn't waited for.
+    stopped: bool,
 }
 
 /// Runs the loop until the init has been reaped.
@@ -67,6 +70,7 @@ pub(crate) fn run(w: Watch) -> Ended {
         report: channel::Reader::new(&w.report),
         tty: w.terminal.is_some(),
         relay: None,
+        stopped: false,
         w,
         deadline,
         timed_out: false,
@@ -137,6 +141,7 @@ impl Loop<'_> {
                     }
                 } else if sig != libc::SIGCHLD {
                     // SIGCHLD: the reap at the top of the loop looks.
+                    self.stopped |= signals::is_stopping(sig);
                     send(self.w.pid, self.w.pidfd.as_ref(), sig);
                 }
             }
@@ -195,7 +200,7 @@ impl Loop<'_> {
         }
         // Whatever the sandbox wrote, then the caller's terminal as it was.
         if let Some(r) = self.relay.take() {
-            r.finish();
+            r.finish(&self.w.signals, !(self.stopped || self.timed_out));
         }
         let (code, reason) = if self.timed_out {
             (super::EXIT_TIMEOUT, "timeout")

@@ -5,18 +5,23 @@
 //! passes window size changes on.
 //!
 //! The caller's descriptors are never made non-blocking (that flag belongs
-//! to the open file description, which the caller's shell shares): they
-//! are read and written only when poll says so, a chunk at a time. The
-//! master is ours alone and is non-blocking.
+//! to the open file description, which the caller's shell shares): stdin
+//! is read only when poll says so; stdout is written through a description
+//! of its own, opened again non-blocking through /proc/self/fd/1, so a
+//! terminal or pipe that stops reading can't stop the loop (and with it
+//! signals and `wall_time`). Where that can't be opened (a socket), fd 1 is
+//! written when poll says so, a chunk at a time. The master is ours alone
+//! and is non-blocking.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use super::signals;
 use crate::sandbox::pty;
 
 const STDIN: RawFd = 0;
 const STDOUT: RawFd = 1;
-/// At most this much is written to the caller's stdout at once: a pipe
-/// that polls writable takes it without blocking.
+/// At most this much is written to a blocking stdout at once: a pipe that
+/// polls writable takes it without blocking.
 const CHUNK: usize = 4096;
 
 /// A bounded byte queue.
@@ -85,9 +90,23 @@ fn transient() -> bool {
     matches!(errno(), libc::EAGAIN | libc::EINTR)
 }
 
+/// True when `fd` is a terminal or a pipe: opened again, it is the same
+/// stream (a file would get an offset of its own and be overwritten).
+fn reopens(fd: RawFd) -> bool {
+    // SAFETY: an all-zero stat is valid and fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    let known = unsafe { libc::fstat(fd, &mut st) } == 0;
+    // SAFETY: isatty with an integer argument.
+    let tty = unsafe { libc::isatty(fd) } == 1;
+    known && (st.st_mode & libc::S_IFMT == libc::S_IFIFO || tty)
+}
+
 /// The relay, from the moment the master arrives until the sandbox ends.
 pub(crate) struct Relay {
     master: OwnedFd,
+    /// The caller's stdout, opened again non-blocking, when it could be.
+    out: Option<OwnedFd>,
     /// The caller's terminal, for its window size and raw mode (stdin's,
     /// else stdout's).
     caller: Option<RawFd>,
@@ -114,8 +133,22 @@ impl Relay {
             libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
         let caller = pty::caller_terminal(&[STDIN, STDOUT]);
+        let out = if reopens(STDOUT) {
+            // SAFETY: a constant NUL-terminated path; O_NOCTTY so a
+            // terminal opened again never becomes ours.
+            unsafe {
+                libc::open(
+                    c"/proc/self/fd/1".as_ptr(),
+                    libc::O_WRONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                )
+            }
+        } else {
+            -1
+        };
         let r = Relay {
             master,
+            // SAFETY: open just returned this fd and nothing else owns it.
+            out: (out >= 0).then(|| unsafe { OwnedFd::from_raw_fd(out) }),
             caller,
             // Raw on stdout's terminal too when only it is one: the pty
             // inside already did the output processing (CRLF) once.
@@ -151,7 +184,7 @@ impl Relay {
             add(STDIN, libc::POLLIN);
         }
         if self.stdout_open && !self.to_caller.is_empty() {
-            add(STDOUT, libc::POLLOUT);
+            add(self.out_fd(), libc::POLLOUT);
         }
         let mut m = 0;
         if self.master_open && self.to_caller.has_room() {
@@ -168,10 +201,11 @@ impl Relay {
     /// Moves what `polled` says can move.
     pub(crate) fn ready(&mut self, polled: &[libc::pollfd]) {
         let master = self.master.as_raw_fd();
+        let out = self.out_fd();
         for p in polled.iter().filter(|p| p.revents != 0) {
             match p.fd {
                 STDIN if p.events & libc::POLLIN != 0 => self.read_caller(),
-                STDOUT if p.events & libc::POLLOUT != 0 => self.write_caller(),
+                fd if fd == out && p.events & libc::POLLOUT != 0 => self.write_caller(),
                 fd if fd == master => {
                     if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
                         && p.events & libc::POLLIN != 0
@@ -185,6 +219,10 @@ impl Relay {
                 _ => {}
             }
         }
+    }
+
+    fn out_fd(&self) -> RawFd {
+        self.out.as_ref().map_or(STDOUT, AsRawFd::as_raw_fd)
     }
 
     fn read_caller(&mut self) {
@@ -227,7 +265,12 @@ impl Relay {
     }
 
     fn write_caller(&mut self) {
-        if self.to_caller.drain(STDOUT, CHUNK) < 0 && !transient() {
+        let max = if self.out.is_some() {
+            usize::MAX
+        } else {
+            CHUNK
+        };
+        if self.to_caller.drain(self.out_fd(), max) < 0 && !transient() {
             // The caller stopped listening (EPIPE): the agent's output is
             // still read, and dropped, so the agent never blocks on it.
             self.stdout_open = false;
@@ -239,21 +282,44 @@ impl Relay {
     /// the caller's terminal gets its settings back. Bounded: with every
     /// process of the sandbox gone nothing writes to the pty any more, so
     /// reading stops at the first empty read (a slave passed outside could
-    /// only add to it, not hold this up).
-    pub(crate) fn finish(mut self) {
-        loop {
+    /// only add to it, not hold this up); a caller that doesn't read is
+    /// waited for until a stopping signal (SIGINT, SIGTERM, SIGHUP,
+    /// SIGQUIT) arrives on `signals`, and not at all when the sandbox was
+    /// stopped (`patient` false: a signal or `wall_time` ended it), where
+    /// only what the caller takes at once is written.
+    pub(crate) fn finish(mut self, signals: &OwnedFd, patient: bool) {
+        'drain: loop {
             while self.stdout_open && !self.to_caller.is_empty() {
-                let mut p = libc::pollfd {
-                    fd: STDOUT,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: p is a valid pollfd.
-                if unsafe { libc::poll(&mut p, 1, -1) } < 0 && !transient() {
-                    self.stdout_open = false;
-                } else if p.revents & libc::POLLOUT != 0 || p.revents == 0 {
+                let mut p = [
+                    libc::pollfd {
+                        fd: self.out_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    },
+                    libc::pollfd {
+                        fd: signals.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                ];
+                let wait = if patient { -1 } else { 0 };
+                // SAFETY: p is a valid array of two pollfds.
+                match unsafe { libc::poll(p.as_mut_ptr(), 2, wait) } {
+                    0 => break 'drain,
+                    n if n < 0 && !transient() => break 'drain,
+                    n if n < 0 => continue,
+                    _ => {}
+                }
+                if p[1].revents != 0 {
+                    while let Some(sig) = signals::read(signals) {
+                        if signals::is_stopping(sig) {
+                            break 'drain;
+                        }
+                    }
+                }
+                if p[0].revents & libc::POLLOUT != 0 {
                     self.write_caller();
-                } else {
+                } else if p[0].revents != 0 {
                     self.stdout_open = false;
                 }
             }
