@@ -348,6 +348,51 @@ mod tests {
     }
 
     #[test]
+    fn the_controlling_terminal_is_taken_without_allocating() {
+        let (_keep, mut a) = args(&["/bin/true"], "/");
+        a.ctty = true;
+        let (r, w) = super::channel::pipe().unwrap();
+        let mut stack = Stack::new().unwrap();
+        // SAFETY: fork in a test; the child makes system calls only (a pty
+        // of its own as fd 0, then the agent's path) and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let code = match crate::sandbox::pty::open() {
+                // SAFETY: dup2 with integer arguments, in the child.
+                Ok((_m, s)) if unsafe { libc::dup2(s.as_raw_fd(), 0) } == 0 => {
+                    match spawn(&a, w.as_raw_fd(), stack.usable()) {
+                        Ok(agent) => {
+                            let mut st = 0;
+                            // SAFETY: waiting for the agent just started.
+                            unsafe { libc::waitpid(agent, &mut st, 0) };
+                            if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                                0
+                            } else {
+                                1
+                            }
+                        }
+                        Err(_) => 2,
+                    }
+                }
+                _ => 3,
+            };
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(code) };
+        }
+        drop(w);
+        let mut status = 0;
+        // SAFETY: waiting for our child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let mut reader = super::channel::Reader::new(&r);
+        reader.read_available(&r);
+        assert_eq!(reader.finish(), super::channel::Report::Running);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+    }
+
+    #[test]
     fn the_guard_catches_an_allocation() {
         // The control: the guard does abort a child that allocates.
         // SAFETY: fork in a test; the child only allocates and exits.
