@@ -589,3 +589,32 @@ fn a_caller_that_stops_reading_cant_make_confine_unstoppable() {
     );
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
 }
+
+#[test]
+fn the_last_of_tty_and_no_tty_wins_and_tty_needs_no_caller_terminal() {
+    if !can_run("the_last_of_tty_and_no_tty_wins_and_tty_needs_no_caller_terminal") {
+        return;
+    }
+    let f = Fixture::new("tty-flags");
+    let run = |flags: &[&str]| {
+        Command::new(bin())
+            .args(["run", "-w"])
+            .arg(&f.ws)
+            .args(flags)
+            .args(["--", "/bin/sh", "-c", "test -t 0 && echo TTY || echo NOTTY"])
+            .env("PATH", PATH)
+            .current_dir(&f.ws)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // stdin /dev/null, stdout a pipe: a pty all the same, output processed.
+    let o = run(&["--no-tty", "--tty"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(stdout(&o), "TTY\r\n");
+    let o = run(&["--tty", "--no-tty"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(stdout(&o), "NOTTY\n");
+    let o = run(&[]);
+    assert_eq!(stdout(&o), "NOTTY\n");
+}
