@@ -618,3 +618,37 @@ fn the_last_of_tty_and_no_tty_wins_and_tty_needs_no_caller_terminal() {
     let o = run(&[]);
     assert_eq!(stdout(&o), "NOTTY\n");
 }
+
+#[test]
+fn ctrl_z_and_fg_work_inside() {
+    if !can_run("ctrl_z_and_fg_work_inside") || !have("ctrl_z_and_fg_work_inside", "/bin/bash") {
+        return;
+    }
+    let f = Fixture::new("tty-jobs");
+    let outer = Outer::new(24, 80);
+    let child = outer.spawn(&f, &["--tty"], &["/bin/bash", "--norc", "-i"]);
+    // Markers are typed with quotes inside them, so the terminal's echo of
+    // the typed line never matches; only the command's output does. What
+    // is typed after `fg` waits in the pty until the resumed job, in the
+    // foreground again, reads it (bash doesn't read while it waits).
+    let mut stage = 0;
+    let (status, out) = outer.drive(child, LIMIT, |o, out| {
+        let out = text(out);
+        let typed: &[u8] = match stage {
+            0 if out.contains("$ ") => b"sh -c 'echo READ\"\"ING; read x; echo GOT_$x'\r",
+            1 if out.contains("READING") => b"\x1a", // Ctrl-Z
+            2 if out.contains("Stopped") => b"fg\r",
+            3 if out.contains("fg\r\n") => b"hello\r",
+            4 if out.contains("GOT_hello") => b"exit 0\r",
+            _ => return,
+        };
+        o.type_in(typed);
+        stage += 1;
+    });
+    let out = text(&out);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert_eq!(stage, 5, "{out}");
+    assert!(!out.contains("no job control"), "{out}");
+    assert!(out.contains("Stopped"), "{out}");
+    assert!(out.contains("GOT_hello"), "{out}");
+}
