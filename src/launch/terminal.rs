@@ -214,6 +214,13 @@ impl Relay {
                     }
                     if p.revents & libc::POLLOUT != 0 {
                         self.write_agent();
+                    } else if p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+                        && p.events & libc::POLLOUT != 0
+                    {
+                        // No slave is open: nobody to type to. Dropped, or
+                        // the hangup would wake every poll until the end.
+                        self.to_agent.clear();
+                        self.owe_eof = false;
                     }
                 }
                 _ => {}
