@@ -78,12 +78,14 @@ the command may not be executed; 127 when it was not found."
         /// Print the resolved plan and exit 0 without running anything
         #[arg(long)]
         dry_run: bool,
-        /// Give the sandbox a terminal of its own: a pty as the command's
-        /// stdio and controlling terminal, relayed to the caller's
+        /// Give the sandbox a terminal of its own even when the caller has
+        /// none (the default wherever stdin, stdout or stderr is a terminal):
+        /// a pty as the command's controlling terminal, relayed to the
+        /// caller's
         #[arg(long, overrides_with = "no_tty")]
         tty: bool,
-        /// Pass the caller's stdin, stdout and stderr as they are (the default
-        /// for now)
+        /// Pass the caller's stdin, stdout and stderr as they are, terminal or
+        /// not (byte-exact pipes; the command holds the caller's terminal)
         #[arg(long, overrides_with = "tty")]
         no_tty: bool,
         /// The command and its arguments
@@ -250,10 +252,12 @@ fn cli(args: Vec<OsString>) -> u8 {
                 return print_out(&plan.render_text());
             }
             // The last of --tty and --no-tty wins (clap clears the other).
-            let terminal = if tty && !no_tty {
+            let terminal = if tty {
                 launch::Terminal::Pty
-            } else {
+            } else if no_tty {
                 launch::Terminal::Inherit
+            } else {
+                launch::Terminal::Auto
             };
             match launch::run_with(&plan, terminal) {
                 Ok(status) => status,

@@ -652,3 +652,338 @@ fn ctrl_z_and_fg_work_inside() {
     assert!(out.contains("Stopped"), "{out}");
     assert!(out.contains("GOT_hello"), "{out}");
 }
+
+/// An interactive bash with job control on a pty of the test's own: the
+/// user's shell, from which confine runs as a job (so Ctrl-Z, `&` and
+/// `fg` act on confine as they would at a real terminal).
+struct Shell {
+    outer: Outer,
+    child: Child,
+    out: Vec<u8>,
+}
+
+impl Shell {
+    fn new(f: &Fixture) -> Shell {
+        let outer = Outer::new(24, 80);
+        let fd = |o: &OwnedFd| Stdio::from(o.try_clone().unwrap());
+        let mut c = Command::new("/bin/bash");
+        c.args(["--norc", "--noprofile", "-i"])
+            .env_clear()
+            .env("PATH", PATH)
+            .env("PS1", "$ ")
+            .env("HOME", &f.root)
+            .env("HISTFILE", f.root.join("history"))
+            .env("TERM", "dumb")
+            .current_dir(&f.ws)
+            .stdin(fd(&outer.slave))
+            .stdout(fd(&outer.slave))
+            .stderr(fd(&outer.slave));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c.spawn().unwrap();
+        let mut s = Shell {
+            outer,
+            child,
+            out: Vec::new(),
+        };
+        s.wait_for("the first prompt", |out| out.contains("$ "));
+        s
+    }
+
+    /// Reads the terminal until `cond` holds for what it showed since
+    /// `mark` (bounded).
+    fn wait_since(&mut self, mark: usize, what: &str, cond: impl Fn(&str) -> bool) {
+        let end = Instant::now() + LIMIT;
+        loop {
+            self.outer.read_now(&mut self.out);
+            if cond(&text(&self.out[mark..])) {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "waited {LIMIT:?} for {what}; the terminal showed: {}",
+                text(&self.out)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for(&mut self, what: &str, cond: impl Fn(&str) -> bool) {
+        self.wait_since(0, what, cond);
+    }
+
+    /// Types `line` and a return; the position in the output before it.
+    fn type_line(&mut self, line: &str) -> usize {
+        self.type_keys(format!("{line}\r").as_bytes())
+    }
+
+    /// Types `keys`; the position in the output before them.
+    fn type_keys(&mut self, keys: &[u8]) -> usize {
+        self.outer.read_now(&mut self.out);
+        let mark = self.out.len();
+        self.outer.type_in(keys);
+        mark
+    }
+
+    /// Polls (bounded) until `cond` holds, reading the terminal meanwhile.
+    fn until(&mut self, what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + LIMIT;
+        while !cond() {
+            self.outer.read_now(&mut self.out);
+            assert!(
+                Instant::now() < end,
+                "waited {LIMIT:?} for {what}; the terminal showed: {}",
+                text(&self.out)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Ends the shell and whatever of `token`'s processes are left (ours:
+    /// the confine it started, by pid).
+    fn end(mut self, token: &str) {
+        for (pid, _) in processes_with_arg(token) {
+            // SAFETY: kill of a process this test started, by pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The process state letter of `pid` (R, S, T, ...), from /proc/PID/stat.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// The agent (`sh -c SCRIPT TOKEN`) and confine, by their argv.
+fn agent_and_confine(token: &str) -> (Option<i32>, Option<i32>) {
+    let ps = processes_with_arg(token);
+    let find = |want: &dyn Fn(&str) -> bool| ps.iter().find(|(_, a)| want(&a[0])).map(|p| p.0);
+    (find(&|a| a == "sh"), find(&|a| a == bin()))
+}
+
+/// `confine run -w WS FLAGS -- sh -c SCRIPT TOKEN`, as typed at the shell.
+fn confine_line(f: &Fixture, flags: &str, script: &str, token: &str) -> String {
+    format!(
+        "{} run -w {} {flags} -- sh -c '{script}' {token}",
+        bin(),
+        f.ws.display()
+    )
+}
+
+/// Ctrl-Z on an agent with no shell inside it (DESIGN.md §11): the agent
+/// stops, confine stops with it, the user's shell gets the terminal back
+/// and what is typed next is the shell's; `fg` resumes the agent, which
+/// then reads what the user types for it.
+#[test]
+fn ctrl_z_stops_the_whole_sandbox_and_fg_resumes_it() {
+    let test = "ctrl_z_stops_the_whole_sandbox_and_fg_resumes_it";
+    if !can_run(test) || !have(test, "/bin/bash") {
+        return;
+    }
+    let f = Fixture::new("tty-suspend");
+    let token = token(7);
+    let script = r#"read x; echo "got:$x" > zout"#;
+    let mut sh = Shell::new(&f);
+    // No flag: the caller is at a terminal, so the sandbox gets a pty.
+    sh.type_line(&confine_line(&f, "", script, &token));
+    let mut agent = None;
+    sh.until("the agent to wait for input", || {
+        agent = agent_and_confine(&token).0;
+        agent.is_some_and(|p| state(p) == Some('S'))
+    });
+    let agent = agent.unwrap();
+    let mark = sh.type_keys(b"\x1a"); // Ctrl-Z
+    sh.wait_since(mark, "the shell to say the job stopped", |o| {
+        o.contains("Stopped") && o.ends_with("$ ")
+    });
+    assert_eq!(state(agent), Some('T'), "the agent wasn't stopped");
+    assert_eq!(state(agent_and_confine(&token).1.unwrap()), Some('T'));
+    // Typed at the shell's prompt: the shell runs it, the agent gets none.
+    let mark = sh.type_line("echo typed-ahead-$((6*7))");
+    sh.wait_since(mark, "the shell to run the typed line", |o| {
+        o.contains("typed-ahead-42")
+    });
+    assert_eq!(state(agent), Some('T'));
+    assert!(!f.ws.join("zout").exists());
+    sh.type_line("fg");
+    sh.until("the agent to be continued", || state(agent) == Some('S'));
+    let mark = sh.type_line("agent-line");
+    sh.wait_since(mark, "confine to end", |o| o.ends_with("$ "));
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("zout")).unwrap(),
+        "got:agent-line\n"
+    );
+    sh.end(&token);
+
+    // Control: with the caller's own terminal (--no-tty), Ctrl-Z stops
+    // confine but not the agent, which keeps the user's terminal.
+    let token = self::token(7);
+    let mut sh = Shell::new(&f);
+    sh.type_line(&confine_line(&f, "--no-tty", script, &token));
+    let mut agent = None;
+    sh.until("the agent to wait for input", || {
+        agent = agent_and_confine(&token).0;
+        agent.is_some_and(|p| state(p) == Some('S'))
+    });
+    let mark = sh.type_keys(b"\x1a");
+    sh.wait_since(mark, "the shell to say the job stopped", |o| {
+        o.contains("Stopped")
+    });
+    assert_eq!(state(agent.unwrap()), Some('S'), "the agent was stopped");
+    sh.end(&token);
+}
+
+/// `confine run ... &`: a sandbox started in the background runs, and
+/// reads nothing the user types (here while a foreground `sleep` holds the
+/// terminal) until it is brought to the foreground.
+#[test]
+fn a_sandbox_in_the_background_reads_nothing_the_user_types() {
+    let test = "a_sandbox_in_the_background_reads_nothing_the_user_types";
+    if !can_run(test) || !have(test, "/bin/bash") {
+        return;
+    }
+    let f = Fixture::new("tty-background");
+    // The agent reads only once `go` exists: while the shell reads its
+    // command line, nothing else competes for the terminal.
+    let script = r#"while [ ! -e go ]; do sleep 0.05; done; read x; echo "got:$x" > bout"#;
+    let secret = "secret-from-the-user";
+    let run = |flags: &str| {
+        let token = token(7);
+        let mut sh = Shell::new(&f);
+        sh.type_line(&format!("{} &", confine_line(&f, flags, script, &token)));
+        sh.until("the agent", || agent_and_confine(&token).0.is_some());
+        // A foreground program that doesn't read, and the user types.
+        let nap = self::token(3);
+        let mark = sh.type_line(&format!("sleep {nap}; echo SL\"\"EPT"));
+        sh.until("the foreground sleep", || {
+            !processes_with_arg(&nap).is_empty()
+        });
+        std::fs::write(f.ws.join("go"), "").unwrap();
+        sh.outer.type_in(format!("{secret}\r").as_bytes());
+        sh.wait_since(mark, "the sleep to end", |o| o.contains("SLEPT"));
+        (sh, token)
+    };
+
+    let (mut sh, token) = run("");
+    sh.wait_for("the shell to run the typed line", |o| {
+        o.contains(&format!("{secret}: command not found"))
+    });
+    assert!(
+        !f.ws.join("bout").exists(),
+        "the agent read the user's line"
+    );
+    let mark = sh.type_line("fg");
+    sh.wait_since(mark, "confine in the foreground", |o| o.contains("fg\r\n"));
+    let mark = sh.type_line("for-the-agent");
+    sh.wait_since(mark, "confine to end", |o| o.ends_with("$ "));
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("bout")).unwrap(),
+        "got:for-the-agent\n"
+    );
+    sh.end(&token);
+    std::fs::remove_file(f.ws.join("bout")).unwrap();
+    std::fs::remove_file(f.ws.join("go")).unwrap();
+
+    // Control: with the caller's terminal (--no-tty), the backgrounded
+    // agent reads the line typed while `sleep` had the foreground.
+    let (mut sh, token) = run("--no-tty");
+    sh.until("the agent to write what it read", || {
+        f.ws.join("bout").exists()
+    });
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("bout")).unwrap(),
+        format!("got:{secret}\n")
+    );
+    sh.end(&token);
+}
+
+/// 50 MB of every byte value, from a file on stdin to a pipe on stdout,
+/// both byte-exact: with `--no-tty`, and by default with only stderr a
+/// terminal (the pty replaces that alone; the pipe and the file reach the
+/// agent as they are).
+#[test]
+fn pipes_next_to_a_terminal_stay_byte_exact() {
+    let test = "pipes_next_to_a_terminal_stay_byte_exact";
+    if !can_run(test) {
+        return;
+    }
+    let f = Fixture::new("tty-exact");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let sent: Vec<u8> = (0..50 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 56) as u8
+        })
+        .collect();
+    let input = f.root.join("input");
+    std::fs::write(&input, &sent).unwrap();
+    for flags in [&["--no-tty"][..], &[]] {
+        let outer = Outer::new(24, 80);
+        let mut c = Command::new(bin());
+        c.args(["run", "-w"])
+            .arg(&f.ws)
+            .args(flags)
+            .args([
+                "--",
+                "/bin/sh",
+                "-c",
+                r#"test -t 2 && echo STDERR_IS_A_TTY >&2
+                [ "$(stat -L -c %d /proc/$$/fd/2)" = "$(stat -c %d /dev/pts/ptmx)" ] && echo OWN_PTS >&2
+                test -t 0 || test -t 1 || cat"#,
+            ])
+            .env("PATH", PATH)
+            .current_dir(&f.ws)
+            .stdin(std::fs::File::open(&input).unwrap())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(outer.slave.try_clone().unwrap()));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(2, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = c.spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut stdout, &mut got).unwrap();
+            got
+        });
+        let mut shown = Vec::new();
+        let end = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            outer.read_now(&mut shown);
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "confine {flags:?} didn't end");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        outer.read_now(&mut shown);
+        let got = reader.join().unwrap();
+        assert_eq!(status.code(), Some(0), "{flags:?}: {}", text(&shown));
+        assert!(
+            got == sent,
+            "{flags:?}: {} bytes of {} arrived, or changed",
+            got.len(),
+            sent.len()
+        );
+        let shown = text(&shown);
+        assert!(shown.contains("STDERR_IS_A_TTY"), "{shown}");
+        // The sandbox's own pty by default; the caller's with --no-tty.
+        assert_eq!(shown.contains("OWN_PTS"), flags.is_empty(), "{shown}");
+    }
+}

@@ -340,6 +340,7 @@ mod tests {
                 uid: 60123,
                 gid: 60124,
                 env_keys: &self.env_keys,
+                terminal: "pty (stdin, stdout, stderr)".into(),
                 plan: PlanSummary {
                     landlock_abi: 7,
                     landlock_handled_fs: &["EXECUTE", "WRITE_FILE"],

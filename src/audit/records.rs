@@ -29,6 +29,9 @@ pub(crate) struct Launch<'a> {
     pub uid: u32,
     pub gid: u32,
     pub env_keys: &'a [String],
+    /// `inherited`, or `pty (stdin, stdout, stderr)` naming the streams
+    /// that are the sandbox's own terminal (DESIGN.md §11).
+    pub terminal: String,
     pub plan: PlanSummary<'a>,
     /// What best-effort dropped.
     pub dropped: &'a [Gap],

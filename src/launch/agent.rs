@@ -24,9 +24,10 @@ pub(crate) struct ExecArgs {
     pub candidates: Vec<CString>,
     pub argv0: CString,
     pub cwd: CString,
-    /// fd 0 is the sandbox's pty: make it the controlling terminal of a
-    /// session of the agent's own (job control inside works).
-    pub ctty: bool,
+    /// This fd is the sandbox's pty, the init's controlling terminal: the
+    /// agent takes its foreground in a process group of its own (job
+    /// control inside works, and Ctrl-Z stops it).
+    pub foreground: Option<RawFd>,
 }
 
 /// Exit status for "found but may not be executed".
@@ -233,18 +234,20 @@ pub(crate) fn spawn(
 /// Execs the command; never returns. On failure reports on `err` and exits
 /// with 126 or 127.
 pub(crate) fn exec(args: &ExecArgs, err: RawFd) -> ! {
+    if let Some(fd) = args.foreground {
+        if crate::sandbox::pty::take_foreground(fd).is_err() {
+            channel::refused(
+                err,
+                "terminal",
+                "can't take the foreground of the sandbox's pty",
+            );
+            // SAFETY: _exit ends the process without running anything else.
+            unsafe { libc::_exit(i32::from(super::EXIT_REFUSED)) };
+        }
+    }
     reset_signals();
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    if args.ctty && crate::sandbox::pty::take_as_controlling().is_err() {
-        channel::refused(
-            err,
-            "terminal",
-            "can't make the sandbox's pty the controlling terminal",
-        );
-        // SAFETY: _exit ends the process without running anything else.
-        unsafe { libc::_exit(i32::from(super::EXIT_REFUSED)) };
-    }
     // SAFETY: cwd is a valid C string.
     if unsafe { libc::chdir(args.cwd.as_ptr()) } != 0 {
         channel::refused(err, "chdir", "can't enter the working directory");
@@ -303,7 +306,7 @@ mod tests {
                 .collect(),
             argv0,
             cwd: CString::new(cwd).unwrap(),
-            ctty: false,
+            foreground: None,
         };
         (keep, a)
     }
@@ -348,18 +351,25 @@ mod tests {
     }
 
     #[test]
-    fn the_controlling_terminal_is_taken_without_allocating() {
+    fn the_terminals_foreground_is_taken_without_allocating() {
         let (_keep, mut a) = args(&["/bin/true"], "/");
-        a.ctty = true;
+        a.foreground = Some(0);
         let (r, w) = super::channel::pipe().unwrap();
         let mut stack = Stack::new().unwrap();
-        // SAFETY: fork in a test; the child makes system calls only (a pty
-        // of its own as fd 0, then the agent's path) and ends with _exit.
+        // SAFETY: fork in a test; the child makes system calls only (a
+        // session and a pty of its own as fd 0, as the init has them, then
+        // the agent's path) and ends with _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: setsid with no arguments, in the child.
+            let session = unsafe { libc::setsid() } > 0;
             let code = match crate::sandbox::pty::open() {
-                // SAFETY: dup2 with integer arguments, in the child.
-                Ok((_m, s)) if unsafe { libc::dup2(s.as_raw_fd(), 0) } == 0 => {
+                Ok((_m, s))
+                    if session
+                        && crate::sandbox::pty::make_controlling(&s).is_ok()
+                        // SAFETY: dup2 with integer arguments, in the child.
+                        && unsafe { libc::dup2(s.as_raw_fd(), 0) } == 0 =>
+                {
                     match spawn(&a, w.as_raw_fd(), stack.usable()) {
                         Ok(agent) => {
                             let mut st = 0;

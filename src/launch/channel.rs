@@ -18,10 +18,12 @@
 //! - **status** (init → supervisor): the agent's raw wait status, once, at
 //!   the end (confine's exit code alone can't tell `exit 130` from death by
 //!   SIGINT).
-//! - **terminal** (init → supervisor, only with `--tty`): a unix socket
-//!   pair carrying one descriptor, the master of the pty the init opened
-//!   from the sandbox's devpts (SCM_RIGHTS), or end of file if setup failed
-//!   before.
+//! - **terminal** (init → supervisor, only when the sandbox has a pty): a
+//!   unix socket pair (SOCK_SEQPACKET) carrying first the master of the pty
+//!   the init opened from the sandbox's devpts (SCM_RIGHTS), then one
+//!   message each time the agent stops (job control: the supervisor stops
+//!   too, and on `fg` has the init continue it); end of file when the init
+//!   is gone.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -100,13 +102,18 @@ pub(crate) fn open(terminal: bool) -> io::Result<(SupervisorEnds, InitEnds)> {
 /// The init's end of **terminal**.
 pub(crate) struct TerminalSender(OwnedFd);
 
+/// The message that carries the master.
+const MASTER: u8 = b'M';
+/// The message saying the agent has stopped.
+const STOPPED: u8 = b'S';
+
 impl TerminalSender {
     /// Hands the pty's master to the supervisor; the init keeps no copy.
     ///
     /// # Errors
     /// The errno of `sendmsg`.
-    pub(crate) fn send(self, master: OwnedFd) -> io::Result<()> {
-        let mut byte = [0u8; 1];
+    pub(crate) fn send(&self, master: OwnedFd) -> io::Result<()> {
+        let mut byte = [MASTER];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr().cast(),
             iov_len: 1,
@@ -133,6 +140,38 @@ impl TerminalSender {
         }
         Ok(())
     }
+
+    /// Tells the supervisor that the agent has stopped (without blocking:
+    /// the init never waits on the supervisor).
+    pub(crate) fn stopped(&self) {
+        // SAFETY: a valid one-byte buffer; a lost notice only leaves the
+        // agent stopped, as it would be outside.
+        unsafe {
+            libc::send(
+                self.0.as_raw_fd(),
+                [STOPPED].as_ptr().cast(),
+                1,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// What the init said on **terminal**.
+#[derive(Debug)]
+pub(crate) enum FromInit {
+    /// The pty's master (checked to be one).
+    Master(OwnedFd),
+    /// The agent has stopped.
+    Stopped,
+    /// Nothing yet.
+    Nothing,
+    /// The init is gone, or broke the protocol: the channel is done.
+    End,
 }
 
 /// The supervisor's end of **terminal**, polled by its event loop.
@@ -143,9 +182,8 @@ impl TerminalReceiver {
         self.0.as_raw_fd()
     }
 
-    /// The pty master, once the init has sent it; `None` when the init
-    /// ended without sending one, or sent something that isn't a pty master.
-    pub(crate) fn receive(&self) -> Option<OwnedFd> {
+    /// The next message, without blocking.
+    pub(crate) fn receive(&self) -> FromInit {
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr().cast(),
@@ -166,19 +204,36 @@ impl TerminalReceiver {
                 &mut msg,
                 libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
             );
+            if n < 0 {
+                let e = io::Error::last_os_error().raw_os_error();
+                if matches!(e, Some(libc::EAGAIN | libc::EINTR)) {
+                    return FromInit::Nothing;
+                }
+                return FromInit::End;
+            }
             let c = libc::CMSG_FIRSTHDR(&msg);
-            if n != 1 || c.is_null() {
-                return None;
+            let fd = (!c.is_null()
+                && (*c).cmsg_level == libc::SOL_SOCKET
+                && (*c).cmsg_type == libc::SCM_RIGHTS
+                && (*c).cmsg_len == libc::CMSG_LEN(4) as usize)
+                .then(|| {
+                    OwnedFd::from_raw_fd(std::ptr::read_unaligned(
+                        libc::CMSG_DATA(c).cast::<RawFd>(),
+                    ))
+                });
+            match (n, byte[0], fd) {
+                (1, STOPPED, None) => return FromInit::Stopped,
+                (1, MASTER, Some(fd)) => fd,
+                // Anything else (end of file included) ends the channel;
+                // a descriptor that came with it is closed on drop.
+                _ => return FromInit::End,
             }
-            if (*c).cmsg_level != libc::SOL_SOCKET
-                || (*c).cmsg_type != libc::SCM_RIGHTS
-                || (*c).cmsg_len != libc::CMSG_LEN(4) as usize
-            {
-                return None;
-            }
-            OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()))
         };
-        crate::sandbox::pty::is_master(fd.as_raw_fd()).then_some(fd)
+        if crate::sandbox::pty::is_master(fd.as_raw_fd()) {
+            FromInit::Master(fd)
+        } else {
+            FromInit::End
+        }
     }
 }
 

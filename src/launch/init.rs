@@ -11,7 +11,7 @@
 //! before anything of the command runs.
 
 use super::agent::{self, ExecArgs};
-use super::channel::{InitEnds, LifelineWatch, ReportWriter, StatusWriter};
+use super::channel::{InitEnds, LifelineWatch, ReportWriter, StatusWriter, TerminalSender};
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use crate::sandbox::{
@@ -28,6 +28,8 @@ pub(crate) struct InitArgs<'a> {
     pub exec: ExecArgs,
     /// Signals the supervisor forwards; blocked since before the fork.
     pub forwarded: &'a [libc::c_int],
+    /// Which of the agent's stdio are the sandbox's pty, when it has one.
+    pub wiring: Option<pty::Wiring>,
 }
 
 /// The value of a step that succeeded; else the reason reported on the
@@ -118,19 +120,26 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     die_with_supervisor(r, &lifeline);
     step(r, "dumpable", process::set_undumpable());
 
-    // The sandbox's own terminal (`--tty`), opened as the agent's user so
-    // that the slave is the agent's: its master to the supervisor, its
-    // slave as the stdio the agent inherits. The caller's terminal is no
-    // longer held by anything in the sandbox from here on.
-    if let Some(terminal) = terminal {
+    // The sandbox's own terminal (DESIGN.md §11), opened as the agent's
+    // user so that the slave is the agent's: its master to the supervisor,
+    // the slave our session's controlling terminal and the agent's stdio
+    // where the caller had a terminal. From here on nothing in the sandbox
+    // holds the caller's terminal.
+    if let (Some(terminal), Some(wiring)) = (&terminal, a.wiring) {
         let (master, slave) = step(
             r,
             "terminal",
             pty::open().map_err(|e| format!("opening /dev/ptmx: {e}")),
         );
-        if let Some(caller) = pty::caller_terminal(&[0, 1]) {
-            pty::inherit(caller, &slave);
+        if let Some(caller) = pty::caller_terminal(&[0, 1, 2]) {
+            pty::inherit(caller, &slave, wiring.copy_modes);
         }
+        step(
+            r,
+            "terminal",
+            pty::make_controlling(&slave)
+                .map_err(|e| format!("making the pty the session's terminal: {e}")),
+        );
         step(
             r,
             "terminal",
@@ -138,7 +147,7 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
                 .send(master)
                 .map_err(|e| format!("passing the pty to the supervisor: {e}")),
         );
-        step(r, "terminal", process::stdio_to(&slave));
+        step(r, "terminal", process::stdio_to(&slave, wiring.pty));
     }
 
     // The agent's stack, while it shares our memory until its execve:
@@ -153,7 +162,8 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     // The ruleset is used: from here on the init holds only the stdio it
     // hands to the agent and its channels. Not the audit log, not the
     // caller's other descriptors, for the whole run.
-    let keep = [0, 1, 2, r.raw(), lifeline.raw(), status.raw()];
+    let tty = terminal.as_ref().map_or(-1, |t| t.raw());
+    let keep = [0, 1, 2, r.raw(), lifeline.raw(), status.raw(), tty];
     step(r, "close_range", process::close_all_except(&keep));
     let log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
     step(
@@ -180,20 +190,45 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     drop(report);
     drop(lifeline);
     process::close_stdio();
-    supervise(agent, a.forwarded, &status)
+    supervise(agent, a.forwarded, &status, terminal.as_ref())
 }
 
 /// The init's life after the fork: wait for signals, forward the
 /// supervisor's to every process in the sandbox, reap everything, and exit
-/// with the agent's status once it is gone.
-fn supervise(agent: libc::pid_t, forwarded: &[libc::c_int], status: &StatusWriter) -> ! {
+/// with the agent's status once it is gone. With a pty, job control too:
+/// the agent stopping is told to the supervisor, and SIGCONT from it
+/// continues the agent's process group.
+fn supervise(
+    agent: libc::pid_t,
+    forwarded: &[libc::c_int],
+    status: &StatusWriter,
+    terminal: Option<&TerminalSender>,
+) -> ! {
     let mut all = forwarded.to_vec();
     all.push(libc::SIGCHLD);
+    if terminal.is_some() {
+        all.push(libc::SIGCONT);
+    }
     let set = super::signals::set_of(&all);
+    // SAFETY: set is initialized; the old mask isn't wanted. (The others
+    // are blocked since the supervisor's main; SIGCONT only here.)
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let wait_flags = libc::WNOHANG
+        | if terminal.is_some() {
+            libc::WUNTRACED
+        } else {
+            0
+        };
     loop {
         // SAFETY: set is initialized; a NULL info pointer is allowed.
         let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
         if sig < 0 {
+            continue;
+        }
+        if sig == libc::SIGCONT {
+            // The agent took setpgid(0, 0): its pid is its group's.
+            // SAFETY: kill with integer arguments.
+            unsafe { libc::kill(-agent, libc::SIGCONT) };
             continue;
         }
         if sig != libc::SIGCHLD {
@@ -206,11 +241,15 @@ fn supervise(agent: libc::pid_t, forwarded: &[libc::c_int], status: &StatusWrite
         loop {
             let mut wstatus = 0;
             // SAFETY: wstatus is a valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, &mut wstatus, libc::WNOHANG) };
+            let pid = unsafe { libc::waitpid(-1, &mut wstatus, wait_flags) };
             if pid <= 0 {
                 break;
             }
-            if pid == agent {
+            if pid == agent && libc::WIFSTOPPED(wstatus) {
+                if let Some(t) = terminal {
+                    t.stopped();
+                }
+            } else if pid == agent {
                 finish(wstatus, status);
             }
         }

@@ -30,7 +30,7 @@ use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use std::os::fd::AsFd;
 
-use crate::sandbox::{caps, cgroup, fsfd, limits, mounts, namespaces, placeholders, process};
+use crate::sandbox::{caps, cgroup, fsfd, limits, mounts, namespaces, placeholders, process, pty};
 
 /// Exit status when `limits.wall_time` ran out.
 pub const EXIT_TIMEOUT: u8 = 124;
@@ -61,22 +61,36 @@ fn setup(step: &'static str, what: impl Into<String>, why: impl std::fmt::Displa
 /// What the sandbox's standard streams are (DESIGN.md §11).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Terminal {
-    /// The caller's stdin, stdout and stderr, as they are (`--no-tty`, and
-    /// for now the default).
+    /// A pty of the sandbox's own wherever the caller's stdin, stdout or
+    /// stderr is a terminal; the caller's streams as they are otherwise.
     #[default]
+    Auto,
+    /// The caller's stdin, stdout and stderr, as they are (`--no-tty`).
     Inherit,
-    /// A pty of the sandbox's own as the agent's stdio and controlling
-    /// terminal, relayed by the supervisor to the caller's (`--tty`).
+    /// A pty of the sandbox's own, even when the caller has no terminal
+    /// (`--tty`).
     Pty,
 }
 
-/// Runs the plan's command in the sandbox with the caller's stdio; returns
-/// the exit status confine should exit with.
+impl Terminal {
+    /// Which of the agent's streams are the pty, for this process's stdio.
+    fn wiring(self) -> Option<pty::Wiring> {
+        match self {
+            Terminal::Inherit => None,
+            Terminal::Auto => pty::Wiring::of_stdio(false),
+            Terminal::Pty => pty::Wiring::of_stdio(true),
+        }
+    }
+}
+
+/// Runs the plan's command in the sandbox with the caller's stdio (and a
+/// pty of its own where that is a terminal); returns the exit status
+/// confine should exit with.
 ///
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
-    run_with(plan, Terminal::Inherit)
+    run_with(plan, Terminal::Auto)
 }
 
 /// [`run`], with the sandbox's terminal as `terminal` says.
@@ -94,8 +108,9 @@ pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
             e,
         )
     })?;
+    let wiring = terminal.wiring();
     audit
-        .record(&launch_record(plan))
+        .record(&launch_record(plan, wiring))
         .map_err(|e| setup("audit", "writing the launch record", e))?;
     // A directory as stdin, stdout or stderr would be the agent's way into
     // the host's tree, around the mount view: refused before anything on
@@ -104,7 +119,7 @@ pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
     let result = stdio
         .and_then(|()| prepare_host(plan, &audit.sandbox))
         .and_then(|host| {
-            let r = launch(plan, &audit.sandbox, &host.expect, terminal);
+            let r = launch(plan, &audit.sandbox, &host.expect, wiring);
             host.lease.release();
             r
         });
@@ -224,8 +239,9 @@ impl Outcome {
     }
 }
 
-fn launch_record(plan: &Plan) -> audit::Launch<'_> {
+fn launch_record(plan: &Plan, wiring: Option<pty::Wiring>) -> audit::Launch<'_> {
     audit::Launch {
+        terminal: wiring.map_or_else(|| "inherited".into(), |w| w.describe()),
         profile: audit::LaunchProfile {
             name: &plan.profile.name,
             sha256: &plan.profile.sha256,
@@ -260,14 +276,14 @@ fn launch(
     plan: &Plan,
     id: &str,
     expect: &mounts::Expect,
-    terminal: Terminal,
+    wiring: Option<pty::Wiring>,
 ) -> Result<Outcome, LaunchError> {
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
         .map_err(|e| setup("prepare", "capabilities", e))?;
     let mut exec = exec_args(plan)?;
-    exec.ctty = terminal == Terminal::Pty;
+    exec.foreground = wiring.map(|w| w.first());
     let rlimits = limits::Rlimits {
         open_files: plan.limits.open_files,
         file_size: plan.limits.file_size_bytes,
@@ -296,7 +312,7 @@ fn launch(
     };
 
     let (ends, init_ends) =
-        channel::open(terminal == Terminal::Pty).map_err(|e| setup("prepare", "channels", e))?;
+        channel::open(wiring.is_some()).map_err(|e| setup("prepare", "channels", e))?;
     // Blocked since main for `run`; again here for any other caller.
     signals::block();
     let sigfd = signals::signalfd().map_err(|e| setup("prepare", "signalfd", e))?;
@@ -324,6 +340,7 @@ fn launch(
                 rlimits,
                 exec,
                 forwarded: &signals::FORWARDED,
+                wiring,
             };
             init::run(args, init_ends)
         }
@@ -377,7 +394,7 @@ fn launch(
         grace: Duration::from_millis(plan.limits.grace_ms),
         started,
         cgroup: cg.as_ref(),
-        terminal,
+        terminal: terminal.zip(wiring),
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     if reason == "timeout" {
@@ -495,7 +512,7 @@ fn exec_args(plan: &Plan) -> Result<agent::ExecArgs, LaunchError> {
         candidates,
         argv0,
         cwd: e.cwd.clone(),
-        ctty: false,
+        foreground: None,
     })
 }
 

@@ -39,14 +39,16 @@ pub(crate) fn set_of(signals: &[libc::c_int]) -> libc::sigset_t {
     }
 }
 
-/// The forwarded signals and SIGCHLD.
+/// The forwarded signals, SIGCHLD and SIGCONT. SIGCONT still continues a
+/// stopped confine (blocking never stops that); queued, it tells the
+/// terminal relay that the shell may have handed it the terminal (`fg`).
 pub(crate) fn supervised() -> libc::sigset_t {
     let mut all = FORWARDED.to_vec();
-    all.push(libc::SIGCHLD);
+    all.extend([libc::SIGCHLD, libc::SIGCONT]);
     set_of(&all)
 }
 
-/// Blocks the forwarded signals and SIGCHLD in the calling thread. Called
+/// Blocks the [`supervised`] signals in the calling thread. Called
 /// first thing in `confine run` (before anything else can fail or wait),
 /// and never undone: a signal that arrives while confine prepares the
 /// launch stays pending for the event loop, one that arrives while it

@@ -7,8 +7,9 @@
 //! - the signalfd of the forwarded signals and SIGCHLD ([`signals`]);
 //! - the init's pidfd, readable once it has exited;
 //! - the setup report pipe ([`report`]), until end of file;
-//! - with `--tty`: the terminal channel until the pty master arrives, then
-//!   the caller's stdin and stdout and the master ([`terminal::Relay`]).
+//! - with a pty: the terminal channel (the master, then the agent's job
+//!   control stops), and once the master is here the caller's streams and
+//!   the master ([`terminal::Relay`]).
 //!
 //! Timers (`wall_time`, then `grace`) are the poll timeout. A new source
 //! (a control socket, the egress proxy's pipe) is one more fd in
@@ -18,7 +19,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::{channel, signals, terminal};
-use crate::sandbox::cgroup;
+use crate::sandbox::{cgroup, pty};
 
 /// What the loop watches.
 pub(crate) struct Watch<'a> {
@@ -34,8 +35,9 @@ pub(crate) struct Watch<'a> {
     pub grace: Duration,
     pub started: Instant,
     pub cgroup: Option<&'a cgroup::Cgroup>,
-    /// Where the pty master comes from, when the sandbox gets a terminal.
-    pub terminal: Option<channel::TerminalReceiver>,
+    /// Where the pty master and the agent's stops come from, when the
+    /// sandbox gets a terminal, and which of its streams the pty is.
+    pub terminal: Option<(channel::TerminalReceiver, pty::Wiring)>,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
@@ -93,7 +95,7 @@ impl Loop<'_> {
         if !self.report.at_end() {
             fds.push(p(&self.w.report));
         }
-        if let Some(t) = &self.w.terminal {
+        if let Some((t, _)) = &self.w.terminal {
             fds.push(libc::pollfd {
                 fd: t.raw(),
                 events: libc::POLLIN,
@@ -116,11 +118,16 @@ impl Loop<'_> {
             if let Some(status) = self.reaped() {
                 return self.ended(status);
             }
-            let timeout = self.deadline.map_or(-1, |d| {
-                let left = d.saturating_duration_since(Instant::now());
-                // Rounded up, so the deadline has passed when poll returns.
-                i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX)
-            });
+            let left = self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            let held = self.relay.as_ref().and_then(terminal::Relay::timeout);
+            let timeout = match (left, held) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            // Rounded up, so the deadline has passed when poll returns.
+            .map_or(-1, |t| i32::try_from(t.as_millis() + 1).unwrap_or(i32::MAX));
             let mut fds = self.fds();
             // SAFETY: fds is a valid array of pollfds for the call.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -139,17 +146,20 @@ impl Loop<'_> {
                     if let Some(r) = &self.relay {
                         r.resize();
                     }
+                } else if sig == libc::SIGCONT {
+                    // `fg` or `bg` from the caller's shell.
+                    if let Some(r) = &mut self.relay {
+                        r.continued();
+                    }
                 } else if sig != libc::SIGCHLD {
                     // SIGCHLD: the reap at the top of the loop looks.
                     self.stopped |= signals::is_stopping(sig);
                     send(self.w.pid, self.w.pidfd.as_ref(), sig);
                 }
             }
-            if let Some(t) = &self.w.terminal {
+            if let Some((t, _)) = &self.w.terminal {
                 if Self::ready(&fds, t.raw()) {
-                    // The master, or end of file: the channel is done either way.
-                    self.relay = t.receive().map(terminal::Relay::start);
-                    self.w.terminal = None;
+                    self.terminal_channel();
                 }
             }
             if let Some(r) = &mut self.relay {
@@ -165,6 +175,27 @@ impl Loop<'_> {
 /// `wall_time` ran out: SIGTERM to the whole tree, then after `grace`
 /// SIGKILL, to the init and through the cgroup.
 impl Loop<'_> {
+    /// What the init said on the terminal channel: the master (the relay
+    /// starts), the agent's stops, or the end.
+    fn terminal_channel(&mut self) {
+        while let Some((t, wiring)) = &self.w.terminal {
+            match t.receive() {
+                channel::FromInit::Master(m) if self.relay.is_none() => {
+                    self.relay = Some(terminal::Relay::start(m, *wiring));
+                }
+                channel::FromInit::Master(_) => {}
+                channel::FromInit::Stopped => {
+                    // Stopped with it; continued, the agent is too.
+                    if self.relay.as_mut().is_some_and(terminal::Relay::suspend) {
+                        send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGCONT);
+                    }
+                }
+                channel::FromInit::Nothing => return,
+                channel::FromInit::End => self.w.terminal = None,
+            }
+        }
+    }
+
     fn escalate(&mut self) {
         if !self.timed_out {
             self.timed_out = true;
@@ -195,8 +226,10 @@ impl Loop<'_> {
         self.report.read_available(&self.w.report);
         let report = self.report.finish();
         // A master sent just before the init ended still holds its output.
-        if let Some(t) = self.w.terminal.take() {
-            self.relay = t.receive().map(terminal::Relay::start);
+        if let Some((t, wiring)) = self.w.terminal.take() {
+            if let (channel::FromInit::Master(m), None) = (t.receive(), &self.relay) {
+                self.relay = Some(terminal::Relay::start(m, wiring));
+            }
         }
         // Whatever the sandbox wrote, then the caller's terminal as it was.
         if let Some(r) = self.relay.take() {

@@ -227,13 +227,13 @@ pub(crate) fn close_all_except(keep: &[RawFd]) -> io::Result<()> {
     close_range(from, u32::MAX, 0)
 }
 
-/// Makes `fd` the process's stdin, stdout and stderr (without O_CLOEXEC),
-/// closing whatever they were.
+/// Makes `fd` the process's stdin, stdout and stderr where `which` says
+/// (without O_CLOEXEC), closing whatever they were.
 ///
 /// # Errors
 /// The errno of `dup2`.
-pub(crate) fn stdio_to(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
-    for std in 0..=2 {
+pub(crate) fn stdio_to(fd: &impl std::os::fd::AsRawFd, which: [bool; 3]) -> io::Result<()> {
+    for std in (0..=2).filter(|&s| which[s as usize]) {
         // SAFETY: dup2 with integer arguments; `fd` is open.
         if unsafe { libc::dup2(fd.as_raw_fd(), std) } < 0 {
             return Err(io::Error::last_os_error());

@@ -78,6 +78,13 @@ pub(crate) fn set_winsize(fd: RawFd, w: &libc::winsize) {
     unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, w) };
 }
 
+/// True when this process's group is the foreground of terminal `fd` (so
+/// it may change its modes and read it without being stopped).
+pub(crate) fn in_foreground(fd: RawFd) -> bool {
+    // SAFETY: tcgetpgrp and getpgrp with integer arguments.
+    unsafe { libc::tcgetpgrp(fd) == libc::getpgrp() }
+}
+
 /// The caller's terminal among `fds` (stdin first), if any.
 pub(crate) fn caller_terminal(fds: &[RawFd]) -> Option<RawFd> {
     // SAFETY: isatty with an integer argument.
@@ -86,11 +93,11 @@ pub(crate) fn caller_terminal(fds: &[RawFd]) -> Option<RawFd> {
         .find(|&fd| unsafe { libc::isatty(fd) } == 1)
 }
 
-/// Gives the new pty the caller's settings (erase character, modes) and
-/// window size, as a terminal emulator would, so that programs inside see
-/// the terminal the user has.
-pub(crate) fn inherit(from: RawFd, slave: &OwnedFd) {
-    if let Some(t) = termios(from) {
+/// Gives the new pty the caller's window size and, when `modes`, its
+/// settings (erase character, modes), as a terminal emulator would, so
+/// that programs inside see the terminal the user has.
+pub(crate) fn inherit(from: RawFd, slave: &OwnedFd, modes: bool) {
+    if let Some(t) = termios(from).filter(|_| modes) {
         // SAFETY: t is a valid termios; failure keeps the pty's defaults.
         unsafe { libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t) };
     }
@@ -99,18 +106,112 @@ pub(crate) fn inherit(from: RawFd, slave: &OwnedFd) {
     }
 }
 
-/// Makes fd 0 the calling process's controlling terminal in a new session
-/// of its own. Runs in the agent before its execve: system calls only, no
-/// allocation; the errno on failure.
-pub(crate) fn take_as_controlling() -> Result<(), libc::c_int> {
-    // SAFETY: setsid and ioctl(TIOCSCTTY, 0) with integer arguments; 0
-    // never steals a terminal that is another session's.
+/// Makes `slave` the controlling terminal of the calling process's session,
+/// of which it must be the leader without a terminal yet (the init, after
+/// its setsid). The agent then joins the session's foreground
+/// ([`take_foreground`]) in a process group of its own, whose parent (the
+/// init) is in the same session: the group isn't orphaned, so the kernel
+/// stops it on Ctrl-Z (SIGTSTP) as it would any foreground job.
+///
+/// # Errors
+/// The errno of the ioctl.
+pub(crate) fn make_controlling(slave: &OwnedFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY with 0 never steals a terminal that is another
+    // session's.
+    if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Puts the calling process in a process group of its own and makes that
+/// the foreground of its controlling terminal `fd`. Runs in the agent
+/// before its execve (which resets the mask): system calls only, no
+/// allocation; the errno on failure. SIGTTOU is blocked first, so
+/// tcsetpgrp from the background doesn't stop us.
+pub(crate) fn take_foreground(fd: RawFd) -> Result<(), libc::c_int> {
+    // SAFETY: sigset operations on a local set; setpgid, getpid and
+    // tcsetpgrp with integer arguments.
     unsafe {
-        if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+        let mut ttou: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut ttou);
+        libc::sigaddset(&mut ttou, libc::SIGTTOU);
+        libc::sigprocmask(libc::SIG_BLOCK, &ttou, std::ptr::null_mut());
+        if libc::setpgid(0, 0) != 0 || libc::tcsetpgrp(fd, libc::getpid()) != 0 {
             return Err(*libc::__errno_location());
         }
     }
     Ok(())
+}
+
+/// Which of the agent's stdin, stdout and stderr are the sandbox's pty
+/// (DESIGN.md §11): each one where the caller has a terminal, the others
+/// stay what the caller gave (a pipe, a file: no terminal to protect, and
+/// bytes pass exactly). Under `--tty` with no terminal at all, all three
+/// are the pty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wiring {
+    pub pty: [bool; 3],
+    /// confine was started in the foreground of the caller's terminal, so
+    /// its modes are the user's: the pty starts with them. (In the
+    /// background, the shell already has its line editor's modes on the
+    /// terminal again; the pty keeps its sane defaults then.)
+    pub copy_modes: bool,
+}
+
+impl Wiring {
+    /// The wiring for a caller whose fds 0–2 are terminals as `ttys` says;
+    /// `forced` is `--tty`. `None`: no pty (no terminal, and not forced).
+    pub fn of(ttys: [bool; 3], forced: bool) -> Option<Wiring> {
+        let pty = if ttys.iter().any(|&t| t) {
+            ttys
+        } else if forced {
+            [true; 3]
+        } else {
+            return None;
+        };
+        Some(Wiring {
+            pty,
+            copy_modes: true,
+        })
+    }
+
+    /// The wiring for this process's fds 0–2.
+    pub fn of_stdio(forced: bool) -> Option<Wiring> {
+        // SAFETY: isatty with integer arguments.
+        let tty = |fd| unsafe { libc::isatty(fd) } == 1;
+        let mut w = Wiring::of([tty(0), tty(1), tty(2)], forced)?;
+        w.copy_modes = caller_terminal(&[0, 1, 2]).is_some_and(in_foreground);
+        Some(w)
+    }
+
+    /// The agent's fd that is the pty (the first), for tcsetpgrp.
+    pub(crate) fn first(&self) -> RawFd {
+        (0..3).find(|&fd| self.pty[fd as usize]).unwrap_or(0)
+    }
+
+    /// The caller's fd that shows what the pty prints (its echo, the
+    /// agent's output, `/dev/tty`): stdout, else stderr, else stdin's
+    /// terminal.
+    pub(crate) fn output(&self) -> RawFd {
+        [1, 2, 0]
+            .into_iter()
+            .find(|&fd| self.pty[fd as usize])
+            .unwrap_or(1)
+    }
+
+    /// True when the agent's stdin is the pty: the caller's stdin is
+    /// relayed to it.
+    pub(crate) fn input(&self) -> bool {
+        self.pty[0]
+    }
+
+    /// "pty" on each of stdin, stdout, stderr that is, for the record.
+    pub fn describe(&self) -> String {
+        let names = ["stdin", "stdout", "stderr"];
+        let on: Vec<&str> = (0..3).filter(|&i| self.pty[i]).map(|i| names[i]).collect();
+        format!("pty ({})", on.join(", "))
+    }
 }
 
 /// The caller's terminal in raw mode until [`RawMode::restore`] or drop:
@@ -162,6 +263,24 @@ impl Drop for RawMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pty_replaces_exactly_the_callers_terminals() {
+        assert_eq!(Wiring::of([false; 3], false), None);
+        let all = Wiring::of([false; 3], true).unwrap();
+        assert_eq!((all.pty, all.output(), all.first()), ([true; 3], 1, 0));
+        // `cmd > file` at a terminal: stdout stays the file, the pty shows
+        // on stderr; stdin is relayed.
+        let w = Wiring::of([true, false, true], false).unwrap();
+        assert_eq!((w.input(), w.output(), w.first()), (true, 2, 0));
+        // Only stdin a terminal (`cmd > out 2> err`), with --tty too: the
+        // pty is stdin alone, and its echo shows on stdin's terminal.
+        let w = Wiring::of([true, false, false], true).unwrap();
+        assert_eq!((w.pty, w.output(), w.first()), ([true, false, false], 0, 0));
+        let w = Wiring::of([false, true, false], false).unwrap();
+        assert_eq!((w.input(), w.output(), w.first()), (false, 1, 1));
+        assert_eq!(w.describe(), "pty (stdout)");
+    }
 
     #[test]
     fn raw_mode_is_restored_exactly() {
