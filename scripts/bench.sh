@@ -51,7 +51,7 @@ readonly MARKER=.confine-bench-scratch
 
 if [[ ${CONFINE_BENCH_QUICK:-0} == 1 ]]; then
     readonly ROUNDS=1 LAUNCH_RUNS=30 LAUNCH_WARMUP=5
-    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2 SYSCALL_ROUNDS=2
+    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2 SYSCALL_ROUNDS=2 KEY_ROUNDS=1
 else
     # Everything is measured in ROUNDS interleaved rounds (every launcher
     # once per round), so that a burst of load elsewhere on the machine (or a
@@ -61,6 +61,8 @@ else
     readonly GIT_RUNS=5 PY_RUNS=2 MAKE_RUNS=2
     # Section 4 runs each launcher once per round; one run is about 1 s.
     readonly SYSCALL_ROUNDS=15
+    # Section 5: each relay once per round, 2000 keystrokes each.
+    readonly KEY_ROUNDS=5
 fi
 
 # Set by the steps below.
@@ -285,7 +287,7 @@ launchers() {
 }
 
 bench_launch() {
-    log "1/4 launch overhead: $ROUNDS rounds x $LAUNCH_RUNS runs of /bin/true per launcher"
+    log "1/5 launch overhead: $ROUNDS rounds x $LAUNCH_RUNS runs of /bin/true per launcher"
     local id who desc cmd round out
     : >"$RES/launch.rows"
     while IFS='|' read -r id who desc cmd; do
@@ -319,7 +321,7 @@ rotate() {
 # ------------------------------------------------------- 2. workloads
 
 make_workloads() {
-    log "2/4 generating the workloads (20 000-file git repository, C project)"
+    log "2/5 generating the workloads (20 000-file git repository, C project)"
     python3 - "$WS" <<'PY'
 import os, sys, time
 ws = sys.argv[1]
@@ -395,7 +397,7 @@ bench_workloads() {
     workloads >"$RES/workload.rows"
     for ((round = 1; round <= ROUNDS; round++)); do
         while IFS='|' read -r id desc runs warmup cmd; do
-            log "2/4 round $round/$ROUNDS: $desc"
+            log "2/5 round $round/$ROUNDS: $desc"
             ((round == 1)) || warmup=0
             while read -r variant; do
                 case $variant in
@@ -453,7 +455,7 @@ C
 }
 
 bench_syscalls() {
-    log "4/4 per-syscall cost: $SYSCALL_ROUNDS rounds, every launcher once per round"
+    log "4/5 per-syscall cost: $SYSCALL_ROUNDS rounds, every launcher once per round"
     make_sysloop
     local -a variants=(bare confine)
     works bwrap-user && variants+=(bwrap)
@@ -471,6 +473,100 @@ bench_syscalls() {
             esac
             out=$(try_once "$who" "$cmd" </dev/null) || die "per-syscall loop under $variant failed: $out"
             printf '%s %s %s\n' "$variant" "$round" "$(tail -n 1 <<<"$out")" >>"$RES/syscalls.rows"
+        done < <(rotate "$round" "${variants[@]}")
+    done
+}
+
+# ------------------------------------------------- 5. keystroke latency
+
+# keyrtt CMD...: runs CMD on a pty of its own (as a terminal emulator
+# would) and times 2000 keystrokes, each from the write on the master to
+# its echo coming back (CMD puts its terminal in raw mode and echoes with
+# cat); prints the median and 99th percentile in microseconds.
+make_keyrtt() {
+    cat >"$WS/keyrtt.c" <<'C'
+#define _GNU_SOURCE
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+/* Reads from m until byte c arrives; 0 on time-out. */
+static int await(int m, char c, int ms) {
+    char buf[256];
+    struct pollfd p = {m, POLLIN, 0};
+    while (poll(&p, 1, ms) == 1) {
+        ssize_t n = read(m, buf, sizeof buf);
+        if (n <= 0) return 0;
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] == c) return 1;
+    }
+    return 0;
+}
+int main(int argc, char **argv) {
+    enum { N = 2000, WARM = 100 };
+    static double t[N];
+    int m, s;
+    struct winsize ws = {24, 80, 0, 0};
+    if (argc < 2 || openpty(&m, &s, NULL, NULL, &ws) != 0) return 2;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        ioctl(s, TIOCSCTTY, 0);
+        dup2(s, 0), dup2(s, 1), dup2(s, 2);
+        close(m), close(s);
+        execvp(argv[1], argv + 1);
+        _exit(127);
+    }
+    close(s);
+    if (!await(m, 'R', 20000)) return 3;
+    usleep(200000);
+    await(m, 0, 50);
+    for (int i = 0; i < WARM + N; i++) {
+        char c = 'a' + i % 26;
+        double a = now();
+        if (write(m, &c, 1) != 1 || !await(m, c, 5000)) return 4;
+        if (i >= WARM) t[i - WARM] = now() - a;
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    qsort(t, N, sizeof t[0], cmp);
+    printf("%.1f %.1f\n", t[N / 2], t[N * 99 / 100]);
+    return 0;
+}
+C
+    gcc -O2 -o "$WS/keyrtt" "$WS/keyrtt.c" -lutil >>"$LOG" 2>&1 || die "compiling keyrtt.c failed (see $LOG)"
+}
+
+bench_keys() {
+    log "5/5 keystroke latency: $KEY_ROUNDS rounds, every relay once per round"
+    make_keyrtt
+    local -a variants=(bare confine)
+    command -v script >/dev/null && variants+=(script)
+    local round variant out
+    local echo="stty raw -echo; printf R; exec cat"
+    : >"$RES/keys.rows"
+    for ((round = 1; round <= KEY_ROUNDS; round++)); do
+        while read -r variant; do
+            case $variant in
+            bare) out=$("$WS/keyrtt" sh -c "$echo" </dev/null) ;;
+            confine) out=$("$WS/keyrtt" "$CONFINE" run -w "$WS" -- sh -c "$echo" </dev/null) ;;
+            script) out=$("$WS/keyrtt" script -qfec "sh -c '$echo'" /dev/null </dev/null) ;;
+            esac || die "keystroke latency under $variant failed (exit $?)"
+            printf '%s %s %s\n' "$variant" "$round" "$out" >>"$RES/keys.rows"
         done < <(rotate "$round" "${variants[@]}")
     done
 }
@@ -526,7 +622,7 @@ sample_tree() {
 }
 
 bench_memory() {
-    log "3/4 peak memory of the launchers' own processes while the agent sleeps"
+    log "3/5 peak memory of the launchers' own processes while the agent sleeps"
     {
         sample_tree confine root "$CONFINE" run -w "$WS" --
         if works bwrap-user; then sample_tree bwrap bench bwrap "${bwrap_opts[@]}"; fi
@@ -850,6 +946,38 @@ for k, call in enumerate(calls):
     w(f"| {call} | " + " | ".join(mins) + " | " + " | ".join(paired) + " |")
 w("")
 
+w("## 5. Keystroke latency at a terminal")
+w("")
+w("A program on a pty of its own (as under a terminal emulator) puts its terminal in raw")
+w("mode and echoes with `cat`; 2000 keystrokes are timed each from the write on the")
+w("terminal's master to the echo coming back (after 100 unmeasured). `bare`: the program")
+w("on that pty itself. `confine`: `confine run` at that terminal, so the sandbox has a pty")
+w("of its own and the supervisor relays both ways (two more ptys' worth of hops).")
+w("`script`: util-linux `script`, the classic relay, for comparison. Microseconds;")
+w("the median over rounds of each round's median and 99th percentile.")
+w("")
+krows = [l.split() for l in open(os.path.join(res, "keys.rows")) if l.strip()]
+keys = {}
+for variant, rnd, med, p99 in krows:
+    keys.setdefault(variant, []).append((float(med), float(p99)))
+w("| relay | median µs | p99 µs | added over bare, µs | confine ÷ this |")
+w("| --- | ---: | ---: | ---: | ---: |")
+kmed = {v: statistics.median(x[0] for x in r) for v, r in keys.items()}
+kp99 = {v: statistics.median(x[1] for x in r) for v, r in keys.items()}
+for v in keys:
+    ratio = "" if v == "confine" else f"{kmed['confine'] / kmed[v]:.2f}"
+    w(f"| {v} | {kmed[v]:.1f} | {kp99[v]:.1f} | {kmed[v] - kmed['bare']:+.1f} | {ratio} |")
+w("")
+added = kmed["confine"] - kmed["bare"]
+targets_late = [("keystroke latency added by confine's terminal relay < 1 ms (median; p99 in section 5)",
+                 f"+{added:.0f} µs (p99 {kp99['confine'] - kp99['bare']:+.0f} µs)", added < 1000)]
+
+# The targets table comes first; its last rows are known only now.
+at = L.index("## Machine") - 1
+for name, val, ok in targets_late:
+    L.insert(at, f"| {name} | {val} | {'yes' if ok else '**no**'} |")
+    at += 1
+
 open(out, "w").write("\n".join(L) + "\n")
 PY
 }
@@ -875,6 +1003,7 @@ main() {
     bench_workloads
     bench_memory
     bench_syscalls
+    bench_keys
     {
         machine_facts
         echo "load_before=$load_before"

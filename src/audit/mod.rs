@@ -410,7 +410,8 @@ mod tests {
                 r#""seccomp":{"allowed":303,"argument_rules":5,"denied":43,"on_violation":"errno"}},"#,
                 r#""profile":{"name":"default","sha256":"ab12","#,
                 r#""sources":["built-in profile default","/etc/p.yaml"]},"#,
-                r#""sandbox":"ID","ts":"TS","uid":60123,"workspace":"/work/ws"}"#,
+                r#""sandbox":"ID","terminal":"pty (stdin, stdout, stderr)","#,
+                r#""ts":"TS","uid":60123,"workspace":"/work/ws"}"#,
             )
         );
 

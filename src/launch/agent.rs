@@ -361,8 +361,13 @@ mod tests {
         // the agent's path) and ends with _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            // SAFETY: setsid with no arguments, in the child.
-            let session = unsafe { libc::setsid() } > 0;
+            // SAFETY: setsid with no arguments, in the child; SIGHUP
+            // ignored, as our master's close at the end hangs up the
+            // session we lead (the agent resets it before its execve).
+            let session = unsafe {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                libc::setsid() > 0
+            };
             let code = match crate::sandbox::pty::open() {
                 Ok((_m, s))
                     if session

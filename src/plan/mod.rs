@@ -17,6 +17,7 @@
 //! - `lint`: warnings about what a profile allows;
 //! - `render`: the text `explain` prints (`--json` is `Serialize`).
 
+pub mod egress;
 mod fs;
 mod landlock;
 mod lint;
