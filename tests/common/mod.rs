@@ -12,7 +12,11 @@
 //! Besides the [`Fixture`]: skip-or-fail checks, unique tokens, polling with
 //! a deadline, /proc scans for host processes, commands as the agent's uid
 //! outside any sandbox, and `confine run` in the background ([`Sandbox`]).
+//! [`net`] is the test network of the egress tests (two namespaces, servers
+//! and a DNS server of the test's own).
 #![allow(dead_code)]
+
+pub mod net;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
