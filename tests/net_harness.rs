@@ -265,7 +265,7 @@ fn private_and_metadata_addresses_are_reachable_the_harness_filters_nothing() {
     // out of the upstream namespace, nothing answers ARP for it).
     let o = curl(
         &net,
-        &["--connect-timeout", "2", "http://10.20.30.41:8080/"],
+        &["--connect-timeout", "1", "http://10.20.30.41:8080/"],
     );
     assert_ne!(o.status.code(), Some(0), "{}", show(&o));
 }
@@ -313,7 +313,8 @@ fn drop_leaves_no_namespace_veth_directory_server_or_process() {
         dns.set("example.com", &[PUBLIC]);
         net.https(PUBLIC, &["example.com"], "x");
         let sink = net.sink(PUBLIC, 9000, 1 << 40);
-        let pid = net.spawn_upstream(&["sleep", &sleeper]);
+        // A server that forks: its child must go too.
+        let pid = net.spawn_upstream(&["sh", "-c", &format!("sleep {sleeper} & wait")]);
         // A client that stays connected to the sink (which keeps sending)
         // when the Net is dropped: Drop must not wait for it.
         let mut hold = net
@@ -329,7 +330,8 @@ fn drop_leaves_no_namespace_veth_directory_server_or_process() {
         let names = (net.client().to_string(), net.upstream().to_string());
         let found = traces(&names.0, &names.1);
         assert_eq!(found.len(), 3, "the check must see a live Net: {found:?}");
-        assert_eq!(processes_with_arg(&sleeper).len(), 1);
+        let forked = || processes_with_arg(&sleeper).len() == 1;
+        assert!(poll(Duration::from_secs(10), forked));
         let ca = net.ca();
         drop(net);
         let _ = hold.kill();
@@ -340,7 +342,7 @@ fn drop_leaves_no_namespace_veth_directory_server_or_process() {
     assert!(!ca.exists());
     assert!(
         processes_with_arg(&sleeper).is_empty(),
-        "upstream child {pid} survived"
+        "the child of upstream process {pid} survived"
     );
     assert_eq!(Net::leftovers(), Vec::<String>::new());
 

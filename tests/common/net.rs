@@ -307,7 +307,8 @@ impl Net {
             }
         });
         let dir = Path::new(ETC_NETNS).join(&self.client);
-        fs::create_dir_all(&dir).unwrap();
+        // Another Net's Drop may remove an empty /etc/netns meanwhile.
+        let _ = (0..3).find(|_| fs::create_dir_all(&dir).is_ok());
         // Short timeouts: a test that expects an answer gets it at once, and
         // one that expects none shouldn't wait long for nothing.
         let conf = format!("nameserver {}\noptions timeout:2 attempts:1\n", addr.ip());
@@ -318,18 +319,34 @@ impl Net {
     // ------------------------------------------------- upstream children
 
     /// Starts `cmd` in the upstream namespace (`ip netns exec`), stdin
-    /// closed, output to files in the harness's directory. It is killed
-    /// (SIGKILL, by pid) and reaped when the `Net` is dropped. Returns its
-    /// pid.
+    /// closed, output to `upstream-N.out` and `.err` in the harness's
+    /// directory, in a process group of its own. When the `Net` is dropped
+    /// that group is killed (SIGKILL, by its id) and the child reaped; if
+    /// the test process dies first, the child gets SIGKILL from the kernel
+    /// (PR_SET_PDEATHSIG: when the thread that spawned it ends, so spawn it
+    /// from the test's own thread). Returns its pid.
     pub fn spawn_upstream(&self, cmd: &[&str]) -> u32 {
+        use std::os::unix::process::CommandExt;
         let mut children = self.children.lock().unwrap();
         let n = children.len();
         let out = File::create(self.dir.join(format!("upstream-{n}.out"))).unwrap();
         let err = File::create(self.dir.join(format!("upstream-{n}.err"))).unwrap();
-        let child = netns_exec(&self.upstream, cmd)
-            .stdin(Stdio::null())
+        let mut c = netns_exec(&self.upstream, cmd);
+        c.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of the
+        // parent's; nothing else runs between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = c
             .spawn()
             .unwrap_or_else(|e| panic!("ip netns exec {} {cmd:?}: {e}", self.upstream));
         let pid = child.id();
@@ -503,8 +520,10 @@ impl Drop for Net {
     fn drop(&mut self) {
         self.servers.stop();
         for mut child in self.children.lock().unwrap().drain(..) {
-            // Our own unreaped child: its pid can't have been reused.
-            let _ = child.kill();
+            // Our own unreaped child leads the group: its id can't have
+            // been reused, and the group holds only what it started.
+            // SAFETY: kill with integer arguments.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
         }
         for ns in [&self.client, &self.upstream] {
