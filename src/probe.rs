@@ -56,9 +56,21 @@ pub struct Probe {
     pub cgroups: Cgroups,
     pub sysctls: Sysctls,
     pub memfd: Memfd,
+    /// Whether `network.mode: proxy` can be set up here.
+    pub egress_proxy: EgressProxy,
     /// For every missing piece, what it means for a profile. Empty when
     /// everything confine can enforce is available.
     pub implications: Vec<String>,
+}
+
+/// What `network.mode: proxy` needs of the host: a network namespace of
+/// the sandbox's own (the proxy's sockets are made inside it and it dials
+/// out from the host; no other kernel feature is involved).
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressProxy {
+    pub possible: bool,
+    /// The deciding fact, in words.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -257,8 +269,13 @@ pub fn probe() -> Probe {
         cgroups: probe_cgroups(),
         sysctls,
         memfd: probe_memfd(euid),
+        egress_proxy: EgressProxy {
+            possible: false,
+            reason: String::new(),
+        },
         implications: Vec::new(),
     };
+    p.egress_proxy = egress_proxy(&p.namespaces);
     p.implications = implications(&p);
     p
 }
@@ -271,6 +288,29 @@ pub(crate) fn landlock_abi() -> Option<u32> {
 
 fn landlock_abi_raw() -> Result<u32, Errno> {
     crate::sandbox::landlock::kernel_abi()
+}
+
+fn egress_proxy(ns: &Namespaces) -> EgressProxy {
+    let net = &ns.net;
+    if net.can_create {
+        EgressProxy {
+            possible: true,
+            reason: "network namespaces can be created".into(),
+        }
+    } else if net.inside_user_namespace == Some(true) {
+        EgressProxy {
+            possible: true,
+            reason: "network namespaces can be created inside a new user namespace".into(),
+        }
+    } else {
+        EgressProxy {
+            possible: false,
+            reason: format!(
+                "no network namespace ({})",
+                net.error.as_deref().unwrap_or("unknown")
+            ),
+        }
+    }
 }
 
 fn probe_kernel() -> Kernel {
@@ -834,7 +874,7 @@ fn implications(p: &Probe) -> Vec<String> {
         (
             "net",
             &ns.net,
-            "network: none and network: loopback can't be enforced (only network: host \
+            "network: none, loopback and proxy can't be enforced (only network: host \
              profiles can run); they are",
         ),
         (
@@ -1034,6 +1074,17 @@ impl Probe {
             opt_num(u.max_user_namespaces),
             opt_num(u.unprivileged_userns_clone),
             opt_num(u.apparmor_restrict_unprivileged_userns)
+        );
+
+        let _ = writeln!(
+            t,
+            "  network.mode proxy: {} ({})",
+            if self.egress_proxy.possible {
+                "possible"
+            } else {
+                "not possible"
+            },
+            self.egress_proxy.reason
         );
 
         let cg = &self.cgroups;

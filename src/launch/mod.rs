@@ -98,6 +98,16 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
+    // `network.mode: proxy` is checked, planned and explained, but this
+    // build doesn't start the egress proxy: refused before anything
+    // happens, rather than run with no way out or with less isolation.
+    if plan.network.mode == NetworkMode::Proxy {
+        return Err(setup(
+            "network",
+            "network.mode proxy",
+            "the egress proxy isn't built into this confine yet; nothing was run (`confine explain` shows the policy)",
+        ));
+    }
     let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
         setup(
             "audit",

@@ -17,7 +17,8 @@ pub const DEFAULT_PORT: u16 = 443;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HostPattern {
-    /// Exactly this name (or IP literal, when pinned in `hosts`).
+    /// Exactly this name, or IP literal (only one that `hosts` pins;
+    /// in `Ipv4Addr`/`Ipv6Addr` display form, IPv6 without brackets).
     Exact(String),
     /// `*.DOMAIN`: any name strictly beneath DOMAIN (not DOMAIN itself);
     /// holds DOMAIN.
@@ -133,9 +134,20 @@ impl Egress {
         v
     }
 
-    /// The address `hosts:` pins `host` to, if any.
+    /// The address `hosts:` pins `host` to, if any. An IP literal (IPv6
+    /// with or without brackets) is pinned when some name is pinned to
+    /// that address: that is what admits a raw address in `allow`.
     pub fn pinned(&self, host: &str) -> Option<IpAddr> {
-        self.hosts.get(&normalize(host)).copied()
+        let host = normalize(host);
+        if let Some(a) = self.hosts.get(&host) {
+            return Some(*a);
+        }
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&host);
+        let ip: IpAddr = bare.parse().ok()?;
+        self.hosts.values().any(|a| *a == ip).then_some(ip)
     }
 }
 
@@ -227,5 +239,20 @@ mod tests {
         assert!(!p.resolves("pythonhosted.org"));
         assert!(!p.resolves("example.com"));
         assert_eq!(p.ports(), vec![22, 443]);
+    }
+
+    #[test]
+    fn pins_by_name_and_raw_addresses_only_where_a_name_is_pinned_to_them() {
+        let mut p = policy();
+        p.hosts
+            .insert("upstream.test".into(), "10.0.0.5".parse().unwrap());
+        p.hosts.insert("v6.test".into(), "fd00::5".parse().unwrap());
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(p.pinned("Upstream.Test."), ip("10.0.0.5"));
+        assert_eq!(p.pinned("10.0.0.5"), ip("10.0.0.5"));
+        assert_eq!(p.pinned("[fd00::5]"), ip("fd00::5"));
+        assert_eq!(p.pinned("fd00::5"), ip("fd00::5"));
+        assert_eq!(p.pinned("10.0.0.6"), None);
+        assert_eq!(p.pinned("api.anthropic.com"), None);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::egress::{HostPattern, DEFAULT_PORT};
 use crate::profile::{NetworkMode, PathSpec, Profile, Sourced, Warning};
 use crate::sandbox::landlock as ll;
 use crate::syscalls;
@@ -24,6 +25,9 @@ pub(super) fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
             "network.mode",
             "connect_tcp/bind_tcp only matter with network.mode host: the sandbox has a network of its own",
         ));
+    }
+    if n.mode.value == NetworkMode::Proxy {
+        egress_warnings(p, warnings);
     }
     for f in &n.socket_families {
         if !crate::families::DEFAULT.contains(&f.value.name()) {
@@ -136,4 +140,66 @@ fn grant_origin<'a>(
         }
     }
     None
+}
+
+/// Proxy mode: a policy that can't do what it seems to say.
+fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
+    let n = &p.network;
+    if n.allow.is_empty() {
+        warnings.push(Warning::at(
+            &n.mode,
+            "network.mode",
+            "network.mode proxy with an empty allow: no host is reachable (network.mode loopback says the same more cheaply)",
+        ));
+    }
+    let e = super::net::egress(p);
+    for a in &n.allow {
+        let entry = &a.value.0;
+        let port = entry.port.unwrap_or(DEFAULT_PORT);
+        let covered = e.deny.iter().find(|d| {
+            d.port.is_none_or(|q| q == port)
+                && match (&d.pattern, &entry.pattern) {
+                    (HostPattern::Exact(x), HostPattern::Exact(y)) => x == y,
+                    (HostPattern::Beneath(_), HostPattern::Exact(y)) => d.pattern.matches(y),
+                    (HostPattern::Beneath(x), HostPattern::Beneath(y)) => {
+                        x == y || d.pattern.matches(y)
+                    }
+                    (HostPattern::Exact(_), HostPattern::Beneath(_)) => false,
+                }
+        });
+        if let Some(d) = covered {
+            let key = a
+                .origin
+                .as_ref()
+                .map_or("network.allow".into(), |o| o.key.clone());
+            warnings.push(Warning::at(
+                a,
+                &key,
+                format!("`{}` is always refused by deny `{}`", entry.text, d.text),
+            ));
+        }
+    }
+    for h in &n.hosts {
+        let (name, addr) = &h.value;
+        let key = h
+            .origin
+            .as_ref()
+            .map_or("network.hosts".into(), |o| o.key.clone());
+        if !e.allow.iter().any(|a| a.pattern.matches(name)) {
+            warnings.push(Warning::at(
+                h,
+                &key,
+                format!("`{name}` is pinned, but no allow entry admits it"),
+            ));
+        }
+        if addr.is_loopback() {
+            warnings.push(Warning::at(
+                h,
+                &key,
+                format!(
+                    "`{name}` is pinned to {addr}: the proxy runs on the host, so this reaches the host's own services on the allowed ports"
+                ),
+            ));
+        }
+    }
 }

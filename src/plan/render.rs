@@ -105,6 +105,9 @@ impl Plan {
         let mode = match n.mode {
             NetworkMode::None => "none: own network namespace, no interface up",
             NetworkMode::Loopback => "loopback: own network namespace, lo up",
+            NetworkMode::Proxy => {
+                "proxy: own network namespace, lo up; out only through confine's egress proxy"
+            }
             NetworkMode::Host => "host: the host's network",
         };
         writeln!(o, "network     {mode}")?;

@@ -4,6 +4,7 @@
 //! error names the file, line, column and key.
 
 pub mod builtin;
+pub mod egress;
 pub mod locate;
 pub mod nesting;
 pub mod schema;
@@ -187,6 +188,14 @@ pub struct Network {
     pub bind_tcp: Vec<PortRule>,
     /// What `socket` and `socketpair` may open.
     pub socket_families: Vec<Sourced<SocketFamily>>,
+    /// Proxy mode (DESIGN.md §9): the hosts the agent may reach, in order.
+    pub allow: Vec<Sourced<egress::AllowEntry>>,
+    /// Proxy mode: refused even where `allow` admits them.
+    pub deny: Vec<Sourced<egress::DenyEntry>>,
+    /// Proxy mode: `hosts:` pins, name (lower case) to address, in order.
+    pub hosts: Vec<egress::Pin>,
+    /// Proxy mode: `budget`, merged field by field; where it was last written.
+    pub budget: Option<Sourced<egress::RawBudget>>,
 }
 
 impl Network {
@@ -277,6 +286,10 @@ impl Profile {
                     .filter_map(|n| crate::families::number(n))
                     .map(|nr| Sourced::default_value(SocketFamily(nr)))
                     .collect(),
+                allow: vec![],
+                deny: vec![],
+                hosts: vec![],
+                budget: None,
             },
             syscalls: Syscalls {
                 allow: vec![],
@@ -385,6 +398,7 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
         profile.sources.push(source);
     }
     check_list_sizes(&profile)?;
+    egress::check(&profile)?;
     if profile.name.is_empty() {
         profile.name = top_name
             .and_then(|s| {
@@ -428,6 +442,7 @@ pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
     merge(&mut profile, &source, raw)?;
     profile.sources.push(source);
     check_list_sizes(&profile)?;
+    egress::check(&profile)?;
     if profile.name.is_empty() {
         profile.name = name.to_string();
     }
@@ -458,6 +473,9 @@ fn check_list_sizes(p: &Profile) -> Result<(), ProfileError> {
     check(&p.syscalls.allow, "syscalls.allow")?;
     check(&p.syscalls.deny, "syscalls.deny")?;
     check(&p.capabilities, "capabilities")?;
+    check(&p.network.allow, "network.allow")?;
+    check(&p.network.deny, "network.deny")?;
+    check(&p.network.hosts, "network.hosts")?;
     check(&p.env.keep, "env.keep")
 }
 
@@ -814,6 +832,25 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
     if let Some(n) = raw.network {
         if let Some(m) = n.mode {
             p.network.mode = sourced(s, "network.mode", m);
+            // The egress policy means nothing in another mode: a layer that
+            // chooses one leaves its parent's behind (what it writes itself
+            // is still checked against the mode).
+            if m != NetworkMode::Proxy {
+                let net = &mut p.network;
+                net.allow.clear();
+                net.deny.clear();
+                net.hosts.clear();
+                net.budget = None;
+            }
+        }
+        merge_list(&mut p.network.allow, n.allow, s, "network.allow");
+        merge_list(&mut p.network.deny, n.deny, s, "network.deny");
+        if let Some(h) = n.hosts {
+            h.merge_into(&mut p.network.hosts, s, "network.hosts");
+        }
+        if let Some(b) = n.budget {
+            let base = p.network.budget.take().map(|b| b.value).unwrap_or_default();
+            p.network.budget = Some(sourced(s, "network.budget", b.over(&base)));
         }
         merge_ports(
             &mut p.network.connect_tcp,

@@ -81,6 +81,10 @@ pub(crate) struct RawNetwork {
     pub connect_tcp: Option<PortList>,
     pub bind_tcp: Option<PortList>,
     pub socket_families: Option<ListSpec<SocketFamily>>,
+    pub allow: Option<ListSpec<super::egress::AllowEntry>>,
+    pub deny: Option<ListSpec<super::egress::DenyEntry>>,
+    pub hosts: Option<super::egress::Pins>,
+    pub budget: Option<super::egress::RawBudget>,
 }
 
 #[derive(Debug, Default, Deserialize)]

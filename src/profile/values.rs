@@ -119,6 +119,8 @@ macro_rules! deserialize_from_str {
     };
 }
 
+pub(crate) use deserialize_from_str;
+
 deserialize_from_str!(
     PathSpec,
     "an absolute path or one starting with {workspace}"
@@ -664,7 +666,21 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
 pub enum NetworkMode {
     None,
     Loopback,
+    /// Own network namespace with `lo` up; out only through confine's
+    /// egress proxy (DESIGN.md §9).
+    Proxy,
     Host,
+}
+
+impl NetworkMode {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            NetworkMode::None => "none",
+            NetworkMode::Loopback => "loopback",
+            NetworkMode::Proxy => "proxy",
+            NetworkMode::Host => "host",
+        }
+    }
 }
 
 /// What a seccomp violation does.
