@@ -38,6 +38,10 @@ const KEYS: &[&str] = &[
     "capabilities[0]",
     "network.socket_families.add[0]",
     "network.connect_tcp.remove[0]",
+    "network.allow[0]",
+    "network.deny.add[1]",
+    "network.hosts.api.example.com",
+    "network.budget",
     "limits.memory",
     "a.b.c.d[7]",
 ];
@@ -118,6 +122,26 @@ fn exercise(p: &Profile) {
     );
     let _ = format!("{}", p.user.error("user", "x"));
     let _ = format!("{}", p.network.mode.error("network.mode", "x"));
+    // Egress entries: what the plan keeps as written parses back to the
+    // same entry, and every one can be located.
+    let n = &p.network;
+    for a in &n.allow {
+        let e: profile::egress::AllowEntry =
+            a.value.0.text.parse().expect("allow entry parses back");
+        assert_eq!(e, a.value, "allow round-trip: {}", a.value.0.text);
+        let _ = format!("{}", a.error("network.allow", "x"));
+    }
+    for d in &n.deny {
+        let e: profile::egress::DenyEntry = d.value.0.text.parse().expect("deny entry parses back");
+        assert_eq!(e, d.value, "deny round-trip: {}", d.value.0.text);
+        let _ = format!("{}", d.error("network.deny", "x"));
+    }
+    for h in &n.hosts {
+        let _ = format!("{}", h.error("network.hosts", "x"));
+    }
+    if let Some(b) = &n.budget {
+        let _ = format!("{}", b.error("network.budget", "x"));
+    }
     for c in &p.capabilities {
         let _ = c.value.to_string();
         let _ = format!("{}", c.error("capabilities", "x"));

@@ -355,22 +355,40 @@ impl<'de> Deserialize<'de> for Pins {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pins, A::Error> {
                 let mut out = Vec::new();
                 let mut seen = HashSet::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    let name: PinName = k.parse().map_err(de::Error::custom)?;
+                while let Some(name) = map.next_key_seed(Key(&mut seen))? {
                     if out.len() == MAX_LIST_ENTRIES {
                         return Err(de::Error::custom(format!(
                             "more than {MAX_LIST_ENTRIES} pins"
-                        )));
-                    }
-                    if !seen.insert(name.name.clone()) {
-                        return Err(de::Error::custom(format!(
-                            "`{k}` is pinned twice (names are compared without case and a trailing dot)"
                         )));
                     }
                     let addr: PinAddr = map.next_value()?;
                     out.push((name, addr));
                 }
                 Ok(Pins(out))
+            }
+        }
+        /// A pin's name, checked (also against the names before it) while
+        /// the key itself is read, so an error points at that key.
+        struct Key<'a>(&'a mut HashSet<String>);
+        impl<'de> de::DeserializeSeed<'de> for Key<'_> {
+            type Value = PinName;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PinName, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl Visitor<'_> for Key<'_> {
+            type Value = PinName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host name")
+            }
+            fn visit_str<E: de::Error>(self, k: &str) -> Result<PinName, E> {
+                let name: PinName = k.parse().map_err(E::custom)?;
+                if !self.0.insert(name.name.clone()) {
+                    return Err(E::custom(format!(
+                        "`{k}` is pinned twice (names are compared without case and a trailing dot)"
+                    )));
+                }
+                Ok(name)
             }
         }
         d.deserialize_map(V)
@@ -558,7 +576,8 @@ mod tests {
             ("api.*.example.com", "only wildcard"),
             ("*example.com", "only wildcard"),
             ("*.*.example.com", "only one leading"),
-            ("*.", "empty name"),
+            ("*.", "only wildcard"),
+            ("*..example.com", "empty label"),
             ("*.com", "top-level domain"),
             ("a..example.com", "empty label"),
             (".example.com", "empty label"),

@@ -620,7 +620,7 @@ fn unknown_enum_values_list_the_allowed_ones() {
         "network.mode",
         3,
         9,
-        &["unknown value `lan`; allowed: none, loopback, host"],
+        &["unknown value `lan`; allowed: none, loopback, proxy, host"],
     );
     assert_text_err(
         "version: 1\nsyscalls:\n  on_violation: panic\n",
@@ -1783,4 +1783,428 @@ fn socket_families() {
     let e = f.error("network.socket_families", "x");
     assert_eq!(e.key, "network.socket_families.add[0]");
     assert_eq!(e.pos, Some(Pos { line: 3, col: 27 }));
+}
+
+// ----------------------------------------------------------------- egress
+
+use crate::plan::egress::{HostPattern, OnExhausted};
+
+/// `network:` with `mode: proxy` and `body` (indented two spaces, one key
+/// per line): the key of `body`'s first line is on line 4.
+fn proxy(body: &str) -> String {
+    format!("version: 1\nnetwork:\n  mode: proxy\n{body}")
+}
+
+fn allowed(p: &Profile) -> Vec<(HostPattern, Option<u16>)> {
+    p.network
+        .allow
+        .iter()
+        .map(|a| (a.value.0.pattern.clone(), a.value.0.port))
+        .collect()
+}
+
+fn exact(h: &str) -> HostPattern {
+    HostPattern::Exact(h.into())
+}
+
+#[test]
+fn proxy_mode_parses_the_design_example() {
+    let p = ok(&proxy(
+        "  allow: [api.anthropic.com, \"*.pythonhosted.org\", \"github.com:22\"]\n  deny: [\"Evil.PythonHosted.org.\", \"*.pythonhosted.org:80\"]\n  hosts: {Upstream.Test: 10.0.0.5, v6.test: \"fd00::5\"}\n  budget: {connections: 2000, per_minute: 300, bytes_out: 200M, bytes_in: 10G, on_exhausted: refuse}\n",
+    ));
+    let n = &p.network;
+    assert_eq!(n.mode.value, NetworkMode::Proxy);
+    assert_eq!(
+        allowed(&p),
+        [
+            (exact("api.anthropic.com"), Some(443)),
+            (HostPattern::Beneath("pythonhosted.org".into()), Some(443)),
+            (exact("github.com"), Some(22)),
+        ]
+    );
+    assert_eq!(n.allow[2].value.0.text, "github.com:22");
+    assert_eq!(n.deny[0].value.0.pattern, exact("evil.pythonhosted.org"));
+    assert_eq!(n.deny[0].value.0.port, None, "no port in deny: every port");
+    assert_eq!(n.deny[1].value.0.port, Some(80));
+    assert_eq!(n.hosts[0].value.0, "upstream.test");
+    assert_eq!(
+        n.hosts[0].value.1,
+        "10.0.0.5".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(
+        n.hosts[1].value.1,
+        "fd00::5".parse::<std::net::IpAddr>().unwrap()
+    );
+    let b = &n.budget.as_ref().unwrap().value;
+    assert_eq!(b.connections, Some(Count(2000)));
+    assert_eq!(b.per_minute, Some(Count(300)));
+    assert_eq!(b.bytes_out, Some(Size(200 << 20)));
+    assert_eq!(b.bytes_in, Some(Size(10 << 30)));
+    assert_eq!(b.on_exhausted, Some(OnExhausted::Refuse));
+    // Each value knows where it was written.
+    let e = n.hosts[0].error("network.hosts", "x");
+    assert_eq!(e.key, "network.hosts.Upstream.Test");
+    assert_eq!(e.pos, Some(Pos { line: 6, col: 26 }));
+    // Proxy mode with nothing allowed is valid (nothing is reachable).
+    let p = ok(&proxy(""));
+    assert!(p.network.allow.is_empty() && p.network.budget.is_none());
+}
+
+#[test]
+fn bad_host_patterns_are_located_and_say_why() {
+    // (entry as written in `allow: [...]` at line 4 column 11, fragment)
+    for (entry, why) in [
+        ("\"https://api.example.com\"", "without a scheme"),
+        ("api.example.com/v1", "without a path"),
+        ("\"me@example.com\"", "without a user name"),
+        ("\"a b.example.com\"", "no spaces"),
+        ("bücher.example", "punycode"),
+        (
+            "\"example.com:0\"",
+            "port `0` is out of range: ports are 1 to 65535",
+        ),
+        ("\"example.com:65536\"", "port `65536` is out of range"),
+        ("\"example.com:https\"", "isn't a number"),
+        ("\"::1\"", "in brackets"),
+        ("\"[::1\"", "without `]`"),
+        ("\"*\"", "the only wildcard is a leading `*.`"),
+        ("\"api.*.example.com\"", "the only wildcard"),
+        ("\"*.*.example.com\"", "only one leading"),
+        ("\"*.com\"", "every name under a top-level domain"),
+        ("a..example.com", "empty label"),
+        ("-a.example.com", "starts or ends with `-`"),
+        ("my_host.example.com", "no `_`"),
+        ("127.1", "four decimal numbers"),
+        ("0x7f000001", "four decimal numbers"),
+        ("443", "four decimal numbers"),
+        ("\"\"", "empty host pattern"),
+    ] {
+        let text = proxy(&format!("  allow: [{entry}]\n"));
+        assert_text_err(&text, "network.allow[0]", 4, 11, &[why]);
+    }
+    let long = format!("{}.example", "a".repeat(64));
+    assert_text_err(
+        &proxy(&format!("  deny: [x.example, {long}]\n")),
+        "network.deny[1]",
+        4,
+        21,
+        &["longer than 63 characters, so it could never match"],
+    );
+    assert_text_err(
+        &proxy("  allow: {add: [\"example.com:99999\"]}\n"),
+        "network.allow.add[0]",
+        4,
+        17,
+        &["port `99999` is out of range"],
+    );
+    assert_text_err(
+        &proxy("  allow: x.example\n"),
+        "network.allow",
+        4,
+        10,
+        &["expected a list, or {add: [...]} / {remove: [...]}"],
+    );
+    // `*.com` is refused in allow, but denying it narrows and is fine.
+    let p = ok(&proxy(
+        "  allow: [x.example]\n  deny: [\"*.com\", \"[::1]\"]\n",
+    ));
+    assert_eq!(p.network.deny.len(), 2);
+}
+
+#[test]
+fn ip_literals_in_allow_must_be_pinned() {
+    assert_text_err(
+        &proxy("  allow: [a.example, \"10.0.0.5:80\"]\n"),
+        "network.allow[1]",
+        4,
+        22,
+        &[
+            "`10.0.0.5:80` is an IP address that hosts: doesn't pin",
+            "hosts: {NAME: 10.0.0.5}",
+        ],
+    );
+    assert_text_err(
+        &proxy("  allow: [\"[fd00::5]:443\"]\n  hosts: {up.test: 10.0.0.5}\n"),
+        "network.allow[0]",
+        4,
+        11,
+        &["`[fd00::5]:443` is an IP address that hosts: doesn't pin"],
+    );
+    let p = ok(&proxy(
+        "  allow: [\"10.0.0.5:80\", \"[FD00::5]\"]\n  hosts: {up.test: 10.0.0.5, v6.test: \"[fd00::5]\"}\n",
+    ));
+    assert_eq!(
+        allowed(&p),
+        [(exact("10.0.0.5"), Some(80)), (exact("fd00::5"), Some(443))]
+    );
+    // deny takes any address: it only narrows.
+    ok(&proxy("  allow: [a.example]\n  deny: [169.254.169.254]\n"));
+}
+
+#[test]
+fn egress_keys_need_proxy_mode_and_say_which_mode_is_set() {
+    for (mode, body, key, (line, col)) in [
+        ("", "  allow: [a.example]\n", "network.allow[0]", (3, 11)),
+        (
+            "  mode: loopback\n",
+            "  deny: [a.example]\n",
+            "network.deny[0]",
+            (4, 10),
+        ),
+        (
+            "  mode: host\n",
+            "  hosts: {a.example: 10.0.0.1}\n",
+            "network.hosts.a.example",
+            (4, 22),
+        ),
+        (
+            "  mode: none\n",
+            "  budget: {connections: 5}\n",
+            "network.budget",
+            (4, 11),
+        ),
+    ] {
+        let text = format!("version: 1\nnetwork:\n{mode}{body}");
+        let e = err(&text);
+        let name = key.split(['[', '.']).take(2).collect::<Vec<_>>().join(".");
+        let which = if mode.is_empty() {
+            "network.mode is none (the default)".to_string()
+        } else {
+            format!(
+                "network.mode is {} (t.yaml:3:9)",
+                mode.trim().trim_start_matches("mode: ")
+            )
+        };
+        assert_err(
+            &e,
+            "t.yaml",
+            key,
+            Some((line, col)),
+            &[
+                &format!("`{name}` applies only with network.mode proxy"),
+                &which,
+            ],
+        );
+    }
+    // An empty list or map sets nothing.
+    ok("version: 1\nnetwork:\n  mode: host\n  allow: []\n  deny: []\n  hosts: {}\n");
+    // `ask` isn't part of this schema: an unknown key, like any other.
+    assert_text_err(
+        &proxy("  ask: [a.example]\n"),
+        "network.ask",
+        4,
+        3,
+        &["unknown key `ask`", "allowed here: mode, connect_tcp, bind_tcp, socket_families, allow, deny, hosts, budget"],
+    );
+}
+
+#[test]
+fn bad_pins_are_located_at_their_key() {
+    assert_text_err(
+        &proxy("  hosts:\n    a.test: 10.0.0.1\n    A.Test.: 10.0.0.2\n"),
+        "network.hosts.A.Test.",
+        6,
+        5,
+        &["`A.Test.` is pinned twice"],
+    );
+    assert_text_err(
+        &proxy("  hosts:\n    10.1.1.1: 10.0.0.2\n"),
+        "network.hosts.10.1.1.1",
+        5,
+        5,
+        &["is an address: hosts: maps a NAME to an ADDRESS"],
+    );
+    assert_text_err(
+        &proxy("  hosts:\n    \"*.a.test\": 10.0.0.2\n"),
+        "network.hosts.*.a.test",
+        5,
+        5,
+        &["a pin names one host, not a pattern"],
+    );
+    assert_text_err(
+        &proxy("  hosts:\n    a.test: example.com\n"),
+        "network.hosts.a.test",
+        5,
+        13,
+        &["`example.com` isn't an IP address"],
+    );
+    assert_text_err(
+        &proxy("  hosts:\n    a.test: 0.0.0.0\n"),
+        "network.hosts.a.test",
+        5,
+        13,
+        &["can't be connected to"],
+    );
+    assert_text_err(
+        &proxy("  hosts: [a.test]\n"),
+        "network.hosts",
+        4,
+        10,
+        &["expected a map of NAME: ADDRESS"],
+    );
+}
+
+#[test]
+fn bad_budgets_are_located() {
+    for (body, key, col, why) in [
+        (
+            "{connections: 0}",
+            "network.budget.connections",
+            25,
+            "from 1 up",
+        ),
+        (
+            "{per_minute: -3}",
+            "network.budget.per_minute",
+            24,
+            "from 1 up",
+        ),
+        ("{bytes_out: 0}", "network.budget.bytes_out", 23, "zero"),
+        (
+            "{bytes_in: 12X}",
+            "network.budget.bytes_in",
+            22,
+            "bad size `12X`",
+        ),
+        (
+            "{on_exhausted: kill}",
+            "network.budget.on_exhausted",
+            26,
+            "unknown value `kill`; allowed: refuse, stop",
+        ),
+        (
+            "{conections: 1}",
+            "network.budget.conections",
+            12,
+            "did you mean `connections`",
+        ),
+        ("[1]", "network.budget", 11, "expected a map"),
+    ] {
+        assert_text_err(&proxy(&format!("  budget: {body}\n")), key, 4, col, &[why]);
+    }
+}
+
+#[test]
+fn egress_keys_merge_through_extends() {
+    let d = Dir::new();
+    d.write(
+        "base.yaml",
+        "version: 1\nnetwork:\n  mode: proxy\n  allow: [a.example, b.example, \"c.example:22\"]\n  deny: [x.a.example]\n  hosts: {a.example: 10.0.0.1, b.example: 10.0.0.2}\n  budget: {connections: 10, bytes_out: 1M}\n",
+    );
+    // Edits: add and remove (equal however written), a pin replaced and
+    // one added, the budget field by field.
+    let c = d.write(
+        "child.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  allow: {add: [d.example], remove: [\"B.Example.:443\", \"c.example\"]}\n  deny: {add: [y.example]}\n  hosts: {A.example: 10.0.0.9, d.example: 10.0.0.4}\n  budget: {per_minute: 5, on_exhausted: stop}\n",
+    );
+    let p = load_path(&c).unwrap();
+    let n = &p.network;
+    assert_eq!(n.mode.value, NetworkMode::Proxy);
+    assert_eq!(
+        allowed(&p),
+        [
+            (exact("a.example"), Some(443)),
+            (exact("c.example"), Some(22)),
+            (exact("d.example"), Some(443)),
+        ],
+        "`c.example` is c.example:443, not the :22 entry"
+    );
+    assert_eq!(n.deny.len(), 2);
+    let pins: Vec<(String, String)> = n
+        .hosts
+        .iter()
+        .map(|h| (h.value.0.clone(), h.value.1.to_string()))
+        .collect();
+    assert_eq!(
+        pins,
+        [
+            ("a.example".into(), "10.0.0.9".into()),
+            ("b.example".into(), "10.0.0.2".into()),
+            ("d.example".into(), "10.0.0.4".into()),
+        ]
+    );
+    assert_eq!(n.hosts[0].origin.as_ref().unwrap().source.name, name_of(&c));
+    let b = &n.budget.as_ref().unwrap().value;
+    assert_eq!(b.connections, Some(Count(10)));
+    assert_eq!(b.per_minute, Some(Count(5)));
+    assert_eq!(b.bytes_out, Some(Size(1 << 20)));
+    assert_eq!(b.on_exhausted, Some(OnExhausted::Stop));
+
+    // A plain list replaces; a child that says `mode: proxy` again keeps
+    // what it doesn't rewrite.
+    let c = d.write(
+        "replace.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  mode: proxy\n  allow: [z.example]\n",
+    );
+    let p = load_path(&c).unwrap();
+    assert_eq!(allowed(&p), [(exact("z.example"), Some(443))]);
+    assert_eq!(p.network.deny.len(), 1);
+    assert_eq!(p.network.hosts.len(), 2);
+
+    // Choosing another mode leaves the parent's policy behind ...
+    let c = d.write(
+        "loopback.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  mode: loopback\n",
+    );
+    let p = load_path(&c).unwrap();
+    assert_eq!(p.network.mode.value, NetworkMode::Loopback);
+    assert!(p.network.allow.is_empty() && p.network.deny.is_empty());
+    assert!(p.network.hosts.is_empty() && p.network.budget.is_none());
+    let p = load(c.to_str().unwrap(), &["network.mode=host".into()]).unwrap();
+    assert!(p.network.allow.is_empty());
+    let p = load(
+        d.path("base.yaml").to_str().unwrap(),
+        &["network.mode=none".into()],
+    )
+    .unwrap();
+    assert!(p.network.allow.is_empty() && p.network.budget.is_none());
+    // ... but what the same layer writes is still checked against it.
+    let c = d.write(
+        "both.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  mode: host\n  allow: {add: [e.example]}\n",
+    );
+    let e = load_path(&c).unwrap_err();
+    assert_err(
+        &e,
+        &name_of(&c),
+        "network.allow.add[0]",
+        Some((5, 17)),
+        &["applies only with network.mode proxy, but network.mode is host"],
+    );
+    // A parent without the mode is fine once a child sets it.
+    d.write("keys.yaml", "version: 1\nnetwork:\n  allow: [a.example]\n");
+    let c = d.write(
+        "sets.yaml",
+        "version: 1\nextends: keys.yaml\nnetwork:\n  mode: proxy\n",
+    );
+    assert_eq!(allowed(&load_path(&c).unwrap()).len(), 1);
+    // An IP literal pinned in the parent may be allowed in the child.
+    let c = d.write(
+        "ip.yaml",
+        "version: 1\nextends: base.yaml\nnetwork:\n  allow: {add: [\"10.0.0.2:8080\"]}\n",
+    );
+    assert_eq!(allowed(&load_path(&c).unwrap()).len(), 4);
+    // --set takes the same forms.
+    let p = load(
+        d.path("base.yaml").to_str().unwrap(),
+        &[
+            "network.allow={add: [\"f.example:8443\"]}".into(),
+            "network.budget.connections=3".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(p.network.allow.last().unwrap().value.0.port, Some(8443));
+    assert_eq!(p.network.budget.unwrap().value.connections, Some(Count(3)));
+    let e = load(
+        d.path("base.yaml").to_str().unwrap(),
+        &["network.allow=[\"https://x.example\"]".into()],
+    )
+    .unwrap_err();
+    assert_err(
+        &e,
+        "--set #1",
+        "network.allow[0]",
+        None,
+        &["without a scheme"],
+    );
 }
