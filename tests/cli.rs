@@ -102,7 +102,7 @@ const BAD_PROFILES: &[(&str, &str, &str, usize, usize, &str)] = &[
     ("unknown_tmp", "version: 1\nfilesystem:\n  tmp: {size: 1M, exce: true}\n", "filesystem.tmp.exce", 3, 19, "unknown key `exce` (did you mean `exec`?)"),
     ("wrong_type", "version: 1\nfilesystem:\n  read: /usr\n", "filesystem.read", 3, 9, "invalid type: string \"/usr\""),
     ("wrong_type_bool", "version: 1\nlimits:\n  core_dumps: maybe\n", "limits.core_dumps", 3, 15, "expected a boolean"),
-    ("bad_enum", "version: 1\nnetwork:\n  mode: lan\n", "network.mode", 3, 9, "unknown value `lan`; allowed: none, loopback, host"),
+    ("bad_enum", "version: 1\nnetwork:\n  mode: lan\n", "network.mode", 3, 9, "unknown value `lan`; allowed: none, loopback, proxy, host"),
     ("relative_path", "version: 1\nfilesystem:\n  read: [/usr, usr]\n", "filesystem.read[1]", 3, 16, "relative path `usr`"),
     ("bad_size", "version: 1\nlimits:\n  memory: 12X\n", "limits.memory", 3, 11, "bad size `12X`"),
     ("bad_tmp_size", "version: 1\nfilesystem:\n  tmp: {size: 0}\n", "filesystem.tmp.size", 3, 15, "size `0` is zero"),
