@@ -547,3 +547,21 @@ fn probe_says_whether_proxy_mode_is_possible() {
         );
     }
 }
+
+#[test]
+fn the_documented_example_checks_without_warnings() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/PROFILE.md"))
+            .unwrap();
+    let start = doc
+        .find("```yaml\nnetwork:\n  mode: proxy\n")
+        .expect("docs/PROFILE.md has the proxy example");
+    let body = &doc[start + "```yaml\n".len()..];
+    let body = &body[..body.find("```").unwrap()];
+    let f = Fixture::new("egress-doc");
+    let p = f.profile("doc", &format!("version: 1\n{body}"));
+    let o = check(&p);
+    assert_status(&o, 0);
+    // Its pin of db.internal is used by the address entry: no warning.
+    assert_eq!(stderr(&o), "", "{}", show(&o));
+}

@@ -185,7 +185,12 @@ fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
             .origin
             .as_ref()
             .map_or("network.hosts".into(), |o| o.key.clone());
-        if !e.allow.iter().any(|a| a.pattern.matches(name)) {
+        // A pin is used by an entry of its name, or of its address.
+        let used = e
+            .allow
+            .iter()
+            .any(|a| a.pattern.matches(name) || a.pattern.matches(&addr.to_string()));
+        if !used {
             warnings.push(Warning::at(
                 h,
                 &key,
