@@ -24,6 +24,12 @@
 //!   message each time the agent stops (job control: the supervisor stops
 //!   too, and on `fg` has the init continue it); end of file when the init
 //!   is gone.
+//! - **egress** (init → egress proxy, only in `network.mode: proxy`): a
+//!   unix socket pair carrying the listening sockets the init made in the
+//!   sandbox's network namespace, all in one message (SCM_RIGHTS), in
+//!   [`crate::sandbox::listeners::Listeners::into_fds`] order; end of file
+//!   if setup failed before. The supervisor only hands its end to the
+//!   proxy: it never touches what the agent can reach.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -54,6 +60,8 @@ pub(crate) struct SupervisorEnds {
     pub report: OwnedFd,
     pub status: StatusReader,
     pub terminal: Option<TerminalReceiver>,
+    /// For the egress proxy, which the supervisor forks.
+    pub egress: Option<EgressReceiver>,
 }
 
 /// The init's ends.
@@ -63,14 +71,22 @@ pub(crate) struct InitEnds {
     pub report: ReportWriter,
     pub status: StatusWriter,
     pub terminal: Option<TerminalSender>,
+    pub egress: Option<EgressSender>,
 }
 
-/// Makes the channels of one launch (all O_CLOEXEC): the four pipes, and
-/// the terminal's socket pair when the sandbox gets a pty.
+/// Makes the channels of one launch (all O_CLOEXEC): the four pipes, the
+/// terminal's socket pair when the sandbox gets a pty, and the egress
+/// pair in proxy mode.
 ///
 /// # Errors
 /// The errno of `pipe2` or `socketpair`.
-pub(crate) fn open(terminal: bool) -> io::Result<(SupervisorEnds, InitEnds)> {
+pub(crate) fn open(terminal: bool, egress: bool) -> io::Result<(SupervisorEnds, InitEnds)> {
+    let (eg_r, eg_w) = if egress {
+        let (r, w) = socketpair()?;
+        (Some(EgressReceiver(r)), Some(EgressSender(w)))
+    } else {
+        (None, None)
+    };
     let (tty_r, tty_w) = if terminal {
         let (r, w) = socketpair()?;
         (Some(TerminalReceiver(r)), Some(TerminalSender(w)))
@@ -88,6 +104,7 @@ pub(crate) fn open(terminal: bool) -> io::Result<(SupervisorEnds, InitEnds)> {
             report: err_r,
             status: StatusReader(status_r),
             terminal: tty_r,
+            egress: eg_r,
         },
         InitEnds {
             release: AwaitRelease(go_r),
@@ -95,6 +112,7 @@ pub(crate) fn open(terminal: bool) -> io::Result<(SupervisorEnds, InitEnds)> {
             report: ReportWriter(err_w),
             status: StatusWriter(status_w),
             terminal: tty_w,
+            egress: eg_w,
         },
     ))
 }
@@ -234,6 +252,121 @@ impl TerminalReceiver {
         } else {
             FromInit::End
         }
+    }
+}
+
+/// Most descriptors one message may carry (the kernel's SCM_MAX_FD).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Sends `fds` in one message on the socket `sock` (blocking).
+fn send_fds(sock: RawFd, fds: &[OwnedFd]) -> io::Result<()> {
+    if fds.is_empty() || fds.len() > MAX_FDS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let bytes = std::mem::size_of_val(raw.as_slice()) as u32;
+    // SAFETY: CMSG_SPACE computes a size from an integer.
+    let space_len = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+    let mut space = vec![0u64; space_len.div_ceil(8)];
+    let mut byte = [b'E'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // SAFETY: an all-zero msghdr is valid; the pointers set below point to
+    // locals that outlive the sendmsg call; `space` is 8-aligned and at
+    // least CMSG_SPACE(bytes) long, so the header and `raw` fit.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = space_len;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        std::ptr::copy_nonoverlapping(raw.as_ptr(), libc::CMSG_DATA(c).cast::<RawFd>(), raw.len());
+        if libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) != 1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receives one message of descriptors from `sock` (blocking); empty at
+/// end of file. Descriptors beyond what fits are closed by the kernel
+/// (MSG_CTRUNC), and then none is returned.
+fn recv_fds(sock: RawFd) -> io::Result<Vec<OwnedFd>> {
+    // SAFETY: CMSG_SPACE computes a size from an integer.
+    let space_len = unsafe { libc::CMSG_SPACE((MAX_FDS * 4) as u32) } as usize;
+    let mut space = vec![0u64; space_len.div_ceil(8)];
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut fds = Vec::new();
+    // SAFETY: as in `send_fds`; the kernel writes at most msg_controllen
+    // bytes into `space`, and each descriptor it passes is new in this
+    // process and owned by nothing else.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = space.as_mut_ptr().cast();
+        msg.msg_controllen = space_len;
+        let n = loop {
+            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                break n;
+            }
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                let len = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
+                for i in 0..len / 4 {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        if n != 1 || byte[0] != b'E' || msg.msg_flags & libc::MSG_CTRUNC != 0 {
+            return Ok(Vec::new());
+        }
+    }
+    Ok(fds)
+}
+
+/// The init's end of **egress**.
+pub(crate) struct EgressSender(OwnedFd);
+
+impl EgressSender {
+    /// Hands the listeners to the proxy; the init keeps no copy.
+    ///
+    /// # Errors
+    /// The errno of `sendmsg`.
+    pub(crate) fn send(self, fds: Vec<OwnedFd>) -> io::Result<()> {
+        send_fds(self.0.as_raw_fd(), &fds)
+    }
+}
+
+/// The egress proxy's end of **egress**.
+pub(crate) struct EgressReceiver(OwnedFd);
+
+impl EgressReceiver {
+    /// The listeners, once the init has sent them (blocks); empty when the
+    /// init ended without sending them.
+    ///
+    /// # Errors
+    /// The errno of `recvmsg`.
+    pub(crate) fn receive(self) -> io::Result<Vec<OwnedFd>> {
+        recv_fds(self.0.as_raw_fd())
     }
 }
 
@@ -522,6 +655,30 @@ fn parse(buf: &[u8]) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptors_pass_in_one_message_in_order() {
+        let (a, b) = socketpair().unwrap();
+        let pipes: Vec<(OwnedFd, OwnedFd)> = (0..5).map(|_| pipe().unwrap()).collect();
+        let writes: Vec<OwnedFd> = pipes.iter().map(|(_, w)| w.try_clone().unwrap()).collect();
+        EgressSender(a).send(writes).unwrap();
+        let got = EgressReceiver(b).receive().unwrap();
+        assert_eq!(got.len(), 5);
+        for (i, (fd, (r, _))) in got.iter().zip(&pipes).enumerate() {
+            let byte = [i as u8];
+            // SAFETY: valid one-byte buffers on our own pipe ends.
+            unsafe {
+                assert_eq!(libc::write(fd.as_raw_fd(), byte.as_ptr().cast(), 1), 1);
+                let mut back = [0u8];
+                assert_eq!(libc::read(r.as_raw_fd(), back.as_mut_ptr().cast(), 1), 1);
+                assert_eq!(back[0], i as u8);
+            }
+        }
+        // End of file: nothing.
+        let (a, b) = socketpair().unwrap();
+        drop(a);
+        assert!(EgressReceiver(b).receive().unwrap().is_empty());
+    }
 
     #[test]
     fn round_trip() {

@@ -14,6 +14,7 @@ use super::agent::{self, ExecArgs};
 use super::channel::{InitEnds, LifelineWatch, ReportWriter, StatusWriter, TerminalSender};
 use crate::plan::Plan;
 use crate::profile::NetworkMode;
+use crate::sandbox::listeners::Listeners;
 use crate::sandbox::{
     caps::Caps, landlock, limits, memfd, mounts, namespaces, process, pty, seccomp, user,
 };
@@ -30,6 +31,8 @@ pub(crate) struct InitArgs<'a> {
     pub forwarded: &'a [libc::c_int],
     /// Which of the agent's stdio are the sandbox's pty, when it has one.
     pub wiring: Option<pty::Wiring>,
+    /// Proxy mode: the ports of the transparent listeners.
+    pub egress_ports: Vec<u16>,
 }
 
 /// The value of a step that succeeded; else the reason reported on the
@@ -65,6 +68,7 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
         report,
         status,
         terminal,
+        egress,
     } = ends;
     let plan = a.plan;
     let r = &report;
@@ -92,8 +96,23 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     );
 
     // Step 7: network, hostname, rlimits.
-    if plan.network.mode == NetworkMode::Loopback {
+    if matches!(
+        plan.network.mode,
+        NetworkMode::Loopback | NetworkMode::Proxy
+    ) {
         step(r, "network", namespaces::loopback_up());
+    }
+    // The egress proxy's listeners (proxy mode), made here in the sandbox's
+    // network namespace while we may still bind ports below 1024, and
+    // handed to the proxy outside; we keep none.
+    if let Some(tx) = egress {
+        let l = step(r, "egress", Listeners::open(&a.egress_ports));
+        step(
+            r,
+            "egress",
+            tx.send(l.into_fds())
+                .map_err(|e| format!("passing the listeners to the egress proxy: {e}")),
+        );
     }
     step(r, "hostname", namespaces::set_hostname("confine"));
     step(r, "rlimits", limits::apply(&a.rlimits));

@@ -322,7 +322,7 @@ fn launch(
     };
 
     let (ends, init_ends) =
-        channel::open(wiring.is_some()).map_err(|e| setup("prepare", "channels", e))?;
+        channel::open(wiring.is_some(), false).map_err(|e| setup("prepare", "channels", e))?;
     // Blocked since main for `run`; again here for any other caller.
     signals::block();
     let sigfd = signals::signalfd().map_err(|e| setup("prepare", "signalfd", e))?;
@@ -351,6 +351,7 @@ fn launch(
                 exec,
                 forwarded: &signals::FORWARDED,
                 wiring,
+                egress_ports: Vec::new(),
             };
             init::run(args, init_ends)
         }
@@ -363,6 +364,7 @@ fn launch(
         report,
         status,
         terminal,
+        egress: _egress,
     } = ends;
     let outside = || -> Result<(), LaunchError> {
         if let Some(cg) = &cg {

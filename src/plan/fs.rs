@@ -117,6 +117,13 @@ pub(super) fn plan(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError
     if p.network.mode.value == NetworkMode::Host {
         resolver(&mut by_path, &mut view);
     }
+    if p.network.mode.value == NetworkMode::Proxy {
+        // Names are the egress proxy's DNS stub's to answer.
+        view.resolv_conf = Some(
+            "# confine: the egress proxy's DNS stub (network.mode: proxy)\nnameserver 127.0.0.1\n"
+                .into(),
+        );
+    }
     // These exist in every sandbox's own /proc, /dev and /tmp.
     for (path, grant) in implicit_grants(tmp.is_some()) {
         let path = PathBuf::from(path);

@@ -528,11 +528,21 @@ impl Plan {
     fn env(p: &Profile, ws: &Path) -> Result<(Vec<String>, Vec<CString>), PlanError> {
         let keep: Vec<String> = p.env.keep.iter().map(|k| k.value.0.clone()).collect();
         let ws_str = ws.display().to_string();
-        let set: Vec<(String, String)> = p
-            .env
-            .set
-            .iter()
-            .map(|(k, v)| (k.clone(), v.replace(profile::WORKSPACE_VAR, &ws_str)))
+        // Proxy mode: the variables that send tools to the egress proxy
+        // first, so the profile's own `env.set` can still change them.
+        let proxy = if p.network.mode.value == profile::NetworkMode::Proxy {
+            crate::sandbox::env::egress_proxy_vars()
+        } else {
+            Vec::new()
+        };
+        let set: Vec<(String, String)> = proxy
+            .into_iter()
+            .chain(
+                p.env
+                    .set
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.replace(profile::WORKSPACE_VAR, &ws_str))),
+            )
             .collect();
         let envp = crate::sandbox::env::build(&keep, &set, std::env::vars_os())
             .map_err(|e| refused("env", "env.set", e.to_string()))?;

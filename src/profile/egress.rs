@@ -96,7 +96,13 @@ impl FromStr for AllowEntry {
                 ));
             }
         }
-        e.port = Some(e.port.unwrap_or(DEFAULT_PORT));
+        let port = e.port.unwrap_or(DEFAULT_PORT);
+        if let Some(whose) = reserved_port(port) {
+            return Err(format!(
+                "`{s}`: port {port} is {whose} inside the sandbox, so it can't also be a way out"
+            ));
+        }
+        e.port = Some(port);
         Ok(AllowEntry(e))
     }
 }
@@ -115,6 +121,16 @@ deserialize_from_str!(
     DenyEntry,
     "a host pattern: HOST, HOST:PORT, *.DOMAIN or *.DOMAIN:PORT"
 );
+
+/// Ports the sandbox's own listeners hold on its loopback (DESIGN-NOTES 43):
+/// an `allow` entry can't name them.
+fn reserved_port(port: u16) -> Option<&'static str> {
+    match port {
+        53 => Some("the DNS stub's"),
+        3128 => Some("the egress proxy's"),
+        _ => None,
+    }
+}
 
 fn parse_entry(s: &str) -> Result<HostEntry, String> {
     let bad = |why: &str| Err(format!("`{s}`: {why}"));
@@ -502,8 +518,23 @@ mod tests {
         s.parse()
     }
 
+    fn deny(s: &str) -> Result<DenyEntry, String> {
+        s.parse()
+    }
+
     fn exact(s: &str) -> HostPattern {
         HostPattern::Exact(s.into())
+    }
+
+    #[test]
+    fn the_sandboxs_own_ports_are_no_way_out() {
+        for e in ["dns.example:53", "proxy.example:3128"] {
+            let why = allow(e).unwrap_err();
+            assert!(why.contains("inside the sandbox"), "{why}");
+        }
+        assert!(allow("dns.example:853").is_ok());
+        // A deny may name them: it only narrows.
+        assert!(deny("dns.example:53").is_ok());
     }
 
     #[test]

@@ -54,6 +54,43 @@ pub(crate) fn check_key(key: &str) -> Result<(), EnvError> {
 ///
 /// A key of `keep` or `set` that is empty or contains `=` or NUL, or a value of
 /// `set` containing NUL.
+/// What tools read to find an HTTP proxy, all naming the egress proxy
+/// inside the sandbox (DESIGN.md §9): curl, wget, pip, requests, git, Go
+/// and most others read the `*_proxy` pair; npm, yarn and cargo have their
+/// own; JVMs read system properties (`JAVA_TOOL_OPTIONS`), and Node's
+/// built-in fetch reads the pair only when told to. Tools that read none
+/// still reach allowed hosts through the DNS stub's addresses.
+pub(crate) fn egress_proxy_vars() -> Vec<(String, String)> {
+    const URL: &str = "http://127.0.0.1:3128";
+    const NO_PROXY: &str = "localhost,127.0.0.1,::1";
+    let mut v: Vec<(String, String)> = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+        "YARN_HTTP_PROXY",
+        "YARN_HTTPS_PROXY",
+        "CARGO_HTTP_PROXY",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), URL.to_string()))
+    .collect();
+    v.push(("NO_PROXY".into(), NO_PROXY.into()));
+    v.push(("no_proxy".into(), NO_PROXY.into()));
+    v.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    v.push((
+        "JAVA_TOOL_OPTIONS".into(),
+        "-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=3128 -Dhttps.proxyHost=127.0.0.1 \
+         -Dhttps.proxyPort=3128 -Dhttp.nonProxyHosts=localhost|127.0.0.1"
+            .into(),
+    ));
+    v
+}
+
 pub(crate) fn build<I>(
     keep: &[String],
     set: &[(String, String)],

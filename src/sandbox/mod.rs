@@ -7,6 +7,7 @@ pub mod env;
 pub mod fsfd;
 pub mod landlock;
 pub mod limits;
+pub mod listeners;
 pub mod memfd;
 pub mod mounts;
 pub mod namespaces;

@@ -50,6 +50,11 @@ pub struct View {
     /// Protected paths that are symlinks: an empty read-only file is mounted
     /// on the link itself, so it can be neither followed nor replaced.
     pub masks: Vec<PathBuf>,
+    /// What `/etc/resolv.conf` says inside, when not the host's (proxy
+    /// mode: the egress proxy's DNS stub). Mounted on the host's entry
+    /// (a file or a symlink, not followed) where the view shows `/etc`;
+    /// without one, resolvers ask 127.0.0.1 anyway.
+    pub resolv_conf: Option<String>,
     /// The protected paths inside the workspace and the directories on the
     /// way to them, parents first: the launcher makes each that is missing
     /// at launch (see [`super::placeholders`], which shares them among the
@@ -444,6 +449,9 @@ pub(crate) fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
     if !view.masks.is_empty() {
         mask_symlinks(&tree, &view.masks)?;
     }
+    if let Some(text) = &view.resolv_conf {
+        resolv_conf(&tree, text)?;
+    }
 
     // Enter the new root and drop the host's tree from this namespace.
     drop(tree);
@@ -488,6 +496,43 @@ fn mask_symlinks(tree: &Tree, links: &[PathBuf]) -> Result<(), MountError> {
             .map_err(err("masking symlink", link))?;
     }
     Ok(())
+}
+
+/// A read-only file holding `text` mounted on `/etc/resolv.conf` of the
+/// view, on the entry itself (a symlink to `/run/...` isn't followed into
+/// what the view masks). Nothing when the view has no `/etc` or no entry.
+fn resolv_conf(tree: &Tree, text: &str) -> Result<(), MountError> {
+    let at = Path::new("/etc/resolv.conf");
+    let staged = Path::new("/resolv.conf");
+    let Some((base, fd)) = tree.covering(Path::new("/etc")) else {
+        return Ok(());
+    };
+    let rel = Path::new("/etc")
+        .strip_prefix(base)
+        .unwrap_or(Path::new(""));
+    let etc = fsfd::open(Some(fd.as_fd()), rel).map_err(err("opening", Path::new("/etc")))?;
+    let name = c"resolv.conf";
+    // SAFETY: an all-zero stat is valid; fstatat fills it; a valid fd and
+    // C string, the link itself looked at.
+    let present = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            std::os::fd::AsRawFd::as_raw_fd(&etc),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    };
+    if !present {
+        return Ok(());
+    }
+    std::fs::write(staged, text).map_err(err("writing", staged))?;
+    let file = fsfd::open(None, staged).map_err(err("opening", staged))?;
+    let tree_fd = fsfd::clone_tree(file.as_fd()).map_err(err("cloning", staged))?;
+    fsfd::add_flags(tree_fd.as_fd(), RDONLY | NOSUID | NODEV | NOEXEC, true)
+        .map_err(err("making read-only", staged))?;
+    fsfd::attach_at(&tree_fd, etc.as_fd(), Path::new("resolv.conf"))
+        .map_err(err("mounting the DNS stub's resolv.conf on", at))
 }
 
 /// The standard devices: nodes of the sandbox's own where it can make them,
