@@ -217,6 +217,34 @@ fn host_name(raw: &[u8]) -> Result<String, &'static str> {
     Ok(String::from_utf8_lossy(raw).to_ascii_lowercase())
 }
 
+/// A minimal ClientHello naming `name` (or no name), for tests.
+#[cfg(test)]
+pub(crate) fn test_hello(name: Option<&str>) -> Vec<u8> {
+    let mut exts = Vec::new();
+    if let Some(name) = name {
+        let n = name.len() as u16;
+        exts.extend_from_slice(&[0, 0]);
+        exts.extend_from_slice(&(n + 5).to_be_bytes());
+        exts.extend_from_slice(&(n + 3).to_be_bytes());
+        exts.push(0);
+        exts.extend_from_slice(&n.to_be_bytes());
+        exts.extend_from_slice(name.as_bytes());
+    }
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+    body.extend_from_slice(&exts);
+    let mut msg = vec![1];
+    msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    msg.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&msg);
+    rec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +262,11 @@ mod tests {
             Hello::Complete(Some("files.pythonhosted.org".into()))
         );
         assert_eq!(parse(OPENSSL_NOSNI), Hello::Complete(None));
+        assert_eq!(
+            parse(&test_hello(Some("a.test"))),
+            Hello::Complete(Some("a.test".into()))
+        );
+        assert_eq!(parse(&test_hello(None)), Hello::Complete(None));
         assert_eq!(
             parse(OPENSSL_TLS12),
             Hello::Complete(Some("github.com".into()))
