@@ -516,6 +516,44 @@ impl Caps {
                 });
             }
         }
+        self.verify_sets(step)
+    }
+
+    /// For a process that can't clear its bounding set or lock securebits
+    /// (no `CAP_SETPCAP`, e.g. the egress proxy of an unprivileged
+    /// caller): step 6 without those two, every capability that isn't
+    /// kept is absent from the ambient, permitted, effective and
+    /// inheritable sets.
+    ///
+    /// # Errors
+    ///
+    /// The first capability found where it mustn't be.
+    pub(crate) fn verify_held(&self) -> Result<(), CapError> {
+        let step = Step::Verify;
+        for cap in 0..=self.last_cap {
+            let ambient = prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
+                cap.into(),
+            )
+            .map_err(|errno| CapError::Cap {
+                step,
+                what: "PR_CAP_AMBIENT_IS_SET",
+                cap: Cap(cap),
+                errno,
+            })?;
+            if !self.kept(cap) && ambient != 0 {
+                return Err(CapError::Left {
+                    step,
+                    cap: Cap(cap),
+                    set: "ambient",
+                });
+            }
+        }
+        self.verify_sets(step)
+    }
+
+    fn verify_sets(&self, step: Step) -> Result<(), CapError> {
         let sets = capget().map_err(|errno| CapError::Call {
             step,
             what: "capget",

@@ -1,0 +1,298 @@
+//! The byte relay between the agent's connection and the upstream one,
+//! once every check is done: `splice(2)` through a pipe per direction, so
+//! the bytes move from socket to socket inside the kernel, with tokio's
+//! readiness on both sockets; a buffered copy when a pipe can't be had.
+//!
+//! Every read is first bounded by the byte budget of its direction and
+//! counted right after, with no await in between, so concurrent relays
+//! never move more than a budget allows; a relay whose budget is used up
+//! ends. When one side stops sending, the other side's write half is shut
+//! down (half-close) and the other direction goes on. A relay in which
+//! nothing moves for the idle timeout ends.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::budget::{Budgets, Dir, Exhausted};
+
+/// The pipe size asked for; the kernel's default (64 KiB) is kept when the
+/// system's limits refuse it.
+const PIPE_SIZE: i32 = 256 * 1024;
+/// Bytes per read of the buffered copy.
+const COPY_BUF: usize = 64 * 1024;
+
+/// What a relay counts, for the connection's record and the budgets.
+pub struct Meter<'a> {
+    pub budgets: &'a RefCell<Budgets>,
+    pub bytes_out: Cell<u64>,
+    pub bytes_in: Cell<u64>,
+    last: Cell<Instant>,
+}
+
+impl<'a> Meter<'a> {
+    pub fn new(budgets: &'a RefCell<Budgets>) -> Meter<'a> {
+        Meter {
+            budgets,
+            bytes_out: Cell::new(0),
+            bytes_in: Cell::new(0),
+            last: Cell::new(Instant::now()),
+        }
+    }
+
+    /// Bytes `dir` may move now, or the budget that is used up.
+    pub fn allowance(&self, dir: Dir) -> Result<u64, Exhausted> {
+        let b = self.budgets.borrow();
+        match b.allowance(dir) {
+            0 => Err(b.bytes_exhausted(dir)),
+            n => Ok(n),
+        }
+    }
+
+    pub fn count(&self, dir: Dir, n: usize) {
+        let n = n as u64;
+        self.budgets.borrow_mut().add(dir, n);
+        let c = match dir {
+            Dir::Out => &self.bytes_out,
+            Dir::In => &self.bytes_in,
+        };
+        c.set(c.get().saturating_add(n));
+        self.last.set(Instant::now());
+    }
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub enum End {
+    /// Both sides closed their sending half.
+    Done,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// A byte budget is used up.
+    Budget(Exhausted),
+    /// A socket error (reset, ...).
+    Error(io::Error),
+}
+
+/// Relays between `agent` and `upstream` until both directions end, one
+/// fails, a budget runs out or the relay is idle for `idle`.
+pub async fn relay(
+    agent: &TcpStream,
+    upstream: &TcpStream,
+    meter: &Meter<'_>,
+    idle: Duration,
+) -> End {
+    let both = async {
+        tokio::try_join!(
+            one_way(agent, upstream, Dir::Out, meter),
+            one_way(upstream, agent, Dir::In, meter)
+        )
+    };
+    let watch = async {
+        loop {
+            let deadline = meter.last.get() + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    };
+    tokio::select! {
+        r = both => match r {
+            Ok(_) => End::Done,
+            Err(e) => e,
+        },
+        () = watch => End::Idle,
+    }
+}
+
+/// Writes `bytes` (what the checks read from `src` already) to `dst`,
+/// counted as `dir`.
+pub async fn forward(
+    dst: &TcpStream,
+    bytes: &[u8],
+    dir: Dir,
+    meter: &Meter<'_>,
+) -> Result<(), End> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if meter.allowance(dir).map_err(End::Budget)? < bytes.len() as u64 {
+        return Err(End::Budget(meter.budgets.borrow().bytes_exhausted(dir)));
+    }
+    meter.count(dir, bytes.len());
+    write_all(dst, bytes).await.map_err(End::Error)
+}
+
+async fn write_all(dst: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        dst.writable().await?;
+        match dst.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn one_way(src: &TcpStream, dst: &TcpStream, dir: Dir, meter: &Meter<'_>) -> Result<(), End> {
+    match Pipe::new() {
+        Ok(pipe) => match splice_loop(src, dst, dir, meter, &pipe).await {
+            Err(Spliced::Unsupported) => copy_loop(src, dst, dir, meter).await,
+            Err(Spliced::End(e)) => Err(e),
+            Ok(()) => Ok(()),
+        },
+        Err(_) => copy_loop(src, dst, dir, meter).await,
+    }
+}
+
+enum Spliced {
+    /// splice doesn't work on these sockets: nothing was moved yet.
+    Unsupported,
+    End(End),
+}
+
+fn is_would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+async fn splice_loop(
+    src: &TcpStream,
+    dst: &TcpStream,
+    dir: Dir,
+    meter: &Meter<'_>,
+    pipe: &Pipe,
+) -> Result<(), Spliced> {
+    let end = |e| Spliced::End(End::Error(e));
+    let mut first = true;
+    loop {
+        // Fill the pipe, only when it is empty: then EAGAIN can only mean
+        // the socket has nothing, which is what `try_io` takes it for.
+        let n = loop {
+            src.readable().await.map_err(end)?;
+            let allowed = meter
+                .allowance(dir)
+                .map_err(|e| Spliced::End(End::Budget(e)))?;
+            let len = allowed.min(pipe.size as u64) as usize;
+            match src.try_io(Interest::READABLE, || {
+                splice(src.as_raw_fd(), pipe.w.as_raw_fd(), len)
+            }) {
+                Ok(n) => break n,
+                Err(e) if is_would_block(&e) => {}
+                Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(Spliced::Unsupported)
+                }
+                Err(e) => return Err(end(e)),
+            }
+        };
+        first = false;
+        if n == 0 {
+            shutdown_write(dst);
+            return Ok(());
+        }
+        meter.count(dir, n);
+        let mut pending = n;
+        while pending > 0 {
+            dst.writable().await.map_err(end)?;
+            match dst.try_io(Interest::WRITABLE, || {
+                splice(pipe.r.as_raw_fd(), dst.as_raw_fd(), pending)
+            }) {
+                Ok(0) => return Err(end(io::ErrorKind::WriteZero.into())),
+                Ok(k) => pending -= k,
+                Err(e) if is_would_block(&e) => {}
+                Err(e) => return Err(end(e)),
+            }
+        }
+    }
+}
+
+async fn copy_loop(
+    src: &TcpStream,
+    dst: &TcpStream,
+    dir: Dir,
+    meter: &Meter<'_>,
+) -> Result<(), End> {
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        src.readable().await.map_err(End::Error)?;
+        let allowed = meter.allowance(dir).map_err(End::Budget)?;
+        let len = allowed.min(COPY_BUF as u64) as usize;
+        let n = match src.try_read(&mut buf[..len]) {
+            Ok(n) => n,
+            Err(e) if is_would_block(&e) => continue,
+            Err(e) => return Err(End::Error(e)),
+        };
+        if n == 0 {
+            shutdown_write(dst);
+            return Ok(());
+        }
+        meter.count(dir, n);
+        write_all(dst, &buf[..n]).await.map_err(End::Error)?;
+    }
+}
+
+/// Half-close: the peer sees the end of the stream, and can still send.
+fn shutdown_write(s: &TcpStream) {
+    // SAFETY: shutdown on a socket we hold; an error (already closed)
+    // changes nothing we rely on.
+    unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_WR) };
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    // SAFETY: both descriptors are live for the call; null offsets (pipes
+    // and sockets have none).
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A non-blocking pipe, one per direction of a relay.
+struct Pipe {
+    r: OwnedFd,
+    w: OwnedFd,
+    size: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0; 2];
+        // SAFETY: fds is an array of two ints for the kernel to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: two fresh descriptors nothing else owns.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: fcntl with integer arguments on our pipe.
+        let mut size = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        if size <= 0 {
+            // SAFETY: as above.
+            size = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        }
+        Ok(Pipe {
+            r,
+            w,
+            size: usize::try_from(size)
+                .ok()
+                .filter(|&s| s > 0)
+                .unwrap_or(65536),
+        })
+    }
+}
