@@ -57,7 +57,7 @@ fn ready(test: &str) -> bool {
 
 /// A profile: the default one, in proxy mode, with `network` keys added.
 fn profile(f: &Fixture, name: &str, network: &str) -> String {
-    let yaml = format!("extends: default\nnetwork:\n  mode: proxy\n{network}");
+    let yaml = format!("version: 1\nextends: default\nnetwork:\n  mode: proxy\n{network}");
     f.profile(name, &yaml).display().to_string()
 }
 

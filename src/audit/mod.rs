@@ -32,7 +32,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 mod records;
-pub(crate) use records::{Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary};
+pub(crate) use records::{
+    Budget, Connection, Dropped, Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary,
+};
 pub use records::{ProfileId, Record, Refused, RefusedPlan};
 
 /// An open audit log (or none) and the id of this sandbox.

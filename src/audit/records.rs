@@ -120,3 +120,32 @@ pub struct ProfileId {
     pub name: String,
     pub sha256: String,
 }
+
+/// `connection` (proxy mode): one connection through the egress proxy,
+/// admitted or not, as the proxy reported it (DESIGN.md §7).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Connection<'a>(pub &'a crate::egress::events::Connection);
+
+impl Record for Connection<'_> {
+    const EVENT: &'static str = "connection";
+}
+
+/// `budget` (proxy mode): an egress budget ran out, and what followed.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Budget<'a>(pub &'a crate::egress::events::BudgetEvent);
+
+impl Record for Budget<'_> {
+    const EVENT: &'static str = "budget";
+}
+
+/// `dropped` (proxy mode): events the proxy couldn't pass on (its pipe
+/// was full), counted.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Dropped<'a>(pub &'a crate::egress::events::Dropped);
+
+impl Record for Dropped<'_> {
+    const EVENT: &'static str = "dropped";
+}

@@ -360,6 +360,10 @@ impl EgressSender {
 pub(crate) struct EgressReceiver(OwnedFd);
 
 impl EgressReceiver {
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
     /// The listeners, once the init has sent them (blocks); empty when the
     /// init ended without sending them.
     ///

@@ -33,13 +33,12 @@ pub(crate) struct Proxy {
     pub pidfd: Option<OwnedFd>,
     /// Its events, non-blocking.
     pub events: OwnedFd,
-    /// Closed to tell it the sandbox has ended: it finishes its
-    /// connections' records and exits.
-    shutdown: Option<OwnedFd>,
     /// A partial line.
     buf: Vec<u8>,
     /// The events pipe reached end of file.
     pub ended: bool,
+    /// Reaped already.
+    reaped: bool,
 }
 
 /// Forks the proxy for `policy`; its listeners come over `listeners` from
@@ -58,7 +57,6 @@ pub(crate) fn spawn(
         .map(|b| egress::nameservers_from_resolv_conf(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
     let (events_r, events_w) = channel::pipe()?;
-    let (shutdown_r, shutdown_w) = channel::pipe()?;
     // SAFETY: fork of the single-threaded supervisor; the child only runs
     // `child`, which never returns.
     let pid = unsafe { libc::fork() };
@@ -67,12 +65,10 @@ pub(crate) fn spawn(
     }
     if pid == 0 {
         drop(events_r);
-        drop(shutdown_w);
-        child(policy.clone(), listeners, nameservers, events_w, shutdown_r, uid, gid);
+        child(policy.clone(), listeners, nameservers, events_w, uid, gid);
     }
     drop(listeners);
     drop(events_w);
-    drop(shutdown_r);
     // SAFETY: fcntl flag change on our own pipe end.
     unsafe {
         let fl = libc::fcntl(events_r.as_raw_fd(), libc::F_GETFL);
@@ -85,57 +81,54 @@ pub(crate) fn spawn(
         // SAFETY: the fd was just returned to us and nobody else owns it.
         pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) }),
         events: events_r,
-        shutdown: Some(shutdown_w),
         buf: Vec::new(),
         ended: false,
+        reaped: false,
     })
 }
 
-/// The proxy process: confined, then serving; never returns.
+/// The proxy process: confined, then serving; never returns. A failure
+/// before it serves is one line on stderr (the supervisor's, still
+/// inherited) and exit 125; the supervisor then ends the sandbox.
 fn child(
     policy: Egress,
     listeners: EgressReceiver,
     nameservers: Vec<std::net::SocketAddr>,
     events: OwnedFd,
-    shutdown: OwnedFd,
     uid: u32,
     gid: u32,
 ) -> ! {
     let fail = |why: String| -> ! {
-        let line = egress::events::failed(&why);
-        // SAFETY: a valid buffer on our own pipe end; then _exit.
-        unsafe {
-            libc::write(events.as_raw_fd(), line.as_ptr().cast(), line.len());
-            libc::_exit(125)
-        }
+        crate::say!("confine: egress proxy (setup): {why}");
+        // SAFETY: _exit ends the process.
+        unsafe { libc::_exit(125) }
     };
-    // Nothing of the supervisor's but these three: not the audit log, not
-    // the signalfd, not the caller's terminal.
-    let keep = [
-        listeners_raw(&listeners),
-        events.as_raw_fd(),
-        shutdown.as_raw_fd(),
-    ];
+    // Nothing of the supervisor's but these: not the audit log, not the
+    // signalfd, not the caller's terminal (stderr only until it serves).
+    let keep = [2, listeners.raw(), events.as_raw_fd()];
     if let Err(e) = process::close_all_except(&keep) {
         fail(format!("closing descriptors: {e}"));
     }
-    // The supervisor blocks its signals for the signalfd; the proxy is
-    // ended with SIGKILL, but takes the defaults.
-    let all = super::signals::set_of(&[]);
+    // The supervisor blocks its signals for its signalfd; the proxy takes
+    // the defaults (it is ended with SIGKILL, or by its events pipe).
+    let none = super::signals::set_of(&[]);
     // SAFETY: an initialized empty set.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut()) };
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) };
     if let Err(why) = egress::confine_self(uid, gid) {
         fail(format!("confining the egress proxy: {why}"));
     }
     let fds = match listeners.receive() {
         Ok(fds) if !fds.is_empty() => fds,
         // The init ended before it made them: nothing to serve.
-        Ok(_) => unsafe_exit(0),
+        // SAFETY: _exit ends the process.
+        Ok(_) => unsafe { libc::_exit(0) },
         Err(e) => fail(format!("receiving the listeners: {e}")),
     };
     let Some(l) = Listeners::from_fds(fds) else {
         fail("the listeners that arrived aren't the sandbox's".into())
     };
+    // SAFETY: close with an integer argument: stderr is no longer needed.
+    unsafe { libc::close(2) };
     egress::serve(egress::Setup {
         policy,
         http: l.http,
@@ -144,22 +137,13 @@ fn child(
         transparent: l.transparent,
         nameservers,
         events,
-        shutdown,
     })
 }
 
-fn unsafe_exit(code: i32) -> ! {
-    // SAFETY: _exit ends the process.
-    unsafe { libc::_exit(code) }
-}
-
-fn listeners_raw(r: &EgressReceiver) -> RawFd {
-    r.raw()
-}
-
 impl Proxy {
-    /// The complete event lines the pipe holds now (partial ones wait).
-    pub(crate) fn read_lines(&mut self) -> Vec<String> {
+    /// The events the pipe holds now, parsed (partial lines wait; a line
+    /// that isn't an event is skipped).
+    pub(crate) fn read_events(&mut self) -> Vec<egress::events::Event> {
         let mut chunk = [0u8; 8192];
         loop {
             // SAFETY: chunk is a valid buffer of its length.
@@ -182,29 +166,45 @@ impl Proxy {
                 break;
             }
         }
-        let mut lines = Vec::new();
+        let mut out = Vec::new();
         while let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.buf.drain(..=i).collect();
             if line.len() <= MAX_LINE {
-                lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+                if let Ok(e) = egress::events::Event::parse(&line[..line.len() - 1]) {
+                    out.push(e);
+                }
             }
         }
         if self.buf.len() > MAX_LINE {
-            // A line longer than any event: the proxy is broken; drop it.
+            // Longer than any event: not one; dropped.
             self.buf.clear();
         }
-        lines
+        out
     }
 
-    /// The sandbox has ended: the proxy finishes its records and exits.
-    pub(crate) fn shut_down(&mut self) {
-        self.shutdown = None;
+    /// True once the proxy has exited (and is reaped).
+    pub(crate) fn exited(&mut self) -> bool {
+        if !self.reaped {
+            // SAFETY: waitpid on our own child, without blocking.
+            let r = unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), libc::WNOHANG) };
+            self.reaped = r == self.pid;
+        }
+        self.reaped
     }
 
     /// Ends the proxy now and reaps it.
     pub(crate) fn kill(&mut self) {
-        super::supervisor::send(self.pid, self.pidfd.as_ref(), libc::SIGKILL);
-        // SAFETY: reaping our own child.
-        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+        if !self.reaped {
+            super::supervisor::send(self.pid, self.pidfd.as_ref(), libc::SIGKILL);
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+            self.reaped = true;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

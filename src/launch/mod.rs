@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod channel;
+mod egress;
 pub mod init;
 pub mod signals;
 pub mod supervisor;
@@ -58,6 +59,9 @@ fn setup(step: &'static str, what: impl Into<String>, why: impl std::fmt::Displa
     }
 }
 
+/// At most this many ports in `network.allow` (a listener each).
+const MAX_EGRESS_PORTS: usize = 64;
+
 /// What the sandbox's standard streams are (DESIGN.md §11).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Terminal {
@@ -98,16 +102,6 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
-    // `network.mode: proxy` is checked, planned and explained, but this
-    // build doesn't start the egress proxy: refused before anything
-    // happens, rather than run with no way out or with less isolation.
-    if plan.network.mode == NetworkMode::Proxy {
-        return Err(setup(
-            "network",
-            "network.mode proxy",
-            "the egress proxy isn't built into this confine yet; nothing was run (`confine explain` shows the policy)",
-        ));
-    }
     let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
         setup(
             "audit",
@@ -129,7 +123,7 @@ pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
     let result = stdio
         .and_then(|()| prepare_host(plan, &audit.sandbox))
         .and_then(|host| {
-            let r = launch(plan, &audit.sandbox, &host.expect, wiring);
+            let r = launch(plan, &audit, &host.expect, wiring);
             host.lease.release();
             r
         });
@@ -284,10 +278,23 @@ fn launch_record(plan: &Plan, wiring: Option<pty::Wiring>) -> audit::Launch<'_> 
 
 fn launch(
     plan: &Plan,
-    id: &str,
+    audit: &Audit,
     expect: &mounts::Expect,
     wiring: Option<pty::Wiring>,
 ) -> Result<Outcome, LaunchError> {
+    let id = audit.sandbox.as_str();
+    let policy = plan.network.egress.as_ref();
+    let egress_ports = policy.map(|e| e.ports()).unwrap_or_default();
+    if egress_ports.len() > MAX_EGRESS_PORTS {
+        return Err(setup(
+            "egress",
+            "network.allow",
+            format!(
+                "{} different ports are allowed; at most {MAX_EGRESS_PORTS} (one listener each inside the sandbox)",
+                egress_ports.len()
+            ),
+        ));
+    }
     // Everything the sandbox needs is prepared before the fork.
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
@@ -321,8 +328,17 @@ fn launch(
         None
     };
 
-    let (ends, init_ends) =
-        channel::open(wiring.is_some(), false).map_err(|e| setup("prepare", "channels", e))?;
+    let (mut ends, init_ends) = channel::open(wiring.is_some(), policy.is_some())
+        .map_err(|e| setup("prepare", "channels", e))?;
+    // The egress proxy first: its runtime starts while the sandbox is set
+    // up; the listeners reach it from the init.
+    let proxy = match (policy, ends.egress.take()) {
+        (Some(p), Some(rx)) => Some(
+            egress::spawn(p, rx, plan.user.uid, plan.user.gid)
+                .map_err(|e| setup("egress", "starting the egress proxy", e))?,
+        ),
+        _ => None,
+    };
     // Blocked since main for `run`; again here for any other caller.
     signals::block();
     let sigfd = signals::signalfd().map_err(|e| setup("prepare", "signalfd", e))?;
@@ -342,6 +358,8 @@ fn launch(
             // The sandbox's copy of the cgroup handle must never clean up
             // (its pid check alone fails when confine itself was PID 1).
             std::mem::forget(cg);
+            // The proxy is the supervisor's to end, not the init's.
+            std::mem::forget(proxy);
             drop(ends);
             let args = init::InitArgs {
                 plan,
@@ -351,7 +369,7 @@ fn launch(
                 exec,
                 forwarded: &signals::FORWARDED,
                 wiring,
-                egress_ports: Vec::new(),
+                egress_ports,
             };
             init::run(args, init_ends)
         }
@@ -364,7 +382,7 @@ fn launch(
         report,
         status,
         terminal,
-        egress: _egress,
+        egress: _,
     } = ends;
     let outside = || -> Result<(), LaunchError> {
         if let Some(cg) = &cg {
@@ -407,6 +425,8 @@ fn launch(
         started,
         cgroup: cg.as_ref(),
         terminal: terminal.zip(wiring),
+        proxy,
+        audit,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     if reason == "timeout" {

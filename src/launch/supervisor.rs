@@ -7,6 +7,8 @@
 //! - the signalfd of the forwarded signals and SIGCHLD ([`signals`]);
 //! - the init's pidfd, readable once it has exited;
 //! - the setup report pipe ([`report`]), until end of file;
+//! - in proxy mode: the egress proxy's events (connection records, a
+//!   budget that stops the sandbox) and its pidfd (it must not end first);
 //! - with a pty: the terminal channel (the master, then the agent's job
 //!   control stops), and once the master is here the caller's streams and
 //!   the master ([`terminal::Relay`]).
@@ -18,7 +20,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{channel, signals, terminal};
+use super::{channel, egress, signals, terminal};
 use crate::sandbox::{cgroup, pty};
 
 /// What the loop watches.
@@ -38,13 +40,17 @@ pub(crate) struct Watch<'a> {
     /// Where the pty master and the agent's stops come from, when the
     /// sandbox gets a terminal, and which of its streams the pty is.
     pub terminal: Option<(channel::TerminalReceiver, pty::Wiring)>,
+    /// The egress proxy, in proxy mode.
+    pub proxy: Option<egress::Proxy>,
+    /// Where its connection records go.
+    pub audit: &'a crate::audit::Audit,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
 pub(crate) struct Ended {
     /// confine's exit status, from the init's wait status.
     pub code: u8,
-    /// `exited`, `killed` or `timeout`.
+    /// `exited`, `killed`, `timeout` or `budget`.
     pub reason: &'static str,
     /// What the setup report said.
     pub report: channel::Report,
@@ -63,6 +69,10 @@ struct Loop<'a> {
     /// A stopping signal was passed on: the end was asked for, so the
     /// terminal's last output isn't waited for.
     stopped: bool,
+    /// An egress budget with `on_exhausted: stop` ran out.
+    budget: bool,
+    /// The egress proxy ended while the sandbox ran: it was stopped.
+    proxy_failed: bool,
 }
 
 /// Runs the loop until the init has been reaped.
@@ -73,6 +83,8 @@ pub(crate) fn run(w: Watch) -> Ended {
         tty: w.terminal.is_some(),
         relay: None,
         stopped: false,
+        budget: false,
+        proxy_failed: false,
         w,
         deadline,
         timed_out: false,
@@ -104,6 +116,16 @@ impl Loop<'_> {
         }
         if let Some(r) = &self.relay {
             r.fds(&mut fds);
+        }
+        if let Some(px) = &self.w.proxy {
+            if !px.ended {
+                fds.push(p(&px.events));
+            }
+            if let Some(fd) = &px.pidfd {
+                if !self.proxy_failed {
+                    fds.push(p(fd));
+                }
+            }
         }
         fds
     }
@@ -165,6 +187,7 @@ impl Loop<'_> {
             if let Some(r) = &mut self.relay {
                 r.ready(&fds);
             }
+            self.proxy_events();
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.escalate();
             }
@@ -175,6 +198,52 @@ impl Loop<'_> {
 /// `wall_time` ran out: SIGTERM to the whole tree, then after `grace`
 /// SIGKILL, to the init and through the cgroup.
 impl Loop<'_> {
+    /// The egress proxy's events: records written, a budget that stops the
+    /// sandbox acted on; and the proxy ending before the sandbox, which
+    /// stops it (its agent would be left without a way out, and its
+    /// connections unrecorded).
+    fn proxy_events(&mut self) {
+        let Some(px) = &mut self.w.proxy else {
+            return;
+        };
+        let events = px.read_events();
+        let exited = !self.proxy_failed && px.exited();
+        for e in events {
+            if record_event(self.w.audit, &e) == Some(true) && !self.budget {
+                self.budget = true;
+                crate::say!(
+                    "confine: network.budget: {}; the sandbox is stopped",
+                    stop_reason(&e)
+                );
+                self.stop_now();
+            }
+        }
+        if exited {
+            self.proxy_failed = true;
+            crate::say!(
+                "confine: egress proxy: it ended while the sandbox ran; the sandbox is stopped"
+            );
+            self.kill_now();
+        }
+    }
+
+    /// SIGTERM now, SIGKILL after `grace`: as `wall_time` does.
+    fn stop_now(&mut self) {
+        if !self.timed_out {
+            self.deadline = Some(Instant::now());
+        }
+    }
+
+    /// SIGKILL to the whole sandbox now.
+    fn kill_now(&mut self) {
+        self.killed = true;
+        send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGKILL);
+        if let Some(cg) = self.w.cgroup {
+            let _ = cg.kill_all();
+        }
+        self.deadline = None;
+    }
+
     /// What the init said on the terminal channel: the master (the relay
     /// starts), the agent's stops, or the end.
     fn terminal_channel(&mut self) {
@@ -235,7 +304,12 @@ impl Loop<'_> {
         if let Some(r) = self.relay.take() {
             r.finish(&self.w.signals, !(self.stopped || self.timed_out));
         }
-        let (code, reason) = if self.timed_out {
+        self.finish_proxy();
+        let (code, reason) = if self.proxy_failed {
+            (super::EXIT_REFUSED, "killed")
+        } else if self.budget {
+            (super::EXIT_TIMEOUT, "budget")
+        } else if self.timed_out {
             (super::EXIT_TIMEOUT, "timeout")
         } else if libc::WIFSIGNALED(status) {
             // The init never dies of a signal by itself: someone killed it.
@@ -248,6 +322,63 @@ impl Loop<'_> {
             reason,
             report,
         }
+    }
+}
+
+impl Loop<'_> {
+    /// The sandbox has ended: the proxy's last records (its connections
+    /// close as the sandbox's sockets go), then the proxy itself. Bounded:
+    /// read until the pipe has been quiet for a moment, at most a second.
+    fn finish_proxy(&mut self) {
+        let Some(mut px) = self.w.proxy.take() else {
+            return;
+        };
+        let end = Instant::now() + std::time::Duration::from_secs(1);
+        while !px.ended && Instant::now() < end {
+            let mut p = libc::pollfd {
+                fd: px.events.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: p is one valid pollfd.
+            if unsafe { libc::poll(&mut p, 1, QUIET_MS) } == 0 {
+                break;
+            }
+            for e in px.read_events() {
+                record_event(self.w.audit, &e);
+            }
+        }
+        px.kill();
+    }
+}
+
+/// How long the proxy's events pipe must be quiet after the sandbox ended.
+const QUIET_MS: libc::c_int = 30;
+
+/// Writes the audit record of `e`; `Some(true)` when it is a budget that
+/// stops the sandbox.
+fn record_event(audit: &crate::audit::Audit, e: &crate::egress::events::Event) -> Option<bool> {
+    use crate::egress::events::{Action, Event};
+    let r = match e {
+        Event::Connection(c) => audit.record(&crate::audit::Connection(c)),
+        Event::Budget(b) => audit.record(&crate::audit::Budget(b)),
+        Event::Dropped(d) => audit.record(&crate::audit::Dropped(d)),
+    };
+    if let Err(err) = r {
+        crate::say!("confine: audit log (writing a connection record): {err}");
+    }
+    match e {
+        Event::Budget(b) => Some(b.action == Action::Stop),
+        _ => None,
+    }
+}
+
+fn stop_reason(e: &crate::egress::events::Event) -> String {
+    match e {
+        crate::egress::events::Event::Budget(b) => {
+            format!("{} used up ({} of {})", b.which.name(), b.used, b.limit)
+        }
+        _ => String::new(),
     }
 }
 
