@@ -68,7 +68,10 @@ pub struct Setup {
     /// Where the proxy resolves real names ([`nameservers_from_resolv_conf`]
     /// on the host's /etc/resolv.conf, read before confinement).
     pub nameservers: Vec<std::net::SocketAddr>,
-    /// The write end of a pipe to the supervisor.
+    /// The write end of a pipe to the supervisor. The proxy ends when the
+    /// pipe has no reader left, so the proxy's process must not hold the
+    /// read end (nor any other descriptor but these: close them after the
+    /// fork).
     pub events: OwnedFd,
 }
 
