@@ -61,7 +61,9 @@ fn profile(f: &Fixture, name: &str, network: &str) -> String {
     f.profile(name, &yaml).display().to_string()
 }
 
-const CURL: &str = "curl -sS --max-time 10 --cacert ca.pem";
+/// `--fail`: the proxy refuses plain HTTP with a 403 that curl would
+/// otherwise print and exit 0 on.
+const CURL: &str = "curl -sS --fail --max-time 10 --cacert ca.pem";
 
 #[test]
 fn an_allowed_host_is_reached_by_name_with_and_without_proxy_variables() {

@@ -461,45 +461,42 @@ fn explain_and_dry_run_show_the_policy() {
 }
 
 #[test]
-fn run_refuses_proxy_mode_and_runs_nothing() {
-    if !can_run("run_refuses_proxy_mode_and_runs_nothing") {
+fn proxy_mode_runs_from_the_profile_extends_or_set_with_the_stub_and_proxy_variables() {
+    let test = "proxy_mode_runs_from_the_profile_extends_or_set_with_the_stub_and_proxy_variables";
+    if !can_run(test) {
         return;
     }
     let f = Fixture::new("egress-run");
-    let marker = f.ws.join("ran");
-    let script = format!("echo ran > {}", marker.display());
+    let script = "grep -h 'egress proxy' /etc/resolv.conf; echo \"proxy=$HTTPS_PROXY\"";
 
-    // Control: the same command under loopback runs and leaves the file.
+    // Control: under loopback, the host's resolver and no proxy variable.
     let lo = f.profile(
         "lo",
         "version: 1\nextends: default\nnetwork:\n  mode: loopback\n",
     );
-    let o = f.sh(lo.to_str().unwrap(), &script);
+    let o = f.sh(lo.to_str().unwrap(), script);
     assert_status(&o, 0);
-    assert!(marker.exists(), "the control must run: {}", show(&o));
-    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(stdout(&o), "proxy=\n", "{}", show(&o));
 
-    let refused = |o: &Output, how: &str| {
-        assert_status(o, 125);
-        let err = stderr(o);
+    let proxied = |o: &Output, how: &str| {
+        assert_status(o, 0);
+        let out = stdout(o);
         assert!(
-            err.lines().any(|l| l.starts_with(
-                "confine: network.mode proxy (network): the egress proxy isn't built into this confine yet"
-            )),
+            out.contains("egress proxy's DNS stub")
+                && out.ends_with("proxy=http://127.0.0.1:3128\n"),
             "{how}: {}",
             show(o)
         );
-        assert!(!marker.exists(), "{how}: the command ran: {}", show(o));
     };
     // Written in the profile, ...
     let p = f.profile("proxy", GOOD);
-    refused(&f.sh(p.to_str().unwrap(), &script), "profile");
+    proxied(&f.sh(p.to_str().unwrap(), script), "profile");
     // ... inherited through extends, ...
     let child = f.profile(
         "child",
         &format!("version: 1\nextends: {}\nname: child\n", p.display()),
     );
-    refused(&f.sh(child.to_str().unwrap(), &script), "extends");
+    proxied(&f.sh(child.to_str().unwrap(), script), "extends");
     // ... or set on the command line over a loopback profile.
     let mut c = Command::new(bin());
     c.args([
@@ -513,12 +510,12 @@ fn run_refuses_proxy_mode_and_runs_nothing() {
         "--",
         "/bin/sh",
         "-c",
-        &script,
+        script,
     ])
     .env_clear()
     .env("PATH", PATH)
     .stdin(Stdio::null());
-    refused(&c.output().unwrap(), "--set");
+    proxied(&c.output().unwrap(), "--set");
 }
 
 #[test]

@@ -70,6 +70,8 @@ pub const ALLOW: &[&str] = &[
     "getsockopt",
     "sendto",
     "recvfrom",
+    // The listeners arrive from the init after confinement (SCM_RIGHTS).
+    "recvmsg",
     // SIGPIPE ignored, and a return from any signal.
     "rt_sigaction",
     "rt_sigreturn",
@@ -482,6 +484,7 @@ mod tests {
             transparent: vec![],
             nameservers: vec![ns.local_addr().unwrap()],
             events: events_w.into(),
+            shutdown: None,
         };
         // The child must not hold the read end, or the pipe never breaks.
         let reader = events_r.as_raw_fd();

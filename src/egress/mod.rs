@@ -73,6 +73,10 @@ pub struct Setup {
     /// read end (nor any other descriptor but these: close them after the
     /// fork).
     pub events: OwnedFd,
+    /// The read end of a pipe whose writer the supervisor closes when the
+    /// sandbox has ended: the proxy then ends every connection still open
+    /// (each leaves its `connection` record) and exits.
+    pub shutdown: Option<OwnedFd>,
 }
 
 /// Bounds and timeouts. [`Limits::default`] is what [`serve`] runs with;
@@ -269,8 +273,29 @@ async fn main(setup: Setup, limits: Limits) -> Result<(), String> {
     tokio::task::spawn_local(dns_udp_loop(st.clone(), dns_udp));
     tokio::task::spawn_local(dns_tcp_loop(st.clone(), dns_tcp));
 
-    // Until the supervisor's end of the pipe is closed.
-    let _ = gone.ready(Interest::ERROR).await;
+    // Until the supervisor's end of the pipe is closed, or it says the
+    // sandbox has ended; then the connections are dropped with the
+    // LocalSet, and their records written as they go.
+    let shutdown = match setup.shutdown {
+        // SAFETY: the AsyncFd owns the descriptor for its whole life.
+        Some(fd) => Some(
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                .map_err(|e| err("watching the shutdown pipe", e.into()))?,
+        ),
+        None => None,
+    };
+    let ended = async {
+        match &shutdown {
+            Some(s) => {
+                let _ = s.readable().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = gone.ready(Interest::ERROR) => {}
+        () = ended => {}
+    }
     Ok(())
 }
 

@@ -30,7 +30,12 @@ pub(crate) struct Record {
     st: Rc<State>,
     start: Instant,
     pub c: Connection,
+    /// The relay's byte counters (out, in), once it runs.
+    counters: Option<(Counter, Counter)>,
 }
+
+/// A byte count the relay keeps and the record reads.
+type Counter = Rc<std::cell::Cell<u64>>;
 
 impl Record {
     pub fn new(st: &Rc<State>, via: Via) -> Record {
@@ -50,6 +55,7 @@ impl Record {
                 bytes_in: 0,
                 duration_ms: 0,
             },
+            counters: None,
         }
     }
 
@@ -66,6 +72,10 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
+        if let Some((out, inn)) = &self.counters {
+            self.c.bytes_out = out.get();
+            self.c.bytes_in = inn.get();
+        }
         self.c.duration_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.st.emit(Event::Connection(self.c.clone()));
     }
@@ -353,12 +363,11 @@ async fn relay_and_record(
     first: &[u8],
 ) {
     let meter = Meter::new(&st.budgets);
+    rec.counters = Some((meter.bytes_out.clone(), meter.bytes_in.clone()));
     let end = match relay::forward(&upstream, first, Dir::Out, &meter).await {
         Ok(()) => relay::relay(&client, &upstream, &meter, st.limits.idle_timeout).await,
         Err(e) => e,
     };
-    rec.c.bytes_out = meter.bytes_out.get();
-    rec.c.bytes_in = meter.bytes_in.get();
     match end {
         End::Done => {}
         End::Idle => rec.ended(format!("closed: idle for {:?}", st.limits.idle_timeout)),

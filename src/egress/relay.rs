@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -30,8 +31,10 @@ const COPY_BUF: usize = 64 * 1024;
 /// What a relay counts, for the connection's record and the budgets.
 pub struct Meter<'a> {
     pub budgets: &'a RefCell<Budgets>,
-    pub bytes_out: Cell<u64>,
-    pub bytes_in: Cell<u64>,
+    /// Shared with the connection's record, which reads them when it is
+    /// written: also when the relay is cut short (the sandbox ended).
+    pub bytes_out: Rc<Cell<u64>>,
+    pub bytes_in: Rc<Cell<u64>>,
     last: Cell<Instant>,
 }
 
@@ -39,8 +42,8 @@ impl<'a> Meter<'a> {
     pub fn new(budgets: &'a RefCell<Budgets>) -> Meter<'a> {
         Meter {
             budgets,
-            bytes_out: Cell::new(0),
-            bytes_in: Cell::new(0),
+            bytes_out: Rc::new(Cell::new(0)),
+            bytes_in: Rc::new(Cell::new(0)),
             last: Cell::new(Instant::now()),
         }
     }
@@ -58,8 +61,8 @@ impl<'a> Meter<'a> {
         let n = n as u64;
         self.budgets.borrow_mut().add(dir, n);
         let c = match dir {
-            Dir::Out => &self.bytes_out,
-            Dir::In => &self.bytes_in,
+            Dir::Out => &*self.bytes_out,
+            Dir::In => &*self.bytes_in,
         };
         c.set(c.get().saturating_add(n));
         self.last.set(Instant::now());

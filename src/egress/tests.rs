@@ -101,6 +101,7 @@ impl Proxy {
             transparent,
             nameservers,
             events: w,
+            shutdown: None,
         };
         let thread = std::thread::spawn(move || run_with(setup, limits));
         let events = Arc::new(Mutex::new(Vec::new()));

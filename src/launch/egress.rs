@@ -33,6 +33,9 @@ pub(crate) struct Proxy {
     pub pidfd: Option<OwnedFd>,
     /// Its events, non-blocking.
     pub events: OwnedFd,
+    /// Closed to tell it the sandbox has ended: it ends its connections,
+    /// which leave their records, and exits.
+    shutdown: Option<OwnedFd>,
     /// A partial line.
     buf: Vec<u8>,
     /// The events pipe reached end of file.
@@ -52,11 +55,16 @@ pub(crate) fn spawn(
     uid: u32,
     gid: u32,
 ) -> io::Result<Proxy> {
-    let (uid, gid) = if uid == 0 { (NOBODY, NOBODY) } else { (uid, gid) };
+    let (uid, gid) = if uid == 0 {
+        (NOBODY, NOBODY)
+    } else {
+        (uid, gid)
+    };
     let nameservers = crate::files::read_bounded(std::path::Path::new(RESOLV_CONF), 64 * 1024)
         .map(|b| egress::nameservers_from_resolv_conf(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
     let (events_r, events_w) = channel::pipe()?;
+    let (shutdown_r, shutdown_w) = channel::pipe()?;
     // SAFETY: fork of the single-threaded supervisor; the child only runs
     // `child`, which never returns.
     let pid = unsafe { libc::fork() };
@@ -65,10 +73,17 @@ pub(crate) fn spawn(
     }
     if pid == 0 {
         drop(events_r);
-        child(policy.clone(), listeners, nameservers, events_w, uid, gid);
+        drop(shutdown_w);
+        let ends = Ends {
+            listeners,
+            events: events_w,
+            shutdown: shutdown_r,
+        };
+        child(policy.clone(), ends, nameservers, uid, gid);
     }
     drop(listeners);
     drop(events_w);
+    drop(shutdown_r);
     // SAFETY: fcntl flag change on our own pipe end.
     unsafe {
         let fl = libc::fcntl(events_r.as_raw_fd(), libc::F_GETFL);
@@ -81,6 +96,7 @@ pub(crate) fn spawn(
         // SAFETY: the fd was just returned to us and nobody else owns it.
         pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) }),
         events: events_r,
+        shutdown: Some(shutdown_w),
         buf: Vec::new(),
         ended: false,
         reaped: false,
@@ -90,14 +106,25 @@ pub(crate) fn spawn(
 /// The proxy process: confined, then serving; never returns. A failure
 /// before it serves is one line on stderr (the supervisor's, still
 /// inherited) and exit 125; the supervisor then ends the sandbox.
+/// The proxy's descriptors.
+struct Ends {
+    listeners: EgressReceiver,
+    events: OwnedFd,
+    shutdown: OwnedFd,
+}
+
 fn child(
     policy: Egress,
-    listeners: EgressReceiver,
+    ends: Ends,
     nameservers: Vec<std::net::SocketAddr>,
-    events: OwnedFd,
     uid: u32,
     gid: u32,
 ) -> ! {
+    let Ends {
+        listeners,
+        events,
+        shutdown,
+    } = ends;
     let fail = |why: String| -> ! {
         crate::say!("confine: egress proxy (setup): {why}");
         // SAFETY: _exit ends the process.
@@ -105,7 +132,7 @@ fn child(
     };
     // Nothing of the supervisor's but these: not the audit log, not the
     // signalfd, not the caller's terminal (stderr only until it serves).
-    let keep = [2, listeners.raw(), events.as_raw_fd()];
+    let keep = [2, listeners.raw(), events.as_raw_fd(), shutdown.as_raw_fd()];
     if let Err(e) = process::close_all_except(&keep) {
         fail(format!("closing descriptors: {e}"));
     }
@@ -137,6 +164,7 @@ fn child(
         transparent: l.transparent,
         nameservers,
         events,
+        shutdown: Some(shutdown),
     })
 }
 
@@ -180,6 +208,12 @@ impl Proxy {
             self.buf.clear();
         }
         out
+    }
+
+    /// The sandbox has ended: the proxy ends what is still open, writes
+    /// those records and exits (its events pipe then reaches end of file).
+    pub(crate) fn shut_down(&mut self) {
+        self.shutdown = None;
     }
 
     /// True once the proxy has exited (and is reaped).

@@ -326,24 +326,28 @@ impl Loop<'_> {
 }
 
 impl Loop<'_> {
-    /// The sandbox has ended: the proxy's last records (its connections
-    /// close as the sandbox's sockets go), then the proxy itself. Bounded:
-    /// read until the pipe has been quiet for a moment, at most a second.
+    /// The sandbox has ended: the proxy is told, ends the connections
+    /// still open (each leaves its record) and exits; its records are read
+    /// to the end of its pipe. Bounded: a proxy that doesn't finish within
+    /// a second is killed.
     fn finish_proxy(&mut self) {
         let Some(mut px) = self.w.proxy.take() else {
             return;
         };
+        px.shut_down();
         let end = Instant::now() + std::time::Duration::from_secs(1);
-        while !px.ended && Instant::now() < end {
+        while !px.ended {
+            let left = end.saturating_duration_since(Instant::now()).as_millis();
+            if left == 0 {
+                break;
+            }
             let mut p = libc::pollfd {
                 fd: px.events.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
             // SAFETY: p is one valid pollfd.
-            if unsafe { libc::poll(&mut p, 1, QUIET_MS) } == 0 {
-                break;
-            }
+            unsafe { libc::poll(&mut p, 1, left.min(1000) as libc::c_int) };
             for e in px.read_events() {
                 record_event(self.w.audit, &e);
             }
@@ -351,9 +355,6 @@ impl Loop<'_> {
         px.kill();
     }
 }
-
-/// How long the proxy's events pipe must be quiet after the sandbox ended.
-const QUIET_MS: libc::c_int = 30;
 
 /// Writes the audit record of `e`; `Some(true)` when it is a budget that
 /// stops the sandbox.
