@@ -15,6 +15,9 @@
 #   FUZZ_TARGET_DIR   cargo target dir for the fuzz build (default fuzz/target)
 #   FUZZ_SANITIZER    address (default) or none (faster, catches only panics)
 #   FUZZ_TIMEOUT      seconds one input may take before it counts as a hang (30)
+#   FUZZ_TARGET       profile (default), or egress: what the egress proxy
+#                     parses from the agent (ClientHello, HTTP heads, DNS
+#                     queries), seeded from fuzz/seeds-egress/
 #
 # Inputs that find new coverage are kept in fuzz/corpus/profile/ (ignored by
 # git) and reused by the next run. To replay one input:
@@ -40,19 +43,28 @@ fi
 export RUSTC_BOOTSTRAP=1
 target_dir=${FUZZ_TARGET_DIR:-fuzz/target}
 sanitizer=${FUZZ_SANITIZER:-address}
-corpus=fuzz/corpus/profile
+target=${FUZZ_TARGET:-profile}
+case $target in
+profile) seeds=fuzz/seeds extra=(-max_len=8192 -dict=fuzz/profile.dict) ;;
+egress) seeds=fuzz/seeds-egress extra=(-max_len=20000) ;;
+*)
+    echo "fuzz.sh: unknown FUZZ_TARGET $target (profile or egress)" >&2
+    exit 2
+    ;;
+esac
+corpus=fuzz/corpus/$target
 mkdir -p "$corpus"
 
 # Built first, so that -max_total_time counts fuzzing only.
-cargo fuzz build profile --sanitizer "$sanitizer" --target-dir "$target_dir"
+cargo fuzz build "$target" --sanitizer "$sanitizer" --target-dir "$target_dir"
 
 # The first corpus directory receives new inputs; the seeds stay as they are.
-# -max_len: room for a profile several times the size of the built-ins.
-cargo fuzz run profile --sanitizer "$sanitizer" --target-dir "$target_dir" \
-    "$corpus" fuzz/seeds -- \
+# -max_len: room for a profile several times the size of the built-ins, or
+# for a ClientHello of several records.
+cargo fuzz run "$target" --sanitizer "$sanitizer" --target-dir "$target_dir" \
+    "$corpus" "$seeds" -- \
     -max_total_time="$secs" \
     -timeout="${FUZZ_TIMEOUT:-30}" \
     -rss_limit_mb=4096 \
-    -max_len=8192 \
-    -dict=fuzz/profile.dict \
+    "${extra[@]}" \
     -print_final_stats=1

@@ -1001,3 +1001,95 @@ fn the_resolver_asks_a_and_aaaa_and_follows_the_answer() {
         Err(super::resolve::LookupError::Failed(_))
     ));
 }
+
+/// Not a test: throughput and added latency through the proxy, side by
+/// side with direct loopback connections (`cargo test --release --lib
+/// egress::tests::bench -- --ignored --nocapture`). scripts/bench.sh
+/// measures the whole of `confine run` instead.
+#[test]
+#[ignore]
+fn bench() {
+    const TOTAL: usize = 1 << 30;
+    // A source that writes TOTAL bytes to every connection, and an echo.
+    let src = TcpListener::bind("127.0.0.1:0").unwrap();
+    let src_port = src.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in src.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let buf = vec![7u8; 256 * 1024];
+                let mut left = TOTAL;
+                while left > 0 {
+                    let n = left.min(buf.len());
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+    });
+    let echo = Echo::start();
+    let p = Proxy::start(
+        policy(
+            &[("src.test", src_port), ("echo.test", echo.port)],
+            &[],
+            &[("src.test", LOCAL), ("echo.test", LOCAL)],
+        ),
+        Limits::default(),
+        vec![],
+        vec![],
+    );
+    let drain = |mut s: TcpStream| {
+        let start = Instant::now();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, TOTAL);
+        TOTAL as f64 / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+    };
+    for _ in 0..2 {
+        let direct = drain(TcpStream::connect(("127.0.0.1", src_port)).unwrap());
+        let (s, head) = p.tunnel(&format!("src.test:{src_port}"));
+        assert!(head.starts_with("HTTP/1.1 200"));
+        let proxied = drain(s);
+        eprintln!(
+            "1 GiB: direct {direct:.0} MiB/s, through the proxy {proxied:.0} MiB/s ({:.0} %)",
+            proxied / direct * 100.0
+        );
+    }
+    // A new connection and one byte there and back, 300 times each way.
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut direct = Vec::new();
+    let mut proxied = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(("127.0.0.1", echo.port)).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut [0u8; 1]).unwrap();
+        direct.push(t.elapsed());
+        let t = Instant::now();
+        let mut s = TcpStream::connect(p.http).unwrap();
+        s.set_nodelay(true).unwrap();
+        write!(s, "CONNECT echo.test:{} HTTP/1.1\r\n\r\n", echo.port).unwrap();
+        let mut head = [0u8; 39];
+        s.read_exact(&mut head).unwrap();
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut [0u8; 1]).unwrap();
+        proxied.push(t.elapsed());
+    }
+    let (d, pr) = (median(direct), median(proxied));
+    eprintln!(
+        "new connection + 1 byte echo: direct {d:?}, through the proxy {pr:?} (+{:?})",
+        pr.saturating_sub(d)
+    );
+}
