@@ -502,3 +502,88 @@ fn twenty_sandboxes_with_their_own_policies_dont_share_traffic_or_budgets() {
         assert!(hosts.contains(&format!("h{i}.example")), "{hosts:?}");
     }
 }
+
+/// A third public address, for a static file server.
+const FILES: &str = "93.184.215.16";
+
+#[test]
+fn git_and_python_reach_an_allowed_host_through_the_proxy() {
+    let test = "git_and_python_reach_an_allowed_host_through_the_proxy";
+    if !ready(test) || !have(test, "/usr/bin/git") || !have(test, "/usr/bin/python3") {
+        return;
+    }
+    let net = Net::new();
+    let dns = net.dns(DNS);
+    dns.set("git.example", &[FILES]);
+    dns.set("other.example", &[OTHER]);
+    let _other = net.http(OTHER, "other\n");
+    let f = Fixture::new("egress-git");
+    // A bare repository served as static files (git's dumb HTTP), and a
+    // file for python, from the upstream namespace.
+    let site = f.root.join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("hello.txt"), "hello from the index\n").unwrap();
+    let src = f.root.join("src");
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", show(&o));
+    };
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    std::fs::write(src.join("README"), "cloned through the proxy\n").unwrap();
+    git(&src, &["add", "README"]);
+    git(&src, &["commit", "-qm", "first"]);
+    git(&f.root, &["clone", "-q", "--bare", "src", "site/repo.git"]);
+    git(&site.join("repo.git"), &["update-server-info"]);
+    net.address(FILES);
+    net.spawn_upstream(&[
+        "python3",
+        "-m",
+        "http.server",
+        "80",
+        "--bind",
+        FILES,
+        "--directory",
+        site.to_str().unwrap(),
+    ]);
+    assert!(
+        poll(std::time::Duration::from_secs(10), || net
+            .exec(&[
+                "curl",
+                "-sf",
+                "--noproxy",
+                "*",
+                &format!("http://{FILES}/hello.txt")
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())),
+        "the file server didn't start"
+    );
+    let p = profile(&f, "git", "  allow: [\"git.example:80\"]\n");
+    let o = run(
+        &net,
+        &f,
+        &p,
+        "git clone -q http://git.example/repo.git cloned && cat cloned/README && \
+         python3 -c \"import urllib.request as u; print(u.urlopen('http://git.example/hello.txt', timeout=10).read().decode(), end='')\" && \
+         python3 -c \"import urllib.request as u; u.urlopen('http://other.example/', timeout=10)\" 2>/dev/null; echo other=$?",
+    );
+    assert_eq!(
+        stdout(&o),
+        "cloned through the proxy\nhello from the index\nother=1\n",
+        "{}",
+        show(&o)
+    );
+}
