@@ -558,31 +558,51 @@ fn git_and_python_reach_an_allowed_host_through_the_proxy() {
         "--directory",
         site.to_str().unwrap(),
     ]);
+    // git's own protocol on its own port: no proxy variable applies, so
+    // it goes by the stub's address to the listener on 9418.
+    net.spawn_upstream(&[
+        "git",
+        "daemon",
+        "--reuseaddr",
+        "--export-all",
+        &format!("--base-path={}", site.display()),
+        &format!("--listen={FILES}"),
+        "--port=9418",
+    ]);
+    let up = |cmd: &[&str]| net.exec(cmd).output().is_ok_and(|o| o.status.success());
+    let file = format!("http://{FILES}/hello.txt");
+    let repo = format!("git://{FILES}/repo.git");
     assert!(
-        poll(std::time::Duration::from_secs(10), || net
-            .exec(&[
-                "curl",
-                "-sf",
-                "--noproxy",
-                "*",
-                &format!("http://{FILES}/hello.txt")
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())),
-        "the file server didn't start"
+        poll(std::time::Duration::from_secs(10), || up(&[
+            "curl",
+            "-sf",
+            "--noproxy",
+            "*",
+            &file
+        ]) && up(&[
+            "git",
+            "ls-remote",
+            &repo
+        ])),
+        "the file server or git daemon didn't start"
     );
-    let p = profile(&f, "git", "  allow: [\"git.example:80\"]\n");
+    let p = profile(
+        &f,
+        "git",
+        "  allow: [\"git.example:80\", \"git.example:9418\"]\n",
+    );
     let o = run(
         &net,
         &f,
         &p,
         "git clone -q http://git.example/repo.git cloned && cat cloned/README && \
+         git ls-remote git://git.example/repo.git | grep -c refs/heads/main && \
          python3 -c \"import urllib.request as u; print(u.urlopen('http://git.example/hello.txt', timeout=10).read().decode(), end='')\" && \
          python3 -c \"import urllib.request as u; u.urlopen('http://other.example/', timeout=10)\" 2>/dev/null; echo other=$?",
     );
     assert_eq!(
         stdout(&o),
-        "cloned through the proxy\nhello from the index\nother=1\n",
+        "cloned through the proxy\n1\nhello from the index\nother=1\n",
         "{}",
         show(&o)
     );
