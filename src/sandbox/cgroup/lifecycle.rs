@@ -20,8 +20,10 @@ pub(super) struct Dir {
     pub(super) mechanism: Mechanism,
     /// v1: every controller bound to the hierarchy; v2: those we need.
     pub(super) controllers: Vec<String>,
-    /// Only for statistics (v1 `cpuacct`): failing to join it is ignored.
-    pub(super) stats_only: bool,
+    /// Not needed for any limit (v1 `cpuacct` for statistics, the v1
+    /// `freezer` for `confine freeze`): failing to create or join it is
+    /// ignored.
+    pub(super) optional: bool,
 }
 
 impl Dir {
@@ -247,14 +249,14 @@ impl Cgroup {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(CgroupError::Exists { path });
                 }
-                Err(_) if w.stats_only => continue,
+                Err(_) if w.optional => continue,
                 Err(e) => return Err(io_err("creating", &path, e)),
             }
             // Locked at once: a sweeping launch treats unlocked ones
             // older than STALE_AFTER as leftovers.
             let lock = match lock_dir(&path) {
                 Ok(fd) => Some(fd),
-                Err(_) if w.stats_only => None,
+                Err(_) if w.optional => None,
                 Err(e) => {
                     let _ = fs::remove_dir(&path);
                     return Err(io_err("locking", &path, e));
@@ -265,7 +267,7 @@ impl Cgroup {
                 _lock: lock,
                 mechanism: w.mechanism,
                 controllers: w.controllers,
-                stats_only: w.stats_only,
+                optional: w.optional,
             });
             for (c, p) in placed.iter().filter(|(_, p)| p.parent == w.parent) {
                 write_limit(*c, p, &path, limits)?;
@@ -315,7 +317,7 @@ impl Cgroup {
             let f = d.path.join("cgroup.procs");
             match write_file(&f, &pid.to_string()) {
                 Ok(()) => {}
-                Err(_) if d.stats_only => {}
+                Err(_) if d.optional => {}
                 Err(e) => return Err(io_err(format!("adding pid {pid} to"), &f, e)),
             }
         }
@@ -365,6 +367,7 @@ impl Cgroup {
         }
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut thawed = false;
         loop {
             let mut left: Option<(&Path, Vec<libc::pid_t>)> = None;
             for d in &self.dirs {
@@ -374,6 +377,12 @@ impl Cgroup {
                 }
                 kill_listed(&d.path, &listed)?;
                 left = Some((&d.path, listed));
+            }
+            // A frozen task dies only once thawed (v1 freezer): thawed
+            // after the SIGKILLs are queued, so nothing runs on.
+            if !thawed && left.is_some() {
+                thawed = true;
+                let _ = self.freeze(false);
             }
             let Some((path, pids)) = left else {
                 return Ok(());
@@ -503,7 +512,7 @@ pub(super) struct Want {
     pub(super) parent: PathBuf,
     pub(super) mechanism: Mechanism,
     pub(super) controllers: Vec<String>,
-    pub(super) stats_only: bool,
+    pub(super) optional: bool,
 }
 
 /// One directory per parent: controllers co-mounted in one v1 hierarchy
@@ -533,7 +542,7 @@ pub(super) fn wanted_dirs(layout: &Layout, placed: &[(Controller, Placement)]) -
                 parent: p.parent.clone(),
                 mechanism: p.mechanism,
                 controllers,
-                stats_only: false,
+                optional: false,
             }),
         }
     }
@@ -543,6 +552,29 @@ pub(super) fn wanted_dirs(layout: &Layout, placed: &[(Controller, Placement)]) -
     let have_cpuacct = wanted
         .iter()
         .any(|w| w.controllers.iter().any(|x| x == "cpuacct"));
+    // `confine freeze` (DESIGN.md §12): v2's cgroup.freeze is in every
+    // non-root cgroup; without a v2 directory the v1 freezer hierarchy,
+    // where one is mounted.
+    let v2 = wanted.iter().any(|w| w.mechanism == Mechanism::V2);
+    let have_freezer = wanted
+        .iter()
+        .any(|w| w.controllers.iter().any(|x| x == "freezer"));
+    if !wanted.is_empty() && !v2 && !have_freezer {
+        let freezer = layout
+            .v1
+            .iter()
+            .find(|h| h.writable && h.controllers.iter().any(|x| x == "freezer"));
+        if let Some((h, dir)) = freezer.and_then(|h| Some((h, h.dir.clone()?))) {
+            if !wanted.iter().any(|w| w.parent == dir) {
+                wanted.push(Want {
+                    parent: dir,
+                    mechanism: Mechanism::V1,
+                    controllers: h.controllers.clone(),
+                    optional: true,
+                });
+            }
+        }
+    }
     if cpu_v1 && !have_cpuacct {
         let acct = layout
             .v1
@@ -553,7 +585,7 @@ pub(super) fn wanted_dirs(layout: &Layout, placed: &[(Controller, Placement)]) -
                 parent: dir,
                 mechanism: Mechanism::V1,
                 controllers: h.controllers.clone(),
-                stats_only: true,
+                optional: true,
             });
         }
     }
@@ -612,12 +644,12 @@ fn rmdir_retrying(path: &Path, deadline: Instant) -> Result<(), CgroupError> {
 
 /// One write(2) of `value`; cgroup files take a value per write. Never
 /// creates a file.
-fn write_file(path: &Path, value: &str) -> io::Result<()> {
+pub(super) fn write_file(path: &Path, value: &str) -> io::Result<()> {
     let mut f = fs::OpenOptions::new().write(true).open(path)?;
     f.write_all(value.as_bytes())
 }
 
-fn read_procs(dir: &Path) -> Result<Vec<libc::pid_t>, CgroupError> {
+pub(super) fn read_procs(dir: &Path) -> Result<Vec<libc::pid_t>, CgroupError> {
     let f = dir.join("cgroup.procs");
     match fs::read_to_string(&f) {
         Ok(s) => Ok(s
@@ -676,12 +708,12 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 }
 
 /// A file holding one number.
-fn single(path: &Path) -> Option<u64> {
+pub(super) fn single(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The value of `key` in a file of `key value` lines.
-fn keyed(path: &Path, key: &str) -> Option<u64> {
+pub(super) fn keyed(path: &Path, key: &str) -> Option<u64> {
     keyed_in(&fs::read_to_string(path).ok()?, key)
 }
 

@@ -75,12 +75,14 @@ use crate::procfs;
 
 mod layout;
 mod lifecycle;
+mod running;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use layout::cgroup_dir;
 pub use layout::{capability, placements, Placement};
 pub use lifecycle::{sweep_all, sweep_stale, Cgroup};
+pub use running::{FreezeState, Usage};
 
 /// The cgroup limits of one sandbox, in canonical units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,6 +161,11 @@ pub enum CgroupError {
     },
     #[error("pid {pid}: {why}")]
     BadPid { pid: libc::pid_t, why: &'static str },
+    #[error(
+        "the sandbox's cgroup ({dirs}) has no freezer: no cgroup v2 directory with \
+         cgroup.freeze (Linux 5.2+) and no cgroup v1 freezer hierarchy mounted"
+    )]
+    NoFreezer { dirs: String },
 }
 
 fn io_err(op: impl Into<String>, path: &Path, source: io::Error) -> CgroupError {

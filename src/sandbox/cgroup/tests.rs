@@ -247,7 +247,7 @@ fn one_directory_per_hierarchy_plus_cpuacct_for_usage() {
         .map(|&c| (c, place(&l, c).expect("placed")))
         .collect();
     let w = wanted_dirs(&l, &placed);
-    let parents: Vec<_> = w.iter().map(|w| (w.parent.clone(), w.stats_only)).collect();
+    let parents: Vec<_> = w.iter().map(|w| (w.parent.clone(), w.optional)).collect();
     assert_eq!(
         parents,
         [
@@ -388,7 +388,7 @@ fn v2_membership_kill_and_removal() {
             _lock: None,
             mechanism: Mechanism::V2,
             controllers: Vec::new(),
-            stats_only: false,
+            optional: false,
         }],
         enforced: Vec::new(),
         owner: std::process::id(),
