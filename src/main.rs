@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use confine::plan::{self, Plan, Request};
-use confine::{launch, out, probe, profile, say};
+use confine::{control, launch, out, probe, profile, say};
 
 /// confine itself refused or failed before the command started.
 use confine::launch::EXIT_REFUSED;
@@ -114,8 +114,55 @@ the command may not be executed; 127 when it was not found."
     /// List the built-in profiles
     Profiles,
     /// Remove what killed supervisors left behind (placeholders of protected
-    /// paths on workspaces where no sandbox is running)
+    /// paths on workspaces where no sandbox is running, cgroups, runtime
+    /// directories)
     Gc,
+    /// List the running sandboxes you may control (root: all)
+    Ps {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a sandbox: TERM to all of it, KILL after the grace; returns
+    /// when no process of it is left. `--all`: the emergency stop
+    #[command(after_help = "Exit status: 0 done; 1 no such sandbox, or refused; 125 bad usage.")]
+    Stop {
+        /// The sandbox's id, or a unique prefix of it (see confine ps)
+        #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every sandbox you may control
+        #[arg(long)]
+        all: bool,
+        /// Between TERM and KILL (default: the profile's limits.grace), e.g. 2s
+        #[arg(long, value_name = "DURATION")]
+        grace: Option<String>,
+    },
+    /// KILL a sandbox at once; returns when no process of it is left
+    #[command(after_help = "Exit status: 0 done; 1 no such sandbox, or refused; 125 bad usage.")]
+    Kill {
+        /// The sandbox's id, or a unique prefix of it (see confine ps)
+        #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every sandbox you may control
+        #[arg(long)]
+        all: bool,
+    },
+    /// Freeze a sandbox: none of its processes runs until `confine thaw`
+    Freeze {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Thaw a frozen sandbox
+    Thaw {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// What a sandbox uses now: processes, memory, CPU, I/O
+    Stats {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The process's entry, called by the C runtime in place of std's.
@@ -317,6 +364,7 @@ fn cli(args: Vec<OsString>) -> u8 {
         }
         Command::Gc => match confine::sandbox::placeholders::gc() {
             Ok(mut lines) => {
+                lines.extend(control::client::gc());
                 let cgroups = confine::sandbox::cgroup::sweep_all();
                 if cgroups > 0 {
                     lines.push(format!("removed {cgroups} leftover cgroup(s)"));
@@ -326,6 +374,27 @@ fn cli(args: Vec<OsString>) -> u8 {
             Err(e) => {
                 say!("confine: gc ({e})");
                 EXIT_REFUSED
+            }
+        },
+        Command::Ps { json } => print_out(&control::client::ps(json)),
+        Command::Stop { id, all, grace } => {
+            let grace = match grace.map(|g| g.parse::<profile::values::Duration>()).transpose() {
+                Ok(g) => g.map(|d| std::time::Duration::from_millis(d.0)),
+                Err(why) => {
+                    say!("confine: --grace (command line): {why}");
+                    return EXIT_REFUSED;
+                }
+            };
+            said(control::client::stop(&target(id, all), false, grace))
+        }
+        Command::Kill { id, all } => said(control::client::stop(&target(id, all), true, None)),
+        Command::Freeze { id } => said(control::client::freeze(&id, true)),
+        Command::Thaw { id } => said(control::client::freeze(&id, false)),
+        Command::Stats { id, json } => match control::client::stats(&id, json) {
+            (0, text) => print_out(&text),
+            (code, msg) => {
+                say!("{msg}");
+                code
             }
         },
         Command::Profiles => {
@@ -351,6 +420,21 @@ fn audit_refusal(a: &plan::RefusedLaunch) {
             a.log.display()
         );
     }
+}
+
+fn target(id: Option<String>, all: bool) -> control::client::Target {
+    match id {
+        Some(id) if !all => control::client::Target::One(id),
+        _ => control::client::Target::All,
+    }
+}
+
+/// Prints each message on stderr; returns the status.
+fn said((code, msgs): (u8, Vec<String>)) -> u8 {
+    for m in msgs {
+        say!("{m}");
+    }
+    code
 }
 
 fn build(req: &Request) -> Result<Plan, u8> {

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 mod records;
 pub(crate) use records::{
-    Budget, Connection, Dropped, Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary,
+    Budget, Connection, Control, Dropped, Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary,
 };
 pub use records::{ProfileId, Record, Refused, RefusedPlan};
 

@@ -121,6 +121,23 @@ pub struct ProfileId {
     pub sha256: String,
 }
 
+/// `control`: an action asked for on a running sandbox's control socket
+/// (DESIGN.md §7, §12): what, who asked (the peer's uid and pid from
+/// `SO_PEERCRED`), and the outcome.
+#[derive(Debug, Serialize)]
+pub(crate) struct Control<'a> {
+    /// `stop`, `kill`, `freeze` or `thaw`.
+    pub action: &'a str,
+    pub uid: u32,
+    pub peer_pid: i32,
+    /// `done`, `stopping`, or `refused: WHY` / `failed: WHY`.
+    pub outcome: &'a str,
+}
+
+impl Record for Control<'_> {
+    const EVENT: &'static str = "control";
+}
+
 /// `connection` (proxy mode): one connection through the egress proxy,
 /// admitted or not, as the proxy reported it (DESIGN.md §7).
 #[derive(Debug, Serialize)]

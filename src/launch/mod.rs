@@ -414,6 +414,8 @@ fn launch(
         // SAFETY: the fd was just returned to us and nobody else owns it.
         Some(unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
     };
+    // `confine ps`, `stop`, ... (DESIGN.md §12): removed when this returns.
+    let (_rundir, control) = crate::control::start(plan, id, cg.as_ref()).unzip();
 
     let ended = supervisor::run(supervisor::Watch {
         pid,
@@ -427,6 +429,7 @@ fn launch(
         terminal: terminal.zip(wiring),
         proxy,
         audit,
+        control,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     if reason == "timeout" {

@@ -11,7 +11,8 @@
 //!   budget that stops the sandbox) and its pidfd (it must not end first);
 //! - with a pty: the terminal channel (the master, then the agent's job
 //!   control stops), and once the master is here the caller's streams and
-//!   the master ([`terminal::Relay`]).
+//!   the master ([`terminal::Relay`]);
+//! - the control socket and its connections ([`control::server`]).
 //!
 //! Timers (`wall_time`, then `grace`) are the poll timeout. A new source
 //! (a control socket, the egress proxy's pipe) is one more fd in
@@ -21,6 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::{channel, egress, signals, terminal};
+use crate::control::{self, server::Act};
 use crate::sandbox::{cgroup, pty};
 
 /// What the loop watches.
@@ -44,6 +46,9 @@ pub(crate) struct Watch<'a> {
     pub proxy: Option<egress::Proxy>,
     /// Where its connection records go.
     pub audit: &'a crate::audit::Audit,
+    /// The control socket (`confine stop`, `freeze`, ...), when the
+    /// sandbox has a runtime directory.
+    pub control: Option<control::server::Server>,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
@@ -73,6 +78,8 @@ struct Loop<'a> {
     budget: bool,
     /// The egress proxy ended while the sandbox ran: it was stopped.
     proxy_failed: bool,
+    /// Stopped or killed through the control socket.
+    controlled: bool,
 }
 
 /// Runs the loop until the init has been reaped.
@@ -85,6 +92,7 @@ pub(crate) fn run(w: Watch) -> Ended {
         stopped: false,
         budget: false,
         proxy_failed: false,
+        controlled: false,
         w,
         deadline,
         timed_out: false,
@@ -117,6 +125,9 @@ impl Loop<'_> {
         if let Some(r) = &self.relay {
             r.fds(&mut fds);
         }
+        if let Some(c) = &self.w.control {
+            c.fds(&mut fds);
+        }
         if let Some(px) = &self.w.proxy {
             if !px.ended {
                 fds.push(p(&px.events));
@@ -144,6 +155,10 @@ impl Loop<'_> {
                 .deadline
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let held = self.relay.as_ref().and_then(terminal::Relay::timeout);
+            let held = match (held, self.w.control.as_ref().and_then(|c| c.timeout())) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let timeout = match (left, held) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -188,6 +203,7 @@ impl Loop<'_> {
                 r.ready(&fds);
             }
             self.proxy_events();
+            self.control_requests(&fds);
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.escalate();
             }
@@ -309,6 +325,8 @@ impl Loop<'_> {
             (super::EXIT_REFUSED, "killed")
         } else if self.budget {
             (super::EXIT_TIMEOUT, "budget")
+        } else if self.controlled {
+            (super::exit_code(status), "killed")
         } else if self.timed_out {
             (super::EXIT_TIMEOUT, "timeout")
         } else if libc::WIFSIGNALED(status) {
@@ -326,6 +344,37 @@ impl Loop<'_> {
 }
 
 impl Loop<'_> {
+    /// Requests on the control socket (DESIGN.md §12): freeze, thaw and
+    /// statistics are answered by the server; a stop or kill is the
+    /// loop's, as `wall_time`'s is.
+    fn control_requests(&mut self, fds: &[libc::pollfd]) {
+        let Some(c) = &mut self.w.control else {
+            return;
+        };
+        let ctx = control::server::Ctx {
+            cgroup: self.w.cgroup,
+            audit: self.w.audit,
+            init: self.w.pid,
+            stopping: self.controlled || self.timed_out || self.killed,
+        };
+        let act = c.ready(fds, &ctx);
+        if act.is_some() {
+            // Asked to end: the terminal's last output isn't waited for.
+            self.controlled = true;
+            self.stopped = true;
+        }
+        match act {
+            Some(Act::Stop(grace)) => {
+                if let Some(g) = grace {
+                    self.w.grace = g;
+                }
+                self.stop_now();
+            }
+            Some(Act::Kill) => self.kill_now(),
+            None => {}
+        }
+    }
+
     /// The sandbox has ended: the proxy is told, ends the connections
     /// still open (each leaves its record) and exits; its records are read
     /// to the end of its pipe. Bounded: a proxy that doesn't finish within

@@ -14,5 +14,6 @@ pub mod namespaces;
 pub mod placeholders;
 pub mod process;
 pub mod pty;
+pub mod runtime_dir;
 pub mod seccomp;
 pub mod user;

@@ -269,7 +269,7 @@ pub fn gc() -> Result<Vec<String>, PlaceholderError> {
 /// directory, each checked to be ours and a real directory; returns the
 /// state directory's descriptor. Above the runtime directory (/run, the
 /// caller's `$XDG_RUNTIME_DIR`) nothing is created.
-fn make_dirs(rt: &Path, state: &Path) -> Result<OwnedFd, PlaceholderError> {
+pub(crate) fn make_dirs(rt: &Path, state: &Path) -> Result<OwnedFd, PlaceholderError> {
     let top = rt.parent().unwrap_or(Path::new("/"));
     let mut fd = fsfd::open_with(None, top, OFlag::O_DIRECTORY | OFlag::O_RDONLY)
         .map_err(fail("opening", top))?;

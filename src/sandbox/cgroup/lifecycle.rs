@@ -516,8 +516,9 @@ pub(super) struct Want {
 }
 
 /// One directory per parent: controllers co-mounted in one v1 hierarchy
-/// (`cpu,cpuacct`), or all of v2, share it. Plus, when v1 enforces the CPU
-/// limit, the `cpuacct` hierarchy for CPU usage in the exit record.
+/// (`cpu,cpuacct`), or all of v2, share it. Plus, optional, when v1 alone
+/// carries the sandbox: the `freezer` hierarchy (`confine freeze`) and the
+/// `cpuacct` one (CPU time for `confine stats` and the exit record).
 pub(super) fn wanted_dirs(layout: &Layout, placed: &[(Controller, Placement)]) -> Vec<Want> {
     let mut wanted: Vec<Want> = Vec::new();
     for (c, p) in placed {
@@ -575,7 +576,9 @@ pub(super) fn wanted_dirs(layout: &Layout, placed: &[(Controller, Placement)]) -
             }
         }
     }
-    if cpu_v1 && !have_cpuacct {
+    // CPU time for `confine stats` and the exit record: with the v1 CPU
+    // limit, or whenever v1 alone carries the sandbox's cgroup.
+    if (cpu_v1 || (!wanted.is_empty() && !v2)) && !have_cpuacct {
         let acct = layout
             .v1
             .iter()

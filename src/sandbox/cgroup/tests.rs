@@ -43,6 +43,7 @@ fn hybrid() -> Layout {
                 "/sys/fs/cgroup/memory/process_api/x",
             ),
             v1(&["pids"], "/sys/fs/cgroup/pids", "/sys/fs/cgroup/pids"),
+            v1(&["freezer"], "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/freezer"),
         ],
     }
 }
@@ -254,6 +255,21 @@ fn one_directory_per_hierarchy_plus_cpuacct_for_usage() {
             (PathBuf::from("/sys/fs/cgroup/memory/process_api/x"), false),
             (PathBuf::from("/sys/fs/cgroup/pids"), false),
             (PathBuf::from("/sys/fs/cgroup/cpu"), false),
+            (PathBuf::from("/sys/fs/cgroup/freezer"), true),
+            (PathBuf::from("/sys/fs/cgroup/cpuacct"), true),
+        ]
+    );
+
+    // pids alone on v1: the freezer and cpuacct come along, optional.
+    let l = hybrid();
+    let placed = vec![(Controller::Pids, place(&l, Controller::Pids).expect("pids"))];
+    let w = wanted_dirs(&l, &placed);
+    let parents: Vec<_> = w.iter().map(|w| (w.parent.clone(), w.optional)).collect();
+    assert_eq!(
+        parents,
+        [
+            (PathBuf::from("/sys/fs/cgroup/pids"), false),
+            (PathBuf::from("/sys/fs/cgroup/freezer"), true),
             (PathBuf::from("/sys/fs/cgroup/cpuacct"), true),
         ]
     );
@@ -264,8 +280,9 @@ fn one_directory_per_hierarchy_plus_cpuacct_for_usage() {
     l.v1[0].controllers = words(&["cpu", "cpuacct"]);
     let placed = vec![(Controller::Cpu, place(&l, Controller::Cpu).expect("cpu"))];
     let w = wanted_dirs(&l, &placed);
-    assert_eq!(w.len(), 1);
+    assert_eq!(w.len(), 2, "cpu,cpuacct and the freezer");
     assert_eq!(w[0].controllers, ["cpu", "cpuacct"]);
+    assert_eq!(w[1].controllers, ["freezer"]);
 
     // v2: all controllers share our one v2 cgroup.
     let l = pure_v2(&[], true);
@@ -274,7 +291,7 @@ fn one_directory_per_hierarchy_plus_cpuacct_for_usage() {
         .map(|&c| (c, place(&l, c).expect("placed")))
         .collect();
     let w = wanted_dirs(&l, &placed);
-    assert_eq!(w.len(), 1);
+    assert_eq!(w.len(), 1, "v2's cgroup.freeze and cpu.stat need no v1 directory");
     assert_eq!(w[0].controllers, ["memory", "pids", "cpu"]);
 }
 
