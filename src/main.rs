@@ -127,7 +127,11 @@ the command may not be executed; 127 when it was not found."
     #[command(after_help = "Exit status: 0 done; 1 no such sandbox, or refused; 125 bad usage.")]
     Stop {
         /// The sandbox's id, or a unique prefix of it (see confine ps)
-        #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
         id: Option<String>,
         /// Every sandbox you may control
         #[arg(long)]
@@ -140,7 +144,11 @@ the command may not be executed; 127 when it was not found."
     #[command(after_help = "Exit status: 0 done; 1 no such sandbox, or refused; 125 bad usage.")]
     Kill {
         /// The sandbox's id, or a unique prefix of it (see confine ps)
-        #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
         id: Option<String>,
         /// Every sandbox you may control
         #[arg(long)]
@@ -378,7 +386,10 @@ fn cli(args: Vec<OsString>) -> u8 {
         },
         Command::Ps { json } => print_out(&control::client::ps(json)),
         Command::Stop { id, all, grace } => {
-            let grace = match grace.map(|g| g.parse::<profile::values::Duration>()).transpose() {
+            let grace = match grace
+                .map(|g| g.parse::<profile::values::Duration>())
+                .transpose()
+            {
                 Ok(g) => g.map(|d| std::time::Duration::from_millis(d.0)),
                 Err(why) => {
                     say!("confine: --grace (command line): {why}");

@@ -59,12 +59,8 @@ pub fn ask(e: &Entry, req: &Value, wait: Duration) -> Result<Value, String> {
         .take(REPLY_MAX)
         .read_to_end(&mut reply)
         .map_err(|err| format!("no answer from the supervisor (pid {}): {err}", e.info.pid))?;
-    serde_json::from_slice(&reply).map_err(|err| {
-        format!(
-            "no answer from the supervisor (pid {}): {err}",
-            e.info.pid
-        )
-    })
+    serde_json::from_slice(&reply)
+        .map_err(|err| format!("no answer from the supervisor (pid {}): {err}", e.info.pid))
 }
 
 /// The reply's error, when it says `ok: false`.
@@ -177,7 +173,12 @@ pub fn gc() -> Vec<String> {
     runtime_dir::scan()
         .removed
         .iter()
-        .map(|p| format!("{}: runtime directory of a killed supervisor removed", p.display()))
+        .map(|p| {
+            format!(
+                "{}: runtime directory of a killed supervisor removed",
+                p.display()
+            )
+        })
         .collect()
 }
 
@@ -307,7 +308,12 @@ pub fn freeze(id: &str, on: bool) -> (u8, Vec<String>) {
     } else {
         ("thaw", "running")
     };
-    let fail = |why: String| (EXIT_NO, vec![format!("confine: {op} {}: {why}", short(&e.info.id))]);
+    let fail = |why: String| {
+        (
+            EXIT_NO,
+            vec![format!("confine: {op} {}: {why}", short(&e.info.id))],
+        )
+    };
     match ask(e, &json!({ "op": op }), ANSWER_WAIT) {
         Ok(r) => {
             if let Some(why) = refused(&r) {
@@ -345,10 +351,18 @@ pub fn stats(id: &str, json_out: bool) -> (u8, String) {
     };
     let r = match ask(e, &json!({"op": "stats"}), ANSWER_WAIT) {
         Ok(r) => r,
-        Err(why) => return (EXIT_NO, format!("confine: stats {}: {why}", short(&e.info.id))),
+        Err(why) => {
+            return (
+                EXIT_NO,
+                format!("confine: stats {}: {why}", short(&e.info.id)),
+            )
+        }
     };
     if let Some(why) = refused(&r) {
-        return (EXIT_NO, format!("confine: stats {}: {why}", short(&e.info.id)));
+        return (
+            EXIT_NO,
+            format!("confine: stats {}: {why}", short(&e.info.id)),
+        );
     }
     let mut v = json!({
         "id": e.info.id, "state": r["state"], "source": r["source"],

@@ -91,7 +91,10 @@ pub(crate) fn start(
         started: crate::audit::rfc3339_now(),
         started_unix: now,
         cgroup: cgroup.map_or_else(Vec::new, |c| {
-            c.paths().into_iter().map(std::path::Path::to_path_buf).collect()
+            c.paths()
+                .into_iter()
+                .map(std::path::Path::to_path_buf)
+                .collect()
         }),
         grace_ms: Some(plan.limits.grace_ms),
     };

@@ -101,10 +101,7 @@ impl Server {
     /// their deadline. Returns what the loop must do, if anything (the
     /// strongest asked for: a kill over a stop).
     pub fn ready(&mut self, fds: &[libc::pollfd], ctx: &Ctx) -> Option<Act> {
-        let polled = |fd: &OwnedFd| {
-            fds.iter()
-                .any(|f| f.fd == fd.as_raw_fd() && f.revents != 0)
-        };
+        let polled = |fd: &OwnedFd| fds.iter().any(|f| f.fd == fd.as_raw_fd() && f.revents != 0);
         if polled(&self.listener) {
             self.accept();
         }
@@ -282,16 +279,17 @@ fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) 
     }
     let state = state(ctx);
     match req {
-        Request::Status => (
-            json!({"ok": true, "state": state, "init": ctx.init}),
-            None,
-        ),
+        Request::Status => (json!({"ok": true, "state": state, "init": ctx.init}), None),
         Request::Stats => {
             let usage = match ctx.cgroup {
                 Some(cg) => serde_json::to_value(cg.usage()).unwrap_or(Value::Null),
                 None => proc_usage(ctx.init),
             };
-            let source = if ctx.cgroup.is_some() { "cgroup" } else { "proc" };
+            let source = if ctx.cgroup.is_some() {
+                "cgroup"
+            } else {
+                "proc"
+            };
             (
                 json!({"ok": true, "state": state, "source": source, "usage": usage}),
                 None,
@@ -369,7 +367,10 @@ fn proc_usage(init: libc::pid_t) -> Value {
     let (mut n, mut cpu, mut rss) = (0u64, 0u64, 0u64);
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().filter(|s| s.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
         if ns(pid).as_ref() != Some(&own) {

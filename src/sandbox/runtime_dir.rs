@@ -163,7 +163,9 @@ impl RuntimeDir {
             )
         };
         if r != 0 {
-            return Err(fail("renaming into place", &path)(io::Error::last_os_error()));
+            return Err(fail("renaming into place", &path)(
+                io::Error::last_os_error(),
+            ));
         }
         made.name = id_c;
         made.path = path;
@@ -273,7 +275,13 @@ impl Drop for RuntimeDir {
         }
         clear(self.dir.as_fd());
         // SAFETY: a valid directory fd and C string.
-        unsafe { libc::unlinkat(self.parent.as_raw_fd(), self.name.as_ptr(), libc::AT_REMOVEDIR) };
+        unsafe {
+            libc::unlinkat(
+                self.parent.as_raw_fd(),
+                self.name.as_ptr(),
+                libc::AT_REMOVEDIR,
+            )
+        };
     }
 }
 
@@ -372,9 +380,8 @@ pub fn scan() -> Scan {
     for (base, uid) in bases() {
         scan_one(&base, uid, &mut out);
     }
-    out.live.sort_by(|a, b| {
-        (a.info.started_unix, &a.info.id).cmp(&(b.info.started_unix, &b.info.id))
-    });
+    out.live
+        .sort_by(|a, b| (a.info.started_unix, &a.info.id).cmp(&(b.info.started_unix, &b.info.id)));
     out
 }
 

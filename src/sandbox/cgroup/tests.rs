@@ -43,7 +43,11 @@ fn hybrid() -> Layout {
                 "/sys/fs/cgroup/memory/process_api/x",
             ),
             v1(&["pids"], "/sys/fs/cgroup/pids", "/sys/fs/cgroup/pids"),
-            v1(&["freezer"], "/sys/fs/cgroup/freezer", "/sys/fs/cgroup/freezer"),
+            v1(
+                &["freezer"],
+                "/sys/fs/cgroup/freezer",
+                "/sys/fs/cgroup/freezer",
+            ),
         ],
     }
 }
@@ -291,7 +295,11 @@ fn one_directory_per_hierarchy_plus_cpuacct_for_usage() {
         .map(|&c| (c, place(&l, c).expect("placed")))
         .collect();
     let w = wanted_dirs(&l, &placed);
-    assert_eq!(w.len(), 1, "v2's cgroup.freeze and cpu.stat need no v1 directory");
+    assert_eq!(
+        w.len(),
+        1,
+        "v2's cgroup.freeze and cpu.stat need no v1 directory"
+    );
     assert_eq!(w[0].controllers, ["memory", "pids", "cpu"]);
 }
 

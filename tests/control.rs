@@ -1,0 +1,619 @@
+//! Control of running sandboxes (DESIGN.md §12): `confine ps`, `stop`,
+//! `kill`, `freeze`, `thaw`, `stats`, the control socket only root and the
+//! launcher may use, stale runtime directories cleaned, and a supervisor
+//! loop that misbehaving clients can't stall.
+//!
+//! `--all` acts on every sandbox the caller may control, and root may
+//! control every sandbox on the machine: so `kill --all` is tested as the
+//! agent's uid with a runtime directory of the test's own
+//! (`XDG_RUNTIME_DIR` in the fixture), where only this test's sandboxes
+//! are. Everything else acts on ids the test read from its own sandboxes'
+//! audit logs. Processes are found on the host by a unique token in their
+//! argv (`sleep TOKEN`); a guard kills survivors by pid.
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills, by pid, every process carrying the token when the test ends.
+struct Reaper(Vec<String>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            for (pid, _) in processes_with_arg(t) {
+                // SAFETY: kill with integer arguments; the pid carries our token.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn confine(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `confine ARGS` as the agent's uid with `XDG_RUNTIME_DIR=rt`.
+fn confine_as_agent(rt: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = setpriv_as_agent();
+    c.arg("--").arg(bin()).args(args).env("PATH", PATH);
+    c.env_remove("XDG_RUNTIME_DIR");
+    if let Some(rt) = rt {
+        c.env("XDG_RUNTIME_DIR", rt);
+    }
+    c.current_dir("/").stdin(Stdio::null()).output().unwrap()
+}
+
+/// A profile writing its audit log to `log`, plus `extra` YAML lines.
+fn profile(f: &Fixture, name: &str, log: &Path, extra: &str) -> String {
+    f.profile(
+        name,
+        &format!(
+            "version: 1\nextends: default\naudit: {{log: \"{}\"}}\n{extra}",
+            log.display()
+        ),
+    )
+    .display()
+    .to_string()
+}
+
+/// The audit log's records.
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The sandbox id, from the `launch` record.
+fn id_of(log: &Path) -> String {
+    poll_for(Duration::from_secs(10), || {
+        records(log)
+            .iter()
+            .find(|r| r["event"] == "launch")
+            .and_then(|r| r["sandbox"].as_str().map(str::to_string))
+    })
+    .expect("a launch record")
+}
+
+/// `confine ps --json` (as root): the rows.
+fn ps() -> Vec<serde_json::Value> {
+    let o = confine(&["ps", "--json"]);
+    assert_status(&o, 0);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
+}
+
+fn row(id: &str) -> Option<serde_json::Value> {
+    ps().into_iter().find(|r| r["id"] == id)
+}
+
+/// Waits until `confine ps` lists `id` (its control socket is up).
+#[track_caller]
+fn wait_listed(id: &str, sb: &mut Sandbox) -> serde_json::Value {
+    let r = poll_for(Duration::from_secs(10), || {
+        row(id).or_else(|| (!sb.running()).then(|| serde_json::Value::Null))
+    });
+    match r {
+        Some(r) if !r.is_null() => r,
+        _ => panic!("{id} never listed by confine ps\n{}", show(&sb.finish())),
+    }
+}
+
+fn runtime_dir(id: &str) -> PathBuf {
+    PathBuf::from("/run/confine/sandboxes").join(id)
+}
+
+#[test]
+fn ps_lists_sandboxes_and_only_root_and_the_launcher_control_them() {
+    if !can_run("ps_lists_sandboxes_and_only_root_and_the_launcher_control_them") {
+        return;
+    }
+    let f = Fixture::new("control-ps");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    let (log1, log2) = (f.root.join("a.jsonl"), f.root.join("b.jsonl"));
+    let p1 = profile(&f, "a", &log1, "");
+    let p2 = profile(&f, "b", &log2, "limits: {pids: 1000}\n");
+    let mut a = f.spawn(&p1, &["sleep", &t]);
+    let mut b = f.spawn(&p2, &["sleep", &t]);
+    let (ida, idb) = (id_of(&log1), id_of(&log2));
+    let ra = wait_listed(&ida, &mut a);
+    let rb = wait_listed(&idb, &mut b);
+    assert_eq!(ra["pid"], a.pid(), "{ra}");
+    assert_eq!(rb["pid"], b.pid(), "{rb}");
+    assert_eq!((&ra["uid"], &ra["state"]), (&0.into(), &"running".into()));
+    assert_eq!(ra["command"], serde_json::json!(["sleep", t]));
+    let text = stdout(&confine(&["ps"]));
+    assert!(
+        text.contains(&ida[..12]) && text.contains(&idb[..12]),
+        "{text}"
+    );
+
+    // Another uid sees none of them, and can't stop them: with its own
+    // runtime directory, or with none.
+    let rt = f.root.join("agent-rt");
+    std::fs::create_dir(&rt).unwrap();
+    std::os::unix::fs::chown(&rt, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    for dir in [Some(rt.as_path()), None] {
+        let o = confine_as_agent(dir, &["ps", "--json"]);
+        assert_status(&o, 0);
+        assert_eq!(stdout(&o).trim(), "[]", "{}", show(&o));
+        let o = confine_as_agent(dir, &["stop", &ida]);
+        assert_status(&o, 1);
+        assert!(stderr(&o).contains("no such sandbox"), "{}", show(&o));
+        let o = confine_as_agent(dir, &["kill", "--all"]);
+        assert_status(&o, 0);
+    }
+    assert!(a.running() && b.running());
+
+    // Even through the socket itself, opened up by mistake: the supervisor
+    // checks who connects (SO_PEERCRED) and refuses.
+    let o = {
+        let _open = OpenedUp::new(&ida);
+        let mut c = setpriv_as_agent()
+            .arg("--")
+            .args(["/usr/bin/socat", "-t5", "-"])
+            .arg(format!(
+                "UNIX-CONNECT:{}",
+                runtime_dir(&ida).join("control").display()
+            ))
+            .env("PATH", PATH)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"{\"op\":\"kill\"}\n")
+            .unwrap();
+        c.wait_with_output().unwrap()
+    };
+    assert!(
+        stdout(&o).contains("may not control"),
+        "the agent's uid wasn't refused by the supervisor: {}",
+        show(&o)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(a.running(), "a refused kill killed the sandbox");
+
+    // The control: root (here also the launcher) may, by a unique prefix.
+    let o = confine(&["kill", &ida[..8]]);
+    assert_status(&o, 0);
+    assert!(!a.running(), "kill returned before the supervisor ended");
+    assert!(row(&ida).is_none() && !runtime_dir(&ida).exists());
+    assert!(row(&idb).is_some());
+    let o = confine(&["stop", &idb]);
+    assert_status(&o, 0);
+    assert!(!b.running());
+    assert!(processes_with_arg(&t).is_empty());
+
+    // Each action is a control record: who asked, and the outcome.
+    let control: Vec<_> = records(&log1)
+        .into_iter()
+        .filter(|r| r["event"] == "control")
+        .collect();
+    assert_eq!(control.len(), 2, "{control:?}");
+    assert_eq!(control[0]["uid"], AGENT_UID);
+    assert!(control[0]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("refused"));
+    assert_eq!(
+        (&control[1]["uid"], &control[1]["action"]),
+        (&0.into(), &"kill".into())
+    );
+    let exit = records(&log1)
+        .into_iter()
+        .find(|r| r["event"] == "exit")
+        .unwrap();
+    assert_eq!(exit["reason"], "killed", "{exit}");
+
+    // No such sandbox: 1; a bad id: 125.
+    assert_status(&confine(&["stop", &ida]), 1);
+    assert_status(&confine(&["freeze", "not-an-id!"]), 125);
+    assert_status(&confine(&["stop"]), 125);
+}
+
+/// Makes a sandbox's socket reachable by anyone for as long as it lives
+/// (as a misconfiguration would), and restores the modes after.
+struct OpenedUp(Vec<(PathBuf, u32)>);
+
+impl OpenedUp {
+    fn new(id: &str) -> OpenedUp {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = runtime_dir(id);
+        let paths = [
+            PathBuf::from("/run/confine"),
+            PathBuf::from("/run/confine/sandboxes"),
+            dir.clone(),
+            dir.join("control"),
+        ];
+        let mut saved = Vec::new();
+        for (p, mode) in paths.iter().zip([0o711, 0o711, 0o711, 0o777]) {
+            let old = std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+            saved.push((p.clone(), old));
+        }
+        OpenedUp(saved)
+    }
+}
+
+impl Drop for OpenedUp {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        for (p, mode) in self.0.iter().rev() {
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(*mode));
+        }
+    }
+}
+
+#[test]
+fn stop_of_200_processes_some_ignoring_term_leaves_none() {
+    if !can_run("stop_of_200_processes_some_ignoring_term_leaves_none") {
+        return;
+    }
+    let f = Fixture::new("control-stop");
+    let (t, ti) = (token(1000), token(1000));
+    let _reaper = Reaper(vec![t.clone(), ti.clone()]);
+    let log = f.root.join("log.jsonl");
+    let p = profile(&f, "p", &log, "limits: {pids: 2000}\n");
+    let mut sb = f.spawn_sh(
+        &p,
+        &format!(
+            "for i in $(seq 100); do sleep {t} & done; \
+             for i in $(seq 100); do (trap '' TERM; exec sleep {ti}) & done; wait"
+        ),
+    );
+    let id = id_of(&log);
+    let count = || processes_with_arg(&t).len() + processes_with_arg(&ti).len();
+    assert!(
+        poll(Duration::from_secs(30), || count() == 200),
+        "200 processes never ran: {}",
+        count()
+    );
+    let cgroups: Vec<String> = confine_cgroups()
+        .into_iter()
+        .filter(|c| c.ends_with(&id))
+        .collect();
+    assert!(!cgroups.is_empty(), "the sandbox has no cgroup");
+    let o = confine(&["stop", &id, "--grace", "1s"]);
+    assert_status(&o, 0);
+    // No waiting: when stop returns, nothing of the sandbox is left.
+    assert_eq!(count(), 0, "processes left after stop returned");
+    assert!(!sb.running(), "stop returned before the supervisor ended");
+    for c in &cgroups {
+        assert!(!Path::new(c).exists(), "{c} left after stop");
+    }
+    let exit = records(&log)
+        .into_iter()
+        .find(|r| r["event"] == "exit")
+        .unwrap();
+    assert_eq!(exit["reason"], "killed", "{exit}");
+}
+
+#[test]
+fn kill_all_with_three_sandboxes_running_leaves_none() {
+    if !can_run("kill_all_with_three_sandboxes_running_leaves_none") {
+        return;
+    }
+    let f = Fixture::new("control-killall");
+    let rt = f.root.join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    std::os::unix::fs::chown(&rt, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    std::fs::set_permissions(&rt, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let tokens: Vec<String> = (0..3).map(|_| token(1000)).collect();
+    let _reaper = Reaper(tokens.clone());
+    // Launched by the agent's uid (user namespaces, no cgroup: signals
+    // through the init's pidfd), each running a few processes.
+    let mut children: Vec<std::process::Child> = tokens
+        .iter()
+        .map(|t| {
+            let mut c = setpriv_as_agent();
+            c.arg("--")
+                .arg(bin())
+                .args(["run", "-w"])
+                .arg(&f.ws)
+                .args(["--", "/bin/sh", "-c"])
+                .arg(format!("sleep {t} & sleep {t} & sleep {t}"))
+                .env("PATH", PATH)
+                .env("XDG_RUNTIME_DIR", &rt)
+                .current_dir(&f.ws)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let listed = || {
+        let o = confine_as_agent(Some(&rt), &["ps", "--json"]);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout)
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    let all_up = || tokens.iter().all(|t| processes_with_arg(t).len() == 3);
+    assert!(
+        poll(Duration::from_secs(20), || listed() == 3 && all_up()),
+        "three sandboxes never ran"
+    );
+    let o = confine_as_agent(Some(&rt), &["kill", "--all"]);
+    assert_status(&o, 0);
+    for t in &tokens {
+        assert!(
+            processes_with_arg(t).is_empty(),
+            "a process of {t} survived kill --all"
+        );
+    }
+    for c in &mut children {
+        assert!(
+            c.try_wait().unwrap().is_some(),
+            "a supervisor survived kill --all"
+        );
+    }
+    assert_eq!(listed(), 0);
+    // The control: the root's kill --all isn't needed, and nothing is left
+    // in the test's runtime directory.
+    assert_eq!(
+        std::fs::read_dir(rt.join("confine/sandboxes"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// utime + stime (ticks) of every process in a v1 or v2 cgroup directory.
+fn cpu_ticks(cgroup: &Path) -> u64 {
+    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap_or_default();
+    procs
+        .split_whitespace()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|s| {
+            let rest = &s[s.rfind(')').unwrap() + 1..];
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .map(|w| w.parse().unwrap_or(0))
+                .collect();
+            f[11] + f[12]
+        })
+        .sum()
+}
+
+#[test]
+fn freeze_stops_cpu_use_and_thaw_resumes_without_a_gap() {
+    if !can_run("freeze_stops_cpu_use_and_thaw_resumes_without_a_gap") {
+        return;
+    }
+    let have_freezer = Path::new("/sys/fs/cgroup/freezer/freezer.state").exists()
+        || Path::new("/sys/fs/cgroup/freezer/cgroup.procs").exists()
+        || Path::new("/sys/fs/cgroup/cgroup.freeze").exists()
+        || Path::new("/sys/fs/cgroup/cgroup.subtree_control").exists();
+    if !have_freezer
+        && !skip_or_fail(
+            "freeze_stops_cpu_use_and_thaw_resumes_without_a_gap",
+            "no cgroup v1 freezer hierarchy and no cgroup v2 at /sys/fs/cgroup",
+        )
+    {
+        return;
+    }
+    let f = Fixture::new("control-freeze");
+    let log = f.root.join("log.jsonl");
+    let p = profile(&f, "p", &log, "limits: {pids: 100, wall_time: 60s}\n");
+    // A counter: each line the next number, so a gap would show.
+    let mut sb = f.spawn_sh(
+        &p,
+        "i=0; while :; do i=$((i+1)); [ $((i % 1000)) -eq 0 ] && echo $i >> count; done",
+    );
+    let id = id_of(&log);
+    let r = wait_listed(&id, &mut sb);
+    let dirs: Vec<PathBuf> = r["cgroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect();
+    let dir = dirs[0].clone();
+    let counted = || {
+        std::fs::read_to_string(f.ws.join("count"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert!(poll(Duration::from_secs(10), || counted() > 2));
+
+    let o = confine(&["freeze", &id]);
+    assert_status(&o, 0);
+    assert_eq!(row(&id).unwrap()["state"], "frozen");
+    let (ticks, lines) = (cpu_ticks(&dir), counted());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(cpu_ticks(&dir), ticks, "a frozen sandbox used CPU");
+    assert_eq!(counted(), lines, "a frozen sandbox wrote");
+    let o = confine(&["stats", &id, "--json"]);
+    assert_status(&o, 0);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&stats["state"], &stats["source"]),
+        (&"frozen".into(), &"cgroup".into())
+    );
+    assert!(stats["processes"].as_u64().unwrap() >= 2, "{stats}");
+
+    let o = confine(&["thaw", &id]);
+    assert_status(&o, 0);
+    assert!(
+        poll(Duration::from_secs(10), || counted() > lines + 2),
+        "thaw didn't resume the counter"
+    );
+    assert!(
+        poll(Duration::from_secs(10), || cpu_ticks(&dir) > ticks),
+        "a thawed sandbox used no CPU"
+    );
+    // Nothing lost: the counter went on from where it stopped.
+    let text = std::fs::read_to_string(f.ws.join("count")).unwrap();
+    for (n, l) in text.lines().enumerate() {
+        assert_eq!(
+            l,
+            ((n + 1) * 1000).to_string(),
+            "a gap in the count at line {}",
+            n + 1
+        );
+    }
+
+    // A frozen sandbox is stopped too (it is thawed to die).
+    assert_status(&confine(&["freeze", &id]), 0);
+    let o = confine(&["stop", &id, "--grace", "1s"]);
+    assert_status(&o, 0);
+    assert!(!sb.running());
+    let control: Vec<String> = records(&log)
+        .into_iter()
+        .filter(|r| r["event"] == "control")
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        control,
+        ["freeze done", "thaw done", "freeze done", "stop stopping"]
+    );
+}
+
+#[test]
+fn freeze_without_a_cgroup_is_refused_saying_why() {
+    if !can_run("freeze_without_a_cgroup_is_refused_saying_why") {
+        return;
+    }
+    let f = Fixture::new("control-nocg");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    let log = f.root.join("log.jsonl");
+    let p = profile(&f, "p", &log, "");
+    let mut sb = f.spawn(&p, &["sleep", &t]);
+    let id = id_of(&log);
+    wait_listed(&id, &mut sb);
+    let o = confine(&["freeze", &id]);
+    assert_status(&o, 1);
+    assert!(stderr(&o).contains("has no cgroup"), "{}", show(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", show(&o));
+    // What exists without one: /proc's view of the PID namespace.
+    let o = confine(&["stats", &id, "--json"]);
+    assert_status(&o, 0);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&stats["source"], &stats["processes"]),
+        (&"proc".into(), &2.into()),
+        "{stats}"
+    );
+    assert_status(&confine(&["kill", &id]), 0);
+    assert!(!sb.running());
+    assert!(processes_with_arg(&t).is_empty());
+}
+
+#[test]
+fn stale_runtime_dirs_of_killed_supervisors_are_cleaned() {
+    if !can_run("stale_runtime_dirs_of_killed_supervisors_are_cleaned") {
+        return;
+    }
+    let f = Fixture::new("control-stale");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    for cleaner in ["ps", "gc"] {
+        let log = f.root.join(format!("{cleaner}.jsonl"));
+        let p = profile(&f, cleaner, &log, "");
+        let mut sb = f.spawn(&p, &["sleep", &t]);
+        let id = id_of(&log);
+        wait_listed(&id, &mut sb);
+        sb.signal(libc::SIGKILL);
+        assert!(poll(Duration::from_secs(10), || !sb.running()));
+        assert!(
+            runtime_dir(&id).exists(),
+            "the control: a SIGKILLed supervisor leaves it"
+        );
+        let o = confine(&[cleaner]);
+        assert_status(&o, 0);
+        assert!(
+            !runtime_dir(&id).exists(),
+            "{cleaner} left {id}'s directory"
+        );
+        if cleaner == "gc" {
+            assert!(stdout(&o).contains(&id), "{}", show(&o));
+        } else {
+            assert!(!stdout(&o).contains(&id[..12]), "{}", show(&o));
+        }
+    }
+    assert!(poll(Duration::from_secs(10), || processes_with_arg(&t)
+        .is_empty()));
+}
+
+#[test]
+fn misbehaving_control_clients_dont_stall_the_supervisor() {
+    if !can_run("misbehaving_control_clients_dont_stall_the_supervisor") {
+        return;
+    }
+    let f = Fixture::new("control-clients");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    let log = f.root.join("log.jsonl");
+    let p = profile(&f, "p", &log, "limits: {wall_time: 3s, grace: 1s}\n");
+    let started = Instant::now();
+    let mut sb = f.spawn(&p, &["sleep", &t]);
+    let id = id_of(&log);
+    wait_listed(&id, &mut sb);
+    let sock = runtime_dir(&id).join("control");
+    // More silent connections than the supervisor serves at once, held
+    // open; garbage; a request of 10 MB; a request cut short.
+    let silent: Vec<UnixStream> = (0..20)
+        .filter_map(|_| UnixStream::connect(&sock).ok())
+        .collect();
+    let mut garbage = UnixStream::connect(&sock).unwrap();
+    let _ = garbage.write_all(b"\x00\xff{not json at all\n");
+    let flood = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            if let Ok(mut s) = UnixStream::connect(&sock) {
+                let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+                let big = vec![b'{'; 10 << 20];
+                let _ = s.write_all(&big);
+            }
+        })
+    };
+    let mut cut = UnixStream::connect(&sock).unwrap();
+    let _ = cut.write_all(b"{\"op\":\"ki");
+    let o = sb.finish();
+    assert_status(&o, 124);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "wall_time was stalled"
+    );
+    let exit = records(&log)
+        .into_iter()
+        .find(|r| r["event"] == "exit")
+        .unwrap();
+    assert_eq!(exit["reason"], "timeout", "{exit}");
+    // None of them was an action.
+    assert!(!records(&log).iter().any(|r| r["event"] == "control"));
+    let _ = flood.join();
+    let mut reply = String::new();
+    let _ = garbage.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = garbage.read_to_string(&mut reply);
+    assert!(
+        reply.contains("not a control request") || reply.is_empty(),
+        "{reply}"
+    );
+    drop(silent);
+    assert!(processes_with_arg(&t).is_empty());
+}
