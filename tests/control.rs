@@ -101,7 +101,7 @@ fn row(id: &str) -> Option<serde_json::Value> {
 #[track_caller]
 fn wait_listed(id: &str, sb: &mut Sandbox) -> serde_json::Value {
     let r = poll_for(Duration::from_secs(10), || {
-        row(id).or_else(|| (!sb.running()).then(|| serde_json::Value::Null))
+        row(id).or_else(|| (!sb.running()).then_some(serde_json::Value::Null))
     });
     match r {
         Some(r) if !r.is_null() => r,
