@@ -9,6 +9,7 @@
 #   sudo scripts/bench.sh     (as root; on 2 cores about 7 minutes after the
 #                              release build, which takes 2-3 more from cold)
 #   sudo CONFINE_BENCH_ONLY=egress scripts/bench.sh   (one section, ~2 min)
+#   sudo CONFINE_BENCH_ONLY=control scripts/bench.sh  (the kill switch, ~1 min)
 #
 # Compared, each with the same command, environment and working directory:
 #   bare        the command itself
@@ -47,7 +48,7 @@
 #   CONFINE_BENCH_QUICK  1: few runs, to try the script (numbers are rough)
 #   CONFINE_BENCH_KEEP   1: keep the scratch directory (raw hyperfine JSON)
 #   CONFINE_BENCH_ONLY   sections to run, comma-separated: launch, workloads,
-#                        memory, syscalls, keys, egress (default: all). The
+#                        memory, syscalls, keys, egress, control (default: all). The
 #                        report then goes to target/confine-bench.md unless
 #                        CONFINE_BENCH_OUT says otherwise: a partial run never
 #                        rewrites docs/BENCHMARKS.md by default
@@ -62,7 +63,7 @@ if [[ -n $ONLY ]]; then
 else
     readonly OUT=${CONFINE_BENCH_OUT:-$REPO/docs/BENCHMARKS.md}
 fi
-readonly SECTIONS="launch workloads memory syscalls keys egress"
+readonly SECTIONS="launch workloads memory syscalls keys egress control"
 readonly BENCH_UID=${CONFINE_BENCH_UID:-60123}
 readonly AGENT_PATH=/usr/local/bin:/usr/bin:/bin
 readonly CONFINE=$REPO/target/release/confine
@@ -74,7 +75,7 @@ readonly MARKER=.confine-bench-scratch
 
 if [[ ${CONFINE_BENCH_QUICK:-0} == 1 ]]; then
     readonly ROUNDS=1 LAUNCH_RUNS=30 LAUNCH_WARMUP=5
-    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2 SYSCALL_ROUNDS=2 KEY_ROUNDS=1
+    readonly GIT_RUNS=3 PY_RUNS=2 MAKE_RUNS=2 SYSCALL_ROUNDS=2 KEY_ROUNDS=1 CONTROL_RUNS=2
     readonly EG_ROUNDS=1 EG_CONNS=30 EG_LAUNCH_RUNS=10 EG_SRT_LAUNCH_RUNS=3
 else
     # Everything is measured in ROUNDS interleaved rounds (every launcher
@@ -87,6 +88,8 @@ else
     readonly SYSCALL_ROUNDS=15
     # Section 5: each relay once per round, 2000 keystrokes each.
     readonly KEY_ROUNDS=5
+    # Section 7: each action on each size, interleaved.
+    readonly CONTROL_RUNS=7
     # Section 6: per round and path, EG_CONNS fresh connections each of
     # HTTP and HTTPS, one 1 GiB download and upload; launches by hyperfine
     # (srt's take 0.3 s each, so fewer of them).
@@ -647,6 +650,65 @@ bench_keys() {
             esac || die "keystroke latency under $variant failed (exit $?)"
             printf '%s %s %s\n' "$variant" "$round" "$out" >>"$RES/keys.rows"
         done < <(rotate "$round" "${variants[@]}")
+    done
+}
+
+# ------------------------------------------------------ 7. the kill switch
+
+# Starts a sandbox of N sleeping processes (a cgroup: limits.pids), waits
+# until all run, and prints its id.
+ctl_start() {
+    local n=$1 log=$SCRATCH/ctl.jsonl id procs
+    : >"$log"
+    "$CONFINE" run -w "$WS" --audit-log "$log" --set limits.pids=4096 -- \
+        sh -c "for i in \$(seq $n); do sleep 1000 & done; wait" </dev/null >/dev/null 2>&1 &
+    for _ in $(seq 500); do
+        id=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["event"] == "launch": print(r["sandbox"])' "$log" 2>/dev/null || true)
+        if [[ -n $id ]]; then
+            procs=$("$CONFINE" ps --json | python3 -c 'import json,sys
+rows = [r for r in json.load(sys.stdin) if r["id"] == sys.argv[1]]
+n = 0
+for d in (rows[0]["cgroup"] if rows else []):
+    if "/pids/" in d: n = len(open(d + "/cgroup.procs").read().split())
+print(n)' "$id")
+            # N sleeps, the shell and the init.
+            if ((procs >= n + 2)); then
+                echo "$id"
+                return
+            fi
+        fi
+        sleep 0.02
+    done
+    die "control: a sandbox of $n processes never ran"
+}
+
+# Time from `confine kill ID` (or `stop`) to its return, which is when the
+# supervisor has exited: no process of the sandbox left, its cgroup gone.
+bench_control() {
+    log "7/7 the kill switch: confine kill and stop of 1, 50, 200 processes; freeze"
+    local n round id t0 t1 runs=$((CONTROL_RUNS))
+    : >"$RES/control.rows"
+    for n in 1 50 200; do
+        for ((round = 1; round <= runs; round++)); do
+            for verb in kill stop; do
+                id=$(ctl_start "$n")
+                t0=$(date +%s%N)
+                "$CONFINE" "$verb" "$id" >/dev/null || die "control: confine $verb failed"
+                t1=$(date +%s%N)
+                wait
+                printf '%s %s %s %s\n' "$verb" "$n" "$round" "$(((t1 - t0) / 1000))" >>"$RES/control.rows"
+            done
+            id=$(ctl_start "$n")
+            t0=$(date +%s%N)
+            "$CONFINE" freeze "$id" >/dev/null || die "control: confine freeze failed"
+            t1=$(date +%s%N)
+            printf '%s %s %s %s\n' freeze "$n" "$round" "$(((t1 - t0) / 1000))" >>"$RES/control.rows"
+            "$CONFINE" kill "$id" >/dev/null
+            wait
+        done
     done
 }
 
@@ -1474,6 +1536,34 @@ if "keys" in ran:
     targets_late.append(("keystroke latency added by confine's terminal relay < 1 ms (median; p99 in section 5)",
                          f"+{added:.0f} µs (p99 {kp99['confine'] - kp99['bare']:+.0f} µs)", added < 1000))
 
+if "control" in ran:
+    w("## 7. The kill switch")
+    w("")
+    w("A sandbox of N sleeping processes with a cgroup (`--set limits.pids=4096`); the time")
+    w("from `confine kill ID` (or `stop ID`: TERM, which `sleep` dies of) until it returns,")
+    w("which is when the sandbox's supervisor has exited: no process of it left, its cgroup")
+    w("removed, its exit record written. `freeze`: until every process is frozen.")
+    w("Milliseconds; median (min–max) of the runs.")
+    w("")
+    crows = [l.split() for l in open(os.path.join(res, "control.rows")) if l.strip()]
+    ctl = {}
+    for verb, n, rnd, us in crows:
+        ctl.setdefault((verb, int(n)), []).append(int(us) / 1e6)
+    w("| action | 1 process | 50 | 200 |")
+    w("| --- | ---: | ---: | ---: |")
+    for verb in ("kill", "stop", "freeze"):
+        cells = []
+        for n in (1, 50, 200):
+            t = ctl.get((verb, n), [])
+            cells.append(f"{ms(statistics.median(t))} ({ms(min(t))}–{ms(max(t))})" if t else "—")
+        w(f"| {verb} | " + " | ".join(cells) + " |")
+    w("")
+    k200 = ctl.get(("stop", 200))
+    if k200:
+        m = statistics.median(k200)
+        targets_late.append(("`confine stop` of 200 processes returns with none left in < 50 ms (median)",
+                             f"{m * 1e3:.1f} ms", m < 0.05))
+
 if "egress" in ran:
     paths = dict(l.rstrip("\n").split("|", 1) for l in open(os.path.join(res, "egress.paths")))
     why = {p: v for p, v in paths.items() if v != "ok"}
@@ -1674,6 +1764,10 @@ main() {
     if runs egress; then
         bench_egress
         ran+=(egress)
+    fi
+    if runs control; then
+        bench_control
+        ran+=(control)
     fi
     {
         machine_facts
