@@ -607,3 +607,63 @@ fn git_and_python_reach_an_allowed_host_through_the_proxy() {
         show(&o)
     );
 }
+
+#[test]
+fn stats_show_the_egress_proxys_traffic_so_far() {
+    let test = "stats_show_the_egress_proxys_traffic_so_far";
+    if !ready(test) {
+        return;
+    }
+    let net = Net::new();
+    let dns = net.dns(DNS);
+    dns.set("example.com", &[PUBLIC]);
+    let _web = net.http(PUBLIC, "ok\n");
+    let f = Fixture::new("egress-stats");
+    std::fs::copy(net.ca(), f.ws.join("ca.pem")).unwrap();
+    let p = profile(&f, "stats", "  allow: [\"example.com:80\"]\n");
+    let log = f.root.join("audit.jsonl");
+    let mut cmd = std::process::Command::new(bin());
+    let script = format!(
+        "{CURL} http://example.com/ >/dev/null; {CURL} http://other.example/; touch done; sleep 30"
+    );
+    cmd.args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env("PATH", PATH)
+        .current_dir(&f.ws);
+    let mut child = net
+        .in_client(&cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(poll(std::time::Duration::from_secs(20), || f
+        .ws
+        .join("done")
+        .exists()));
+    let id = std::fs::read_to_string(&log).unwrap();
+    let launch: serde_json::Value = serde_json::from_str(id.lines().next().unwrap()).unwrap();
+    let id = launch["sandbox"].as_str().unwrap().to_string();
+    // The records arrive as connections end: poll for both.
+    let mut stats = serde_json::Value::Null;
+    let counted = poll(std::time::Duration::from_secs(10), || {
+        let o = std::process::Command::new(bin())
+            .args(["stats", &id, "--json"])
+            .output()
+            .unwrap();
+        stats = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        stats["network_connections"] == 2
+    });
+    let o = std::process::Command::new(bin())
+        .args(["kill", &id])
+        .output()
+        .unwrap();
+    let _ = child.wait();
+    assert!(counted, "{stats}");
+    assert_eq!(stats["network_refused"], 1, "{stats}");
+    assert!(stats["network_in_bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}

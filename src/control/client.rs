@@ -373,6 +373,17 @@ pub fn stats(id: &str, json_out: bool) -> (u8, String) {
             obj.insert(k.clone(), x.clone());
         }
     }
+    // Proxy mode: the egress proxy's traffic, as `network_*`.
+    if let (Some(obj), Some(net)) = (v.as_object_mut(), r["network"].as_object()) {
+        for (k, x) in net {
+            let k = match k.as_str() {
+                "bytes_out" => "network_out_bytes".to_string(),
+                "bytes_in" => "network_in_bytes".to_string(),
+                other => format!("network_{other}"),
+            };
+            obj.insert(k, x.clone());
+        }
+    }
     if json_out {
         return (0, serde_json::to_string_pretty(&v).expect("json") + "\n");
     }

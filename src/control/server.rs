@@ -45,6 +45,17 @@ pub struct Ctx<'a> {
     pub init: libc::pid_t,
     /// A stop or kill is under way.
     pub stopping: bool,
+    /// Proxy mode: what went through the egress proxy so far.
+    pub network: Option<NetUsage>,
+}
+
+/// The egress proxy's traffic so far, summed from its connection records.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct NetUsage {
+    pub connections: u64,
+    pub refused: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
 }
 
 struct Conn {
@@ -291,7 +302,7 @@ fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) 
                 "proc"
             };
             (
-                json!({"ok": true, "state": state, "source": source, "usage": usage}),
+                json!({"ok": true, "state": state, "source": source, "usage": usage, "network": ctx.network}),
                 None,
             )
         }

@@ -85,27 +85,49 @@ pub enum End {
     Error(io::Error),
 }
 
+/// How long a relay waits, once one direction has ended, for the other
+/// to move a byte: a peer that has sent its last byte and got its answer
+/// but never closes (a keep-alive server after `Connection: close`) would
+/// otherwise hold the connection, and its record, for the whole idle time.
+const HALF_CLOSED: Duration = Duration::from_secs(5);
+
 /// Relays between `agent` and `upstream` until both directions end, one
-/// fails, a budget runs out or the relay is idle for `idle`.
+/// fails, a budget runs out or the relay is idle for `idle` (for
+/// [`HALF_CLOSED`] once one direction has ended).
 pub async fn relay(
     agent: &TcpStream,
     upstream: &TcpStream,
     meter: &Meter<'_>,
     idle: Duration,
 ) -> End {
+    let half = Cell::new(false);
+    let one = |src, dst, dir| {
+        let half = &half;
+        async move {
+            let r = one_way(src, dst, dir, meter).await;
+            half.set(true);
+            r
+        }
+    };
     let both = async {
         tokio::try_join!(
-            one_way(agent, upstream, Dir::Out, meter),
-            one_way(upstream, agent, Dir::In, meter)
+            one(agent, upstream, Dir::Out),
+            one(upstream, agent, Dir::In)
         )
     };
     let watch = async {
         loop {
-            let deadline = meter.last.get() + idle;
+            let limit = if half.get() {
+                idle.min(HALF_CLOSED)
+            } else {
+                idle
+            };
+            let deadline = meter.last.get() + limit;
             if Instant::now() >= deadline {
                 return;
             }
-            tokio::time::sleep_until(deadline).await;
+            // Woken at least every HALF_CLOSED, to see a direction end.
+            tokio::time::sleep_until(deadline.min(Instant::now() + HALF_CLOSED)).await;
         }
     };
     tokio::select! {

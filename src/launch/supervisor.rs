@@ -76,6 +76,8 @@ struct Loop<'a> {
     stopped: bool,
     /// An egress budget with `on_exhausted: stop` ran out.
     budget: bool,
+    /// The egress proxy's traffic so far (`confine stats`).
+    net: control::server::NetUsage,
     /// The egress proxy ended while the sandbox ran: it was stopped.
     proxy_failed: bool,
     /// Stopped or killed through the control socket.
@@ -91,6 +93,7 @@ pub(crate) fn run(w: Watch) -> Ended {
         relay: None,
         stopped: false,
         budget: false,
+        net: control::server::NetUsage::default(),
         proxy_failed: false,
         controlled: false,
         w,
@@ -225,6 +228,9 @@ impl Loop<'_> {
         let events = px.read_events();
         let exited = !self.proxy_failed && px.exited();
         for e in events {
+            if let crate::egress::events::Event::Connection(c) = &e {
+                count(&mut self.net, c);
+            }
             if record_event(self.w.audit, &e) == Some(true) && !self.budget {
                 self.budget = true;
                 crate::say!(
@@ -356,6 +362,7 @@ impl Loop<'_> {
             audit: self.w.audit,
             init: self.w.pid,
             stopping: self.controlled || self.timed_out || self.killed,
+            network: self.w.proxy.is_some().then_some(self.net),
         };
         let act = c.ready(fds, &ctx);
         if act.is_some() {
@@ -421,6 +428,19 @@ fn record_event(audit: &crate::audit::Audit, e: &crate::egress::events::Event) -
         Event::Budget(b) => Some(b.action == Action::Stop),
         _ => None,
     }
+}
+
+/// Adds one connection record to the running totals.
+fn count(n: &mut control::server::NetUsage, c: &crate::egress::events::Connection) {
+    use crate::egress::events::{Verdict, Via};
+    if c.via != Via::Dns {
+        n.connections += 1;
+    }
+    if c.verdict == Verdict::Refused {
+        n.refused += 1;
+    }
+    n.bytes_out += c.bytes_out;
+    n.bytes_in += c.bytes_in;
 }
 
 fn stop_reason(e: &crate::egress::events::Event) -> String {

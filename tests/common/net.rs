@@ -746,7 +746,10 @@ impl Http {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         match tls {
             None => {
-                let _ = self.exchange(s, None, peer);
+                let _ = self.exchange(&s, None, peer);
+                // Closed now, as `Connection: close` says (the handle kept
+                // for Drop would keep the socket open otherwise).
+                let _ = s.shutdown(std::net::Shutdown::Both);
             }
             Some(config) => {
                 let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
@@ -767,6 +770,7 @@ impl Http {
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
                 }
+                let _ = tls.sock.shutdown(std::net::Shutdown::Both);
             }
         }
     }
