@@ -65,7 +65,7 @@ fn size(bytes: u64) -> String {
 }
 
 /// What a file type is called in an error.
-fn kind(t: std::fs::FileType) -> &'static str {
+pub(crate) fn kind(t: std::fs::FileType) -> &'static str {
     if t.is_dir() {
         "a directory"
     } else if t.is_fifo() {

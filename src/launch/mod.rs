@@ -102,6 +102,20 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
+    // Secrets are read (so a missing or exposed one is reported as such),
+    // but this build's proxy doesn't forward them yet: refused before
+    // anything happens, rather than run with a placeholder that fails.
+    if !plan.secrets.is_empty() {
+        for r in &plan.secrets {
+            crate::sandbox::secrets::read(&r.source)
+                .map_err(|e| setup("secrets", format!("secret {} ({})", r.name, r.source), e))?;
+        }
+        return Err(setup(
+            "secrets",
+            "secrets",
+            "the egress proxy doesn't forward secrets yet; nothing was run",
+        ));
+    }
     let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
         setup(
             "audit",

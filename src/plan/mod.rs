@@ -24,6 +24,7 @@ mod lint;
 mod net;
 mod render;
 mod seccomp;
+pub mod secrets;
 
 use std::ffi::{CString, OsString};
 use std::fmt;
@@ -139,6 +140,9 @@ pub struct Plan {
     pub limits: LimitsPlan,
     pub audit_log: Option<PathBuf>,
     pub compat: profile::Compat,
+    /// Proxy mode: the routes of `secrets:`, where each value is read from
+    /// at launch; never a value.
+    pub secrets: Vec<secrets::Route>,
     pub namespaces: Vec<&'static str>,
     /// confine runs without root: the sandbox starts with a user namespace
     /// that maps only the caller's uid and gid.
@@ -338,7 +342,10 @@ impl Plan {
         } else {
             mounts::Devices::OwnOrBind
         };
-        let (env_keys, envp) = Self::env(&p, &workspace).map_err(|e| audited(e, &[]))?;
+        let secrets = secrets::plan(&p);
+        secrets_outside_grants(&p, &fs)?;
+        let (env_keys, envp) =
+            Self::env(&p, &workspace, &secrets).map_err(|e| audited(e, &[]))?;
         let mut limits = Self::limits(&p);
         // Under best-effort, what no cgroup controller can enforce is
         // dropped (and reported); under strict we never get here with any.
@@ -434,6 +441,7 @@ impl Plan {
             limits,
             audit_log,
             compat: p.compat,
+            secrets,
             namespaces,
             unprivileged,
             dropped: gaps,
@@ -525,7 +533,11 @@ impl Plan {
         })
     }
 
-    fn env(p: &Profile, ws: &Path) -> Result<(Vec<String>, Vec<CString>), PlanError> {
+    fn env(
+        p: &Profile,
+        ws: &Path,
+        routes: &[secrets::Route],
+    ) -> Result<(Vec<String>, Vec<CString>), PlanError> {
         let keep: Vec<String> = p.env.keep.iter().map(|k| k.value.0.clone()).collect();
         let ws_str = ws.display().to_string();
         // Proxy mode: the variables that send tools to the egress proxy
@@ -535,8 +547,11 @@ impl Plan {
         } else {
             Vec::new()
         };
+        // Then each secret's base-URL and key variables: its route and its
+        // placeholder, never the value.
         let set: Vec<(String, String)> = proxy
             .into_iter()
+            .chain(secrets::env_vars(routes))
             .chain(
                 p.env
                     .set
@@ -570,4 +585,36 @@ impl Plan {
             core_dumps: l.core_dumps.unwrap_or(false),
         }
     }
+}
+
+/// A `file:` secret inside what the agent may read would be the agent's to
+/// read: refused, naming the grant. Compared as written and, where the
+/// file exists, as resolved.
+fn secrets_outside_grants(p: &Profile, fs: &FsPlan) -> Result<(), PlanError> {
+    for s in &p.secrets {
+        let profile::secrets::SecretSource::File(path) = &s.value.from else {
+            continue;
+        };
+        let real = std::fs::canonicalize(path).ok();
+        let inside = fs.grants.iter().find(|g| {
+            path.starts_with(&g.path) || real.as_ref().is_some_and(|r| r.starts_with(&g.path))
+        });
+        if let Some(g) = inside {
+            let why = format!(
+                "{} is inside {}, which the agent may read: keep the secret outside every grant",
+                path.display(),
+                g.path.display()
+            );
+            let e = match &s.origin {
+                Some(o) => profile::Origin {
+                    source: o.source.clone(),
+                    key: format!("{}.from", o.key),
+                }
+                .error(why),
+                None => s.error("secrets", why),
+            };
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }

@@ -122,6 +122,41 @@ impl Plan {
             "            socket families: {} (others EPERM)",
             n.socket_families.join(" ")
         )?;
+        for r in &self.secrets {
+            let provider = r.provider.map(|p| format!(", {} preset", p.name())).unwrap_or_default();
+            writeln!(
+                o,
+                "secret      {}: read from {} at launch{provider}; route {} -> {} (this route only, not in allow), header `{}`",
+                r.name, r.source, r.route, r.upstream, r.header
+            )?;
+            let vars: Vec<String> = r
+                .base_url_env
+                .iter()
+                .map(|v| format!("{v}=<route>"))
+                .chain(r.key_env.iter().map(|v| format!("{v}=<placeholder>")))
+                .collect();
+            writeln!(o, "            agent gets {}; never the value", vars.join(" "))?;
+            if let Some(l) = &r.limits {
+                let mut lim = Vec::new();
+                if let Some(n) = l.requests_per_minute {
+                    lim.push(format!("requests_per_minute {n}"));
+                }
+                if let Some(n) = l.tokens {
+                    lim.push(format!("tokens {n}"));
+                }
+                if let Some(n) = l.tokens_per_hour {
+                    lim.push(format!("tokens_per_hour {n}"));
+                }
+                if let Some(c) = &l.cost {
+                    lim.push(format!("cost {c}"));
+                }
+                if !l.prices.is_empty() {
+                    lim.push(format!("prices for {} models", l.prices.len()));
+                }
+                lim.push(format!("on_exhausted {:?}", l.on_exhausted).to_lowercase());
+                writeln!(o, "            limits {} (not enforced yet)", lim.join(", "))?;
+            }
+        }
         let memfd = match self.memfd {
             memfd::Policy::NoExec => {
                 "not executable: vm.memfd_noexec=1 in the sandbox's PID namespace, MFD_EXEC refused"

@@ -240,7 +240,7 @@ fn parse_port(entry: &str, p: &str) -> Result<u16, String> {
 
 /// An RFC 1123 host name, lower case, no trailing dot, at most `max`
 /// characters.
-fn check_name(name: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_name(name: &str, max: usize) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty name".into());
     }

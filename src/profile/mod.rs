@@ -8,6 +8,7 @@ pub mod egress;
 pub mod locate;
 pub mod nesting;
 pub mod schema;
+pub mod secrets;
 pub mod values;
 
 #[cfg(test)]
@@ -254,6 +255,9 @@ pub struct Profile {
     pub limits: Limits,
     pub audit_log: Option<Sourced<PathSpec>>,
     pub compat: Compat,
+    /// Proxy mode: credentials the agent never sees (DESIGN.md §10), in
+    /// order, one per name.
+    pub secrets: Vec<Sourced<secrets::RawSecret>>,
 }
 
 /// The environment kept when no profile says otherwise: enough for programs
@@ -308,6 +312,7 @@ impl Profile {
             limits: Limits::default(),
             audit_log: None,
             compat: Compat::Strict,
+            secrets: vec![],
         }
     }
 
@@ -399,6 +404,7 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
     }
     check_list_sizes(&profile)?;
     egress::check(&profile)?;
+    secrets::check(&profile)?;
     if profile.name.is_empty() {
         profile.name = top_name
             .and_then(|s| {
@@ -443,6 +449,7 @@ pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
     profile.sources.push(source);
     check_list_sizes(&profile)?;
     egress::check(&profile)?;
+    secrets::check(&profile)?;
     if profile.name.is_empty() {
         profile.name = name.to_string();
     }
@@ -841,6 +848,7 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
                 net.deny.clear();
                 net.hosts.clear();
                 net.budget = None;
+                p.secrets.clear();
             }
         }
         merge_list(&mut p.network.allow, n.allow, s, "network.allow");
@@ -903,6 +911,9 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
     }
     if let Some(c) = raw.compat {
         p.compat = c;
+    }
+    if let Some(list) = raw.secrets {
+        list.merge_into(&mut p.secrets, s, "secrets")?;
     }
     Ok(())
 }

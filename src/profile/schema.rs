@@ -62,6 +62,7 @@ pub(crate) struct RawProfile {
     pub limits: Option<RawLimits>,
     pub audit: Option<RawAudit>,
     pub compat: Option<Compat>,
+    pub secrets: Option<super::secrets::SecretList>,
 }
 
 #[derive(Debug, Default, Deserialize)]

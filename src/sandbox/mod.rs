@@ -16,4 +16,5 @@ pub mod process;
 pub mod pty;
 pub mod runtime_dir;
 pub mod seccomp;
+pub mod secrets;
 pub mod user;
