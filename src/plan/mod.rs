@@ -344,8 +344,7 @@ impl Plan {
         };
         let secrets = secrets::plan(&p);
         secrets_outside_grants(&p, &fs)?;
-        let (env_keys, envp) =
-            Self::env(&p, &workspace, &secrets).map_err(|e| audited(e, &[]))?;
+        let (env_keys, envp) = Self::env(&p, &workspace, &secrets).map_err(|e| audited(e, &[]))?;
         let mut limits = Self::limits(&p);
         // Under best-effort, what no cgroup controller can enforce is
         // dropped (and reported); under strict we never get here with any.
@@ -596,7 +595,9 @@ fn secrets_outside_grants(p: &Profile, fs: &FsPlan) -> Result<(), PlanError> {
             continue;
         };
         let real = std::fs::canonicalize(path).ok();
-        let inside = fs.grants.iter().find(|g| {
+        // Implicit grants are the sandbox's own /proc, /dev and /tmp, not
+        // the host's files.
+        let inside = fs.grants.iter().filter(|g| !g.implicit).find(|g| {
             path.starts_with(&g.path) || real.as_ref().is_some_and(|r| r.starts_with(&g.path))
         });
         if let Some(g) = inside {

@@ -123,7 +123,10 @@ impl Plan {
             n.socket_families.join(" ")
         )?;
         for r in &self.secrets {
-            let provider = r.provider.map(|p| format!(", {} preset", p.name())).unwrap_or_default();
+            let provider = r
+                .provider
+                .map(|p| format!(", {} preset", p.name()))
+                .unwrap_or_default();
             writeln!(
                 o,
                 "secret      {}: read from {} at launch{provider}; route {} -> {} (this route only, not in allow), header `{}`",
@@ -135,7 +138,11 @@ impl Plan {
                 .map(|v| format!("{v}=<route>"))
                 .chain(r.key_env.iter().map(|v| format!("{v}=<placeholder>")))
                 .collect();
-            writeln!(o, "            agent gets {}; never the value", vars.join(" "))?;
+            writeln!(
+                o,
+                "            agent gets {}; never the value",
+                vars.join(" ")
+            )?;
             if let Some(l) = &r.limits {
                 let mut lim = Vec::new();
                 if let Some(n) = l.requests_per_minute {
@@ -154,7 +161,11 @@ impl Plan {
                     lim.push(format!("prices for {} models", l.prices.len()));
                 }
                 lim.push(format!("on_exhausted {:?}", l.on_exhausted).to_lowercase());
-                writeln!(o, "            limits {} (not enforced yet)", lim.join(", "))?;
+                writeln!(
+                    o,
+                    "            limits {} (not enforced yet)",
+                    lim.join(", ")
+                )?;
             }
         }
         let memfd = match self.memfd {

@@ -199,7 +199,9 @@ impl FromStr for Upstream {
             return bad("write an https URL, e.g. https://api.example.com/v1 (the proxy sends the credential only over TLS)");
         };
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) || !s.is_ascii() {
-            return bad("a URL holds no spaces or control characters (internationalised names as punycode)");
+            return bad(
+                "a URL holds no spaces or control characters (internationalised names as punycode)",
+            );
         }
         if rest.contains(['?', '#']) {
             return bad("no query or fragment: an upstream is a host and a path prefix");
@@ -274,7 +276,11 @@ const RESERVED_HEADERS: &[&str] = &[
 
 impl fmt::Display for HeaderTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}{SECRET_MARK}{}", self.name, self.prefix, self.suffix)
+        write!(
+            f,
+            "{}: {}{SECRET_MARK}{}",
+            self.name, self.prefix, self.suffix
+        )
     }
 }
 
@@ -289,7 +295,9 @@ impl FromStr for HeaderTemplate {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = |why: &str| Err(format!("header `{s}`: {why}"));
         let Some((name, value)) = s.split_once(':') else {
-            return bad("write `NAME: TEXT` with {secret} in TEXT, e.g. `Authorization: Bearer {secret}`");
+            return bad(
+                "write `NAME: TEXT` with {secret} in TEXT, e.g. `Authorization: Bearer {secret}`",
+            );
         };
         // RFC 9110 token characters.
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
@@ -298,7 +306,9 @@ impl FromStr for HeaderTemplate {
         }
         let name = name.to_ascii_lowercase();
         if RESERVED_HEADERS.contains(&name.as_str()) {
-            return bad("the proxy sets that header itself; name the one that carries the credential");
+            return bad(
+                "the proxy sets that header itself; name the one that carries the credential",
+            );
         }
         let value = value.trim_start_matches([' ', '\t']);
         if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') || !value.is_ascii() {
@@ -315,7 +325,10 @@ impl FromStr for HeaderTemplate {
         })
     }
 }
-deserialize_from_str!(HeaderTemplate, "a header template such as `x-api-key: {secret}`");
+deserialize_from_str!(
+    HeaderTemplate,
+    "a header template such as `x-api-key: {secret}`"
+);
 
 /// A positive amount of money, as written (`5.00`), for `cost`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -380,7 +393,10 @@ impl FromStr for Price {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        if s.bytes().all(|b| b == b'0' || b == b'.') && s.starts_with('0') && s.matches('.').count() <= 1 {
+        if s.bytes().all(|b| b == b'0' || b == b'.')
+            && s.starts_with('0')
+            && s.matches('.').count() <= 1
+        {
             return Ok(Price(0.0));
         }
         positive(s).map(Price).ok_or_else(|| {
@@ -434,7 +450,9 @@ impl<'de> Deserialize<'de> for Prices {
                     }
                     let price: ModelPrice = map.next_value()?;
                     if out.insert(model.clone(), price).is_some() {
-                        return Err(de::Error::custom(format!("model `{model}` is priced twice")));
+                        return Err(de::Error::custom(format!(
+                            "model `{model}` is priced twice"
+                        )));
                     }
                 }
                 Ok(Prices(out))
@@ -478,9 +496,9 @@ impl<'de> Deserialize<'de> for SecretList {
                 f.write_str("a list of secrets, or {add: [...]} / {remove: [NAME, ...]}")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SecretList, A::Error> {
-                Ok(SecretList::Replace(Bounded::deserialize(
-                    de::value::SeqAccessDeserializer::new(seq),
-                )?.0))
+                Ok(SecretList::Replace(
+                    Bounded::deserialize(de::value::SeqAccessDeserializer::new(seq))?.0,
+                ))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretList, A::Error> {
                 #[derive(Deserialize)]
@@ -574,7 +592,10 @@ impl SecretList {
                 let nk = format!("{k}.name");
                 return Err(super::sourced(source, &nk, ()).error(
                     &nk,
-                    format!("a secret named `{}` is already in this list: each name is one route", s.name),
+                    format!(
+                        "a secret named `{}` is already in this list: each name is one route",
+                        s.name
+                    ),
                 ));
             }
             let entry = super::sourced(source, &k, s);
@@ -692,4 +713,130 @@ pub(crate) fn check(p: &Profile) -> Result<(), ProfileError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::profile::{from_text, ProfileError};
+
+    const HEAD: &str = "version: 1\nnetwork:\n  mode: proxy\n";
+
+    fn load(body: &str) -> Result<crate::profile::Profile, ProfileError> {
+        from_text("t.yaml", &format!("{HEAD}{body}"))
+    }
+
+    fn err(body: &str) -> String {
+        load(body).expect_err(body).to_string()
+    }
+
+    #[test]
+    fn a_good_entry_parses() {
+        let p = load(
+            "secrets:\n  - name: anthropic\n    from: env:K\n    provider: anthropic\n    limits: {requests_per_minute: 60, tokens: 100000, tokens_per_hour: 5000, cost: \"5.00/h\", prices: {m: {input: 3, output: 0.5}}, on_exhausted: stop}\n  - name: own\n    from: file:/etc/confine/key\n    upstream: https://llm.example.com:8443/v1/\n    header: \"x-key: {secret}\"\n    base_url_env: LLM_URL\n    key_env: LLM_KEY\n",
+        )
+        .unwrap();
+        assert_eq!(p.secrets.len(), 2);
+        let l = p.secrets[0].value.limits.as_ref().unwrap();
+        assert_eq!(l.cost.unwrap().amount, 5.0);
+        assert_eq!(p.secrets[1].value.upstream.as_ref().unwrap().path, "/v1");
+    }
+
+    #[test]
+    fn bad_entries_are_located_and_say_why() {
+        for (body, want) in [
+            ("secrets:\n  - {name: a, from: env:K, provider: nope}\n", "allowed: anthropic, openai, gemini, github"),
+            ("secrets:\n  - {name: a, from: env:K}\n", "needs a provider"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, upstream: \"https://x.example\"}\n", "both a provider and an upstream"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example\"}\n", "needs the header"),
+            ("secrets:\n  - {name: a, from: \"file:key.txt\", provider: openai}\n", "must be absolute"),
+            ("secrets:\n  - {name: a, from: \"file:/a/../b\", provider: openai}\n", "without `..`"),
+            ("secrets:\n  - {name: a, from: \"vault:x\", provider: openai}\n", "unknown source"),
+            ("secrets:\n  - {name: a, from: \"credential:a/b\", provider: openai}\n", "without `/`"),
+            ("secrets:\n  - {name: a, from: \"env:1X\", provider: openai}\n", "bad variable name"),
+            ("secrets:\n  - {name: A, from: env:K, provider: openai}\n", "bad secret name"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai}\n  - {name: a, from: env:L, provider: gemini}\n", "already in this list"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai}\n  - {name: b, from: env:L, provider: openai}\n", "already set for secret `a`"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, key_env: HTTPS_PROXY}\n", "egress proxy"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"http://x.example\", header: \"x: {secret}\"}\n", "https URL"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://u:p@x.example\", header: \"x: {secret}\"}\n", "no user name"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://10.0.0.1\", header: \"x: {secret}\"}\n", "raw addresses"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example/a?b\", header: \"x: {secret}\"}\n", "no query"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example:0\", header: \"x: {secret}\"}\n", "port"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example\", header: \"x: Bearer\"}\n", "exactly once"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example\", header: \"x: {secret}{secret}\"}\n", "exactly once"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example\", header: \"bad name: {secret}\"}\n", "HTTP token"),
+            ("secrets:\n  - {name: a, from: env:K, upstream: \"https://x.example\", header: \"Host: {secret}\"}\n", "sets that header itself"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {cost: \"5/w\", prices: {m: {input: 1, output: 1}}}}\n", "bad cost"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {cost: \"-5\", prices: {m: {input: 1, output: 1}}}}\n", "bad cost"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {cost: \"5\"}}\n", "needs the models' prices"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {tokens: 0}}\n", "bad count"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {prices: {m: {input: -1, output: 1}}}}\n", "bad price"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {rpm: 1}}\n", "unknown key"),
+            ("secrets:\n  - {name: a, from: env:K, provider: openai, extra: 1}\n", "unknown key"),
+            ("env:\n  keep: [PATH, K]\nsecrets:\n  - {name: a, from: env:K, provider: openai}\n", "the agent would hold this secret"),
+        ] {
+            let e = err(body);
+            assert!(e.contains(want), "{body}\n=> {e}");
+            assert!(e.contains("t.yaml:"), "not located: {e}");
+            assert!(e.starts_with("secrets"), "not keyed: {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_need_proxy_mode() {
+        let e = from_text(
+            "t.yaml",
+            "version: 1\nnetwork:\n  mode: loopback\nsecrets:\n  - {name: a, from: env:K, provider: openai}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("network.mode is loopback (t.yaml:3:"), "{e}");
+        assert!(e.starts_with("secrets[0].name (t.yaml:5:"), "{e}");
+        let e = from_text(
+            "t.yaml",
+            "version: 1\nsecrets:\n  - {name: a, from: env:K, provider: openai}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("network.mode is none (the default)"), "{e}");
+    }
+
+    #[test]
+    fn lists_merge_by_name() {
+        use super::*;
+        let src = |name: &str| {
+            Arc::new(Source {
+                name: name.into(),
+                path: None,
+                text: String::new(),
+                json: None,
+            })
+        };
+        let parse = |y: &str| serde_yaml::from_str::<SecretList>(y).unwrap();
+        let mut base = Vec::new();
+        parse(
+            "[{name: a, from: env:A, provider: openai}, {name: b, from: env:B, provider: gemini}]",
+        )
+        .merge_into(&mut base, &src("p"), "secrets")
+        .unwrap();
+        parse("{remove: [a], add: [{name: b, from: env:C, provider: github}, {name: c, from: env:D, provider: anthropic}]}")
+            .merge_into(&mut base, &src("c"), "secrets")
+            .unwrap();
+        let names: Vec<_> = base
+            .iter()
+            .map(|s| (s.value.name.0.as_str(), s.value.from.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [("b", "env:C".to_string()), ("c", "env:D".to_string())]
+        );
+        let e = parse("{remove: [zz]}")
+            .merge_into(&mut base, &src("c"), "secrets")
+            .unwrap_err();
+        assert!(e.message.contains("nothing to remove"), "{e}");
+        parse("[]")
+            .merge_into(&mut base, &src("c"), "secrets")
+            .unwrap();
+        assert!(base.is_empty());
+    }
 }

@@ -268,7 +268,10 @@ mod tests {
                 "larger than",
             ),
             (SecretSource::Env("CONFINE_NOT_SET".into()), "isn't set"),
-            (SecretSource::Credential("k".into()), "CREDENTIALS_DIRECTORY"),
+            (
+                SecretSource::Credential("k".into()),
+                "CREDENTIALS_DIRECTORY",
+            ),
         ];
         std::os::unix::fs::symlink(d.join("k"), d.join("link")).unwrap();
         file(&d, "k", VALUE, 0o600);
