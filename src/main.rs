@@ -12,7 +12,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use confine::plan::{self, Plan, Request};
 use confine::{control, launch, out, probe, profile, say};
@@ -62,6 +62,21 @@ impl PlanArgs {
             command,
         }
     }
+}
+
+/// Which sandboxes `stop` and `kill` act on.
+#[derive(Args, Debug)]
+struct Which {
+    /// The sandbox's id, or a unique prefix of it (see confine ps)
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    id: Option<String>,
+    /// Every sandbox you may control
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Subcommand)]
@@ -126,16 +141,8 @@ the command may not be executed; 127 when it was not found."
     /// when no process of it is left. `--all`: the emergency stop
     #[command(after_help = "Exit status: 0 done; 1 no such sandbox, or refused; 125 bad usage.")]
     Stop {
-        /// The sandbox's id, or a unique prefix of it (see confine ps)
-        #[arg(
-            value_name = "ID",
-            required_unless_present = "all",
-            conflicts_with = "all"
-        )]
-        id: Option<String>,
-        /// Every sandbox you may control
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        which: Which,
         /// Between TERM and KILL (default: the profile's limits.grace), e.g. 2s
         #[arg(long, value_name = "DURATION")]
         grace: Option<String>,
@@ -143,16 +150,8 @@ the command may not be executed; 127 when it was not found."
     /// KILL a sandbox at once; returns when no process of it is left
     #[command(after_help = "Exit status: 0 done; 1 no such sandbox, or refused; 125 bad usage.")]
     Kill {
-        /// The sandbox's id, or a unique prefix of it (see confine ps)
-        #[arg(
-            value_name = "ID",
-            required_unless_present = "all",
-            conflicts_with = "all"
-        )]
-        id: Option<String>,
-        /// Every sandbox you may control
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        which: Which,
     },
     /// Freeze a sandbox: none of its processes runs until `confine thaw`
     Freeze {
@@ -385,7 +384,10 @@ fn cli(args: Vec<OsString>) -> u8 {
             }
         },
         Command::Ps { json } => print_out(&control::client::ps(json)),
-        Command::Stop { id, all, grace } => {
+        Command::Stop {
+            which: Which { id, all },
+            grace,
+        } => {
             let grace = match grace
                 .map(|g| g.parse::<profile::values::Duration>())
                 .transpose()
@@ -398,7 +400,9 @@ fn cli(args: Vec<OsString>) -> u8 {
             };
             said(control::client::stop(&target(id, all), false, grace))
         }
-        Command::Kill { id, all } => said(control::client::stop(&target(id, all), true, None)),
+        Command::Kill {
+            which: Which { id, all },
+        } => said(control::client::stop(&target(id, all), true, None)),
         Command::Freeze { id } => said(control::client::freeze(&id, true)),
         Command::Thaw { id } => said(control::client::freeze(&id, false)),
         Command::Stats { id, json } => match control::client::stats(&id, json) {

@@ -131,32 +131,7 @@ impl TerminalSender {
     /// # Errors
     /// The errno of `sendmsg`.
     pub(crate) fn send(&self, master: OwnedFd) -> io::Result<()> {
-        let mut byte = [MASTER];
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        // Room for one cmsghdr carrying one int, aligned as the kernel wants.
-        let mut space = [0u64; 4];
-        // SAFETY: an all-zero msghdr is valid; the pointers set below point
-        // to locals that outlive the sendmsg call, and CMSG_* stay inside
-        // `space`, which is large enough for CMSG_SPACE(sizeof(int)).
-        unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = space.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), master.as_raw_fd());
-            if libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) != 1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
+        send_fds(self.0.as_raw_fd(), MASTER, &[master])
     }
 
     /// Tells the supervisor that the agent has stopped (without blocking:
@@ -258,8 +233,9 @@ impl TerminalReceiver {
 /// Most descriptors one message may carry (the kernel's SCM_MAX_FD).
 pub(crate) const MAX_FDS: usize = 253;
 
-/// Sends `fds` in one message on the socket `sock` (blocking).
-fn send_fds(sock: RawFd, fds: &[OwnedFd]) -> io::Result<()> {
+/// Sends `fds` in one message on the socket `sock` (blocking), its one
+/// byte of data `tag`.
+fn send_fds(sock: RawFd, tag: u8, fds: &[OwnedFd]) -> io::Result<()> {
     if fds.is_empty() || fds.len() > MAX_FDS {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -268,7 +244,7 @@ fn send_fds(sock: RawFd, fds: &[OwnedFd]) -> io::Result<()> {
     // SAFETY: CMSG_SPACE computes a size from an integer.
     let space_len = unsafe { libc::CMSG_SPACE(bytes) } as usize;
     let mut space = vec![0u64; space_len.div_ceil(8)];
-    let mut byte = [b'E'];
+    let mut byte = [tag];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
@@ -352,7 +328,7 @@ impl EgressSender {
     /// # Errors
     /// The errno of `sendmsg`.
     pub(crate) fn send(self, fds: Vec<OwnedFd>) -> io::Result<()> {
-        send_fds(self.0.as_raw_fd(), &fds)
+        send_fds(self.0.as_raw_fd(), b'E', &fds)
     }
 }
 
