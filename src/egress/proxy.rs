@@ -370,7 +370,9 @@ async fn relay_and_record(
     };
     match end {
         End::Done => {}
-        End::Idle => rec.ended(format!("closed: idle for {:?}", st.limits.idle_timeout)),
+        End::Idle => {
+            rec.ended("closed: nothing moved for the idle time (shorter once one side has closed)")
+        }
         End::Budget(e) => {
             st.budget_refused(e);
             rec.ended(format!("closed: {}", e.describe()));

@@ -1093,3 +1093,39 @@ fn bench() {
         pr.saturating_sub(d)
     );
 }
+
+/// A peer that has its answer but never closes (here: an upstream that
+/// neither sends nor closes after the client's end of stream) doesn't hold
+/// the connection, and its record, for the whole idle time: once one
+/// direction has ended, the other gets the short half-closed limit.
+#[test]
+fn a_half_closed_connection_ends_and_is_recorded() {
+    let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in mute.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let p = Proxy::start(
+        policy(&[("mute.test", port)], &[], &[("mute.test", LOCAL)]),
+        Limits::default(),
+        vec![],
+        vec![],
+    );
+    let (mut s, head) = p.tunnel(&format!("mute.test:{port}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s.write_all(b"request").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    // Within the tests' wait (10 s), not the idle time (30 min).
+    let c = p.connection("mute.test");
+    assert_eq!(c.verdict, Verdict::Allowed);
+    assert_eq!(c.bytes_out, 7);
+    assert!(
+        c.reason.as_deref().is_some_and(|r| r.contains("idle")),
+        "{c:?}"
+    );
+    assert_eq!(held.lock().unwrap().len(), 1);
+}
