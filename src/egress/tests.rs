@@ -877,12 +877,15 @@ fn a_byte_budget_closes_the_tunnel() {
     assert!(back.len() <= 100_000);
     let c = p.connection("upstream.test");
     assert_eq!(c.verdict, Verdict::Allowed);
-    assert_eq!(c.bytes_out, 100_000);
+    assert_eq!(c.bytes_out, 100_000, "{c:?}");
     assert_eq!(
         c.reason.as_deref(),
         Some("closed: budget bytes_out (100000) used up")
     );
-    assert_eq!(echo.received.load(Ordering::SeqCst), 100_000);
+    // Never more than the budget reaches the upstream. (Not always all of
+    // it: the proxy closes a socket that still holds echoed bytes unread,
+    // so the kernel resets it, and the echo may lose what it hadn't read.)
+    assert!(echo.received.load(Ordering::SeqCst) <= 100_000);
     let b = p.budget();
     assert_eq!((b.which, b.used), (Which::BytesOut, 100_000));
     // And nothing new gets through.
