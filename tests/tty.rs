@@ -134,15 +134,7 @@ impl Outer {
             .stdin(fd(&self.slave))
             .stdout(fd(&self.slave))
             .stderr(fd(&self.slave));
-        // SAFETY: setsid and ioctl are async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        in_own_session(&mut c, 0);
         c.spawn().unwrap()
     }
 
@@ -197,6 +189,20 @@ impl Outer {
             out.extend_from_slice(&buf[..n as usize]);
             any = true;
         }
+    }
+}
+
+/// Starts `c` in a session of its own whose controlling terminal is its
+/// `fd` (a terminal's foreground program).
+fn in_own_session(c: &mut Command, fd: RawFd) {
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setsid() < 0 || libc::ioctl(fd, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -678,15 +684,7 @@ impl Shell {
             .stdin(fd(&outer.slave))
             .stdout(fd(&outer.slave))
             .stderr(fd(&outer.slave));
-        // SAFETY: setsid and ioctl are async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        in_own_session(&mut c, 0);
         let child = c.spawn().unwrap();
         let mut s = Shell {
             outer,
@@ -946,15 +944,7 @@ fn pipes_next_to_a_terminal_stay_byte_exact() {
             .stdin(std::fs::File::open(&input).unwrap())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(outer.slave.try_clone().unwrap()));
-        // SAFETY: setsid and ioctl are async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(2, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        in_own_session(&mut c, 2);
         let mut child = c.spawn().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {

@@ -537,17 +537,11 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a list")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Bounded<T>, A::Error> {
-                let mut v = Vec::new();
-                while let Some(x) = seq.next_element()? {
-                    if v.len() == MAX_SECRETS {
-                        return Err(de::Error::custom(format!(
-                            "more than {MAX_SECRETS} secrets"
-                        )));
-                    }
-                    v.push(x);
-                }
-                Ok(Bounded(v))
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Bounded<T>, A::Error> {
+                super::values::bounded_seq(seq, MAX_SECRETS, || {
+                    format!("more than {MAX_SECRETS} secrets")
+                })
+                .map(Bounded)
             }
         }
         d.deserialize_seq(V(std::marker::PhantomData))

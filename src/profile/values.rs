@@ -627,21 +627,32 @@ impl<T> Bounded<T> {
         Bounded(Vec::new())
     }
 
-    fn visit<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error>
+    fn visit<'de, A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error>
     where
         T: Deserialize<'de>,
     {
-        let mut v = Vec::new();
-        while let Some(x) = seq.next_element()? {
-            if v.len() == MAX_LIST_ENTRIES {
-                return Err(de::Error::custom(format!(
-                    "more than {MAX_LIST_ENTRIES} entries in one list"
-                )));
-            }
-            v.push(x);
-        }
-        Ok(Bounded(v))
+        bounded_seq(seq, MAX_LIST_ENTRIES, || {
+            format!("more than {MAX_LIST_ENTRIES} entries in one list")
+        })
+        .map(Bounded)
     }
+}
+
+/// The elements of `seq`, refused at the one past `max` (so the error
+/// lands there) with the words `too_many` gives.
+pub(crate) fn bounded_seq<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+    mut seq: A,
+    max: usize,
+    too_many: impl Fn() -> String,
+) -> Result<Vec<T>, A::Error> {
+    let mut v = Vec::new();
+    while let Some(x) = seq.next_element()? {
+        if v.len() == max {
+            return Err(de::Error::custom(too_many()));
+        }
+        v.push(x);
+    }
+    Ok(v)
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {

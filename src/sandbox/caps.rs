@@ -283,6 +283,21 @@ fn prctl(option: libc::c_int, arg2: libc::c_ulong, arg3: libc::c_ulong) -> Resul
     }
 }
 
+/// 1 when `cap` is in the ambient set, 0 when not.
+fn ambient_is_set(step: Step, cap: u8) -> Result<i32, CapError> {
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
+        cap.into(),
+    )
+    .map_err(|errno| CapError::Cap {
+        step,
+        what: "PR_CAP_AMBIENT_IS_SET",
+        cap: Cap(cap),
+        errno,
+    })
+}
+
 impl Caps {
     /// The plan for keeping `keep` (usually empty) on a kernel whose highest
     /// capability is `last_cap` (from [`read_last_cap`]). Pure; call it before
@@ -484,17 +499,7 @@ impl Caps {
                     cap: Cap(cap),
                     errno,
                 })?;
-            let ambient = prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
-                cap.into(),
-            )
-            .map_err(|errno| CapError::Cap {
-                step,
-                what: "PR_CAP_AMBIENT_IS_SET",
-                cap: Cap(cap),
-                errno,
-            })?;
+            let ambient = ambient_is_set(step, cap)?;
             if self.kept(cap) {
                 if ambient != 1 {
                     return Err(CapError::KeptNotAmbient {
@@ -531,17 +536,7 @@ impl Caps {
     pub(crate) fn verify_held(&self) -> Result<(), CapError> {
         let step = Step::Verify;
         for cap in 0..=self.last_cap {
-            let ambient = prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
-                cap.into(),
-            )
-            .map_err(|errno| CapError::Cap {
-                step,
-                what: "PR_CAP_AMBIENT_IS_SET",
-                cap: Cap(cap),
-                errno,
-            })?;
+            let ambient = ambient_is_set(step, cap)?;
             if !self.kept(cap) && ambient != 0 {
                 return Err(CapError::Left {
                     step,
