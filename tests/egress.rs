@@ -434,6 +434,32 @@ fn the_proxy_holds_no_privilege_and_dies_with_the_supervisor() {
     );
     // Control for the check above: the supervisor itself is root.
     assert!(status_field(supervisor, "Uid:").starts_with('0'));
+    // Its own program, beside confine's, with nothing of the supervisor's
+    // environment, and not dumpable: /proc/PID of a process that isn't is
+    // owned by root whatever its uid (the agent's uid can't read its
+    // memory).
+    let exe = std::fs::read_link(format!("/proc/{proxy}/exe")).unwrap();
+    assert_eq!(
+        exe,
+        std::path::Path::new(bin()).with_file_name("confine-egress")
+    );
+    assert_eq!(
+        std::fs::read(format!("/proc/{proxy}/environ")).unwrap(),
+        b""
+    );
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(format!("/proc/{proxy}/mem"))
+        .unwrap()
+        .uid();
+    assert_eq!(owner, 0, "the proxy is dumpable");
+    // Once it serves (stderr is the caller's until then).
+    for fd in 0..3 {
+        let null = || {
+            std::fs::read_link(format!("/proc/{proxy}/fd/{fd}")).ok()
+                == Some(std::path::PathBuf::from("/dev/null"))
+        };
+        assert!(poll(std::time::Duration::from_secs(10), null), "fd {fd}");
+    }
     // SIGKILL of the supervisor takes the proxy with it.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -445,6 +471,94 @@ fn the_proxy_holds_no_privilege_and_dies_with_the_supervisor() {
         ),
         "the proxy outlived its supervisor"
     );
+}
+
+#[test]
+fn the_proxys_program_must_be_confines_own() {
+    let test = "the_proxys_program_must_be_confines_own";
+    if !can_run(test) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new("egress-program");
+    let p = profile(&f, "program", "  allow: [example.com]\n");
+    // A copy of confine in a directory of its own, with the proxy's
+    // program beside it in the states under test.
+    let dir = f.root.join("bin");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let confine = dir.join("confine");
+    std::fs::copy(bin(), &confine).unwrap();
+    let program = dir.join("confine-egress");
+    let marker = f.ws.join("ran");
+    let run = || {
+        let _ = std::fs::remove_file(&marker);
+        // ETXTBSY while another test's fork still holds the copy's
+        // descriptor open for writing, until its exec: try again.
+        let out = (0..50)
+            .find_map(|_| {
+                match std::process::Command::new(&confine)
+                    .args(["run", "-p", &p, "-w"])
+                    .arg(&f.ws)
+                    .args(["--", "/bin/sh", "-c", "echo > ran"])
+                    .env("PATH", PATH)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        None
+                    }
+                    r => Some(r.unwrap()),
+                }
+            })
+            .expect("confine's copy stayed busy");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            marker.exists(),
+        )
+    };
+    // Missing.
+    let (code, err, ran) = run();
+    assert_eq!(code, Some(125), "{err}");
+    assert!(!ran);
+    assert!(
+        err.contains("confine-egress") && err.contains("No such file"),
+        "{err}"
+    );
+    // Writable by others: anyone could have replaced it.
+    std::fs::copy(
+        std::path::Path::new(bin()).with_file_name("confine-egress"),
+        &program,
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o757)).unwrap();
+    let (code, err, ran) = run();
+    assert_eq!(code, Some(125), "{err}");
+    assert!(!ran);
+    assert!(err.contains("writable by group or others"), "{err}");
+    // A symlink to the real one: not opened through.
+    std::fs::remove_file(&program).unwrap();
+    std::os::unix::fs::symlink(
+        std::path::Path::new(bin()).with_file_name("confine-egress"),
+        &program,
+    )
+    .unwrap();
+    let (code, err, ran) = run();
+    assert_eq!(code, Some(125), "{err}");
+    assert!(!ran);
+    // Control: the real program, root's and 0755, runs the command.
+    std::fs::remove_file(&program).unwrap();
+    std::fs::copy(
+        std::path::Path::new(bin()).with_file_name("confine-egress"),
+        &program,
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, err, ran) = run();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(ran);
 }
 
 fn state_of(pid: i32) -> Option<char> {

@@ -1,21 +1,26 @@
 //! The proxy's own confinement (DESIGN.md §3: it parses what the agent
-//! sends, so it must not hold the supervisor's privileges). Applied by
-//! [`confine_self`] in the forked child before [`super::serve`], with the
-//! same modules that confine the agent.
+//! sends, so it must not hold the supervisor's privileges), with the same
+//! modules that confine the agent. [`drop_privileges`] runs in the forked
+//! child before it executes the proxy's own program (`confine-egress`),
+//! [`lock_down`] in that program before it serves.
 //!
-//! Order, each step needing what a later one takes away:
+//! Order, each step needing what a later one takes away. Before execve:
 //! 1. PR_SET_PDEATHSIG(SIGKILL): the proxy dies with the supervisor.
-//! 2. rlimits: no core dumps, no file writes, a bounded number of fds.
-//! 3. As root: bounding set cleared, securebits locked, then the agent's
+//! 2. As root: bounding set cleared, securebits locked, then the agent's
 //!    uid and gid with no supplementary groups, then every capability set
-//!    cleared and verified. Unprivileged: the capability sets are cleared
-//!    (the bounding set can't be, and execve is killed below anyway).
-//! 4. Not dumpable (the uid change reset it), PDEATHSIG again (so did
-//!    the credential change) and a check that the parent is still the one
-//!    we started with.
-//! 5. PR_SET_NO_NEW_PRIVS, then Landlock handling every filesystem right
-//!    the kernel knows, TCP bind, and both scopes, granting nothing.
-//! 6. Seccomp, last: filter A allows [`ALLOW`] (what tokio's current-thread
+//!    cleared and verified (execve of a plain program gives none back).
+//!    Unprivileged: the capability sets are cleared (the bounding set
+//!    can't be, and execve is killed below anyway).
+//! 3. PR_SET_NO_NEW_PRIVS: nothing executed gains a privilege.
+//!
+//! In `confine-egress`, before it reads a byte from the sandbox:
+//! 4. PDEATHSIG again (the credential change reset it) and a check that
+//!    the parent is still the supervisor.
+//! 5. rlimits: no core dumps, no file writes, a bounded number of fds.
+//! 6. Not dumpable (execve made it dumpable again), then Landlock handling
+//!    every filesystem right the kernel knows, TCP bind, and both scopes,
+//!    granting nothing.
+//! 7. Seccomp, last: filter A allows [`ALLOW`] (what tokio's current-thread
 //!    runtime and the proxy call, found with strace; anything else fails
 //!    with ENOSYS), filter B kills the process on [`KILL`] (running
 //!    programs, creating processes, signalling others, the baseline
@@ -55,6 +60,8 @@ pub const ALLOW: &[&str] = &[
     "read",
     "write",
     "close",
+    // Once: /dev/null onto stderr when the proxy starts serving.
+    "dup3",
     "fcntl",
     "ioctl",
     "pipe2",
@@ -163,30 +170,20 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// The proxy's own confinement, applied in the forked child before
-/// [`super::serve`] (it may be root when confine runs as root): the agent's
-/// `uid`/`gid` with no supplementary groups when running as root (an
-/// unprivileged caller must pass its own ids), no capability left in any
-/// set, no_new_privs, not dumpable, PR_SET_PDEATHSIG(SIGKILL) and a check
-/// that the parent is still the same, rlimits (no core, no file writes,
-/// bounded open files), Landlock with nothing granted and the seccomp
-/// allowlist. Call it right after the fork: the parent it checks for is
-/// the one found on entry.
+/// The first half of the proxy's confinement, in the forked child before
+/// it executes the proxy's own program (it may be root when confine runs
+/// as root): PR_SET_PDEATHSIG(SIGKILL), then, as root, the bounding set
+/// cleared, securebits locked, the agent's `uid`/`gid` with no
+/// supplementary groups and every capability set cleared and verified (an
+/// unprivileged caller must pass its own ids; its sets are cleared), and
+/// PR_SET_NO_NEW_PRIVS: the program runs with no privilege to gain or
+/// keep.
 ///
 /// # Errors
 ///
-/// The step that failed and why; the caller must not serve then.
-pub fn confine_self(uid: u32, gid: u32) -> Result<(), String> {
-    // SAFETY: getppid has no arguments and can't fail.
-    let parent = unsafe { libc::getppid() };
+/// The step that failed and why; the caller must not go on then.
+pub fn drop_privileges(uid: u32, gid: u32) -> Result<(), String> {
     process::die_with_parent().map_err(io("PR_SET_PDEATHSIG"))?;
-    limits::apply(&limits::Rlimits {
-        open_files: Some(OPEN_FILES),
-        file_size: Some(0),
-        core_dumps: false,
-    })
-    .map_err(|e| format!("rlimits: {e}"))?;
-
     let last_cap = caps::read_last_cap().map_err(|e| format!("capabilities: {e}"))?;
     let caps = Caps::new(&[], last_cap).map_err(|e| format!("capabilities: {e}"))?;
     // SAFETY: geteuid/getuid/getgid have no arguments and can't fail.
@@ -216,13 +213,32 @@ pub fn confine_self(uid: u32, gid: u32) -> Result<(), String> {
         caps.verify_held()
             .map_err(|e| format!("capabilities: {e}"))?;
     }
+    process::no_new_privs().map_err(io("PR_SET_NO_NEW_PRIVS"))
+}
 
-    process::set_undumpable().map_err(io("PR_SET_DUMPABLE"))?;
+/// The second half, in the proxy's own program before it reads anything
+/// the agent sends: PR_SET_PDEATHSIG(SIGKILL) again (execve keeps it, but
+/// the credential change may have reset it) and a check that the parent
+/// is still `supervisor`, rlimits (no core, no file writes, bounded open
+/// files), not dumpable (execve made it dumpable again), no_new_privs,
+/// Landlock with nothing granted, and the seccomp allowlist.
+///
+/// # Errors
+///
+/// The step that failed and why; the caller must not serve then.
+pub fn lock_down(supervisor: libc::pid_t) -> Result<(), String> {
     process::die_with_parent().map_err(io("PR_SET_PDEATHSIG"))?;
-    // SAFETY: as above.
-    if unsafe { libc::getppid() } != parent {
+    // SAFETY: getppid has no arguments and can't fail.
+    if unsafe { libc::getppid() } != supervisor {
         return Err("the supervisor is gone".into());
     }
+    limits::apply(&limits::Rlimits {
+        open_files: Some(OPEN_FILES),
+        file_size: Some(0),
+        core_dumps: false,
+    })
+    .map_err(|e| format!("rlimits: {e}"))?;
+    process::set_undumpable().map_err(io("PR_SET_DUMPABLE"))?;
     process::no_new_privs().map_err(io("PR_SET_NO_NEW_PRIVS"))?;
     landlock_self()?;
 
@@ -230,6 +246,20 @@ pub fn confine_self(uid: u32, gid: u32) -> Result<(), String> {
     seccomp::install(&f.allowlist, false).map_err(io("seccomp allowlist"))?;
     seccomp::install(&f.denylist, false).map_err(io("seccomp denylist"))?;
     Ok(())
+}
+
+/// Both halves at once, for a proxy that runs in the process that forked
+/// it (the crate's own tests): the parent it checks for is the one found
+/// on entry.
+///
+/// # Errors
+///
+/// The step that failed and why; the caller must not serve then.
+pub fn confine_self(uid: u32, gid: u32) -> Result<(), String> {
+    // SAFETY: getppid has no arguments and can't fail.
+    let parent = unsafe { libc::getppid() };
+    drop_privileges(uid, gid)?;
+    lock_down(parent)
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-pub use confine::confine_self;
+pub use confine::{confine_self, drop_privileges, lock_down};
 pub use resolve::nameservers_from_resolv_conf;
 
 use budget::{Budgets, Exhausted};

@@ -340,6 +340,15 @@ impl EgressReceiver {
         self.0.as_raw_fd()
     }
 
+    /// The end the proxy's program was handed, by number.
+    ///
+    /// # Safety
+    /// `fd` is an open descriptor of this end that nothing else owns.
+    pub(crate) unsafe fn from_raw(fd: RawFd) -> EgressReceiver {
+        // SAFETY: the caller's promise.
+        EgressReceiver(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
     /// The listeners, once the init has sent them (blocks); empty when the
     /// init ended without sending them.
     ///

@@ -1,24 +1,42 @@
 //! The supervisor's side of the egress proxy (DESIGN.md §9): the proxy is
 //! forked before the sandbox exists (its runtime starts while the sandbox
-//! is set up, off the launch's critical path), confines itself, and waits
-//! for the listeners the init makes in the sandbox's network namespace,
-//! which reach it directly over the egress channel. The supervisor reads
-//! its events (one JSON line each) in the event loop: `connection` records
-//! for the audit log, and a budget that stops the sandbox.
+//! is set up, off the launch's critical path), drops its privileges,
+//! executes its own program, `confine-egress` beside `confine`, confines
+//! itself further and waits for the listeners the init makes in the
+//! sandbox's network namespace, which reach it directly over the egress
+//! channel. The supervisor reads its events (one JSON line each) in the
+//! event loop: `connection` records for the audit log, and a budget that
+//! stops the sandbox.
 //!
 //! The proxy parses what the agent sends, so it never holds the
 //! supervisor's privileges: when confine runs as root it becomes the
 //! agent's user (or nobody, when the agent is root), with no capability,
 //! no file it may open, a seccomp allowlist, and PDEATHSIG.
+//!
+//! It is a program of its own so that its crates (an async runtime, DNS
+//! wire format) are not in `confine`'s: every page of code the supervisor
+//! and the init map counts in their memory and launch time, whatever mode
+//! runs. The program is opened once, beside confine's own executable
+//! (Cargo builds and installs both), checked (a regular file in a
+//! directory, both owned by root or the caller and writable by nobody
+//! else) and executed through that descriptor. What it needs comes in a
+//! sealed memfd: the policy, the name servers, the supervisor's pid and
+//! the numbers of its descriptors.
 
+use std::ffi::{CString, OsString};
 use std::io;
+use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use super::channel::{self, EgressReceiver};
 use crate::egress;
 use crate::plan::egress::Egress;
 use crate::sandbox::listeners::Listeners;
-use crate::sandbox::process;
+use crate::sandbox::{fsfd, process};
 
 /// The longest event line read; longer ones are dropped whole.
 const MAX_LINE: usize = 4096;
@@ -26,6 +44,24 @@ const MAX_LINE: usize = 4096;
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The uid and gid the proxy runs as when the agent is root.
 const NOBODY: u32 = 65534;
+/// The proxy's program, in the directory of confine's own executable.
+pub(crate) const PROGRAM: &str = "confine-egress";
+/// The largest handover read; a policy is bounded far below it by the
+/// profile's list limits.
+const HANDOVER_MAX: u64 = 16 << 20;
+
+/// What the supervisor hands the proxy's program.
+#[derive(Serialize, Deserialize)]
+struct Handover {
+    /// The supervisor's pid: the parent the program must still have.
+    supervisor: libc::pid_t,
+    policy: Egress,
+    nameservers: Vec<std::net::SocketAddr>,
+    /// Descriptor numbers in the program.
+    listeners: RawFd,
+    events: RawFd,
+    shutdown: RawFd,
+}
 
 /// The running proxy, as the supervisor holds it.
 pub(crate) struct Proxy {
@@ -60,11 +96,28 @@ pub(crate) fn spawn(
     } else {
         (uid, gid)
     };
+    let program = open_program()?;
     let nameservers = crate::files::read_bounded(std::path::Path::new(RESOLV_CONF), 64 * 1024)
         .map(|b| egress::nameservers_from_resolv_conf(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
     let (events_r, events_w) = channel::pipe()?;
     let (shutdown_r, shutdown_w) = channel::pipe()?;
+    let handover = sealed_memfd(
+        &serde_json::to_vec(&Handover {
+            // SAFETY: getpid has no arguments and can't fail.
+            supervisor: unsafe { libc::getpid() },
+            policy: policy.clone(),
+            nameservers,
+            listeners: listeners.raw(),
+            events: events_w.as_raw_fd(),
+            shutdown: shutdown_r.as_raw_fd(),
+        })
+        .map_err(io::Error::other)?,
+    )?;
+    let argv = [
+        CString::new(PROGRAM).map_err(io::Error::other)?,
+        CString::new(handover.as_raw_fd().to_string()).map_err(io::Error::other)?,
+    ];
     // SAFETY: fork of the single-threaded supervisor; the child only runs
     // `child`, which never returns.
     let pid = unsafe { libc::fork() };
@@ -72,15 +125,17 @@ pub(crate) fn spawn(
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        drop(events_r);
-        drop(shutdown_w);
-        let ends = Ends {
-            listeners,
-            events: events_w,
-            shutdown: shutdown_r,
-        };
-        child(policy.clone(), ends, nameservers, uid, gid);
+        let keep = [
+            2,
+            listeners.raw(),
+            events_w.as_raw_fd(),
+            shutdown_r.as_raw_fd(),
+            handover.as_raw_fd(),
+            program.as_raw_fd(),
+        ];
+        child(&keep, &program, &argv, uid, gid);
     }
+    drop(handover);
     drop(listeners);
     drop(events_w);
     drop(shutdown_r);
@@ -103,37 +158,14 @@ pub(crate) fn spawn(
     })
 }
 
-/// The proxy process: confined, then serving; never returns. A failure
-/// before it serves is one line on stderr (the supervisor's, still
-/// inherited) and exit 125; the supervisor then ends the sandbox.
-/// The proxy's descriptors.
-struct Ends {
-    listeners: EgressReceiver,
-    events: OwnedFd,
-    shutdown: OwnedFd,
-}
-
-fn child(
-    policy: Egress,
-    ends: Ends,
-    nameservers: Vec<std::net::SocketAddr>,
-    uid: u32,
-    gid: u32,
-) -> ! {
-    let Ends {
-        listeners,
-        events,
-        shutdown,
-    } = ends;
-    let fail = |why: String| -> ! {
-        crate::say!("confine: egress proxy (setup): {why}");
-        // SAFETY: _exit ends the process.
-        unsafe { libc::_exit(125) }
-    };
+/// The forked child: only the descriptors in `keep`, its privileges
+/// dropped, then the proxy's program. A failure is one line on stderr (the
+/// supervisor's, still inherited) and exit 125; the supervisor then ends
+/// the sandbox.
+fn child(keep: &[RawFd], program: &OwnedFd, argv: &[CString; 2], uid: u32, gid: u32) -> ! {
     // Nothing of the supervisor's but these: not the audit log, not the
     // signalfd, not the caller's terminal (stderr only until it serves).
-    let keep = [2, listeners.raw(), events.as_raw_fd(), shutdown.as_raw_fd()];
-    if let Err(e) = process::close_all_except(&keep) {
+    if let Err(e) = process::close_all_except(keep) {
         fail(format!("closing descriptors: {e}"));
     }
     // The supervisor blocks its signals for its signalfd; the proxy takes
@@ -141,9 +173,188 @@ fn child(
     let none = super::signals::set_of(&[]);
     // SAFETY: an initialized empty set.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) };
-    if let Err(why) = egress::confine_self(uid, gid) {
+    if let Err(why) = egress::drop_privileges(uid, gid) {
         fail(format!("confining the egress proxy: {why}"));
     }
+    // Every kept descriptor but the program's reaches the program.
+    for &fd in keep
+        .iter()
+        .filter(|&&fd| fd > 2 && fd != program.as_raw_fd())
+    {
+        // SAFETY: fcntl with integer arguments on a descriptor we hold.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+            fail(format!(
+                "passing descriptor {fd}: {}",
+                io::Error::last_os_error()
+            ));
+        }
+    }
+    let args = [argv[0].as_ptr(), argv[1].as_ptr(), std::ptr::null()];
+    let env: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: execveat of the descriptor we opened, with NUL-terminated
+    // argument and (empty) environment arrays that outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            program.as_raw_fd(),
+            c"".as_ptr(),
+            args.as_ptr(),
+            env.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    fail(format!(
+        "executing {PROGRAM}: {}",
+        io::Error::last_os_error()
+    ))
+}
+
+/// A setup failure of the proxy, before it serves: one line on stderr and
+/// exit 125.
+fn fail(why: String) -> ! {
+    crate::say!("confine: egress proxy (setup): {why}");
+    // SAFETY: _exit ends the process.
+    unsafe { libc::_exit(125) }
+}
+
+/// Opens [`PROGRAM`] beside confine's own executable, once and without
+/// following a symlink, and checks that nobody but root or the caller could
+/// have put it there: a regular file, in a directory, both owned by root or
+/// the caller and not writable by group or others.
+fn open_program() -> io::Result<OwnedFd> {
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let named =
+        |e: io::Error, what: &Path| io::Error::new(e.kind(), format!("{}: {e}", what.display()));
+    let d = fsfd::open(None, dir).map_err(|e| named(e, dir))?;
+    let path = dir.join(PROGRAM);
+    let f = fsfd::open(Some(d.as_fd()), Path::new(PROGRAM)).map_err(|e| named(e, &path))?;
+    // SAFETY: getuid has no arguments and can't fail.
+    let me = unsafe { libc::getuid() };
+    for (fd, what, want_dir) in [(&d, dir, true), (&f, path.as_path(), false)] {
+        let st = fsfd::stat(fd.as_fd()).map_err(|e| named(e, what))?;
+        let kind = st.st_mode & libc::S_IFMT;
+        let why = if want_dir && kind != libc::S_IFDIR {
+            Some("not a directory")
+        } else if !want_dir && kind != libc::S_IFREG {
+            Some("not a regular file")
+        } else if st.st_uid != 0 && st.st_uid != me {
+            Some("owned by another user")
+        } else if st.st_mode & 0o022 != 0 {
+            Some("writable by group or others")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{}: {why}, so it can't be trusted to be confine's egress proxy",
+                    what.display()
+                ),
+            ));
+        }
+    }
+    Ok(f)
+}
+
+/// A memfd holding `bytes`, sealed against any change, offset 0.
+fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+    let create = |flags| {
+        // SAFETY: memfd_create with a NUL-terminated name and flags.
+        let fd = unsafe { libc::memfd_create(c"confine-egress-handover".as_ptr(), flags) };
+        if fd < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(fd)
+        }
+    };
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // Not executable, where the kernel knows the flag (6.3): with
+    // `vm.memfd_noexec = 2` a memfd without it is refused.
+    let fd = match create(flags | libc::MFD_NOEXEC_SEAL) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => create(flags)?,
+        r => r?,
+    };
+    // SAFETY: a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut file, bytes)?;
+    // The program reads it from the start (the offset is shared).
+    std::io::Seek::rewind(&mut file)?;
+    // SAFETY: fcntl with integer arguments on our memfd.
+    let sealed = unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE,
+        )
+    };
+    if sealed != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(OwnedFd::from(file))
+}
+
+/// `confine-egress`'s body: `args` are its argv (its name, then the
+/// handover memfd's number). Never returns: serves until the sandbox
+/// ends, or exits 125 (a setup failure, on stderr) or 2 (not started by
+/// confine).
+pub fn program_main(args: &[OsString]) -> ! {
+    let fd = match args {
+        [_, n] => n.to_str().and_then(|n| n.parse::<RawFd>().ok()),
+        _ => None,
+    }
+    // SAFETY: fcntl(F_GETFD) only asks whether the descriptor is open.
+    .filter(|&fd| fd > 2 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    let Some(fd) = fd else {
+        crate::say!(
+            "{PROGRAM}: this is confine's egress proxy: `confine run` starts it, with what it needs"
+        );
+        // SAFETY: _exit ends the process.
+        unsafe { libc::_exit(2) }
+    };
+    // Nothing the proxy accepts may become fd 0, 1 or 2 (a stray message
+    // would reach an agent's connection): /dev/null holds them.
+    // (/dev/null itself lands on 0 when 0 is closed, and then stays.)
+    let null = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(f) => std::os::fd::IntoRawFd::into_raw_fd(f),
+        Err(e) => fail(format!("/dev/null: {e}")),
+    };
+    for target in [0, 1].into_iter().filter(|&t| t != null) {
+        // SAFETY: dup2 onto a standard descriptor number, ours.
+        unsafe { libc::dup2(null, target) };
+    }
+    // SAFETY: the descriptor is open (checked above) and was handed to
+    // this process for it alone.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut bytes = Vec::new();
+    let h: Handover = match (&file)
+        .take(HANDOVER_MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(h) => h,
+        Err(e) => fail(format!("reading the handover: {e}")),
+    };
+    drop(file);
+    if let Err(why) = egress::lock_down(h.supervisor) {
+        fail(format!("confining the egress proxy: {why}"));
+    }
+    // SAFETY: the supervisor handed these descriptors to this process,
+    // open and for it alone (the handover names them).
+    let (listeners, events, shutdown) = unsafe {
+        (
+            EgressReceiver::from_raw(h.listeners),
+            OwnedFd::from_raw_fd(h.events),
+            OwnedFd::from_raw_fd(h.shutdown),
+        )
+    };
     let fds = match listeners.receive() {
         Ok(fds) if !fds.is_empty() => fds,
         // The init ended before it made them: nothing to serve.
@@ -154,15 +365,22 @@ fn child(
     let Some(l) = Listeners::from_fds(fds) else {
         fail("the listeners that arrived aren't the sandbox's".into())
     };
-    // SAFETY: close with an integer argument: stderr is no longer needed.
-    unsafe { libc::close(2) };
+    // stderr is no longer needed.
+    // SAFETY: dup3 onto our own stderr (dup2 isn't in the allowlist), and
+    // close of our own spare descriptor.
+    unsafe {
+        libc::dup3(null, 2, 0);
+        if null > 2 {
+            libc::close(null);
+        }
+    }
     egress::serve(egress::Setup {
-        policy,
+        policy: h.policy,
         http: l.http,
         dns_udp: l.dns_udp,
         dns_tcp: l.dns_tcp,
         transparent: l.transparent,
-        nameservers,
+        nameservers: h.nameservers,
         events,
         shutdown: Some(shutdown),
     })

@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod channel;
 mod egress;
+pub use egress::program_main as egress_program_main;
 pub mod init;
 pub mod signals;
 pub mod supervisor;
