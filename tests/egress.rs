@@ -672,8 +672,9 @@ fn git_and_python_reach_an_allowed_host_through_the_proxy() {
         "--directory",
         site.to_str().unwrap(),
     ]);
-    // git's own protocol on its own port: no proxy variable applies, so
-    // it goes by the stub's address to the listener on 9418.
+    // git's own protocol on port 22, as a forge's ssh is (`github.com:22`):
+    // no proxy variable applies, so it goes by the stub's address to the
+    // listener on 22.
     net.spawn_upstream(&[
         "git",
         "daemon",
@@ -681,11 +682,11 @@ fn git_and_python_reach_an_allowed_host_through_the_proxy() {
         "--export-all",
         &format!("--base-path={}", site.display()),
         &format!("--listen={FILES}"),
-        "--port=9418",
+        "--port=22",
     ]);
     let up = |cmd: &[&str]| net.exec(cmd).output().is_ok_and(|o| o.status.success());
     let file = format!("http://{FILES}/hello.txt");
-    let repo = format!("git://{FILES}/repo.git");
+    let repo = format!("git://{FILES}:22/repo.git");
     assert!(
         poll(std::time::Duration::from_secs(10), || up(&[
             "curl",
@@ -703,14 +704,14 @@ fn git_and_python_reach_an_allowed_host_through_the_proxy() {
     let p = profile(
         &f,
         "git",
-        "  allow: [\"git.example:80\", \"git.example:9418\"]\n",
+        "  allow: [\"git.example:80\", \"git.example:22\"]\n",
     );
     let o = run(
         &net,
         &f,
         &p,
         "git clone -q http://git.example/repo.git cloned && cat cloned/README && \
-         git ls-remote git://git.example/repo.git | grep -c refs/heads/main && \
+         git ls-remote git://git.example:22/repo.git | grep -c refs/heads/main && \
          python3 -c \"import urllib.request as u; print(u.urlopen('http://git.example/hello.txt', timeout=10).read().decode(), end='')\" && \
          python3 -c \"import urllib.request as u; u.urlopen('http://other.example/', timeout=10)\" 2>/dev/null; echo other=$?",
     );
