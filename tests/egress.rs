@@ -422,6 +422,17 @@ fn the_proxy_holds_no_privilege_and_dies_with_the_supervisor() {
         proxy_of(supervisor).filter(|_| !processes_with_arg(&token).is_empty())
     })
     .expect("the proxy process");
+    // Once it serves: the forked child drops its privileges, executes
+    // confine-egress, confines itself and only then takes the listeners
+    // (stderr is the caller's until then, /dev/null after).
+    let serving = || {
+        std::fs::read_link(format!("/proc/{proxy}/fd/2")).ok()
+            == Some(std::path::PathBuf::from("/dev/null"))
+    };
+    assert!(
+        poll(std::time::Duration::from_secs(10), serving),
+        "the proxy never served"
+    );
     for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
         assert_eq!(status_field(proxy, cap), "0000000000000000", "{cap}");
     }
@@ -452,13 +463,9 @@ fn the_proxy_holds_no_privilege_and_dies_with_the_supervisor() {
         .unwrap()
         .uid();
     assert_eq!(owner, 0, "the proxy is dumpable");
-    // Once it serves (stderr is the caller's until then).
     for fd in 0..3 {
-        let null = || {
-            std::fs::read_link(format!("/proc/{proxy}/fd/{fd}")).ok()
-                == Some(std::path::PathBuf::from("/dev/null"))
-        };
-        assert!(poll(std::time::Duration::from_secs(10), null), "fd {fd}");
+        let to = std::fs::read_link(format!("/proc/{proxy}/fd/{fd}")).unwrap();
+        assert_eq!(to, std::path::Path::new("/dev/null"), "fd {fd}");
     }
     // SIGKILL of the supervisor takes the proxy with it.
     child.kill().unwrap();

@@ -3,6 +3,12 @@
 //! the bytes move from socket to socket inside the kernel, with tokio's
 //! readiness on both sockets; a buffered copy when a pipe can't be had.
 //!
+//! A direction reads into its pipe while the pipe has room and writes out
+//! of it while the other socket takes bytes, in one loop, so neither side
+//! waits for the other to finish a round: the pipe stays full on a fast
+//! path. It waits only when nothing moved: for bytes when the pipe is
+//! empty, for room when it isn't.
+//!
 //! Every read is first bounded by the byte budget of its direction and
 //! counted right after, with no await in between, so concurrent relays
 //! never move more than a budget allows; a relay whose budget is used up
@@ -198,44 +204,82 @@ async fn splice_loop(
     pipe: &Pipe,
 ) -> Result<(), Spliced> {
     let end = |e| Spliced::End(End::Error(e));
+    let mut in_pipe = 0usize;
+    let mut eof = false;
     let mut first = true;
+    let mut turns = 0u32;
     loop {
-        // Fill the pipe, only when it is empty: then EAGAIN can only mean
-        // the socket has nothing, which is what `try_io` takes it for.
-        let n = loop {
-            src.readable().await.map_err(end)?;
-            let allowed = meter
-                .allowance(dir)
-                .map_err(|e| Spliced::End(End::Budget(e)))?;
-            let len = allowed.min(pipe.size as u64) as usize;
-            match src.try_io(Interest::READABLE, || {
-                splice(src.as_raw_fd(), pipe.w.as_raw_fd(), len)
-            }) {
-                Ok(n) => break n,
-                Err(e) if is_would_block(&e) => {}
-                Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
-                    return Err(Spliced::Unsupported)
+        let mut moved = false;
+        let mut write_blocked = false;
+        if !eof && in_pipe < pipe.size {
+            let allowed = match meter.allowance(dir) {
+                Ok(n) => n,
+                Err(e) if in_pipe == 0 => return Err(Spliced::End(End::Budget(e))),
+                Err(_) => 0,
+            };
+            let len = allowed.min((pipe.size - in_pipe) as u64) as usize;
+            if len > 0 {
+                let r = if in_pipe == 0 {
+                    // An empty pipe: EAGAIN can only mean the socket has
+                    // nothing, which is what `try_io` takes it for.
+                    src.try_io(Interest::READABLE, || {
+                        splice(src.as_raw_fd(), pipe.w.as_raw_fd(), len)
+                    })
+                } else {
+                    // EAGAIN may mean a full pipe: the socket's readiness
+                    // is left as it is.
+                    splice(src.as_raw_fd(), pipe.w.as_raw_fd(), len)
+                };
+                match r {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        meter.count(dir, n);
+                        in_pipe += n;
+                        moved = true;
+                    }
+                    Err(e) if is_would_block(&e) => {}
+                    Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {
+                        return Err(Spliced::Unsupported)
+                    }
+                    Err(e) => return Err(end(e)),
                 }
+                first = false;
+            }
+        }
+        if in_pipe > 0 {
+            match dst.try_io(Interest::WRITABLE, || {
+                splice(pipe.r.as_raw_fd(), dst.as_raw_fd(), in_pipe)
+            }) {
+                Ok(0) => return Err(end(io::ErrorKind::WriteZero.into())),
+                Ok(k) => {
+                    in_pipe -= k;
+                    moved = true;
+                }
+                Err(e) if is_would_block(&e) => write_blocked = true,
                 Err(e) => return Err(end(e)),
             }
-        };
-        first = false;
-        if n == 0 {
+        }
+        if eof && in_pipe == 0 {
             shutdown_write(dst);
             return Ok(());
         }
-        meter.count(dir, n);
-        let mut pending = n;
-        while pending > 0 {
-            dst.writable().await.map_err(end)?;
-            match dst.try_io(Interest::WRITABLE, || {
-                splice(pipe.r.as_raw_fd(), dst.as_raw_fd(), pending)
-            }) {
-                Ok(0) => return Err(end(io::ErrorKind::WriteZero.into())),
-                Ok(k) => pending -= k,
-                Err(e) if is_would_block(&e) => {}
-                Err(e) => return Err(end(e)),
+        if moved {
+            // Other connections get their turn now and then.
+            turns += 1;
+            if turns % 64 == 0 {
+                tokio::task::yield_now().await;
             }
+            continue;
+        }
+        // Nothing moved. An empty pipe waits for the socket to have bytes
+        // (its readiness was cleared by the EAGAIN); a pipe with bytes
+        // waits for room on the other socket (cleared likewise), also
+        // when the read was refused only because the pipe was full.
+        if in_pipe == 0 {
+            src.readable().await.map_err(end)?;
+        } else {
+            debug_assert!(write_blocked);
+            dst.writable().await.map_err(end)?;
         }
     }
 }
