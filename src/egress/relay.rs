@@ -266,7 +266,7 @@ async fn splice_loop(
         if moved {
             // Other connections get their turn now and then.
             turns += 1;
-            if turns % 64 == 0 {
+            if turns.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
             continue;
