@@ -1,4 +1,4 @@
-//! Links the `confine` binary as a static PIE, when the toolchain can; and
+//! Links the `confine` and `confine-egress` binaries as static PIEs, when the toolchain can; and
 //! re-encodes the built-in profiles as JSON (`builtin_profiles_as_json`, at
 //! the end, says why).
 //!
@@ -44,13 +44,18 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     match static_dir(&out.join("static-libs")) {
+        // Both programs: the egress proxy too starts on the launch path
+        // (in parallel) and resolves names itself, never through NSS.
         Ok(dir) => {
-            println!("cargo:rustc-link-arg-bin=confine=-static-pie");
-            println!("cargo:rustc-link-arg-bin=confine=-L{}", dir.display());
-            // Once more, as one group: linkers that read archives in order
-            // (GNU ld) find there what libc.a itself needs from libgcc.
-            for arg in ["-Wl,--start-group", "-lc", "-lgcc_s", "-Wl,--end-group"] {
-                println!("cargo:rustc-link-arg-bin=confine={arg}");
+            for bin in ["confine", "confine-egress"] {
+                println!("cargo:rustc-link-arg-bin={bin}=-static-pie");
+                println!("cargo:rustc-link-arg-bin={bin}=-L{}", dir.display());
+                // Once more, as one group: linkers that read archives in
+                // order (GNU ld) find there what libc.a itself needs from
+                // libgcc.
+                for arg in ["-Wl,--start-group", "-lc", "-lgcc_s", "-Wl,--end-group"] {
+                    println!("cargo:rustc-link-arg-bin={bin}={arg}");
+                }
             }
         }
         Err(why) => println!(
