@@ -366,7 +366,7 @@ fn host_environment_does_not_leak() {
         assert!(!env.contains_key(k), "{k} leaked\n{}", show(&o));
     }
     assert!(!stdout(&o).contains("hunter2"), "{}", show(&o));
-    let allowed = ["PATH", "LANG", "LC_ALL", "TERM", "TZ", "HOME"];
+    let allowed = ["PATH", "LANG", "LC_ALL", "TERM", "TZ", "COLORTERM", "HOME"];
     for k in env.keys() {
         assert!(
             allowed.contains(&k.as_str()),
@@ -447,6 +447,110 @@ fn env_keep_and_set_are_exact() {
         "{}",
         show(&o)
     );
+}
+
+#[test]
+fn env_keep_globs_keep_a_prefix_and_nothing_else() {
+    if !can_run("env_keep_globs_keep_a_prefix_and_nothing_else") {
+        return;
+    }
+    let f = Fixture::new("cred-envglob");
+    let p = f.profile(
+        "envglob",
+        "version: 1\nname: envglob\n\
+         filesystem:\n  read: [/usr, /etc, /bin?, /lib?, /lib64?, \"{workspace}\"]\n  \
+         exec: [/usr, /bin?, /lib?, /lib64?]\n  tmp: false\n\
+         env:\n  keep: [PATH, \"ANTHROPIC_*\"]\n",
+    );
+    let mut c = f.command(p.to_str().unwrap(), &["/usr/bin/env"]);
+    c.env("ANTHROPIC_MODEL", "m")
+        .env("ANTHROPIC_", "e")
+        .env("ANTHROPIC", "bare")
+        .env("XANTHROPIC_Y", "x")
+        .env("anthropic_lower", "l")
+        .env("SECRET_TOKEN", "hunter2");
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        format!("ANTHROPIC_=e\nANTHROPIC_MODEL=m\nPATH={PATH}\n"),
+        "{}",
+        show(&o)
+    );
+
+    // The default keeps COLORTERM (true colour) next to TERM.
+    let mut c = f.command("default", &["/usr/bin/env"]);
+    c.env("COLORTERM", "truecolor")
+        .env("TERM", "xterm-256color");
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(|l| l == "COLORTERM=truecolor"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        out.lines().any(|l| l == "TERM=xterm-256color"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn env_keep_bad_globs_are_refused_and_dropped_basics_warned() {
+    let f = Fixture::new("cred-envcheck");
+    let check = |name: &str, keep: &str| {
+        let p = f.profile(
+            name,
+            &format!("version: 1\nextends: default\nenv:\n  keep: {keep}\n"),
+        );
+        Command::new(bin())
+            .arg("check")
+            .arg(&p)
+            .env("PATH", PATH)
+            .output()
+            .unwrap()
+    };
+    for (name, keep, why) in [
+        ("star", "[\"*\"]", "whole environment"),
+        ("inner", "[\"A*B\"]", "one `*` at the end"),
+        ("lead", "[\"*_KEY\"]", "one `*` at the end"),
+        ("two", "[\"A**\"]", "one `*` at the end"),
+    ] {
+        let o = check(name, keep);
+        assert_status(&o, 125);
+        assert!(stderr(&o).contains("env.keep[0]"), "{name}: {}", show(&o));
+        assert!(stderr(&o).contains(why), "{name}: {}", show(&o));
+    }
+    // A plain list replaces the inherited one: dropping PATH, TERM and LANG
+    // is worth a warning that says which and how to add instead.
+    let o = check("plain", "[\"ANTHROPIC_*\"]");
+    assert_status(&o, 0);
+    assert!(
+        stderr(&o).contains("warning: env.keep") && stderr(&o).contains("drops PATH, TERM, LANG"),
+        "{}",
+        show(&o)
+    );
+    assert!(stderr(&o).contains("{add: [...]}"), "{}", show(&o));
+    // Controls: adding, or a plain list that lists them, warns about nothing.
+    for (name, keep) in [
+        ("add", "{add: [\"ANTHROPIC_*\"]}"),
+        ("full", "[PATH, TERM, LANG, \"ANTHROPIC_*\"]"),
+        ("remove", "{remove: [PATH]}"),
+    ] {
+        let o = check(name, keep);
+        assert_status(&o, 0);
+        assert!(
+            !stderr(&o).contains("warning: env.keep"),
+            "{name}: {}",
+            show(&o)
+        );
+    }
+    // A glob that covers a variable that loads code is warned about too.
+    let o = check("ld", "{add: [\"LD_*\"]}");
+    assert_status(&o, 0);
+    assert!(stderr(&o).contains("keeping LD_*"), "{}", show(&o));
 }
 
 #[test]

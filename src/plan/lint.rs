@@ -69,6 +69,24 @@ pub(super) fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
             ));
         }
     }
+    if let Some((at, before)) = &p.env.keep_replaced {
+        let dropped: Vec<&str> = ["PATH", "TERM", "LANG"]
+            .into_iter()
+            .filter(|v| before.iter().any(|k| k.matches(v.as_bytes())))
+            .filter(|v| !p.env.keeps(v) && !p.env.set.contains_key(*v))
+            .collect();
+        if !dropped.is_empty() {
+            warnings.push(Warning::at(
+                at,
+                "env.keep",
+                format!(
+                    "this list replaces the inherited one and drops {}, which it kept: write \
+                     `keep: {{add: [...]}}` to add to it, or list them too",
+                    dropped.join(", ")
+                ),
+            ));
+        }
+    }
     for (i, c) in p.capabilities.iter().enumerate() {
         warnings.push(Warning::at(
             c,

@@ -231,8 +231,21 @@ pub struct Syscalls {
 
 #[derive(Clone, Debug)]
 pub struct Env {
-    pub keep: Vec<Sourced<EnvKey>>,
+    pub keep: Vec<Sourced<EnvPattern>>,
     pub set: BTreeMap<String, String>,
+    /// The last layer that replaced `keep` with a plain list, and what the
+    /// list it replaced kept: `check` warns when that drops PATH, TERM or
+    /// LANG (a list is easy to write as a replacement when an addition was
+    /// meant).
+    pub keep_replaced: Option<(Sourced<()>, Vec<EnvPattern>)>,
+}
+
+impl Env {
+    /// Whether the variable `name` reaches the agent from the caller's
+    /// environment.
+    pub fn keeps(&self, name: &str) -> bool {
+        self.keep.iter().any(|k| k.value.matches(name.as_bytes()))
+    }
 }
 
 /// Limits merge field by field; a layer's own are the same shape.
@@ -262,7 +275,7 @@ pub struct Profile {
 
 /// The environment kept when no profile says otherwise: enough for programs
 /// to find their tools and speak the user's language, nothing secret.
-pub(crate) const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ"];
+pub(crate) const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM", "TZ", "COLORTERM"];
 
 /// `/tmp`'s size when a profile doesn't say.
 pub(crate) const DEFAULT_TMP_SIZE: u64 = 256 << 20;
@@ -305,9 +318,10 @@ impl Profile {
             env: Env {
                 keep: DEFAULT_ENV_KEEP
                     .iter()
-                    .map(|k| Sourced::default_value(EnvKey(k.to_string())))
+                    .map(|k| Sourced::default_value(EnvPattern(k.to_string())))
                     .collect(),
                 set: BTreeMap::new(),
+                keep_replaced: None,
             },
             limits: Limits::default(),
             audit_log: None,
@@ -886,6 +900,19 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
         p.user = sourced(s, "user", u);
     }
     if let Some(e) = raw.env {
+        match &e.keep {
+            Some(ListSpec::Replace(_)) => {
+                let before = p.env.keep.iter().map(|k| k.value.clone()).collect();
+                p.env.keep_replaced = Some((sourced(s, "env.keep", ()), before));
+            }
+            // What a layer removes by name it meant to drop.
+            Some(ListSpec::Edit { remove, .. }) => {
+                if let Some((_, before)) = &mut p.env.keep_replaced {
+                    before.retain(|b| !remove.contains(b));
+                }
+            }
+            None => {}
+        }
         merge_list(&mut p.env.keep, e.keep, s, "env.keep");
         if let Some(set) = e.set {
             for (k, v) in set {

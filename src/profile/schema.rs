@@ -99,7 +99,7 @@ pub(crate) struct RawSyscalls {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawEnv {
-    pub keep: Option<ListSpec<EnvKey>>,
+    pub keep: Option<ListSpec<EnvPattern>>,
     pub set: Option<BTreeMap<EnvKey, String>>,
 }
 

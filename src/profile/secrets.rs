@@ -690,9 +690,14 @@ pub(crate) fn check(p: &Profile) -> Result<(), ProfileError> {
             }
         }
         if let SecretSource::Env(name) = &v.from {
-            if let Some(k) = p.env.keep.iter().find(|k| k.value.0 == *name) {
+            if let Some(k) = p.env.keep.iter().find(|k| k.value.matches(name.as_bytes())) {
+                let how = if k.value.is_glob() {
+                    format!("narrow `{}` so it doesn't match", k.value)
+                } else {
+                    "remove it from env.keep".to_string()
+                };
                 return Err(at(s, "from", format!(
-                    "env.keep passes `{name}` to the agent ({}), so the agent would hold this secret: remove it from env.keep",
+                    "env.keep passes `{name}` to the agent ({}), so the agent would hold this secret: {how}",
                     Warning::at(k, "env.keep", "").at
                 )));
             }

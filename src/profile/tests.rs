@@ -69,7 +69,7 @@ fn paths(list: &[Sourced<PathSpec>]) -> Vec<String> {
     list.iter().map(|p| p.value.to_string()).collect()
 }
 
-fn keys(list: &[Sourced<EnvKey>]) -> Vec<String> {
+fn keys(list: &[Sourced<EnvPattern>]) -> Vec<String> {
     list.iter().map(|k| k.value.0.clone()).collect()
 }
 

@@ -435,6 +435,64 @@ impl FromStr for EnvKey {
 }
 deserialize_from_str!(EnvKey, "an environment variable name");
 
+/// An `env.keep` entry: a variable name, or a prefix glob (`ANTHROPIC_*`).
+/// The only wildcard is one trailing `*`, after at least one character: a
+/// prefix is easy to read and review, while `*` alone (or `*_KEY`) would keep
+/// variables nobody looked at, secrets included.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct EnvPattern(pub String);
+
+impl EnvPattern {
+    /// The fixed part: the whole name, or what comes before the `*`.
+    pub fn prefix(&self) -> &str {
+        self.0.strip_suffix('*').unwrap_or(&self.0)
+    }
+
+    /// Whether this is a glob rather than one name.
+    pub fn is_glob(&self) -> bool {
+        self.0.ends_with('*')
+    }
+
+    /// Whether the variable `name` is kept by this entry (case matters).
+    pub fn matches(&self, name: &[u8]) -> bool {
+        if self.is_glob() {
+            name.starts_with(self.prefix().as_bytes())
+        } else {
+            name == self.0.as_bytes()
+        }
+    }
+}
+
+impl FromStr for EnvPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let key: EnvKey = s.parse()?;
+        let star = key.0.find('*');
+        if star.is_some_and(|i| i + 1 != key.0.len()) {
+            return Err(format!(
+                "bad environment variable pattern `{s}`: the only wildcard is one `*` at the end (`ANTHROPIC_*`)"
+            ));
+        }
+        if key.0 == "*" {
+            return Err(
+                "`*` would keep the caller's whole environment, secrets included: name the variables, or a prefix such as `ANTHROPIC_*`"
+                    .into(),
+            );
+        }
+        Ok(EnvPattern(key.0))
+    }
+}
+deserialize_from_str!(
+    EnvPattern,
+    "an environment variable name or a prefix glob such as `ANTHROPIC_*`"
+);
+
+impl fmt::Display for EnvPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// CPU quota in cores, e.g. 1.5.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Cores(pub f64);

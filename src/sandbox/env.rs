@@ -44,7 +44,8 @@ pub(crate) fn check_key(key: &str) -> Result<(), EnvError> {
     })
 }
 
-/// The agent's environment: each key of `keep` that is present in `host`, with
+/// The agent's environment: each variable of `host` that `keep` names (an
+/// entry ending in `*` keeps every name that starts with what precedes it), with
 /// the host's value byte for byte (non-UTF-8 included), then every pair of
 /// `set`, replacing a kept value of the same key. Nothing else. Sorted by key
 /// (bytewise), one `KEY=VALUE` string each. Where a key appears twice in `host`
@@ -100,7 +101,7 @@ where
     I: IntoIterator<Item = (OsString, OsString)>,
 {
     for key in keep {
-        check_key(key)?;
+        check_key(key.strip_suffix('*').unwrap_or(key))?;
     }
     for (key, value) in set {
         check_key(key)?;
@@ -112,7 +113,7 @@ where
     let mut env: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for (key, value) in host {
         let key = key.into_vec();
-        if keep.iter().any(|k| k.as_bytes() == key.as_slice()) {
+        if keep.iter().any(|k| kept(k, &key)) {
             env.insert(key, value.into_vec());
         }
     }
@@ -134,6 +135,14 @@ where
         out.push(CString::new(entry).expect("no NUL: keys and values checked"));
     }
     Ok(out)
+}
+
+/// Whether the `keep` entry `k` keeps the variable `key`.
+fn kept(k: &str, key: &[u8]) -> bool {
+    match k.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix.as_bytes()),
+        None => k.as_bytes() == key,
+    }
 }
 
 /// The names of the variables in `env` (the part before the first `=`), for
@@ -190,6 +199,17 @@ const RISKY: [(&str, &str); 13] = [
 /// agent's programs load or run code chosen by whoever sets the value. `GIT_*`
 /// counts as a whole (`GIT_SSH_COMMAND`, `GIT_CONFIG_*`, `GIT_EXEC_PATH`, ...).
 pub(crate) fn risk(key: &str) -> Option<&'static str> {
+    if let Some(prefix) = key.strip_suffix('*') {
+        // A glob is as risky as the riskiest variable it can match.
+        return RISKY
+            .iter()
+            .find(|(k, _)| k.starts_with(prefix))
+            .map(|(_, why)| *why)
+            .or_else(|| {
+                ("GIT_".starts_with(prefix) || prefix.starts_with("GIT_"))
+                    .then_some("git variables can change what git runs and which config it reads")
+            });
+    }
     if let Some((_, why)) = RISKY.iter().find(|(k, _)| *k == key) {
         return Some(why);
     }
@@ -287,6 +307,28 @@ mod tests {
     }
 
     #[test]
+    fn trailing_star_keeps_a_prefix() {
+        let env = build(
+            &s(&["ANTHROPIC_*", "PATH"]),
+            &[],
+            host(&[
+                (b"ANTHROPIC_MODEL", b"m"),
+                (b"ANTHROPIC_", b"e"),
+                (b"ANTHROPIC", b"no"),
+                (b"anthropic_x", b"no"),
+                (b"PATHS", b"no"),
+                (b"PATH", b"/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(keys(&env), ["ANTHROPIC_", "ANTHROPIC_MODEL", "PATH"]);
+        assert!(matches!(
+            build(&s(&["*"]), &[], host(&[])),
+            Err(EnvError::BadKey { .. })
+        ));
+    }
+
+    #[test]
     fn bad_keys_and_values() {
         assert_eq!(
             build(&s(&["A=B"]), &[], host(&[])).unwrap_err(),
@@ -334,6 +376,11 @@ mod tests {
         assert!(risk("PATH").is_none());
         assert!(risk("GITHUB_TOKEN").is_none());
         assert!(risk("ld_preload").is_none());
+        assert!(risk("LD_*").is_some());
+        assert!(risk("PY*").is_some());
+        assert!(risk("G*").is_some());
+        assert!(risk("GIT_AUTHOR_*").is_some());
+        assert!(risk("ANTHROPIC_*").is_none());
         for k in [
             "JAVA_TOOL_OPTIONS",
             "PYTHONHOME",
