@@ -187,6 +187,10 @@ fn prepare_host(plan: &Plan, id: &str) -> Result<Host, LaunchError> {
             ));
         }
     }
+    if let Some(h) = plan.home.as_ref().filter(|h| h.created_at_launch) {
+        crate::sandbox::home::prepare(&h.path, plan.user.uid, plan.user.gid)
+            .map_err(|e| setup("home", "home: private", e))?;
+    }
     let m = &plan.filesystem.mounts;
     let lease = placeholders::acquire(
         ws.as_fd(),

@@ -66,11 +66,25 @@ struct ProtectSeen {
 
 /// The filesystem part of the plan: the profile's grants and confine's
 /// own, each with its Landlock rights for `abi`, and the mount view.
-pub(super) fn plan(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError> {
+pub(super) fn plan(
+    p: &Profile,
+    ws: &Path,
+    abi: u32,
+    home: Option<&super::home::HomePlan>,
+) -> Result<FsPlan, PlanError> {
     let mut by_path: BTreeMap<PathBuf, (PathBuf, Grant, bool)> = profile_grants(p, Some(ws))?
         .into_iter()
         .map(|(real, (written, g))| (real, (written, g, false)))
         .collect();
+    // A home of its own is written to like the workspace (a private one
+    // may not exist until the launch creates it).
+    let home_dir = home.filter(|h| h.granted()).map(|h| h.path.clone());
+    if let Some(h) = &home_dir {
+        by_path
+            .entry(h.clone())
+            .or_insert((h.clone(), Grant::NONE, false))
+            .1 |= Grant::WRITE;
+    }
     let tmp = p.filesystem.tmp.as_ref().map(|t| TmpPlan {
         size_bytes: t.size.map(|s| s.0).unwrap_or(profile::DEFAULT_TMP_SIZE),
         exec: t.exec.unwrap_or(false),
@@ -153,7 +167,7 @@ pub(super) fn plan(p: &Profile, ws: &Path, abi: u32) -> Result<FsPlan, PlanError
                     Some("/proc" | "/tmp" | "/dev/pts" | "/dev/shm")
                 )
             } else {
-                kind.is_some_and(|t| t.is_dir())
+                kind.is_some_and(|t| t.is_dir()) || home_dir.as_ref() == Some(&path)
             };
             let access = if is_dir {
                 access
@@ -368,7 +382,7 @@ fn untrusted(dir: &Path) -> Option<(u32, u32)> {
 /// optional (`None` then), symlinks resolved. A symlink at or beneath the
 /// workspace is refused: whoever controls the workspace (the agent, a cloned
 /// repository) controls where it points.
-fn resolve_path(
+pub(super) fn resolve_path(
     item: &Sourced<PathSpec>,
     workspace: Option<&Path>,
     key: &str,

@@ -19,6 +19,7 @@
 
 pub mod egress;
 mod fs;
+pub mod home;
 mod landlock;
 mod lint;
 mod net;
@@ -135,6 +136,10 @@ pub struct Plan {
     pub memfd: memfd::Policy,
     pub capabilities: Vec<String>,
     pub user: UserPlan,
+    /// What HOME is, when the profile says (`home:`).
+    pub home: Option<home::HomePlan>,
+    /// `env.set.HOME` is written: the variable says that, not `home`.
+    pub home_overridden: bool,
     /// Keys of the agent's environment; values are not shown.
     pub env_keys: Vec<String>,
     pub limits: LimitsPlan,
@@ -287,7 +292,8 @@ impl Plan {
 
         let kernel_abi = crate::probe::landlock_abi();
         let abi = landlock::target_abi(kernel_abi)?;
-        let fs = fs::plan(&p, &workspace, abi)?;
+        let home = home::plan(&p, &workspace)?;
+        let fs = fs::plan(&p, &workspace, abi, home.as_ref())?;
         let resolved = fs
             .grants
             .iter()
@@ -344,7 +350,8 @@ impl Plan {
         };
         let secrets = secrets::plan(&p);
         secrets_outside_grants(&p, &fs)?;
-        let (env_keys, envp) = Self::env(&p, &workspace, &secrets).map_err(|e| audited(e, &[]))?;
+        let (env_keys, envp) =
+            Self::env(&p, &workspace, &secrets, home.as_ref()).map_err(|e| audited(e, &[]))?;
         let mut limits = Self::limits(&p);
         // Under best-effort, what no cgroup controller can enforce is
         // dropped (and reported); under strict we never get here with any.
@@ -436,6 +443,8 @@ impl Plan {
             memfd,
             capabilities: p.capabilities.iter().map(|c| c.value.to_string()).collect(),
             user,
+            home_overridden: home.is_some() && p.env.set.contains_key("HOME"),
+            home,
             env_keys,
             limits,
             audit_log,
@@ -536,6 +545,7 @@ impl Plan {
         p: &Profile,
         ws: &Path,
         routes: &[secrets::Route],
+        home: Option<&home::HomePlan>,
     ) -> Result<(Vec<String>, Vec<CString>), PlanError> {
         let keep: Vec<String> = p.env.keep.iter().map(|k| k.value.0.clone()).collect();
         let ws_str = ws.display().to_string();
@@ -551,6 +561,8 @@ impl Plan {
         let set: Vec<(String, String)> = proxy
             .into_iter()
             .chain(secrets::env_vars(routes))
+            // `home:` before `env.set`, whose HOME still wins.
+            .chain(home.map(|h| ("HOME".to_string(), h.path.display().to_string())))
             .chain(
                 p.env
                     .set

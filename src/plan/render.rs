@@ -48,6 +48,27 @@ impl Plan {
             },
             u.spec
         )?;
+        if let Some(h) = &self.home {
+            let how = match h.kind {
+                "private" => format!(
+                    "private, persistent, read-write; {} at launch, owned by uid {}",
+                    if h.path.exists() {
+                        "checked"
+                    } else {
+                        "created"
+                    },
+                    u.uid
+                ),
+                "path" => "read-write".to_string(),
+                _ => "the workspace".to_string(),
+            };
+            let overridden = if self.home_overridden {
+                " (env.set.HOME sets the variable)"
+            } else {
+                ""
+            };
+            writeln!(o, "home        {} ({how}){overridden}", h.path.display())?;
+        }
         let ll = &self.landlock;
         writeln!(
             o,

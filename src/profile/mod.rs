@@ -264,6 +264,9 @@ pub struct Profile {
     pub syscalls: Syscalls,
     pub capabilities: Vec<Sourced<CapName>>,
     pub user: Sourced<UserSpec>,
+    /// What HOME is; `None`: the profile doesn't say (HOME isn't set,
+    /// unless `env.set` sets it).
+    pub home: Option<Sourced<HomeSpec>>,
     pub env: Env,
     pub limits: Limits,
     pub audit_log: Option<Sourced<PathSpec>>,
@@ -315,6 +318,7 @@ impl Profile {
             },
             capabilities: vec![],
             user: Sourced::default_value(UserSpec::WorkspaceOwner),
+            home: None,
             env: Env {
                 keep: DEFAULT_ENV_KEEP
                     .iter()
@@ -898,6 +902,9 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
     merge_list(&mut p.capabilities, raw.capabilities, s, "capabilities");
     if let Some(u) = raw.user {
         p.user = sourced(s, "user", u);
+    }
+    if let Some(h) = raw.home {
+        p.home = Some(sourced(s, "home", h));
     }
     if let Some(e) = raw.env {
         match &e.keep {

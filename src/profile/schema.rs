@@ -58,6 +58,7 @@ pub(crate) struct RawProfile {
     pub syscalls: Option<RawSyscalls>,
     pub capabilities: Option<ListSpec<CapName>>,
     pub user: Option<UserSpec>,
+    pub home: Option<HomeSpec>,
     pub env: Option<RawEnv>,
     pub limits: Option<RawLimits>,
     pub audit: Option<RawAudit>,

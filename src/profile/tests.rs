@@ -308,9 +308,12 @@ fn every_builtin_loads_and_the_chain_is_as_documented() {
         d.filesystem.tmp.as_ref().unwrap().size,
         Some(Size(256 << 20))
     );
+    // HOME is the workspace through `home`, so a profile that extends
+    // these can choose another with `home: private`.
+    assert!(!d.env.set.contains_key("HOME"));
     assert_eq!(
-        d.env.set.get("HOME").map(String::as_str),
-        Some("{workspace}")
+        d.home.as_ref().map(|h| &h.value),
+        Some(&HomeSpec::Workspace)
     );
     let n = load("networked", &[]).unwrap();
     assert_eq!(n.network.mode.value, NetworkMode::Host);

@@ -435,6 +435,51 @@ impl FromStr for EnvKey {
 }
 deserialize_from_str!(EnvKey, "an environment variable name");
 
+/// `home:`: what HOME is inside the sandbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HomeSpec {
+    /// HOME is the workspace.
+    Workspace,
+    /// A persistent directory of the profile's own, outside the workspace
+    /// and the caller's home, created at launch.
+    Private,
+    /// An existing directory, write-granted.
+    Path(PathSpec),
+}
+
+impl FromStr for HomeSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "workspace" => Ok(HomeSpec::Workspace),
+            "private" => Ok(HomeSpec::Private),
+            _ if s.starts_with('/') || s.starts_with(WORKSPACE_VAR) => {
+                let p: PathSpec = s.parse()?;
+                if p.optional {
+                    return Err(format!(
+                        "`{s}`: a home can't be optional: HOME must be somewhere"
+                    ));
+                }
+                Ok(HomeSpec::Path(p))
+            }
+            _ => Err(format!(
+                "bad home `{s}`: write `workspace`, `private` or an absolute path"
+            )),
+        }
+    }
+}
+deserialize_from_str!(HomeSpec, "`workspace`, `private` or an absolute path");
+
+impl fmt::Display for HomeSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HomeSpec::Workspace => f.write_str("workspace"),
+            HomeSpec::Private => f.write_str("private"),
+            HomeSpec::Path(p) => write!(f, "{p}"),
+        }
+    }
+}
+
 /// An `env.keep` entry: a variable name, or a prefix glob (`ANTHROPIC_*`).
 /// The only wildcard is one trailing `*`, after at least one character: a
 /// prefix is easy to read and review, while `*` alone (or `*_KEY`) would keep

@@ -5,6 +5,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod env;
 pub mod fsfd;
+pub mod home;
 pub mod landlock;
 pub mod limits;
 pub mod listeners;
