@@ -807,6 +807,8 @@ fn explain_json_for_every_builtin() {
                 "{}",
                 said("not_restricted")
             );
+        } else if *name == "default" {
+            assert_eq!(plan["network"]["mode"], "loopback", "{name}");
         } else {
             assert_eq!(plan["network"]["mode"], "none", "{name}");
         }

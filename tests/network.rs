@@ -150,6 +150,19 @@ fn one_of(got: Option<&String>, allowed: &[&str]) -> bool {
     got.is_some_and(|g| allowed.contains(&g.as_str()))
 }
 
+const NONE: &str = "version: 1
+name: none
+extends: default
+network:
+  mode: none
+";
+
+/// `default` with `network.mode: none` (the default profile has its own
+/// loopback).
+fn none(f: &Fixture) -> String {
+    f.profile("none", NONE).display().to_string()
+}
+
 #[test]
 fn none_blocks_tcp_to_host_loopback() {
     if !can_run("none_blocks_tcp_to_host_loopback") {
@@ -157,7 +170,7 @@ fn none_blocks_tcp_to_host_loopback() {
     }
     let f = Fixture::new("net-none-tcp");
     let (l, port) = tcp_listener();
-    let got = attempt(&f, "default", &[format!("tcp=tcp:{port}")]);
+    let got = attempt(&f, &none(&f), &[format!("tcp=tcp:{port}")]);
     assert!(
         one_of(got.get("tcp"), &["ENETUNREACH", "ECONNREFUSED"]),
         "{got:?}"
@@ -178,7 +191,7 @@ fn none_blocks_udp_to_host_loopback() {
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
     rx.set_nonblocking(true).unwrap();
     let port = rx.local_addr().unwrap().port();
-    let got = attempt(&f, "default", &[format!("udp=udp:{port}")]);
+    let got = attempt(&f, &none(&f), &[format!("udp=udp:{port}")]);
     // Refused outright, or at least delivered nowhere.
     assert!(one_of(got.get("udp"), &["ENETUNREACH", "ok"]), "{got:?}");
     let mut buf = [0u8; 16];
@@ -204,7 +217,7 @@ fn none_blocks_host_abstract_unix_socket() {
     }
     let f = Fixture::new("net-none-abstract");
     // A netns of its own has its own abstract namespace: nobody listens.
-    assert_host_abstract_socket_unreachable(&f, "default", "ECONNREFUSED");
+    assert_host_abstract_socket_unreachable(&f, &none(&f), "ECONNREFUSED");
 }
 
 /// The agent, under `profile`, connects to an abstract unix socket the host
@@ -310,7 +323,7 @@ fn none_has_only_lo_and_it_is_down() {
         return;
     }
     let f = Fixture::new("net-none-ifs");
-    let (ifs, dev) = interfaces(&f, "default");
+    let (ifs, dev) = interfaces(&f, &none(&f));
     assert_eq!(ifs.keys().collect::<Vec<_>>(), ["lo"], "{ifs:?}");
     assert_eq!(ifs["lo"] & IFF_UP, 0, "lo is up: {ifs:?}");
     assert_eq!(dev, "lo");
@@ -361,6 +374,36 @@ t.join()
     // The host's 127.0.0.1 is another one.
     let (l, port) = tcp_listener();
     let got = attempt(&f, profile, &[format!("tcp=tcp:{port}")]);
+    assert_eq!(
+        got.get("tcp").map(String::as_str),
+        Some("ECONNREFUSED"),
+        "{got:?}"
+    );
+    assert!(
+        pending_tcp(&l).is_none(),
+        "the host listener got a connection from the sandbox"
+    );
+    assert_tcp_reachable_from_host(&l, port);
+}
+
+#[test]
+fn default_has_its_own_loopback_and_not_the_hosts() {
+    if !can_run("default_has_its_own_loopback_and_not_the_hosts") {
+        return;
+    }
+    let f = Fixture::new("net-default-lo");
+    let (ifs, _) = interfaces(&f, "default");
+    assert_eq!(ifs.keys().collect::<Vec<_>>(), ["lo"], "{ifs:?}");
+    assert_eq!(ifs["lo"] & IFF_UP, IFF_UP, "lo is down: {ifs:?}");
+    // Local servers work inside (the control)...
+    let py = "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen(1)\n\
+              c = socket.create_connection(s.getsockname(), timeout=5)\nprint('inside', 'ok')\n";
+    let o = f.run("default", &["python3", "-c", py]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "inside ok\n", "{}", show(&o));
+    // ...and the host's own 127.0.0.1 stays out of reach.
+    let (l, port) = tcp_listener();
+    let got = attempt(&f, "default", &[format!("tcp=tcp:{port}")]);
     assert_eq!(
         got.get("tcp").map(String::as_str),
         Some("ECONNREFUSED"),
