@@ -16,6 +16,7 @@ pub mod agent;
 pub mod channel;
 mod egress;
 pub use egress::program_main as egress_program_main;
+mod hints;
 pub mod init;
 pub mod signals;
 pub mod supervisor;
@@ -24,7 +25,7 @@ pub mod terminal;
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::audit::{self, Audit};
@@ -486,6 +487,17 @@ fn launch(
         channel::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),
         channel::Report::ExecFailed { code, why } => {
             crate::say!("confine: {why}");
+            let candidates = exec_args(plan)
+                .map(|a| {
+                    a.candidates
+                        .iter()
+                        .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c.as_bytes())))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            if let Some(h) = hints::exec_failed(plan, code, &candidates) {
+                crate::say!("confine: hint: {h}");
+            }
             outcome.code = code;
             Ok(outcome)
         }

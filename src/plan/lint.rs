@@ -133,6 +133,41 @@ pub(super) fn socket_warnings<'a>(
     out
 }
 
+/// Warnings for write grants on single files: tools save a file by writing
+/// a new one next to it and renaming it over (or take a lock file beside
+/// it), and the directory isn't writable, so the save fails (`EROFS ...
+/// .claude.json.lock`). confine doesn't widen such a grant by itself; the
+/// warning names the directory to grant instead. `grants` are (as written,
+/// resolved) of the write grants.
+pub(super) fn file_write_warnings<'a>(
+    p: &Profile,
+    ws: Option<&Path>,
+    grants: impl IntoIterator<Item = (&'a Path, &'a Path)>,
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for (written, real) in grants {
+        if !std::fs::symlink_metadata(real).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let dir = written.parent().unwrap_or(Path::new("/"));
+        let message = format!(
+            "a write grant on one file: the agent can change it in place, but tools that save \
+             atomically (a temporary file renamed over it, or a lock file next to it) fail; \
+             grant a directory of its own ({}), or keep the tool's state in the home (`home: private`)",
+            dir.display()
+        );
+        out.push(match grant_origin(p, ws, written) {
+            Some((item, key)) => Warning::at(item, &key, message),
+            None => Warning {
+                key: "filesystem.write".into(),
+                at: written.display().to_string(),
+                message,
+            },
+        });
+    }
+    out
+}
+
 /// The profile entry that grants `written` (a path as written, with
 /// `{workspace}` expanded), and its key.
 fn grant_origin<'a>(

@@ -111,6 +111,39 @@ impl From<ProfileError> for PlanError {
     }
 }
 
+/// Adds where the workspace came from to a refusal that is about it (a
+/// workspace taken from the current directory by accident makes the most
+/// confusing ones: "chown the workspace" from /root, "/bin is a symlink
+/// inside the workspace" from /).
+fn workspace_origin(e: PlanError, origin: &str) -> PlanError {
+    let note = origin.to_string();
+    match e {
+        PlanError::Profile(mut pe) if pe.message.contains("workspace") => {
+            pe.message = format!("{}; {note}", pe.message);
+            PlanError::Profile(pe)
+        }
+        PlanError::Refused {
+            what,
+            at,
+            why,
+            hint,
+        } if why.contains("workspace") || what.contains("workspace") => PlanError::Refused {
+            what,
+            at,
+            why,
+            hint: Some(match hint {
+                Some(h) => format!("{h}; {note}"),
+                None => note,
+            }),
+        },
+        PlanError::Audited { refusal, audit } => PlanError::Audited {
+            refusal: Box::new(workspace_origin(*refusal, origin)),
+            audit,
+        },
+        other => other,
+    }
+}
+
 fn refused(what: impl Into<String>, at: impl Into<String>, why: impl Into<String>) -> PlanError {
     PlanError::Refused {
         what: what.into(),
@@ -259,6 +292,11 @@ pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
         .iter()
         .map(|(real, (written, _))| (written.as_path(), real.as_path()));
     warnings.extend(lint::socket_warnings(&p, ws.as_deref(), resolved, abi));
+    let written = grants
+        .iter()
+        .filter(|(_, (_, g))| g.write)
+        .map(|(real, (written, _))| (written.as_path(), real.as_path()));
+    warnings.extend(lint::file_write_warnings(&p, ws.as_deref(), written));
     Ok(warnings)
 }
 
@@ -274,7 +312,7 @@ impl Plan {
         seccomp::check_syscalls(&p)?;
 
         // The workspace: -w, else the profile's, else the current directory.
-        let workspace = match (&req.workspace, &p.workspace) {
+        let (workspace, origin) = match (&req.workspace, &p.workspace) {
             (Some(w), _) => {
                 let spec = PathSpec {
                     raw: std::path::absolute(w)
@@ -283,13 +321,40 @@ impl Plan {
                         .to_string(),
                     optional: false,
                 };
-                fs::check_workspace(&spec, None)?
+                let ws = fs::check_workspace(&spec, None)?;
+                let origin = format!("the workspace {} was given with -w", ws.display());
+                (ws, origin)
             }
-            (None, Some(w)) => fs::check_workspace(&w.value, Some(w))?,
-            (None, None) => std::env::current_dir()
-                .map_err(|e| refused("workspace", "current directory", e.to_string()))?,
+            (None, Some(w)) => {
+                let ws = fs::check_workspace(&w.value, Some(w))?;
+                let origin = format!(
+                    "the workspace {} is the profile's `workspace` ({}); -w DIR chooses another",
+                    ws.display(),
+                    Warning::at(w, "workspace", "").at
+                );
+                (ws, origin)
+            }
+            (None, None) => {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| refused("workspace", "current directory", e.to_string()))?;
+                let origin = format!(
+                    "the workspace is the current directory {}, as neither -w nor the profile's \
+                     `workspace` names one; pass -w DIR to choose it",
+                    cwd.display()
+                );
+                (cwd, origin)
+            }
         };
+        Self::build_in(req, p, warnings, workspace).map_err(|e| workspace_origin(e, &origin))
+    }
 
+    /// [`Plan::build`] once the profile is loaded and the workspace known.
+    fn build_in(
+        req: &Request,
+        p: Profile,
+        mut warnings: Vec<Warning>,
+        workspace: PathBuf,
+    ) -> Result<Plan, PlanError> {
         let kernel_abi = crate::probe::landlock_abi();
         let abi = landlock::target_abi(kernel_abi)?;
         let home = home::plan(&p, &workspace)?;
@@ -300,6 +365,12 @@ impl Plan {
             .filter(|g| !g.implicit)
             .map(|g| (g.written.as_path(), g.path.as_path()));
         warnings.extend(lint::socket_warnings(&p, Some(&workspace), resolved, abi));
+        let written = fs
+            .grants
+            .iter()
+            .filter(|g| g.write && !g.implicit)
+            .map(|g| (g.written.as_path(), g.path.as_path()));
+        warnings.extend(lint::file_write_warnings(&p, Some(&workspace), written));
         let audit_log = fs::audit_log(req, &p, &workspace)?;
         // From here on a refusal is also written to the audit log.
         let audited = |refusal: PlanError, not_enforceable: &[String]| PlanError::Audited {
@@ -373,7 +444,19 @@ impl Plan {
                     .iter()
                     .any(|g| !g.implicit && d.starts_with(&g.path))
             })
-            .unwrap_or_else(|| workspace.clone());
+            .unwrap_or_else(|| {
+                // Where the workspace isn't in the view (`minimal`), the
+                // agent starts at the root, which always is.
+                let granted = fs
+                    .grants
+                    .iter()
+                    .any(|g| !g.implicit && workspace.starts_with(&g.path));
+                if granted {
+                    workspace.clone()
+                } else {
+                    PathBuf::from("/")
+                }
+            });
 
         let mut namespaces = if unprivileged { vec!["user"] } else { vec![] };
         namespaces.extend(["mount", "pid", "ipc", "uts", "cgroup"]);
