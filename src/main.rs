@@ -79,6 +79,17 @@ struct Which {
     all: bool,
 }
 
+/// `confine profiles show NAME`.
+#[derive(Subcommand)]
+enum ProfilesAction {
+    /// Print a built-in profile's YAML, as embedded in this binary
+    Show {
+        /// A built-in profile's name (see confine profiles)
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run CMD confined by a profile
@@ -126,8 +137,11 @@ the command may not be executed; 127 when it was not found."
         #[arg(long)]
         json: bool,
     },
-    /// List the built-in profiles
-    Profiles,
+    /// List the built-in profiles, least to most privileged
+    Profiles {
+        #[command(subcommand)]
+        action: Option<ProfilesAction>,
+    },
     /// Remove what killed supervisors left behind (placeholders of protected
     /// paths on workspaces where no sandbox is running, cgroups, runtime
     /// directories)
@@ -412,16 +426,34 @@ fn cli(args: Vec<OsString>) -> u8 {
                 code
             }
         },
-        Command::Profiles => {
+        Command::Profiles { action: None } => {
+            let width = profile::builtin::ALL
+                .iter()
+                .map(|(n, _)| n.len())
+                .max()
+                .unwrap_or(0);
             let mut out = String::new();
             for (name, _) in profile::builtin::ALL {
                 let desc = profile::load(name, &[])
                     .map(|p| p.description)
                     .unwrap_or_else(|e| format!("(broken: {e})"));
-                out.push_str(&format!("{name:<10} {desc}\n"));
+                out.push_str(&format!("{name:<width$}  {desc}\n"));
             }
             print_out(&out)
         }
+        Command::Profiles {
+            action: Some(ProfilesAction::Show { name }),
+        } => match profile::builtin::ALL.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => print_out(text),
+            None => {
+                let names: Vec<&str> = profile::builtin::ALL.iter().map(|(n, _)| *n).collect();
+                say!(
+                    "confine: profiles show ({name}): no built-in profile of that name; the built-ins are {}",
+                    names.join(", ")
+                );
+                EXIT_REFUSED
+            }
+        },
     }
 }
 

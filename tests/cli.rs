@@ -12,7 +12,28 @@ use std::process::{Command, Output, Stdio};
 use confine::plan::{self, Plan, PlanError, Request};
 use confine::profile::locate::Pos;
 
-const BUILTINS: &[&str] = &["minimal", "readonly", "default", "networked"];
+const BUILTINS: &[&str] = &[
+    "minimal",
+    "readonly",
+    "default",
+    "research",
+    "python-agent",
+    "aider",
+    "claude-code",
+    "codex",
+    "gemini-cli",
+    "networked",
+];
+
+/// The built-ins for agents: egress through the proxy, a private home.
+const AGENTS: &[&str] = &[
+    "research",
+    "python-agent",
+    "aider",
+    "claude-code",
+    "codex",
+    "gemini-cli",
+];
 
 /// `confine ARGS...` with a clean environment; RUST_BACKTRACE=1 so that a
 /// panic anywhere would show.
@@ -781,7 +802,7 @@ fn explain_json_for_every_builtin() {
             "{name}"
         );
         assert_eq!(plan["capabilities"], serde_json::json!([]), "{name}");
-        if ["default", "networked"].contains(name) {
+        if ["default", "networked"].contains(name) || AGENTS.contains(name) {
             assert_eq!(
                 plan["user"]["uid"], AGENT_UID,
                 "{name}: runs as the workspace owner"
@@ -809,6 +830,17 @@ fn explain_json_for_every_builtin() {
             );
         } else if *name == "default" {
             assert_eq!(plan["network"]["mode"], "loopback", "{name}");
+        } else if AGENTS.contains(name) {
+            assert_eq!(plan["network"]["mode"], "proxy", "{name}");
+            assert_eq!(plan["home"]["kind"], "private", "{name}");
+            assert!(
+                plan["home"]["path"]
+                    .as_str()
+                    .is_some_and(|h| h.ends_with(&format!("/confine/homes/{name}"))),
+                "{name}: {}",
+                plan["home"]
+            );
+            assert_eq!(plan["secrets"].as_array().map(Vec::len), Some(1), "{name}");
         } else {
             assert_eq!(plan["network"]["mode"], "none", "{name}");
         }

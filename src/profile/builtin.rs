@@ -21,7 +21,18 @@ macro_rules! builtins {
     };
 }
 
-builtins!("minimal", "readonly", "default", "networked");
+builtins!(
+    "minimal",
+    "readonly",
+    "default",
+    "research",
+    "python-agent",
+    "aider",
+    "claude-code",
+    "codex",
+    "gemini-cli",
+    "networked"
+);
 
 /// The text of the built-in profile `name`.
 pub(crate) fn get(name: &str) -> Option<&'static str> {

@@ -1184,7 +1184,7 @@ fn extends_unknown_builtin_suggests() {
         10,
         &[
             "no built-in profile `defualt` (did you mean `default`?)",
-            "built-ins are minimal, readonly, default, networked",
+            "built-ins are minimal, readonly, default, research, python-agent, aider, claude-code, codex, gemini-cli, networked",
         ],
     );
     let d = Dir::new();
