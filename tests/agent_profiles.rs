@@ -281,3 +281,104 @@ fn agent_profiles_run_with_a_private_home_and_protected_config() {
         assert_eq!(left, want, "{name}: {}", show(&o));
     }
 }
+
+/// `npm install @anthropic-ai/claude-code` into target/agents (once; later
+/// runs reuse it), or None (skipped, or failed under
+/// CONFINE_REQUIRE_KERNEL=1) when npm or the registry isn't there.
+fn claude_code_install(test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/agents/claude-code");
+    let bin = dir.join("node_modules/.bin/claude");
+    if bin.exists() {
+        return Some(dir);
+    }
+    if !Path::new("/usr/bin/npm").exists() {
+        skip_or_fail(test, "npm is not installed at /usr/bin/npm");
+        return None;
+    }
+    fs::create_dir_all(&dir).unwrap();
+    let o = Command::new("/usr/bin/npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg("@anthropic-ai/claude-code")
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    if !o.status.success() || !bin.exists() {
+        skip_or_fail(
+            test,
+            &format!("npm install @anthropic-ai/claude-code failed: {}", show(&o)),
+        );
+        return None;
+    }
+    Some(dir)
+}
+
+#[test]
+fn claude_code_starts_under_its_profile() {
+    let name = "claude_code_starts_under_its_profile";
+    if !can_run(name) {
+        return;
+    }
+    let Some(install) = claude_code_install(name) else {
+        return;
+    };
+    let f = Fixture::new("agents-claude");
+    let copy = format!("test-claude-code-{}", unique());
+    let home = Home(Path::new("/var/lib/confine/homes").join(&copy));
+    // The built-in, without its secret (not forwarded by this build's
+    // launch), plus the installation outside /usr.
+    let p = f.profile(
+        &copy,
+        &format!(
+            "version: 1\nname: {copy}\nextends: claude-code\nsecrets: []\n\
+             filesystem:\n  exec: {{add: [{}]}}\n",
+            install.display()
+        ),
+    );
+    let mut c = f.command(p.to_str().unwrap(), &["claude", "--version"]);
+    c.env(
+        "PATH",
+        format!("{}:{PATH}", install.join("node_modules/.bin").display()),
+    );
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    assert!(stdout(&o).contains("(Claude Code)"), "{}", show(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    for bad in [
+        "EPERM",
+        "EACCES",
+        "ENOSYS",
+        "Operation not permitted",
+        "Permission denied",
+    ] {
+        assert!(!all.contains(bad), "{bad}: {}", show(&o));
+    }
+    // Nothing of it in the workspace (no .claude.json, no placeholders
+    // left); HOME was its private one.
+    assert_eq!(fs::read_dir(&f.ws).unwrap().count(), 0, "{}", show(&o));
+    assert!(home.0.is_dir());
+
+    // Control: without the grant for the installation it isn't there, and
+    // confine says which directory to add.
+    let bare = f.profile(
+        "bare",
+        &format!("version: 1\nname: {copy}\nextends: claude-code\nsecrets: []\n"),
+    );
+    let mut c = f.command(bare.to_str().unwrap(), &["claude", "--version"]);
+    c.env(
+        "PATH",
+        format!("{}:{PATH}", install.join("node_modules/.bin").display()),
+    );
+    let o = c.output().unwrap();
+    assert_status(&o, 127);
+    assert!(
+        stderr(&o).contains("exists outside the sandbox"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        stderr(&o).contains(&install.join("node_modules/.bin").display().to_string()),
+        "{}",
+        show(&o)
+    );
+}

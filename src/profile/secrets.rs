@@ -773,6 +773,7 @@ mod tests {
             ("secrets:\n  - {name: a, from: env:K, provider: openai, limits: {rpm: 1}}\n", "unknown key"),
             ("secrets:\n  - {name: a, from: env:K, provider: openai, extra: 1}\n", "unknown key"),
             ("env:\n  keep: [PATH, K]\nsecrets:\n  - {name: a, from: env:K, provider: openai}\n", "the agent would hold this secret"),
+            ("env:\n  keep: [PATH, \"OPENAI_*\"]\nsecrets:\n  - {name: a, from: env:OPENAI_API_KEY, provider: openai}\n", "narrow `OPENAI_*`"),
         ] {
             let e = err(body);
             assert!(e.contains(want), "{body}\n=> {e}");
