@@ -12,7 +12,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use confine::plan::{self, Plan, Request};
 use confine::{control, launch, out, probe, profile, say};
@@ -141,6 +141,15 @@ the command may not be executed; 127 when it was not found."
     Profiles {
         #[command(subcommand)]
         action: Option<ProfilesAction>,
+    },
+    /// Print confine's manual page (roff) on stdout: `confine man > confine.1`
+    Man,
+    /// Print shell completions on stdout, e.g. `confine completions bash >
+    /// /etc/bash_completion.d/confine`
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
     },
     /// Remove what killed supervisors left behind (placeholders of protected
     /// paths on workspaces where no sandbox is running, cgroups, runtime
@@ -426,6 +435,21 @@ fn cli(args: Vec<OsString>) -> u8 {
                 code
             }
         },
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => print_out(&String::from_utf8_lossy(&page)),
+                Err(e) => {
+                    say!("confine: man (rendering the manual page): {e}");
+                    EXIT_REFUSED
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "confine", &mut script);
+            print_out(&String::from_utf8_lossy(&script))
+        }
         Command::Profiles { action: None } => {
             let width = profile::builtin::ALL
                 .iter()

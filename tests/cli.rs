@@ -1040,3 +1040,53 @@ fn probe_runs() {
     assert_no_panic(&o);
     assert_status(&o, 0);
 }
+
+#[test]
+fn man_page_and_completions() {
+    let o = confine(&["man"]);
+    assert_no_panic(&o);
+    assert_status(&o, 0);
+    let page = stdout(&o);
+    assert!(page.contains(".TH confine 1"), "{}", show(&o));
+    for sub in ["run", "explain", "profiles", "completions"] {
+        assert!(
+            page.contains(&format!("confine\\-{sub}")) || page.contains(sub),
+            "{sub}"
+        );
+    }
+    // Control: a roff renderer, where there is one, reads it.
+    if Path::new("/usr/bin/groff").exists() {
+        let mut g = Command::new("/usr/bin/groff")
+            .args(["-man", "-Tutf8", "-ww", "-P-cbou"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut g.stdin.take().unwrap(), page.as_bytes()).unwrap();
+        let r = g.wait_with_output().unwrap();
+        assert!(r.status.success(), "{}", show(&r));
+        assert!(String::from_utf8_lossy(&r.stdout).contains("SUBCOMMANDS"));
+    }
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = confine(&["completions", shell]);
+        assert_status(&o, 0);
+        assert!(stdout(&o).contains("confine"), "{shell}: {}", show(&o));
+        assert!(stdout(&o).contains("profiles"), "{shell}: {}", show(&o));
+    }
+    // bash parses what it is given.
+    let o = confine(&["completions", "bash"]);
+    let script =
+        std::env::temp_dir().join(format!("confine-completion-{}.bash", std::process::id()));
+    fs::write(&script, stdout(&o)).unwrap();
+    let r = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = fs::remove_file(&script);
+    assert!(r.status.success(), "{}", show(&r));
+    let o = confine(&["completions", "tcsh"]);
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("possible values"), "{}", show(&o));
+}
