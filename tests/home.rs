@@ -105,6 +105,24 @@ fn private_home_keeps_state_outside_the_workspace_across_runs() {
         h.path.display()
     );
     assert!(stdout(&o).contains(&line), "{}", show(&o));
+
+    // The home is a write grant like any other: no audit log in it.
+    let o = Command::new(bin())
+        .args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .arg("--audit-log")
+        .arg(h.path.join("audit.jsonl"))
+        .args(["--", "/bin/true"])
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).contains("the agent could rewrite it"),
+        "{}",
+        show(&o)
+    );
+    assert!(!h.path.join("audit.jsonl").exists());
 }
 
 #[test]

@@ -675,6 +675,7 @@ pub(super) fn audit_log(
     req: &Request,
     p: &Profile,
     ws: &Path,
+    home: Option<&super::home::HomePlan>,
 ) -> Result<Option<PathBuf>, PlanError> {
     let (path, origin): (PathBuf, Option<&Sourced<PathSpec>>) = if let Some(a) = &req.audit_log {
         (std::path::absolute(a).unwrap_or_else(|_| a.clone()), None)
@@ -697,7 +698,14 @@ pub(super) fn audit_log(
         ));
     }
     let real = log_path(&path);
-    let grants = profile_grants(p, Some(ws))?;
+    let mut grants = profile_grants(p, Some(ws))?;
+    // A home of its own is written to like any write grant.
+    if let Some(h) = home.filter(|h| h.granted()) {
+        grants
+            .entry(h.path.clone())
+            .or_insert((h.path.clone(), Grant::NONE))
+            .1 |= Grant::WRITE;
+    }
     let why = audit_inside_grant(&real, &grants).or_else(|| untrusted_on_the_way(&path));
     if let Some(why) = why {
         return Err(match origin {

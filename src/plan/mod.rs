@@ -371,7 +371,7 @@ impl Plan {
             .filter(|g| g.write && !g.implicit)
             .map(|g| (g.written.as_path(), g.path.as_path()));
         warnings.extend(lint::file_write_warnings(&p, Some(&workspace), written));
-        let audit_log = fs::audit_log(req, &p, &workspace)?;
+        let audit_log = fs::audit_log(req, &p, &workspace, home.as_ref())?;
         // From here on a refusal is also written to the audit log.
         let audited = |refusal: PlanError, not_enforceable: &[String]| PlanError::Audited {
             audit: audit_log.clone().map(|log| {
