@@ -282,13 +282,15 @@ fn agent_profiles_run_with_a_private_home_and_protected_config() {
     }
 }
 
-/// `npm install @anthropic-ai/claude-code` into target/agents (once; later
-/// runs reuse it), or None (skipped, or failed under
-/// CONFINE_REQUIRE_KERNEL=1) when npm or the registry isn't there.
-fn claude_code_install(test: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/agents/claude-code");
-    let bin = dir.join("node_modules/.bin/claude");
-    if bin.exists() {
+/// `npm install PACKAGE` into target/agents/PROFILE (once; later runs
+/// reuse it), or None (skipped, or failed under CONFINE_REQUIRE_KERNEL=1)
+/// when npm or the registry isn't there.
+fn npm_install(test: &str, profile: &str, package: &str, bin: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/agents")
+        .join(profile);
+    let exe = dir.join("node_modules/.bin").join(bin);
+    if exe.exists() {
         return Some(dir);
     }
     if !Path::new("/usr/bin/npm").exists() {
@@ -299,18 +301,106 @@ fn claude_code_install(test: &str) -> Option<PathBuf> {
     let o = Command::new("/usr/bin/npm")
         .args(["install", "--no-audit", "--no-fund", "--prefix"])
         .arg(&dir)
-        .arg("@anthropic-ai/claude-code")
+        .arg(package)
         .env("PATH", PATH)
         .output()
         .unwrap();
-    if !o.status.success() || !bin.exists() {
-        skip_or_fail(
-            test,
-            &format!("npm install @anthropic-ai/claude-code failed: {}", show(&o)),
-        );
+    if !o.status.success() || !exe.exists() {
+        skip_or_fail(test, &format!("npm install {package} failed: {}", show(&o)));
         return None;
     }
     Some(dir)
+}
+
+fn claude_code_install(test: &str) -> Option<PathBuf> {
+    npm_install(test, "claude-code", "@anthropic-ai/claude-code", "claude")
+}
+
+/// Runs `BIN --version` under a copy of the built-in `profile` without its
+/// secret, with the installation granted; checks the output and that the
+/// client's state went to the private home, not the workspace.
+fn version_under_profile(
+    test: &str,
+    profile: &str,
+    package: &str,
+    bin: &str,
+    want: &str,
+    state: &str,
+) {
+    let Some(install) = npm_install(test, profile, package, bin) else {
+        return;
+    };
+    let f = Fixture::new(&format!("agents-{profile}-version"));
+    let copy = format!("test-{profile}-{}", unique());
+    let home = Home(Path::new("/var/lib/confine/homes").join(&copy));
+    let p = f.profile(
+        &copy,
+        &format!(
+            "version: 1\nname: {copy}\nextends: {profile}\nsecrets: []\n\
+             filesystem:\n  exec: {{add: [{}]}}\n",
+            install.display()
+        ),
+    );
+    let mut c = f.command(p.to_str().unwrap(), &[bin, "--version"]);
+    c.env(
+        "PATH",
+        format!("{}:{PATH}", install.join("node_modules/.bin").display()),
+    );
+    let o = c.output().unwrap();
+    assert_status(&o, 0);
+    assert!(stdout(&o).contains(want), "{profile}: {}", show(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    for bad in [
+        "EPERM",
+        "EACCES",
+        "ENOSYS",
+        "Operation not permitted",
+        "Permission denied",
+    ] {
+        assert!(!all.contains(bad), "{profile}: {bad}: {}", show(&o));
+    }
+    assert_eq!(
+        fs::read_dir(&f.ws).unwrap().count(),
+        0,
+        "{profile}: {}",
+        show(&o)
+    );
+    if !state.is_empty() {
+        assert!(
+            home.0.join(state).is_dir(),
+            "{profile}: no {state} in the private home"
+        );
+    }
+}
+
+#[test]
+fn codex_starts_under_its_profile() {
+    let name = "codex_starts_under_its_profile";
+    if can_run(name) {
+        version_under_profile(
+            name,
+            "codex",
+            "@openai/codex",
+            "codex",
+            "codex-cli ",
+            ".codex",
+        );
+    }
+}
+
+#[test]
+fn gemini_cli_starts_under_its_profile() {
+    let name = "gemini_cli_starts_under_its_profile";
+    if can_run(name) {
+        version_under_profile(
+            name,
+            "gemini-cli",
+            "@google/gemini-cli",
+            "gemini",
+            "0.",
+            ".gemini",
+        );
+    }
 }
 
 #[test]
