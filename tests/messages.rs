@@ -87,6 +87,38 @@ fn a_command_on_the_host_but_not_granted_names_the_key() {
     let o = run_with_path(&f, ok.to_str().unwrap(), &path, &["tool"]);
     assert_status(&o, 0);
 
+    // A granted script whose interpreter isn't granted: the hint names the
+    // interpreter's directory.
+    let interp = f.outside.join("bin/interp");
+    fs::copy("/bin/sh", &interp).unwrap();
+    fs::set_permissions(&interp, fs::Permissions::from_mode(0o755)).unwrap();
+    let script = f.ws.join("script");
+    fs::write(&script, format!("#!{}\necho ran\n", interp.display())).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    let o = f.run("default", &[script.to_str().unwrap()]);
+    assert_status(&o, 127);
+    assert!(
+        stderr(&o).contains(&format!(
+            "its interpreter {} isn't: add {bin} to filesystem.exec",
+            interp.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // Control: granted, it runs.
+    let o = f.run(ok.to_str().unwrap(), &[script.to_str().unwrap()]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "ran\n", "{}", show(&o));
+    // One whose interpreter exists nowhere is named as such.
+    fs::write(&script, "#!/nonexistent/interp\necho ran\n").unwrap();
+    let o = f.run("default", &[script.to_str().unwrap()]);
+    assert_status(&o, 127);
+    assert!(
+        stderr(&o).contains("which doesn't exist here either"),
+        "{}",
+        show(&o)
+    );
+
     // A command that exists nowhere gets no hint: nothing to point at.
     let o = run_with_path(&f, "default", &path, &["no-such-tool-anywhere"]);
     assert_status(&o, 127);

@@ -50,24 +50,55 @@ pub(crate) fn exec_failed(plan: &Plan, code: u8, candidates: &[PathBuf]) -> Opti
             "{shown} is granted for reading only: add its directory to filesystem.exec, {add}"
         ));
     }
-    if code == 127 {
-        // Granted and executable, yet "not found": what it needs to start
-        // (its #! interpreter or its dynamic loader) isn't in the view.
-        let interp = interpreter(&real)
-            .map(|i| format!(" ({})", i.display()))
-            .unwrap_or_default();
-        return Some(format!(
-            "{shown} is granted, but what it needs to start{interp} isn't: grant that with filesystem.exec (or filesystem.read for a script's libraries)"
-        ));
+    if code != 127 {
+        return None;
     }
-    None
+    // Granted and executable, yet "not found": what it needs to start (its
+    // #! interpreter, or its dynamic loader) isn't in the view.
+    match interpreter(&real) {
+        Some(i) if !i.exists() => Some(format!(
+            "{shown} is a script for {}, which doesn't exist here either",
+            i.display()
+        )),
+        Some(i) => {
+            let i_real = std::fs::canonicalize(&i).unwrap_or(i.clone());
+            let granted = plan
+                .filesystem
+                .grants
+                .iter()
+                .any(|g| !g.implicit && g.exec && i_real.starts_with(&g.path));
+            (!granted).then(|| {
+                format!(
+                    "{shown} is granted, but its interpreter {} isn't: add {} to filesystem.exec",
+                    i.display(),
+                    dir(&i)
+                )
+            })
+        }
+        None => Some(format!(
+            "{shown} is granted, but what it needs to start (its dynamic loader or libraries) isn't: \
+             grant those with filesystem.exec"
+        )),
+    }
 }
 
-/// The interpreter a `#!` script names, if it is one.
+/// The interpreter a `#!` script names, if it is one. Opened without
+/// blocking or following a symlink, and read only if it is a regular file:
+/// whoever writes where the command lives could have swapped it for a FIFO
+/// since it was looked at.
 fn interpreter(path: &Path) -> Option<PathBuf> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut head = [0u8; 256];
-    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let n = f.read(&mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = line.split(|b| *b == b'\n').next()?;
     let first = line
