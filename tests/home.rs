@@ -243,6 +243,58 @@ fn home_path_workspace_and_env_set() {
 }
 
 #[test]
+fn a_private_home_needs_a_profile_name_that_names_a_directory() {
+    let f = Fixture::new("home-name");
+    for (file, name) in [
+        ("spaced", "\"my agent\""),
+        ("dots", "\"..\""),
+        ("slash", "\"a/b\""),
+    ] {
+        let p = f.profile(
+            file,
+            &format!("version: 1\nname: {name}\nextends: default\nhome: private\n"),
+        );
+        let o = Command::new(bin())
+            .arg("check")
+            .arg(&p)
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        assert_status(&o, 125);
+        assert!(stderr(&o).contains("home ("), "{file}: {}", show(&o));
+        assert!(
+            stderr(&o).contains("can't name a directory"),
+            "{file}: {}",
+            show(&o)
+        );
+    }
+    // Control: a plain name checks clean, and so does the same profile
+    // with `home: workspace`.
+    let p = f.profile(
+        "fine",
+        "version: 1\nname: fine-1.x\nextends: default\nhome: private\n",
+    );
+    let o = Command::new(bin())
+        .arg("check")
+        .arg(&p)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    let p = f.profile(
+        "ws",
+        "version: 1\nname: \"my agent\"\nextends: default\nhome: workspace\n",
+    );
+    let o = Command::new(bin())
+        .arg("check")
+        .arg(&p)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+}
+
+#[test]
 fn private_home_without_root_is_under_xdg_data_home() {
     let name = "private_home_without_root_is_under_xdg_data_home";
     if !can_run(name) || !require_landlock(name, 1) {

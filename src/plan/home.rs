@@ -55,13 +55,8 @@ pub(super) fn plan(p: &Profile, ws: &Path) -> Result<Option<HomePlan>, PlanError
             created_at_launch: false,
         },
         HomeSpec::Private => {
+            check(p)?;
             let name = &p.name;
-            if !valid_name(name) {
-                return Err(err(format!(
-                    "the private home is named after the profile, and `{name}` can't name a directory: \
-                     give the profile a `name:` of letters, digits, `.`, `_` and `-`"
-                )));
-            }
             let base = homes_base().map_err(err)?;
             let path = resolve_existing_prefix(&base).join(name);
             if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -127,6 +122,30 @@ pub(super) fn plan(p: &Profile, ws: &Path) -> Result<Option<HomePlan>, PlanError
             }
         }
     }))
+}
+
+/// What can be checked of `home` without a workspace: a private home is
+/// named after the profile, so the name must be able to name a directory.
+///
+/// # Errors
+/// A located error naming the rule.
+pub(super) fn check(p: &Profile) -> Result<(), PlanError> {
+    let Some(h) = p.home.as_ref().filter(|h| h.value == HomeSpec::Private) else {
+        return Ok(());
+    };
+    let name = &p.name;
+    if valid_name(name) {
+        return Ok(());
+    }
+    Err(h
+        .error(
+            "home",
+            format!(
+                "the private home is named after the profile, and `{name}` can't name a directory: \
+                 give the profile a `name:` of letters, digits, `.`, `_` and `-` (at most 64, not starting with `.`)"
+            ),
+        )
+        .into())
 }
 
 /// A profile name that is one plain path component.

@@ -272,6 +272,7 @@ pub(crate) struct ExecPlan {
 pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
     let p = profile::load(spec, &[])?;
     seccomp::check_syscalls(&p)?;
+    home::check(&p)?;
     // Paths under the workspace are checked when there is one (run/explain).
     let ws = match &p.workspace {
         Some(w) => Some(fs::check_workspace(&w.value, Some(w))?),
