@@ -2211,3 +2211,82 @@ fn egress_keys_merge_through_extends() {
         &["without a scheme"],
     );
 }
+
+#[test]
+fn home_values_and_merging() {
+    assert_eq!(
+        ok("version: 1\nhome: private\n").home.unwrap().value,
+        HomeSpec::Private
+    );
+    assert_eq!(
+        ok("version: 1\nhome: workspace\n").home.unwrap().value,
+        HomeSpec::Workspace
+    );
+    match ok("version: 1\nhome: \"{workspace}/.home\"\n")
+        .home
+        .unwrap()
+        .value
+    {
+        HomeSpec::Path(p) => assert_eq!(p.raw, "{workspace}/.home"),
+        other => panic!("{other:?}"),
+    }
+    assert!(ok("version: 1\n").home.is_none());
+    assert_text_err(
+        "version: 1\nhome: privat\n",
+        "home",
+        2,
+        7,
+        &["bad home `privat`", "`private`"],
+    );
+    assert_text_err(
+        "version: 1\nhome: /srv/h?\n",
+        "home",
+        2,
+        7,
+        &["can't be optional"],
+    );
+    assert_text_err(
+        "version: 1\nhome: rel/dir\n",
+        "home",
+        2,
+        7,
+        &["absolute path"],
+    );
+    // A child's home replaces its parent's.
+    let d = Dir::new();
+    d.write("base.yaml", "version: 1\nhome: private\n");
+    let p = load_path(&d.write(
+        "child.yaml",
+        "version: 1\nextends: base.yaml\nhome: workspace\n",
+    ))
+    .unwrap();
+    assert_eq!(p.home.unwrap().value, HomeSpec::Workspace);
+}
+
+#[test]
+fn env_keep_patterns() {
+    let p = ok("version: 1\nenv:\n  keep: [PATH, \"ANTHROPIC_*\"]\n");
+    assert!(p.env.keeps("ANTHROPIC_MODEL"));
+    assert!(p.env.keeps("PATH"));
+    assert!(!p.env.keeps("ANTHROPIC"));
+    assert!(!p.env.keeps("PATHX"));
+    assert_text_err(
+        "version: 1\nenv:\n  keep: [\"*\"]\n",
+        "env.keep[0]",
+        3,
+        10,
+        &["whole environment"],
+    );
+    assert_text_err(
+        "version: 1\nenv:\n  keep: [\"A*B\"]\n",
+        "env.keep[0]",
+        3,
+        10,
+        &["one `*` at the end"],
+    );
+    // env.set names are names: no pattern there.
+    assert!(ok("version: 1\nenv:\n  set: {A: b}\n")
+        .env
+        .set
+        .contains_key("A"));
+}
