@@ -106,6 +106,26 @@ fn private_home_keeps_state_outside_the_workspace_across_runs() {
     );
     assert!(stdout(&o).contains(&line), "{}", show(&o));
 
+    // The launch record says where the agent's state went.
+    let log = f.root.join("audit.jsonl");
+    let o = Command::new(bin())
+        .args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .arg("--audit-log")
+        .arg(&log)
+        .args(["--", "/bin/true"])
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    let launch: serde_json::Value = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event"] == "launch")
+        .unwrap();
+    assert_eq!(launch["home"], h.path.display().to_string(), "{launch}");
+
     // The home is a write grant like any other: no audit log in it.
     let o = Command::new(bin())
         .args(["run", "-p", &p, "-w"])

@@ -342,6 +342,7 @@ mod tests {
                 uid: 60123,
                 gid: 60124,
                 env_keys: &self.env_keys,
+                home: None,
                 terminal: "pty (stdin, stdout, stderr)".into(),
                 plan: PlanSummary {
                     landlock_abi: 7,

@@ -29,6 +29,10 @@ pub(crate) struct Launch<'a> {
     pub uid: u32,
     pub gid: u32,
     pub env_keys: &'a [String],
+    /// What HOME is, where the profile says (`home:`): the agent's state
+    /// outside the workspace lives there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<&'a Path>,
     /// `inherited`, or `pty (stdin, stdout, stderr)` naming the streams
     /// that are the sandbox's own terminal (DESIGN.md §11).
     pub terminal: String,

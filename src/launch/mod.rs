@@ -276,6 +276,7 @@ fn launch_record(plan: &Plan, wiring: Option<pty::Wiring>) -> audit::Launch<'_> 
         uid: plan.user.uid,
         gid: plan.user.gid,
         env_keys: &plan.env_keys,
+        home: plan.home.as_ref().map(|h| h.path.as_path()),
         plan: audit::PlanSummary {
             landlock_abi: plan.landlock.abi,
             landlock_handled_fs: &plan.landlock.handled_fs,
