@@ -238,35 +238,3 @@ fn run_refuses_secrets_it_cant_read_naming_the_entry() {
     no_value(&o);
     assert!(stderr(&o).contains("symlink"), "{}", show(&o));
 }
-
-#[test]
-fn run_with_readable_secrets_refuses_until_the_proxy_forwards_them() {
-    let f = Fixture::new("secrets-run-not-yet");
-    let p = profile(&f, "p", &secret_file(&f, "key", 0o600));
-    let o = run(&f, &p, &[("TEST_ANTHROPIC_KEY", ENV_VALUE)]);
-    assert_status(&o, 125);
-    no_value(&o);
-    assert!(
-        stderr(&o).contains("the egress proxy doesn't forward secrets yet; nothing was run"),
-        "{}",
-        show(&o)
-    );
-    // Control: the same profile without secrets gets past this point (it
-    // runs, or fails for another reason, but never with this message).
-    let p = f.profile(
-        "control",
-        "version: 1\nextends: default\nnetwork:\n  mode: loopback\n",
-    );
-    let marker = f.ws.join("ran");
-    let o = f
-        .command(
-            p.to_str().unwrap(),
-            &["/bin/touch", marker.to_str().unwrap()],
-        )
-        .output()
-        .unwrap();
-    if can_run("run_with_readable_secrets_refuses_until_the_proxy_forwards_them") {
-        assert_status(&o, 0);
-        assert!(marker.exists(), "{}", show(&o));
-    }
-}

@@ -185,16 +185,20 @@ fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
             .origin
             .as_ref()
             .map_or("network.hosts".into(), |o| o.key.clone());
-        // A pin is used by an entry of its name, or of its address.
+        // A pin is used by an entry of its name, or of its address, or by
+        // a secret's upstream (reached through its route only).
         let used = e
             .allow
             .iter()
-            .any(|a| a.pattern.matches(name) || a.pattern.matches(&addr.to_string()));
+            .any(|a| a.pattern.matches(name) || a.pattern.matches(&addr.to_string()))
+            || p.secrets
+                .iter()
+                .any(|s| crate::plan::secrets::resolve(&s.value).upstream.host == *name);
         if !used {
             warnings.push(Warning::at(
                 h,
                 &key,
-                format!("`{name}` is pinned, but no allow entry admits it"),
+                format!("`{name}` is pinned, but no allow entry or secret's upstream uses it"),
             ));
         }
         if addr.is_loopback() {
