@@ -1,10 +1,9 @@
-//! `secrets:` from the outside, before the egress proxy forwards them
-//! (DESIGN.md §10): `check` accepts a good profile and locates every bad
-//! one on one line; `explain` (text and JSON) shows each secret's name,
-//! source and route and never its value; `run` reads every secret first
-//! (a missing variable, an unreadable or group/world-readable file is a
-//! refusal naming the entry, exit 125, no value), then refuses to run
-//! anything until the proxy forwards secrets.
+//! `secrets:` from the outside (DESIGN.md §10): `check` accepts a good
+//! profile and locates every bad one on one line; `explain` (text and
+//! JSON) shows each secret's name, source and route and never its value;
+//! `run` reads every secret first (a missing variable, an unreadable or
+//! group/world-readable file is a refusal naming the entry, exit 125, no
+//! value). Forwarding is tests/secrets.rs.
 mod common;
 use common::*;
 

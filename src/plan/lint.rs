@@ -198,7 +198,7 @@ fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
             warnings.push(Warning::at(
                 h,
                 &key,
-                format!("`{name}` is pinned, but no allow entry or secret's upstream uses it"),
+                format!("`{name}` is pinned, but no allow entry admits it"),
             ));
         }
         if addr.is_loopback() {
