@@ -523,3 +523,88 @@ fn a_cost_limit_that_stops_ends_the_sandbox_with_124() {
     assert_eq!(budget[0]["action"], "stop", "{log}");
     nowhere(&o, &log);
 }
+
+/// Where the real client from npm is installed once, for every run.
+fn claude_code() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-claude-code");
+    let bin = dir.join("node_modules/@anthropic-ai/claude-code-linux-x64/claude");
+    if !bin.exists() {
+        if std::env::consts::ARCH != "x86_64" || !std::path::Path::new("/usr/bin/npm").exists() {
+            return None;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = std::process::Command::new("/usr/bin/npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("@anthropic-ai/claude-code")
+            .output()
+            .ok()?;
+        if !o.status.success() || !bin.exists() {
+            eprintln!("npm install @anthropic-ai/claude-code failed: {}", show(&o));
+            return None;
+        }
+    }
+    // Readable and runnable by the agent's uid.
+    for d in bin.ancestors().take_while(|d| d.starts_with(&dir)) {
+        let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755));
+    }
+    Some(bin)
+}
+
+#[test]
+fn claude_code_from_npm_sends_the_real_key_while_holding_the_placeholder() {
+    let test = "claude_code_from_npm_sends_the_real_key_while_holding_the_placeholder";
+    if !ready(test) {
+        return;
+    }
+    let Some(claude) = claude_code() else {
+        eprintln!("skipped: {test}: @anthropic-ai/claude-code couldn't be installed from npm here");
+        return;
+    };
+    let s = network(Reply::Model {
+        text: "hello from the test upstream".into(),
+    });
+    let f = Fixture::new("secrets-claude-code");
+    let dir = claude.parent().unwrap().display().to_string();
+    let p = profile(
+        &f,
+        "claude",
+        "",
+        &format!(
+            "filesystem:\n  exec: {{add: [\"{dir}\"]}}\nenv:\n  set: {{HOME: \"{}\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: \"1\"}}\n",
+            f.ws.display()
+        ),
+    );
+    let script = format!(
+        "echo \"key=$ANTHROPIC_API_KEY\"; {} -p 'say hello' </dev/null; echo claude=$?",
+        claude.display()
+    );
+    let (o, log) = run(&s, &f, &p, &script);
+    let out = stdout(&o);
+    // The client held the placeholder...
+    assert!(
+        out.contains(&format!("key={}", placeholder())),
+        "{}",
+        show(&o)
+    );
+    // ...printed what the upstream answered...
+    assert!(
+        out.contains("hello from the test upstream"),
+        "{}\n{log}",
+        show(&o)
+    );
+    assert!(out.contains("claude=0"), "{}\n{log}", show(&o));
+    // ...whose every request carried the real key and never the
+    // placeholder.
+    let reqs = s.api.requests();
+    assert!(
+        reqs.iter().any(|r| r.target.starts_with("/v1/messages")),
+        "{reqs:?}"
+    );
+    for r in &reqs {
+        assert_eq!(r.header("x-api-key"), [key()], "{}", r.text());
+        assert!(!r.text().contains("confine-placeholder"), "{}", r.text());
+    }
+    assert!(!records(&log, "usage").is_empty(), "{log}");
+    nowhere(&o, &log);
+}

@@ -1195,6 +1195,40 @@ pub enum Reply {
     /// the blank line is added) sent `gap` after the one before, the first
     /// at once; the time each was sent is logged ([`Api::sent`]).
     Events { events: Vec<String>, gap: Duration },
+    /// A model answering `text` like the Anthropic Messages API: a stream
+    /// of events when the request's body asks for `"stream":true`, a JSON
+    /// message otherwise (with usage either way).
+    Model { text: String },
+}
+
+impl Reply {
+    /// What `Model` answers to `body`.
+    fn for_request(self, body: &[u8]) -> Reply {
+        let Reply::Model { text } = self else {
+            return self;
+        };
+        let text = serde_json::Value::String(text).to_string();
+        let streamed = String::from_utf8_lossy(body)
+            .replace(' ', "")
+            .contains("\"stream\":true");
+        if !streamed {
+            return Reply::Json(format!(
+                r#"{{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[{{"type":"text","text":{text}}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":7,"output_tokens":3}}}}"#
+            ));
+        }
+        let ev = |name: &str, data: String| format!("event: {name}\ndata: {data}");
+        Reply::Events {
+            events: vec![
+                ev("message_start", r#"{"type":"message_start","message":{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":1}}}"#.into()),
+                ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.into()),
+                ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#)),
+                ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.into()),
+                ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
+                ev("message_stop", r#"{"type":"message_stop"}"#.into()),
+            ],
+            gap: Duration::from_millis(5),
+        }
+    }
 }
 
 /// One request an [`Api`] server got, whole.
@@ -1363,6 +1397,8 @@ impl Api {
             fill(buf, s, n)?;
             body.extend(buf.drain(..n));
         }
+        let reply = self.reply.lock().unwrap().clone().for_request(&body);
+        let head_only = method == "HEAD";
         self.requests.lock().unwrap().push(ApiRequest {
             method,
             target,
@@ -1370,7 +1406,11 @@ impl Api {
             body,
             connection,
         });
-        let reply = self.reply.lock().unwrap().clone();
+        if head_only {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?;
+            s.flush()?;
+            return Ok(Some(close));
+        }
         match reply {
             Reply::Json(b) => {
                 let head = format!(
@@ -1396,6 +1436,7 @@ impl Api {
                 s.write_all(b"0\r\n\r\n")?;
                 s.flush()?;
             }
+            Reply::Model { .. } => unreachable!("answered as JSON or events"),
         }
         Ok(Some(close))
     }
