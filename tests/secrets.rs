@@ -608,3 +608,128 @@ fn claude_code_from_npm_sends_the_real_key_while_holding_the_placeholder() {
     assert!(!records(&log, "usage").is_empty(), "{log}");
     nowhere(&o, &log);
 }
+
+/// How many times `needle` is in the memory of process `pid` (every
+/// readable mapping, through /proc/PID/mem, read as root); `None` when
+/// the process can't be read at all.
+fn in_memory(pid: i32, needle: &[u8]) -> Option<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut found = 0;
+    let mut read_any = false;
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.contains("[vvar") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (lo, hi) = (
+            u64::from_str_radix(lo, 16).ok()?,
+            u64::from_str_radix(hi, 16).ok()?,
+        );
+        let mut buf = vec![0u8; (hi - lo) as usize];
+        if mem.seek(SeekFrom::Start(lo)).is_err() {
+            continue;
+        }
+        let Ok(n) = mem.read(&mut buf) else {
+            continue;
+        };
+        read_any |= n > 0;
+        found += buf[..n]
+            .windows(needle.len())
+            .filter(|w| *w == needle)
+            .count();
+    }
+    read_any.then_some(found)
+}
+
+/// The children of `pid`.
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+/// In another PID namespace than the test's (the sandbox's init), or not.
+fn in_own_pid_ns(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .is_some_and(|l| l.split_whitespace().count() > 2)
+}
+
+#[test]
+fn only_the_proxy_holds_the_value_while_the_sandbox_runs() {
+    let test = "only_the_proxy_holds_the_value_while_the_sandbox_runs";
+    if !ready(test) {
+        return;
+    }
+    let s = network(Reply::Json(message(1, 1)));
+    let f = Fixture::new("secrets-memory");
+    let p = profile(&f, "memory", "", "");
+    std::fs::copy(s.net.ca(), f.ws.join("ca.pem")).unwrap();
+    let token = token(47);
+    // One request on the route first, so the proxy has used the value.
+    let script = format!(
+        "{CURL} -o /dev/null -H \"x-api-key: $ANTHROPIC_API_KEY\" \"$ANTHROPIC_BASE_URL/v1/messages\" && exec /bin/sleep {token}"
+    );
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("TEST_ANTHROPIC_KEY", key())
+        .env("SSL_CERT_FILE", s.net.ca())
+        .current_dir(&f.ws);
+    let mut child = s
+        .net
+        .in_client(&cmd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // `ip netns exec` execs confine: the child is the supervisor.
+    let supervisor = child.id() as i32;
+    let ready = poll(Duration::from_secs(15), || {
+        !processes_with_arg(&token).is_empty() && children(supervisor).len() == 2
+    });
+    let kids = children(supervisor);
+    let init = kids.iter().copied().find(|&c| in_own_pid_ns(c));
+    let proxy = kids.iter().copied().find(|&c| !in_own_pid_ns(c));
+    let agent = processes_with_arg(&token).first().map(|(pid, _)| *pid);
+    let needle = key();
+    let found = |pid: i32| in_memory(pid, needle.as_bytes());
+    let env_of = |pid: i32| std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let results = (
+        found(supervisor),
+        init.map(found),
+        agent.map(found),
+        proxy.map(found),
+        env_of(supervisor),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ready, "the sandbox didn't start");
+    let (sup, init, agent, proxy, sup_env) = results;
+    // The control: the proxy holds the value (it sent it).
+    assert!(proxy.flatten().is_some_and(|n| n > 0), "proxy: {proxy:?}");
+    assert_eq!(sup, Some(0), "the supervisor still holds the value");
+    assert_eq!(init.flatten(), Some(0), "the init holds the value");
+    assert_eq!(agent.flatten(), Some(0), "the agent holds the value");
+    // The supervisor's own environment block no longer shows it; the
+    // variable is still there, blanked.
+    let sup_env = String::from_utf8_lossy(&sup_env).into_owned();
+    assert!(sup_env.contains("TEST_ANTHROPIC_KEY="), "{sup_env}");
+    assert!(!sup_env.contains(&needle), "{sup_env}");
+    assert_eq!(s.api.requests()[0].header("x-api-key"), [needle]);
+}
