@@ -563,18 +563,11 @@ mod tests {
     #[test]
     fn cost_from_prices() {
         let t0 = Instant::now();
-        let price = |i, o| ModelPrice {
-            input: Price(i),
-            output: Price(o),
-        };
         let l = limits(|l| {
-            l.cost = Some(Cost {
-                amount: 1.0,
-                per: Some(Period::Hour),
-            });
-            l.prices
-                .insert("claude-sonnet-4-5".into(), price(3.0, 15.0));
-            l.prices.insert("claude-opus".into(), price(15.0, 75.0));
+            l.cost = Some(1.0);
+            l.cost_window = Some(HOUR.as_secs());
+            l.prices.insert("claude-sonnet-4-5".into(), (3.0, 15.0));
+            l.prices.insert("claude-opus".into(), (15.0, 75.0));
         });
         let mut c = Counter::default();
         // Exact, prefix, unpriced (the dearest).

@@ -21,7 +21,9 @@
 //! directory, both owned by root or the caller and writable by nobody
 //! else) and executed through that descriptor. What it needs comes in a
 //! sealed memfd: the policy, the name servers, the supervisor's pid and
-//! the numbers of its descriptors.
+//! the numbers of its descriptors; with `secrets:`, the routes and the CA
+//! bundle, and the values in a second sealed memfd that only the program
+//! keeps (DESIGN.md §10).
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -624,5 +626,30 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::secrets::Secret;
+
+    #[test]
+    fn secrets_are_framed_in_order_and_malformed_framing_is_refused() {
+        let bytes = {
+            let mut b = Vec::new();
+            for v in [&b"one"[..], b"", b"three"] {
+                b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                b.extend_from_slice(v);
+            }
+            b
+        };
+        let values = unframe(&bytes, 3).unwrap();
+        let got: Vec<&[u8]> = values.iter().map(Secret::expose).collect();
+        assert_eq!(got, [&b"one"[..], b"", b"three"]);
+        assert!(unframe(&bytes, 2).is_none());
+        assert!(unframe(&bytes[..bytes.len() - 1], 3).is_none());
+        assert!(unframe(&[1, 0], 1).is_none());
+        assert!(unframe(&[], 0).unwrap().is_empty());
     }
 }
