@@ -880,4 +880,93 @@ mod tests {
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("content-type"));
     }
+
+    fn route(provider: Option<Provider>, header: &str) -> Route {
+        Route {
+            plan: RouteSpec {
+                name: "r".into(),
+                provider,
+                upstream_host: "api.example.com".into(),
+                upstream_port: 8443,
+                upstream_path: "/v1".into(),
+                header: (header.into(), "Bearer ".into(), String::new()),
+                limits: None,
+            },
+            header: HeaderName::from_bytes(header.as_bytes()).unwrap(),
+            credential: HeaderValue::from_static("Bearer real"),
+            counter: RefCell::default(),
+            stopped: Cell::new(false),
+            reported: RefCell::default(),
+        }
+    }
+
+    #[test]
+    fn the_agents_credentials_are_replaced_by_the_routes() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer placeholder"),
+            ("x-api-key", "placeholder"),
+            ("x-goog-api-key", "placeholder"),
+            ("api-key", "placeholder"),
+            ("proxy-authorization", "Basic eA=="),
+            ("x-llm-key", "placeholder"),
+            ("host", "127.0.0.1:3128"),
+            ("accept-encoding", "gzip, br"),
+            ("expect", "100-continue"),
+            ("content-type", "application/json"),
+        ] {
+            h.append(k, HeaderValue::from_static(v));
+        }
+        let out = upstream_headers(&h, &route(None, "x-llm-key"));
+        let got: Vec<(String, String)> = out
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let mut got = got;
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("accept-encoding".into(), "identity".into()),
+                ("content-type".into(), "application/json".into()),
+                ("host".into(), "api.example.com:8443".into()),
+                ("x-llm-key".into(), "Bearer real".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_limits_answer_in_each_providers_shape() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (provider, pointer, want) in [
+            (Some(Provider::Anthropic), "/error/type", "rate_limit_error"),
+            (Some(Provider::Openai), "/error/code", "rate_limit_exceeded"),
+            (
+                Some(Provider::Gemini),
+                "/error/status",
+                "RESOURCE_EXHAUSTED",
+            ),
+            (Some(Provider::Github), "/message", "confine: the rule"),
+            (None, "/message", "confine: the rule"),
+        ] {
+            for which in [Which::RequestsPerMinute, Which::Cost] {
+                let r = rate_limited(provider, "the rule", which);
+                assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+                let retry = r.headers().contains_key(header::RETRY_AFTER);
+                let no_retry = r.headers().get("x-should-retry").is_some();
+                assert_eq!(retry, which == Which::RequestsPerMinute);
+                assert_eq!(no_retry, which != Which::RequestsPerMinute);
+                let body = rt.block_on(r.into_body().collect()).unwrap().to_bytes();
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(
+                    v.pointer(pointer).and_then(|x| x.as_str()),
+                    Some(want),
+                    "{v}"
+                );
+                assert!(v.to_string().contains("confine: the rule"), "{v}");
+            }
+        }
+    }
 }
