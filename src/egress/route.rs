@@ -290,6 +290,15 @@ fn upstream_target(base: &str, rest: &str, query: Option<&str>) -> String {
     t
 }
 
+/// `query` without the parameters named `name`.
+fn without_param(query: &str, name: &str) -> String {
+    query
+        .split('&')
+        .filter(|p| p.split('=').next() != Some(name))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way.
 const HOP: &[&str] = &[
     "connection",
@@ -518,7 +527,17 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
     }
     rec.r.verdict = Verdict::Allowed;
 
-    let target = upstream_target(&route.plan.upstream_path, rest, req.uri().query());
+    // Gemini also takes its key as `?key=`: the agent's placeholder there
+    // would be sent next to the real header.
+    let query = match route.plan.provider {
+        Some(Provider::Gemini) => req.uri().query().map(|q| without_param(q, "key")),
+        _ => req.uri().query().map(str::to_string),
+    };
+    let target = upstream_target(
+        &route.plan.upstream_path,
+        rest,
+        query.as_deref().filter(|q| !q.is_empty()),
+    );
     let headers = upstream_headers(req.headers(), route);
     let (parts, body) = req.into_parts();
     let mut up = Request::new(Counted {
@@ -867,6 +886,9 @@ mod tests {
         assert_eq!(upstream_target("/v1", "/chat", Some("a=b")), "/v1/chat?a=b");
         assert_eq!(upstream_target("", "", None), "/");
         assert_eq!(upstream_target("", "/x", None), "/x");
+        assert_eq!(without_param("key=AIza0&alt=sse&key=x", "key"), "alt=sse");
+        assert_eq!(without_param("keys=1&key", "key"), "keys=1");
+        assert_eq!(without_param("key=1", "key"), "");
     }
 
     #[test]
