@@ -524,31 +524,46 @@ fn a_cost_limit_that_stops_ends_the_sandbox_with_124() {
     nowhere(&o, &log);
 }
 
-/// Where the real client from npm is installed once, for every run.
-fn claude_code() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm-claude-code");
-    let bin = dir.join("node_modules/@anthropic-ai/claude-code-linux-x64/claude");
-    if !bin.exists() {
-        if std::env::consts::ARCH != "x86_64" || !std::path::Path::new("/usr/bin/npm").exists() {
+/// `package` installed from npm once into the tests' temporary directory
+/// (kept for later runs), and `file` in it; `None` without npm or the
+/// registry.
+fn from_npm(package: &str, file: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("npm-{}", package.replace(['@', '/'], "-")));
+    let path = dir.join(file);
+    if !path.exists() {
+        if !std::path::Path::new("/usr/bin/npm").exists() {
             return None;
         }
         std::fs::create_dir_all(&dir).unwrap();
         let o = std::process::Command::new("/usr/bin/npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir)
-            .arg("@anthropic-ai/claude-code")
+            .arg(package)
             .output()
             .ok()?;
-        if !o.status.success() || !bin.exists() {
-            eprintln!("npm install @anthropic-ai/claude-code failed: {}", show(&o));
+        if !o.status.success() || !path.exists() {
+            eprintln!("npm install {package} failed: {}", show(&o));
             return None;
         }
     }
-    // Readable and runnable by the agent's uid.
-    for d in bin.ancestors().take_while(|d| d.starts_with(&dir)) {
-        let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755));
+    // Readable (and runnable) by the agent's uid.
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&dir)
+        .status();
+    Some(path)
+}
+
+/// Claude Code's own binary, from npm (x86_64 Linux).
+fn claude_code() -> Option<std::path::PathBuf> {
+    if std::env::consts::ARCH != "x86_64" {
+        return None;
     }
-    Some(bin)
+    from_npm(
+        "@anthropic-ai/claude-code",
+        "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
+    )
 }
 
 #[test]
@@ -732,4 +747,82 @@ fn only_the_proxy_holds_the_value_while_the_sandbox_runs() {
     assert!(sup_env.contains("TEST_ANTHROPIC_KEY="), "{sup_env}");
     assert!(!sup_env.contains(&needle), "{sup_env}");
     assert_eq!(s.api.requests()[0].header("x-api-key"), [needle]);
+}
+
+#[test]
+fn the_openai_sdk_from_npm_sends_the_real_key_on_the_v1_route() {
+    let test = "the_openai_sdk_from_npm_sends_the_real_key_on_the_v1_route";
+    if !ready(test) || !have(test, "/usr/bin/node") {
+        return;
+    }
+    let Some(sdk) = from_npm("openai", "node_modules/openai/package.json") else {
+        eprintln!("skipped: {test}: the openai package couldn't be installed from npm here");
+        return;
+    };
+    let modules = sdk
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let net = Net::new();
+    let _dns = net.dns(DNS);
+    let api = net.api(
+        API_ADDR,
+        &["api.openai.com"],
+        Reply::Json(
+            r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"hello from the openai stand-in"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}"#.into(),
+        ),
+    );
+    let other = net.api(OTHER_ADDR, &["example.com"], Reply::Json("{}".into()));
+    let s = Setup { net, api, other };
+    let f = Fixture::new("secrets-openai");
+    let yaml = format!(
+        r#"version: 1
+extends: default
+network:
+  mode: proxy
+  hosts: {{api.openai.com: {API_ADDR}}}
+secrets:
+  - name: openai
+    from: "env:TEST_ANTHROPIC_KEY"
+    provider: openai
+filesystem:
+  read: {{add: ["{modules}"]}}
+env:
+  set: {{NODE_PATH: "{modules}"}}
+"#
+    );
+    let p = f.profile("openai", &yaml).display().to_string();
+    let script = r#"echo "key=$OPENAI_API_KEY"; /usr/bin/node -e '
+const OpenAI = require("openai");
+new OpenAI().chat.completions.create({model: "gpt-test", messages: [{role: "user", content: "hi"}]})
+  .then(r => console.log(r.choices[0].message.content), e => { console.error(String(e)); process.exit(1); });'"#;
+    let (o, log) = run(&s, &f, &p, script);
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("key=sk-proj-confine-placeholder-"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        out.contains("hello from the openai stand-in"),
+        "{}",
+        show(&o)
+    );
+    let reqs = s.api.requests();
+    assert_eq!(reqs.len(), 1, "{reqs:?}");
+    assert_eq!(reqs[0].target, "/v1/chat/completions");
+    assert_eq!(
+        reqs[0].header("authorization"),
+        [format!("Bearer {}", key())]
+    );
+    assert_eq!(reqs[0].header("host"), ["api.openai.com"]);
+    assert!(!reqs[0].text().contains("confine-placeholder"));
+    let usage = records(&log, "usage");
+    assert_eq!(usage[0]["tokens_in"], 9, "{log}");
+    assert_eq!(usage[0]["model"], "gpt-test", "{log}");
+    nowhere(&o, &log);
 }

@@ -145,7 +145,8 @@ fn grant_origin<'a>(
 /// Proxy mode: a policy that can't do what it seems to say.
 fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
     let n = &p.network;
-    if n.allow.is_empty() {
+    // Secrets' routes are reachable without any `allow` entry.
+    if n.allow.is_empty() && p.secrets.is_empty() {
         warnings.push(Warning::at(
             &n.mode,
             "network.mode",
