@@ -440,6 +440,9 @@ fn an_upstream_whose_certificate_isnt_trusted_never_gets_the_key() {
             .any(|c| c["via"] == "route" && c["status"] == 502),
         "{log}"
     );
+    // The exit record names the route, which spent nothing.
+    let exit = records(&log, "exit");
+    assert_eq!(exit[0]["usage"]["anthropic"]["tokens_in"], 0, "{log}");
     nowhere(&o, &log);
 }
 

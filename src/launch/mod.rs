@@ -465,7 +465,11 @@ fn launch(
         control,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
-    let usage = ended.usage;
+    // Every route is in the exit record, those that served nothing at 0.
+    let mut usage = ended.usage;
+    for r in &plan.secrets {
+        usage.entry(r.name.clone()).or_default();
+    }
     if reason == "timeout" {
         let limit = crate::profile::Duration(plan.limits.wall_time_ms.unwrap_or_default());
         crate::say!(
