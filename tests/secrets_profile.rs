@@ -1,10 +1,9 @@
-//! `secrets:` from the outside, before the egress proxy forwards them
-//! (DESIGN.md §10): `check` accepts a good profile and locates every bad
-//! one on one line; `explain` (text and JSON) shows each secret's name,
-//! source and route and never its value; `run` reads every secret first
-//! (a missing variable, an unreadable or group/world-readable file is a
-//! refusal naming the entry, exit 125, no value), then refuses to run
-//! anything until the proxy forwards secrets.
+//! `secrets:` from the outside (DESIGN.md §10): `check` accepts a good
+//! profile and locates every bad one on one line; `explain` (text and
+//! JSON) shows each secret's name, source and route and never its value;
+//! `run` reads every secret first (a missing variable, an unreadable or
+//! group/world-readable file is a refusal naming the entry, exit 125, no
+//! value). Forwarding is tests/secrets.rs.
 mod common;
 use common::*;
 
@@ -237,36 +236,4 @@ fn run_refuses_secrets_it_cant_read_naming_the_entry() {
     assert_status(&o, 125);
     no_value(&o);
     assert!(stderr(&o).contains("symlink"), "{}", show(&o));
-}
-
-#[test]
-fn run_with_readable_secrets_refuses_until_the_proxy_forwards_them() {
-    let f = Fixture::new("secrets-run-not-yet");
-    let p = profile(&f, "p", &secret_file(&f, "key", 0o600));
-    let o = run(&f, &p, &[("TEST_ANTHROPIC_KEY", ENV_VALUE)]);
-    assert_status(&o, 125);
-    no_value(&o);
-    assert!(
-        stderr(&o).contains("the egress proxy doesn't forward secrets yet; nothing was run"),
-        "{}",
-        show(&o)
-    );
-    // Control: the same profile without secrets gets past this point (it
-    // runs, or fails for another reason, but never with this message).
-    let p = f.profile(
-        "control",
-        "version: 1\nextends: default\nnetwork:\n  mode: loopback\n",
-    );
-    let marker = f.ws.join("ran");
-    let o = f
-        .command(
-            p.to_str().unwrap(),
-            &["/bin/touch", marker.to_str().unwrap()],
-        )
-        .output()
-        .unwrap();
-    if can_run("run_with_readable_secrets_refuses_until_the_proxy_forwards_them") {
-        assert_status(&o, 0);
-        assert!(marker.exists(), "{}", show(&o));
-    }
 }

@@ -33,7 +33,8 @@ use serde::Serialize;
 
 mod records;
 pub(crate) use records::{
-    Budget, Connection, Control, Dropped, Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary,
+    Budget, Connection, Control, Dropped, Exit, Launch, LaunchProfile, PlanSummary, RouteLimit,
+    RouteRequest, SeccompSummary, Usage,
 };
 pub use records::{ProfileId, Record, Refused, RefusedPlan};
 
@@ -375,6 +376,7 @@ mod tests {
             user_cpu_ms: 1,
             sys_cpu_ms: 2,
             cgroup: None,
+            usage: None,
         }
     }
 

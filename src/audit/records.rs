@@ -90,6 +90,10 @@ pub(crate) struct Exit {
     pub sys_cpu_ms: i64,
     /// The sandbox's cgroup's measures, when it had one.
     pub cgroup: Option<cgroup::Stats>,
+    /// Each secret route's totals (requests, tokens, cost), when the
+    /// profile has secrets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<std::collections::BTreeMap<String, crate::egress::events::UsageTotals>>,
 }
 
 impl Record for Exit {
@@ -169,4 +173,32 @@ pub(crate) struct Dropped<'a>(pub &'a crate::egress::events::Dropped);
 
 impl Record for Dropped<'_> {
     const EVENT: &'static str = "dropped";
+}
+
+/// `connection` (a secret route): one request forwarded on a route, as
+/// the proxy reported it, with the route, method and status.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct RouteRequest<'a>(pub &'a crate::egress::events::RouteRequest);
+
+impl Record for RouteRequest<'_> {
+    const EVENT: &'static str = "connection";
+}
+
+/// `usage` (a secret route): what one request spent, and the totals.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Usage<'a>(pub &'a crate::egress::events::Usage);
+
+impl Record for Usage<'_> {
+    const EVENT: &'static str = "usage";
+}
+
+/// `budget` (a secret route): a route's limit was reached.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct RouteLimit<'a>(pub &'a crate::egress::events::LimitEvent);
+
+impl Record for RouteLimit<'_> {
+    const EVENT: &'static str = "budget";
 }

@@ -59,6 +59,9 @@ pub const ALLOW: &[&str] = &[
     // Descriptors.
     "read",
     "write",
+    // Vectored writes: hyper's heads and bodies, on the secret routes.
+    "writev",
+    "readv",
     "close",
     // Once: /dev/null onto stderr when the proxy starts serving.
     "dup3",
@@ -515,6 +518,7 @@ mod tests {
             nameservers: vec![ns.local_addr().unwrap()],
             events: events_w.into(),
             shutdown: None,
+            routes: None,
         };
         // The child must not hold the read end, or the pipe never breaks.
         let reader = events_r.as_raw_fd();

@@ -27,12 +27,18 @@ use serde::{Deserialize, Serialize};
 /// The longest line, newline included.
 pub const MAX_LINE: usize = 4096;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Connection(Connection),
     Budget(BudgetEvent),
     Dropped(Dropped),
+    /// One request forwarded on a secret route ([`super::route`]).
+    Request(RouteRequest),
+    /// What one routed request spent, from the response's usage fields.
+    Usage(Usage),
+    /// A secret route's limit refused a request, or stops the sandbox.
+    Limit(LimitEvent),
 }
 
 /// Which front door a connection came through.
@@ -45,6 +51,9 @@ pub enum Via {
     Transparent,
     /// The DNS stub.
     Dns,
+    /// A secret route: a plain-HTTP request the proxy forwards to the
+    /// route's upstream over TLS, with the credential added.
+    Route,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +134,95 @@ pub struct Dropped {
     pub count: u64,
 }
 
+/// One request on a secret route, written when its response has ended
+/// (or failed): the audit log's `connection` record for it, with the
+/// route, method and status. Never the credential, nor the path (which
+/// may carry the agent's data).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRequest {
+    /// The upstream's host.
+    pub host: String,
+    pub port: Option<u16>,
+    pub address: Option<IpAddr>,
+    pub via: Via,
+    /// `refused` when the proxy answered itself (a limit, an unknown
+    /// route); `allowed` when it forwarded the request.
+    pub verdict: Verdict,
+    /// `secrets.NAME`.
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+    /// The secret's name.
+    pub route: String,
+    pub method: String,
+    /// The status the agent got; `None` if it never got one.
+    pub status: Option<u16>,
+    /// Request body bytes sent upstream.
+    pub bytes_out: u64,
+    /// Response body bytes passed to the agent.
+    pub bytes_in: u64,
+    pub duration_ms: u64,
+}
+
+/// A route's totals so far (in the `usage` records and the exit record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageTotals {
+    pub requests: u64,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// In the currency of `prices`; `None` without prices.
+    pub cost: Option<f64>,
+}
+
+/// `usage`: what one request on a route spent, as the response's usage
+/// fields said, and the route's totals including it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    pub route: String,
+    /// As the response named it.
+    pub model: Option<String>,
+    /// `None`: the response carried no usage confine understood.
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    pub cost: Option<f64>,
+    /// The `prices` entry used, when it isn't the model's own name (a
+    /// prefix of it, or the dearest one for an unpriced model).
+    pub priced_as: Option<String>,
+    pub totals: UsageTotals,
+}
+
+/// A number in a limit: a count, or an amount of money.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Amount {
+    Count(u64),
+    Money(f64),
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Amount::Count(n) => write!(f, "{n}"),
+            Amount::Money(m) => write!(f, "{m:.4}"),
+        }
+    }
+}
+
+/// A secret route's limit was reached (the audit log's `budget` record,
+/// with the route).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitEvent {
+    pub route: String,
+    /// `requests_per_minute`, `tokens`, `tokens_per_hour` or `cost`.
+    pub which: String,
+    pub limit: Amount,
+    pub used: Amount,
+    pub action: Action,
+}
+
 /// Longest text fields, in bytes: a host name is at most 253, so 255 keeps
 /// every valid one whole and cuts what an agent made up; with the other
 /// fields bounded too a line stays far below [`MAX_LINE`].
@@ -146,11 +244,26 @@ impl Event {
     /// The line to write: JSON and a newline, at most [`MAX_LINE`] bytes
     /// (long text fields are cut).
     pub fn line(mut self) -> Vec<u8> {
-        if let Event::Connection(c) = &mut self {
-            clip(&mut c.host, MAX_HOST);
-            for s in [&mut c.rule, &mut c.reason].into_iter().flatten() {
-                clip(s, MAX_TEXT);
+        match &mut self {
+            Event::Connection(c) => {
+                clip(&mut c.host, MAX_HOST);
+                for s in [&mut c.rule, &mut c.reason].into_iter().flatten() {
+                    clip(s, MAX_TEXT);
+                }
             }
+            Event::Request(r) => {
+                clip(&mut r.host, MAX_HOST);
+                clip(&mut r.method, 32);
+                for s in [&mut r.rule, &mut r.reason].into_iter().flatten() {
+                    clip(s, MAX_TEXT);
+                }
+            }
+            Event::Usage(u) => {
+                for s in [&mut u.model, &mut u.priced_as].into_iter().flatten() {
+                    clip(s, MAX_HOST);
+                }
+            }
+            _ => {}
         }
         let mut line = serde_json::to_vec(&self).unwrap_or_default();
         line.push(b'\n');

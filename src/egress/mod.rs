@@ -31,9 +31,12 @@ pub mod http;
 mod proxy;
 mod relay;
 pub mod resolve;
+pub mod route;
 pub mod sni;
 #[cfg(test)]
 mod tests;
+pub mod tls;
+pub mod usage;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -77,6 +80,8 @@ pub struct Setup {
     /// sandbox has ended: the proxy then ends every connection still open
     /// (each leaves its `connection` record) and exits.
     pub shutdown: Option<OwnedFd>,
+    /// The secret routes (DESIGN.md §10), when the profile has secrets.
+    pub routes: Option<route::Routes>,
 }
 
 /// Bounds and timeouts. [`Limits::default`] is what [`serve`] runs with;
@@ -131,6 +136,7 @@ pub(crate) struct State {
     pub fake: RefCell<FakeTable>,
     pub budgets: RefCell<Budgets>,
     pub resolver: Resolver,
+    pub routes: Option<route::Routes>,
     sink: RefCell<Sink>,
     /// Agent connections open now.
     active: Cell<usize>,
@@ -259,6 +265,7 @@ async fn main(setup: Setup, limits: Limits) -> Result<(), String> {
         budgets: RefCell::new(Budgets::new(setup.policy.budget.clone())),
         resolver: Resolver::new(setup.nameservers, limits.dns_timeout),
         policy: setup.policy,
+        routes: setup.routes,
         limits,
         sink: RefCell::new(sink),
         active: Cell::new(0),

@@ -32,6 +32,8 @@ pub(crate) struct Record {
     pub c: Connection,
     /// The relay's byte counters (out, in), once it runs.
     counters: Option<(Counter, Counter)>,
+    /// Handed to a secret route, which records each request instead.
+    muted: bool,
 }
 
 /// A byte count the relay keeps and the record reads.
@@ -56,6 +58,7 @@ impl Record {
                 duration_ms: 0,
             },
             counters: None,
+            muted: false,
         }
     }
 
@@ -72,6 +75,9 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
+        if self.muted {
+            return;
+        }
         if let Some((out, inn)) = &self.counters {
             self.c.bytes_out = out.get();
             self.c.bytes_in = inn.get();
@@ -404,6 +410,10 @@ pub(crate) async fn proxy_conn(st: Rc<State>, mut client: TcpStream) {
             return;
         }
     };
+    if super::route::takes(&st, &req) {
+        rec.muted = true;
+        return super::route::serve(st, client, buf).await;
+    }
     let early = buf.split_off(req.head_len.min(buf.len()));
     match &req.target {
         Target::Connect { host, port } => connect(&st, &mut rec, client, host, *port, early).await,

@@ -102,6 +102,7 @@ impl Proxy {
             nameservers,
             events: w,
             shutdown: None,
+            routes: None,
         };
         let thread = std::thread::spawn(move || run_with(setup, limits));
         let events = Arc::new(Mutex::new(Vec::new()));

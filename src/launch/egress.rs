@@ -21,7 +21,9 @@
 //! directory, both owned by root or the caller and writable by nobody
 //! else) and executed through that descriptor. What it needs comes in a
 //! sealed memfd: the policy, the name servers, the supervisor's pid and
-//! the numbers of its descriptors.
+//! the numbers of its descriptors; with `secrets:`, the routes and the CA
+//! bundle, and the values in a second sealed memfd that only the program
+//! keeps (DESIGN.md §10).
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -50,6 +52,22 @@ pub(crate) const PROGRAM: &str = "confine-egress";
 /// profile's list limits.
 const HANDOVER_MAX: u64 = 16 << 20;
 
+/// Where the system's CA bundle is, by distribution (Debian and Ubuntu,
+/// Fedora and RHEL, openSUSE, Alpine and Arch); `SSL_CERT_FILE` of
+/// confine's environment comes first.
+const CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+/// The largest CA bundle read (a full system bundle is about 200 KiB).
+const MAX_CA_BUNDLE: u64 = 8 << 20;
+/// The largest secrets memfd read: every value is at most
+/// `MAX_SECRET_BYTES`, and a profile has at most `MAX_SECRETS`.
+const SECRETS_MAX: u64 =
+    crate::profile::secrets::MAX_SECRETS as u64 * (crate::sandbox::secrets::MAX_SECRET_BYTES + 4);
+
 /// What the supervisor hands the proxy's program.
 #[derive(Serialize, Deserialize)]
 struct Handover {
@@ -61,6 +79,78 @@ struct Handover {
     listeners: RawFd,
     events: RawFd,
     shutdown: RawFd,
+    /// The secret routes, without their values (DESIGN.md §10).
+    #[serde(default)]
+    routes: Vec<egress::route::RouteSpec>,
+    /// The CA bundle (PEM) their upstreams are verified against.
+    #[serde(default)]
+    ca_pem: String,
+    /// A sealed memfd holding the routes' values, in their order, each
+    /// as a 4-byte little-endian length and the bytes.
+    #[serde(default)]
+    secrets: Option<RawFd>,
+}
+
+/// What the proxy needs for the secret routes (DESIGN.md §10): each
+/// route with its value, and the CA bundle its upstreams are verified
+/// against.
+pub(crate) struct Secrets {
+    pub routes: Vec<(crate::plan::secrets::Route, crate::sandbox::secrets::Secret)>,
+    pub ca_pem: String,
+}
+
+/// Reads the CA bundle the secret routes' upstreams are verified against:
+/// `SSL_CERT_FILE` of confine's environment when set, else the system's.
+///
+/// # Errors
+/// Where it looked and why it couldn't read it.
+pub(crate) fn read_ca_bundle() -> Result<String, String> {
+    let read = |path: &Path| {
+        crate::files::read_bounded(path, MAX_CA_BUNDLE)
+            .map_err(|e| e.to_string())
+            .and_then(|b| String::from_utf8(b).map_err(|_| "not a PEM file (not text)".to_string()))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
+        return read(Path::new(&f)).map_err(|e| format!("SSL_CERT_FILE {e}"));
+    }
+    match CA_BUNDLES.iter().map(Path::new).find(|p| p.exists()) {
+        Some(p) => read(p),
+        None => Err(format!(
+            "no CA bundle at {} (set SSL_CERT_FILE to one)",
+            CA_BUNDLES.join(", ")
+        )),
+    }
+}
+
+/// The values of `secrets`, framed for the secrets memfd.
+fn frame(secrets: &Secrets) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        secrets
+            .routes
+            .iter()
+            .map(|(_, s)| s.expose().len() + 4)
+            .sum(),
+    );
+    for (_, s) in &secrets.routes {
+        let v = s.expose();
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    out
+}
+
+/// The values of a secrets memfd's bytes, in order; `None` if the framing
+/// is wrong or their number isn't `n`.
+fn unframe(mut bytes: &[u8], n: usize) -> Option<Vec<crate::sandbox::secrets::Secret>> {
+    let mut out = Vec::with_capacity(n);
+    while !bytes.is_empty() {
+        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let v = bytes.get(4..4 + len)?;
+        out.push(crate::sandbox::secrets::Secret::new(v.to_vec()));
+        bytes = &bytes[4 + len..];
+    }
+    (out.len() == n).then_some(out)
 }
 
 /// The running proxy, as the supervisor holds it.
@@ -83,6 +173,11 @@ pub(crate) struct Proxy {
 /// Forks the proxy for `policy`; its listeners come over `listeners` from
 /// the init. Runs as `uid`/`gid` when confine is root (nobody for uid 0).
 ///
+/// The secrets reach the program in a sealed memfd of their own, whose
+/// descriptor this process closes right after the fork, as it drops
+/// (zeroes) its copies of the values: before the sandbox is cloned, so
+/// neither the init nor the agent ever holds them.
+///
 /// # Errors
 /// The errno of pipe2 or fork.
 pub(crate) fn spawn(
@@ -90,6 +185,7 @@ pub(crate) fn spawn(
     listeners: EgressReceiver,
     uid: u32,
     gid: u32,
+    secrets: Option<Secrets>,
 ) -> io::Result<Proxy> {
     let (uid, gid) = if uid == 0 {
         (NOBODY, NOBODY)
@@ -102,7 +198,27 @@ pub(crate) fn spawn(
         .unwrap_or_default();
     let (events_r, events_w) = channel::pipe()?;
     let (shutdown_r, shutdown_w) = channel::pipe()?;
+    let values = match &secrets {
+        Some(s) => {
+            let mut framed = frame(s);
+            let fd = sealed_memfd(c"confine-egress-secrets", &framed);
+            wipe(&mut framed);
+            Some(fd?)
+        }
+        None => None,
+    };
+    let (routes, ca_pem) = match &secrets {
+        Some(s) => (
+            s.routes
+                .iter()
+                .map(|(r, _)| egress::route::RouteSpec::from_plan(r))
+                .collect(),
+            s.ca_pem.clone(),
+        ),
+        None => (Vec::new(), String::new()),
+    };
     let handover = sealed_memfd(
+        c"confine-egress-handover",
         &serde_json::to_vec(&Handover {
             // SAFETY: getpid has no arguments and can't fail.
             supervisor: unsafe { libc::getpid() },
@@ -111,9 +227,21 @@ pub(crate) fn spawn(
             listeners: listeners.raw(),
             events: events_w.as_raw_fd(),
             shutdown: shutdown_r.as_raw_fd(),
+            routes,
+            ca_pem,
+            secrets: values.as_ref().map(AsRawFd::as_raw_fd),
         })
         .map_err(io::Error::other)?,
     )?;
+    let mut keep = vec![
+        2,
+        listeners.raw(),
+        events_w.as_raw_fd(),
+        shutdown_r.as_raw_fd(),
+        handover.as_raw_fd(),
+        program.as_raw_fd(),
+    ];
+    keep.extend(values.as_ref().map(AsRawFd::as_raw_fd));
     let argv = [
         CString::new(PROGRAM).map_err(io::Error::other)?,
         CString::new(handover.as_raw_fd().to_string()).map_err(io::Error::other)?,
@@ -125,16 +253,12 @@ pub(crate) fn spawn(
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        let keep = [
-            2,
-            listeners.raw(),
-            events_w.as_raw_fd(),
-            shutdown_r.as_raw_fd(),
-            handover.as_raw_fd(),
-            program.as_raw_fd(),
-        ];
         child(&keep, &program, &argv, uid, gid);
     }
+    // The program has the values now; this process's copies go before
+    // anything else is cloned from it.
+    drop(values);
+    drop(secrets);
     drop(handover);
     drop(listeners);
     drop(events_w);
@@ -259,10 +383,10 @@ fn open_program() -> io::Result<OwnedFd> {
 }
 
 /// A memfd holding `bytes`, sealed against any change, offset 0.
-fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<OwnedFd> {
     let create = |flags| {
         // SAFETY: memfd_create with a NUL-terminated name and flags.
-        let fd = unsafe { libc::memfd_create(c"confine-egress-handover".as_ptr(), flags) };
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
         if fd < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -296,6 +420,40 @@ fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
+/// Zeroes `v` with writes the optimiser can't drop.
+fn wipe(v: &mut [u8]) {
+    for b in v.iter_mut() {
+        // SAFETY: a valid, exclusive reference to a byte.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The secret routes from the handover and the secrets memfd, read after
+/// the program has confined itself; the memfd is closed.
+fn secret_routes(h: &mut Handover) -> Result<Option<egress::route::Routes>, String> {
+    let Some(fd) = h.secrets.take() else {
+        return Ok(None);
+    };
+    // SAFETY: the supervisor handed this descriptor to this process, open
+    // and for it alone (the handover names it).
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut bytes = Vec::with_capacity(SECRETS_MAX as usize + 1);
+    let read = (&file).take(SECRETS_MAX + 1).read_to_end(&mut bytes);
+    drop(file);
+    let values = read
+        .map_err(|e| e.to_string())
+        .and_then(|_| unframe(&bytes, h.routes.len()).ok_or_else(|| "malformed".to_string()));
+    wipe(&mut bytes);
+    let values = values.map_err(|e| format!("reading the secrets: {e}"))?;
+    let setups = std::mem::take(&mut h.routes)
+        .into_iter()
+        .zip(values)
+        .map(|(route, secret)| egress::route::RouteSetup { route, secret })
+        .collect();
+    egress::route::Routes::new(setups, h.ca_pem.as_bytes()).map(Some)
+}
+
 /// `confine-egress`'s body: `args` are its argv (its name, then the
 /// handover memfd's number). Never returns: serves until the sandbox
 /// ends, or exits 125 (a setup failure, on stderr) or 2 (not started by
@@ -314,6 +472,11 @@ pub fn program_main(args: &[OsString]) -> ! {
         // SAFETY: _exit ends the process.
         unsafe { libc::_exit(2) }
     };
+    // Not dumpable from the start (execve made it dumpable again): it may
+    // hold secrets, and runs as the agent's uid.
+    if let Err(e) = process::set_undumpable() {
+        fail(format!("PR_SET_DUMPABLE: {e}"));
+    }
     // Nothing the proxy accepts may become fd 0, 1 or 2 (a stray message
     // would reach an agent's connection): /dev/null holds them.
     // (/dev/null itself lands on 0 when 0 is closed, and then stays.)
@@ -333,7 +496,7 @@ pub fn program_main(args: &[OsString]) -> ! {
     // this process for it alone.
     let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let mut bytes = Vec::new();
-    let h: Handover = match (&file)
+    let mut h: Handover = match (&file)
         .take(HANDOVER_MAX)
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())
@@ -346,6 +509,10 @@ pub fn program_main(args: &[OsString]) -> ! {
     if let Err(why) = egress::lock_down(h.supervisor) {
         fail(format!("confining the egress proxy: {why}"));
     }
+    let routes = match secret_routes(&mut h) {
+        Ok(r) => r,
+        Err(why) => fail(format!("the secret routes: {why}")),
+    };
     // SAFETY: the supervisor handed these descriptors to this process,
     // open and for it alone (the handover names them).
     let (listeners, events, shutdown) = unsafe {
@@ -383,6 +550,7 @@ pub fn program_main(args: &[OsString]) -> ! {
         nameservers: h.nameservers,
         events,
         shutdown: Some(shutdown),
+        routes,
     })
 }
 
@@ -458,5 +626,30 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::secrets::Secret;
+
+    #[test]
+    fn secrets_are_framed_in_order_and_malformed_framing_is_refused() {
+        let bytes = {
+            let mut b = Vec::new();
+            for v in [&b"one"[..], b"", b"three"] {
+                b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                b.extend_from_slice(v);
+            }
+            b
+        };
+        let values = unframe(&bytes, 3).unwrap();
+        let got: Vec<&[u8]> = values.iter().map(Secret::expose).collect();
+        assert_eq!(got, [&b"one"[..], b"", b"three"]);
+        assert!(unframe(&bytes, 2).is_none());
+        assert!(unframe(&bytes[..bytes.len() - 1], 3).is_none());
+        assert!(unframe(&[1, 0], 1).is_none());
+        assert!(unframe(&[], 0).unwrap().is_empty());
     }
 }

@@ -104,20 +104,6 @@ pub fn run(plan: &Plan) -> Result<u8, LaunchError> {
 /// # Errors
 /// A [`LaunchError`] when the command was never started (exit 125).
 pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
-    // Secrets are read (so a missing or exposed one is reported as such),
-    // but this build's proxy doesn't forward them yet: refused before
-    // anything happens, rather than run with a placeholder that fails.
-    if !plan.secrets.is_empty() {
-        for r in &plan.secrets {
-            crate::sandbox::secrets::read(&r.source)
-                .map_err(|e| setup("secrets", format!("secret {} ({})", r.name, r.source), e))?;
-        }
-        return Err(setup(
-            "secrets",
-            "secrets",
-            "the egress proxy doesn't forward secrets yet; nothing was run",
-        ));
-    }
     let audit = Audit::open(plan.audit_log.as_deref()).map_err(|e| {
         setup(
             "audit",
@@ -137,9 +123,10 @@ pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
     // the host changes.
     let stdio = process::check_stdio().map_err(|e| setup(e.at, e.name, e.why));
     let result = stdio
-        .and_then(|()| prepare_host(plan, &audit.sandbox))
-        .and_then(|host| {
-            let r = launch(plan, &audit, &host.expect, wiring);
+        .and_then(|()| read_secrets(plan))
+        .and_then(|secrets| Ok((secrets, prepare_host(plan, &audit.sandbox)?)))
+        .and_then(|(secrets, host)| {
+            let r = launch(plan, &audit, &host.expect, wiring, secrets);
             host.lease.release();
             r
         });
@@ -154,6 +141,30 @@ pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
         crate::say!("confine: audit log (writing the exit record): {e}");
     }
     result.map(|o| o.code)
+}
+
+/// Reads every secret's value and the CA bundle their upstreams are
+/// verified against (DESIGN.md §10), and blanks `env:` sources in this
+/// process's own environment block, which the init would otherwise
+/// inherit. `None` without secrets.
+fn read_secrets(plan: &Plan) -> Result<Option<egress::Secrets>, LaunchError> {
+    if plan.secrets.is_empty() {
+        return Ok(None);
+    }
+    let mut routes = Vec::new();
+    for r in &plan.secrets {
+        let secret = crate::sandbox::secrets::read(&r.source)
+            .map_err(|e| setup("secrets", format!("secret {} ({})", r.name, r.source), e))?;
+        routes.push((r.clone(), secret));
+    }
+    for r in &plan.secrets {
+        if let crate::profile::secrets::SecretSource::Env(name) = &r.source {
+            crate::sandbox::secrets::blank_env(name);
+        }
+    }
+    let ca_pem = egress::read_ca_bundle()
+        .map_err(|e| setup("secrets", "the CA bundle for the secrets' upstreams", e))?;
+    Ok(Some(egress::Secrets { routes, ca_pem }))
 }
 
 /// What the supervisor holds on the host for the run (DESIGN.md §4,
@@ -241,6 +252,8 @@ struct Outcome {
     reason: &'static str,
     duration: Duration,
     rusage: libc::rusage,
+    /// Each secret route's totals.
+    usage: std::collections::BTreeMap<String, crate::egress::events::UsageTotals>,
 }
 
 impl Outcome {
@@ -259,6 +272,7 @@ impl Outcome {
             user_cpu_ms: ms(self.rusage.ru_utime),
             sys_cpu_ms: ms(self.rusage.ru_stime),
             cgroup: self.cgroup,
+            usage: (!self.usage.is_empty()).then(|| self.usage.clone()),
         }
     }
 }
@@ -302,6 +316,7 @@ fn launch(
     audit: &Audit,
     expect: &mounts::Expect,
     wiring: Option<pty::Wiring>,
+    secrets: Option<egress::Secrets>,
 ) -> Result<Outcome, LaunchError> {
     let id = audit.sandbox.as_str();
     let policy = plan.network.egress.as_ref();
@@ -355,10 +370,13 @@ fn launch(
     // up; the listeners reach it from the init.
     let proxy = match (policy, ends.egress.take()) {
         (Some(p), Some(rx)) => Some(
-            egress::spawn(p, rx, plan.user.uid, plan.user.gid)
+            egress::spawn(p, rx, plan.user.uid, plan.user.gid, secrets)
                 .map_err(|e| setup("egress", "starting the egress proxy", e))?,
         ),
-        _ => None,
+        _ => {
+            drop(secrets);
+            None
+        }
     };
     // Blocked since main for `run`; again here for any other caller.
     signals::block();
@@ -453,6 +471,11 @@ fn launch(
         control,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
+    // Every route is in the exit record, those that served nothing at 0.
+    let mut usage = ended.usage;
+    for r in &plan.secrets {
+        usage.entry(r.name.clone()).or_default();
+    }
     if reason == "timeout" {
         let limit = crate::profile::Duration(plan.limits.wall_time_ms.unwrap_or_default());
         crate::say!(
@@ -479,6 +502,7 @@ fn launch(
         reason,
         duration: started.elapsed(),
         rusage: children_rusage(),
+        usage,
     };
     if reason == "exited" && outcome.agent_status.is_some_and(|s| libc::WIFSIGNALED(s)) {
         outcome.reason = "signaled";

@@ -59,6 +59,8 @@ pub(crate) struct Ended {
     pub reason: &'static str,
     /// What the setup report said.
     pub report: channel::Report,
+    /// Each secret route's totals, from its last `usage` event.
+    pub usage: std::collections::BTreeMap<String, crate::egress::events::UsageTotals>,
 }
 
 struct Loop<'a> {
@@ -82,6 +84,8 @@ struct Loop<'a> {
     proxy_failed: bool,
     /// Stopped or killed through the control socket.
     controlled: bool,
+    /// Each secret route's totals so far.
+    usage: std::collections::BTreeMap<String, crate::egress::events::UsageTotals>,
 }
 
 /// Runs the loop until the init has been reaped.
@@ -96,6 +100,7 @@ pub(crate) fn run(w: Watch) -> Ended {
         net: control::server::NetUsage::default(),
         proxy_failed: false,
         controlled: false,
+        usage: Default::default(),
         w,
         deadline,
         timed_out: false,
@@ -228,15 +233,10 @@ impl Loop<'_> {
         let events = px.read_events();
         let exited = !self.proxy_failed && px.exited();
         for e in events {
-            if let crate::egress::events::Event::Connection(c) = &e {
-                count(&mut self.net, c);
-            }
+            self.tally(&e);
             if record_event(self.w.audit, &e) == Some(true) && !self.budget {
                 self.budget = true;
-                crate::say!(
-                    "confine: network.budget: {}; the sandbox is stopped",
-                    stop_reason(&e)
-                );
+                crate::say!("confine: {}; the sandbox is stopped", stop_reason(&e));
                 self.stop_now();
             }
         }
@@ -246,6 +246,24 @@ impl Loop<'_> {
                 "confine: egress proxy: it ended while the sandbox ran; the sandbox is stopped"
             );
             self.kill_now();
+        }
+    }
+
+    /// Adds an event to the running totals (`confine stats`, the exit
+    /// record).
+    fn tally(&mut self, e: &crate::egress::events::Event) {
+        use crate::egress::events::Event;
+        match e {
+            Event::Connection(c) => count(&mut self.net, c),
+            Event::Request(r) => {
+                self.net.connections += 1;
+                self.net.bytes_out += r.bytes_out;
+                self.net.bytes_in += r.bytes_in;
+            }
+            Event::Usage(u) => {
+                self.usage.insert(u.route.clone(), u.totals);
+            }
+            _ => {}
         }
     }
 
@@ -345,6 +363,7 @@ impl Loop<'_> {
             code,
             reason,
             report,
+            usage: std::mem::take(&mut self.usage),
         }
     }
 }
@@ -405,6 +424,7 @@ impl Loop<'_> {
             // SAFETY: p is one valid pollfd.
             unsafe { libc::poll(&mut p, 1, left.min(1000) as libc::c_int) };
             for e in px.read_events() {
+                self.tally(&e);
                 record_event(self.w.audit, &e);
             }
         }
@@ -420,12 +440,16 @@ fn record_event(audit: &crate::audit::Audit, e: &crate::egress::events::Event) -
         Event::Connection(c) => audit.record(&crate::audit::Connection(c)),
         Event::Budget(b) => audit.record(&crate::audit::Budget(b)),
         Event::Dropped(d) => audit.record(&crate::audit::Dropped(d)),
+        Event::Request(r) => audit.record(&crate::audit::RouteRequest(r)),
+        Event::Usage(u) => audit.record(&crate::audit::Usage(u)),
+        Event::Limit(l) => audit.record(&crate::audit::RouteLimit(l)),
     };
     if let Err(err) = r {
         crate::say!("confine: audit log (writing a connection record): {err}");
     }
     match e {
         Event::Budget(b) => Some(b.action == Action::Stop),
+        Event::Limit(l) => Some(l.action == Action::Stop),
         _ => None,
     }
 }
@@ -446,8 +470,17 @@ fn count(n: &mut control::server::NetUsage, c: &crate::egress::events::Connectio
 fn stop_reason(e: &crate::egress::events::Event) -> String {
     match e {
         crate::egress::events::Event::Budget(b) => {
-            format!("{} used up ({} of {})", b.which.name(), b.used, b.limit)
+            format!(
+                "network.budget: {} used up ({} of {})",
+                b.which.name(),
+                b.used,
+                b.limit
+            )
         }
+        crate::egress::events::Event::Limit(l) => format!(
+            "secrets.{}.limits.{}: used up ({} of {})",
+            l.route, l.which, l.used, l.limit
+        ),
         _ => String::new(),
     }
 }

@@ -198,7 +198,8 @@ fn grant_origin<'a>(
 /// Proxy mode: a policy that can't do what it seems to say.
 fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
     let n = &p.network;
-    if n.allow.is_empty() {
+    // Secrets' routes are reachable without any `allow` entry.
+    if n.allow.is_empty() && p.secrets.is_empty() {
         warnings.push(Warning::at(
             &n.mode,
             "network.mode",
@@ -238,11 +239,15 @@ fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
             .origin
             .as_ref()
             .map_or("network.hosts".into(), |o| o.key.clone());
-        // A pin is used by an entry of its name, or of its address.
+        // A pin is used by an entry of its name, or of its address, or by
+        // a secret's upstream (reached through its route only).
         let used = e
             .allow
             .iter()
-            .any(|a| a.pattern.matches(name) || a.pattern.matches(&addr.to_string()));
+            .any(|a| a.pattern.matches(name) || a.pattern.matches(&addr.to_string()))
+            || p.secrets
+                .iter()
+                .any(|s| crate::plan::secrets::resolve(&s.value).upstream.host == *name);
         if !used {
             warnings.push(Warning::at(
                 h,

@@ -184,7 +184,7 @@ impl Plan {
                 lim.push(format!("on_exhausted {:?}", l.on_exhausted).to_lowercase());
                 writeln!(
                     o,
-                    "            limits {} (not enforced yet)",
+                    "            limits {} (counted by the proxy from the responses' usage)",
                     lim.join(", ")
                 )?;
             }

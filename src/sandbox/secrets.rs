@@ -21,6 +21,11 @@ pub const MAX_SECRET_BYTES: u64 = 16 << 10;
 pub struct Secret(Vec<u8>);
 
 impl Secret {
+    /// A value received from the launcher (the egress proxy's side).
+    pub fn new(value: Vec<u8>) -> Secret {
+        Secret(value)
+    }
+
     /// The value, for the proxy to put in a header.
     pub fn expose(&self) -> &[u8] {
         &self.0
@@ -81,6 +86,42 @@ pub enum SecretError {
     Empty { what: String },
     #[error("{what} holds a line break, NUL or other control character (the value goes into an HTTP header)")]
     Control { what: String },
+}
+
+/// Blanks the value of `name` in this process's environment block (the
+/// strings `environ` points to, on the initial stack), so that a process
+/// cloned from this one (the sandbox's init) never holds an `env:`
+/// secret, and /proc/PID/environ no longer shows it. Call it while the
+/// process has one thread; nothing may read `name` afterwards (it is
+/// empty).
+pub fn blank_env(name: &str) {
+    extern "C" {
+        static mut environ: *const *mut libc::c_char;
+    }
+    // SAFETY: `environ` is libc's NULL-terminated array of NUL-terminated
+    // strings, valid for the process's life; the process has one thread,
+    // so nothing changes it meanwhile. Only bytes after `NAME=` and
+    // before the NUL are written, so every string stays terminated.
+    unsafe {
+        let mut p = std::ptr::addr_of!(environ).read();
+        if p.is_null() {
+            return;
+        }
+        while !(*p).is_null() {
+            let s = *p;
+            let bytes = std::ffi::CStr::from_ptr(s).to_bytes();
+            if bytes.len() > name.len()
+                && bytes.starts_with(name.as_bytes())
+                && bytes[name.len()] == b'='
+            {
+                let value = s.add(name.len() + 1).cast::<u8>();
+                for i in 0..bytes.len() - name.len() - 1 {
+                    std::ptr::write_volatile(value.add(i), 0);
+                }
+            }
+            p = p.add(1);
+        }
+    }
 }
 
 /// Reads the value `source` names.

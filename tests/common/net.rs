@@ -264,6 +264,81 @@ impl Net {
         http
     }
 
+    // --------------------------------------------------------- model API
+
+    /// A model API stand-in over TLS on `ip:443` (certificate for `names`
+    /// from [`Net::ca`]): keep-alive, every request logged with all its
+    /// headers and its body, answered as `reply` says (changeable with
+    /// [`Api::set_reply`]).
+    pub fn api(&self, ip: &str, names: &[&str], reply: Reply) -> Api {
+        self.api_with(ip, Arc::new(self.tls_config(names)), reply)
+    }
+
+    /// [`Net::api`] with a certificate from a CA of its own, which nothing
+    /// trusts (returned as PEM, for a test that trusts it on purpose).
+    pub fn api_untrusted(&self, ip: &str, names: &[&str], reply: Reply) -> Api {
+        let other = Net::other_ca_config(&self.dir, names);
+        self.api_with(ip, Arc::new(other), reply)
+    }
+
+    fn api_with(&self, ip: &str, config: Arc<rustls::ServerConfig>, reply: Reply) -> Api {
+        let api = Api {
+            reply: Arc::new(Mutex::new(reply)),
+            requests: Arc::default(),
+            sent: Arc::default(),
+            handshakes: Arc::default(),
+            connections: Arc::default(),
+        };
+        let l = self.tcp_listener(ip, 443);
+        let a = api.clone();
+        self.servers.serve(l, move |s, _| a.handle(s, &config));
+        api
+    }
+
+    /// A self-signed certificate for `names`, from no CA the test trusts.
+    fn other_ca_config(dir: &Path, names: &[&str]) -> rustls::ServerConfig {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let (key, cert) = (
+            dir.join(format!("untrusted-{n}.key")),
+            dir.join(format!("untrusted-{n}.pem")),
+        );
+        let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={}", names[0]),
+            "-addext",
+            &format!("subjectAltName={}", san.join(",")),
+            "-keyout",
+            path(&key),
+            "-out",
+            path(&cert),
+        ]);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap()
+    }
+
     // ---------------------------------------------------------- TCP sink
 
     /// TCP on `ip:port` that counts what it receives on each connection
@@ -1107,4 +1182,262 @@ fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
         at += len;
     }
     Some((normal(&labels.join(".")), at))
+}
+
+// ----------------------------------------------------------- model API
+
+/// What an [`Api`] server answers.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200, `application/json`, this body (with a Content-Length).
+    Json(String),
+    /// 200, `text/event-stream`, chunked: each event (its `data:` lines;
+    /// the blank line is added) sent `gap` after the one before, the first
+    /// at once; the time each was sent is logged ([`Api::sent`]).
+    Events { events: Vec<String>, gap: Duration },
+    /// A model answering `text` like the Anthropic Messages API: a stream
+    /// of events when the request's body asks for `"stream":true`, a JSON
+    /// message otherwise (with usage either way).
+    Model { text: String },
+}
+
+impl Reply {
+    /// What `Model` answers to `body`.
+    fn for_request(self, body: &[u8]) -> Reply {
+        let Reply::Model { text } = self else {
+            return self;
+        };
+        let text = serde_json::Value::String(text).to_string();
+        let streamed = String::from_utf8_lossy(body)
+            .replace(' ', "")
+            .contains("\"stream\":true");
+        if !streamed {
+            return Reply::Json(format!(
+                r#"{{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[{{"type":"text","text":{text}}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":7,"output_tokens":3}}}}"#
+            ));
+        }
+        let ev = |name: &str, data: String| format!("event: {name}\ndata: {data}");
+        Reply::Events {
+            events: vec![
+                ev("message_start", r#"{"type":"message_start","message":{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":1}}}"#.into()),
+                ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.into()),
+                ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#)),
+                ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.into()),
+                ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
+                ev("message_stop", r#"{"type":"message_stop"}"#.into()),
+            ],
+            gap: Duration::from_millis(5),
+        }
+    }
+}
+
+/// One request an [`Api`] server got, whole.
+#[derive(Clone, Debug)]
+pub struct ApiRequest {
+    pub method: String,
+    pub target: String,
+    /// Every header in order, names lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Which connection (0, 1, ...) of the server it came on.
+    pub connection: usize,
+}
+
+impl ApiRequest {
+    /// The values of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The whole request as text, to search for a value anywhere in it.
+    pub fn text(&self) -> String {
+        let mut t = format!("{} {}\n", self.method, self.target);
+        for (k, v) in &self.headers {
+            t.push_str(&format!("{k}: {v}\n"));
+        }
+        t.push_str(&String::from_utf8_lossy(&self.body));
+        t
+    }
+}
+
+/// Handle of a model API stand-in: its log.
+#[derive(Clone)]
+pub struct Api {
+    reply: Arc<Mutex<Reply>>,
+    requests: Arc<Mutex<Vec<ApiRequest>>>,
+    sent: Arc<Mutex<Vec<std::time::SystemTime>>>,
+    handshakes: Arc<Mutex<Vec<bool>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Api {
+    pub fn set_reply(&self, reply: Reply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+
+    pub fn requests(&self) -> Vec<ApiRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// When each event of every stream so far was written.
+    pub fn sent(&self) -> Vec<std::time::SystemTime> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// TLS handshakes begun, and whether each completed.
+    pub fn handshakes(&self) -> Vec<bool> {
+        self.handshakes.lock().unwrap().clone()
+    }
+
+    fn handle(&self, s: TcpStream, config: &Arc<rustls::ServerConfig>) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(90)));
+        let conn_no = self.connections.fetch_add(1, Ordering::SeqCst);
+        let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+            return;
+        };
+        let mut tls = rustls::StreamOwned::new(conn, s);
+        let mut done = Ok(());
+        while done.is_ok() && tls.conn.is_handshaking() {
+            done = tls.conn.complete_io(&mut tls.sock).map(|_| ());
+        }
+        self.handshakes.lock().unwrap().push(done.is_ok());
+        if done.is_err() {
+            let _ = tls.sock.shutdown(Shutdown::Both);
+            return;
+        }
+        let mut buf = Vec::new();
+        while let Ok(Some(close)) = self.exchange(&mut tls, &mut buf, conn_no) {
+            if close {
+                break;
+            }
+        }
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        let _ = tls.sock.shutdown(Shutdown::Both);
+    }
+
+    /// One request and its answer; `Ok(None)` at a clean end of the
+    /// connection, `Ok(Some(close))` after an answer.
+    fn exchange(
+        &self,
+        s: &mut (impl Read + Write),
+        buf: &mut Vec<u8>,
+        connection: usize,
+    ) -> io::Result<Option<bool>> {
+        let mut chunk = [0u8; 16384];
+        let head_end = loop {
+            if let Some(i) = find(buf, b"\r\n\r\n") {
+                break i;
+            }
+            if buf.len() > 256 * 1024 {
+                return Err(io::Error::other("request head too long"));
+            }
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        buf.drain(..head_end + 4);
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let method = first.next().unwrap_or("").to_string();
+        let target = first.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_ascii_lowercase())
+        };
+        let close = get("connection").is_some_and(|v| v.contains("close"));
+        let mut fill = |buf: &mut Vec<u8>, s: &mut dyn Read, want: usize| -> io::Result<()> {
+            while buf.len() < want {
+                let n = s.read(&mut chunk)?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            Ok(())
+        };
+        let mut body = Vec::new();
+        if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let line_end = loop {
+                    if let Some(i) = find(buf, b"\r\n") {
+                        break i;
+                    }
+                    let want = buf.len() + 1;
+                    fill(buf, s, want)?;
+                };
+                let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+                let size =
+                    usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| io::Error::other("bad chunk size"))?;
+                buf.drain(..line_end + 2);
+                fill(buf, s, size + 2)?;
+                body.extend_from_slice(&buf[..size]);
+                buf.drain(..size + 2);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+            fill(buf, s, n)?;
+            body.extend(buf.drain(..n));
+        }
+        let reply = self.reply.lock().unwrap().clone().for_request(&body);
+        let head_only = method == "HEAD";
+        self.requests.lock().unwrap().push(ApiRequest {
+            method,
+            target,
+            headers,
+            body,
+            connection,
+        });
+        if head_only {
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?;
+            s.flush()?;
+            return Ok(Some(close));
+        }
+        match reply {
+            Reply::Json(b) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    b.len()
+                );
+                s.write_all(head.as_bytes())?;
+                s.write_all(b.as_bytes())?;
+                s.flush()?;
+            }
+            Reply::Events { events, gap } => {
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+                s.flush()?;
+                for (i, e) in events.iter().enumerate() {
+                    if i > 0 {
+                        std::thread::sleep(gap);
+                    }
+                    let data = format!("{e}\n\n");
+                    s.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())?;
+                    s.flush()?;
+                    self.sent.lock().unwrap().push(std::time::SystemTime::now());
+                }
+                s.write_all(b"0\r\n\r\n")?;
+                s.flush()?;
+            }
+            Reply::Model { .. } => unreachable!("answered as JSON or events"),
+        }
+        Ok(Some(close))
+    }
 }
