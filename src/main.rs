@@ -163,6 +163,28 @@ the command may not be executed; 127 when it was not found."
         #[arg(value_name = "ID")]
         id: String,
     },
+    /// Approve a sandbox's open checkpoint or network ask (the one named,
+    /// or the only one open)
+    #[command(
+        after_help = "Exit status: 0 done; 1 no such sandbox or request, or refused; 125 bad usage."
+    )]
+    Approve {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(value_name = "REQUEST")]
+        request: Option<String>,
+    },
+    /// Deny a sandbox's open checkpoint (the sandbox is stopped) or network
+    /// ask (the connection fails)
+    #[command(
+        after_help = "Exit status: 0 done; 1 no such sandbox or request, or refused; 125 bad usage."
+    )]
+    Deny {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(value_name = "REQUEST")]
+        request: Option<String>,
+    },
     /// What a sandbox uses now: processes, memory, CPU, I/O
     Stats {
         #[arg(value_name = "ID")]
@@ -405,6 +427,12 @@ fn cli(args: Vec<OsString>) -> u8 {
         } => said(control::client::stop(&target(id, all), true, None)),
         Command::Freeze { id } => said(control::client::freeze(&id, true)),
         Command::Thaw { id } => said(control::client::freeze(&id, false)),
+        Command::Approve { id, request } => {
+            said(control::client::answer(&id, request.as_deref(), true))
+        }
+        Command::Deny { id, request } => {
+            said(control::client::answer(&id, request.as_deref(), false))
+        }
         Command::Stats { id, json } => match control::client::stats(&id, json) {
             (0, text) => print_out(&text),
             (code, msg) => {

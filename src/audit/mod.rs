@@ -33,7 +33,8 @@ use serde::Serialize;
 
 mod records;
 pub(crate) use records::{
-    Budget, Connection, Control, Dropped, Exit, Launch, LaunchProfile, PlanSummary, SeccompSummary,
+    Budget, Checkpoint, Connection, Control, Dropped, Exit, Launch, LaunchProfile, PlanSummary,
+    SeccompSummary,
 };
 pub use records::{ProfileId, Record, Refused, RefusedPlan};
 

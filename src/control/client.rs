@@ -342,6 +342,34 @@ pub fn freeze(id: &str, on: bool) -> (u8, Vec<String>) {
     }
 }
 
+/// `confine approve ID [REQUEST]` / `confine deny ID [REQUEST]`: the
+/// request answered, and the exit status.
+pub fn answer(id: &str, request: Option<&str>, approve: bool) -> (u8, Vec<String>) {
+    let scan = runtime_dir::scan();
+    let e = match resolve(&scan, id) {
+        Ok(e) => e,
+        Err((code, msg)) => return (code, vec![msg]),
+    };
+    let op = if approve { "approve" } else { "deny" };
+    let mut req = json!({ "op": op });
+    if let Some(r) = request {
+        req["request"] = r.into();
+    }
+    match ask(e, &req, ANSWER_WAIT) {
+        Ok(r) => match refused(&r) {
+            None => (0, Vec::new()),
+            Some(why) => (
+                EXIT_NO,
+                vec![format!("confine: {op} {}: {why}", short(&e.info.id))],
+            ),
+        },
+        Err(why) => (
+            EXIT_NO,
+            vec![format!("confine: {op} {}: {why}", short(&e.info.id))],
+        ),
+    }
+}
+
 /// `confine stats ID [--json]`.
 pub fn stats(id: &str, json_out: bool) -> (u8, String) {
     let scan = runtime_dir::scan();

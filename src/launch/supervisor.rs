@@ -12,9 +12,11 @@
 //! - with a pty: the terminal channel (the master, then the agent's job
 //!   control stops), and once the master is here the caller's streams and
 //!   the master ([`terminal::Relay`]);
-//! - the control socket and its connections ([`control::server`]).
+//! - the control socket and its connections ([`control::server`]);
+//! - the hooks of open checkpoints and asks ([`control::checkpoint`]).
 //!
-//! Timers (`wall_time`, then `grace`) are the poll timeout. A new source
+//! Timers (`wall_time`, then `grace`; the next checkpoint, counted in run
+//! time; a request's `approval.timeout`) are the poll timeout. A new source
 //! (a control socket, the egress proxy's pipe) is one more fd in
 //! [`Loop::fds`] and one more arm in [`Loop::run`].
 
@@ -22,6 +24,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::{channel, egress, signals, terminal};
+use crate::control::checkpoint::{self, Kind, Requests};
 use crate::control::{self, server::Act};
 use crate::sandbox::{cgroup, pty};
 
@@ -49,13 +52,18 @@ pub(crate) struct Watch<'a> {
     /// The control socket (`confine stop`, `freeze`, ...), when the
     /// sandbox has a runtime directory.
     pub control: Option<control::server::Server>,
+    /// Its runtime directory, where open requests are shown.
+    pub rundir: Option<&'a crate::sandbox::runtime_dir::RuntimeDir>,
+    /// For checkpoints: `limits.checkpoint_every`, `approval`, and what a
+    /// request tells the hook.
+    pub plan: &'a crate::plan::Plan,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
 pub(crate) struct Ended {
     /// confine's exit status, from the init's wait status.
     pub code: u8,
-    /// `exited`, `killed`, `timeout` or `budget`.
+    /// `exited`, `killed`, `timeout`, `budget` or `checkpoint`.
     pub reason: &'static str,
     /// What the setup report said.
     pub report: channel::Report,
@@ -82,12 +90,23 @@ struct Loop<'a> {
     proxy_failed: bool,
     /// Stopped or killed through the control socket.
     controlled: bool,
+    /// Open checkpoints and asks, and the run-time clock.
+    requests: Requests,
+    /// A checkpoint was denied (or couldn't be opened): it was stopped.
+    denied: bool,
 }
 
 /// Runs the loop until the init has been reaped.
 pub(crate) fn run(w: Watch) -> Ended {
     let deadline = w.wall_time.map(|t| w.started + t);
+    let requests = Requests::new(
+        w.plan.approval.clone(),
+        w.plan.limits.checkpoint_every_ms.map(Duration::from_millis),
+        Instant::now(),
+    );
     let mut l = Loop {
+        requests,
+        denied: false,
         report: channel::Reader::new(&w.report),
         tty: w.terminal.is_some(),
         relay: None,
@@ -131,6 +150,7 @@ impl Loop<'_> {
         if let Some(c) = &self.w.control {
             c.fds(&mut fds);
         }
+        self.requests.fds(&mut fds);
         if let Some(px) = &self.w.proxy {
             if !px.ended {
                 fds.push(p(&px.events));
@@ -159,6 +179,10 @@ impl Loop<'_> {
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let held = self.relay.as_ref().and_then(terminal::Relay::timeout);
             let held = match (held, self.w.control.as_ref().and_then(|c| c.timeout())) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let held = match (held, self.requests.timeout(Instant::now())) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -194,6 +218,14 @@ impl Loop<'_> {
                 } else if sig != libc::SIGCHLD {
                     // SIGCHLD: the reap at the top of the loop looks.
                     self.stopped |= signals::is_stopping(sig);
+                    if matches!(
+                        sig,
+                        libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
+                    ) {
+                        // The caller ends it: a frozen sandbox must run to
+                        // act on the signal.
+                        self.abandon("signal");
+                    }
                     send(self.w.pid, self.w.pidfd.as_ref(), sig);
                 }
             }
@@ -207,6 +239,7 @@ impl Loop<'_> {
             }
             self.proxy_events();
             self.control_requests(&fds);
+            self.approvals();
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.escalate();
             }
@@ -258,6 +291,7 @@ impl Loop<'_> {
 
     /// SIGKILL to the whole sandbox now.
     fn kill_now(&mut self) {
+        self.abandon("kill");
         self.killed = true;
         send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGKILL);
         if let Some(cg) = self.w.cgroup {
@@ -289,6 +323,8 @@ impl Loop<'_> {
 
     fn escalate(&mut self) {
         if !self.timed_out {
+            // A frozen sandbox is thawed to act on the TERM.
+            self.abandon("stop");
             self.timed_out = true;
             send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGTERM);
             self.deadline = Some(Instant::now() + self.w.grace);
@@ -331,6 +367,8 @@ impl Loop<'_> {
             (super::EXIT_REFUSED, "killed")
         } else if self.budget {
             (super::EXIT_TIMEOUT, "budget")
+        } else if self.denied {
+            (super::EXIT_TIMEOUT, "checkpoint")
         } else if self.controlled {
             (super::exit_code(status), "killed")
         } else if self.timed_out {
@@ -363,22 +401,224 @@ impl Loop<'_> {
             init: self.w.pid,
             stopping: self.controlled || self.timed_out || self.killed,
             network: self.w.proxy.is_some().then_some(self.net),
+            requests: self.requests.describe(),
+            run_time_ms: self.requests.run_time(Instant::now()).as_millis() as u64,
         };
-        let act = c.ready(fds, &ctx);
-        if act.is_some() {
+        let acts = c.ready(fds, &ctx);
+        let mut end = None;
+        for act in acts {
+            match act {
+                Act::Answer { id, approve, uid } => {
+                    if let Some(a) = self.requests.answer(&id, approve, format!("uid {uid}")) {
+                        self.answered(a);
+                    }
+                }
+                Act::Kill => end = Some(Act::Kill),
+                Act::Stop(g) => {
+                    if end.is_none() {
+                        end = Some(Act::Stop(g));
+                    }
+                }
+            }
+        }
+        if end.is_some() {
             // Asked to end: the terminal's last output isn't waited for.
             self.controlled = true;
             self.stopped = true;
         }
-        match act {
+        match end {
             Some(Act::Stop(grace)) => {
                 if let Some(g) = grace {
                     self.w.grace = g;
                 }
+                self.abandon("stop");
                 self.stop_now();
             }
             Some(Act::Kill) => self.kill_now(),
-            None => {}
+            _ => {}
+        }
+    }
+
+    /// The run-time clock, checkpoints that are due, and requests whose
+    /// hook ended or whose timeout passed.
+    fn approvals(&mut self) {
+        let now = Instant::now();
+        let frozen = self.w.control.as_ref().is_some_and(|c| c.frozen);
+        self.requests.sync(frozen, now);
+        let ending = self.controlled || self.timed_out || self.killed || self.denied;
+        if !ending && self.requests.due(now) {
+            self.open_checkpoint(now);
+        }
+        for a in self.requests.poll(now) {
+            self.answered(a);
+        }
+        self.requests.sync(frozen, Instant::now());
+    }
+
+    /// A period of run time has passed: the sandbox is frozen and a
+    /// checkpoint opens. Fails closed: a sandbox that can't be frozen is
+    /// stopped.
+    fn open_checkpoint(&mut self, now: Instant) {
+        let frozen = match self.w.cgroup {
+            Some(cg) => cg.freeze(true).map_err(|e| e.to_string()),
+            None => Err("the sandbox has no cgroup".to_string()),
+        };
+        if let Err(why) = frozen {
+            crate::say!(
+                "confine: limits.checkpoint_every (freezing the sandbox): {why}; the sandbox is \
+                 stopped"
+            );
+            self.denied = true;
+            self.stop_now();
+            return;
+        }
+        let usage = self
+            .w
+            .cgroup
+            .map(|cg| serde_json::to_value(cg.usage()).unwrap_or_default());
+        let network = self.w.proxy.is_some().then_some(self.net);
+        let plan = self.w.plan;
+        let sandbox = self.w.audit.sandbox.clone();
+        let every = plan.limits.checkpoint_every_ms.unwrap_or_default();
+        let (id, failed) = self.requests.open(
+            Kind::Checkpoint,
+            &sandbox,
+            |id, run_ms| {
+                serde_json::json!({
+                    "version": 1,
+                    "sandbox": sandbox,
+                    "request": id,
+                    "kind": "checkpoint",
+                    "question": format!(
+                        "checkpoint: the sandbox has run for {} (a checkpoint every {}); may it run on?",
+                        crate::profile::Duration(run_ms),
+                        crate::profile::Duration(every)
+                    ),
+                    "profile": plan.profile.name,
+                    "command": plan.command,
+                    "workspace": plan.workspace,
+                    "run_time_ms": run_ms,
+                    "usage": usage,
+                    "network": network,
+                })
+            },
+            now,
+        );
+        let run_ms = self.requests.run_time(now).as_millis() as u64;
+        self.record_request(&id, "checkpoint", "opened", None, run_ms, None);
+        crate::say!(
+            "confine: checkpoint {id}: the sandbox is frozen until approved (confine approve {} \
+             {id}, or confine deny)",
+            sandbox
+        );
+        self.show_requests();
+        if let Some(a) = failed {
+            self.answered(a);
+        }
+    }
+
+    /// A request's answer: recorded; a checkpoint resumes the sandbox or,
+    /// denied, stops it (exit 124, reason `checkpoint`).
+    fn answered(&mut self, a: checkpoint::Answer) {
+        let now = Instant::now();
+        let run_ms = self.requests.run_time(now).as_millis() as u64;
+        let outcome = if a.approve { "approved" } else { "denied" };
+        self.record_request(
+            &a.id,
+            a.kind.name(),
+            outcome,
+            Some(&a.by),
+            run_ms,
+            a.detail.as_deref(),
+        );
+        let detail = a
+            .detail
+            .as_ref()
+            .map_or(String::new(), |d| format!(" ({d})"));
+        if a.kind == Kind::Checkpoint {
+            if let Some(cg) = self.w.cgroup {
+                let _ = cg.freeze(false);
+            }
+            if a.approve {
+                crate::say!("confine: checkpoint {}: approved by {}{detail}", a.id, a.by);
+            } else {
+                crate::say!(
+                    "confine: checkpoint {}: denied by {}{detail}; the sandbox is stopped",
+                    a.id,
+                    a.by
+                );
+                self.denied = true;
+                self.stop_now();
+            }
+        }
+        self.show_requests();
+    }
+
+    /// The sandbox is ending another way: open requests are closed
+    /// unanswered and a checkpoint's freeze lifted, so that what ends it
+    /// (TERM) can act.
+    fn abandon(&mut self, why: &str) {
+        let gone = self.requests.abandon(why);
+        if gone.is_empty() {
+            return;
+        }
+        let run_ms = self.requests.run_time(Instant::now()).as_millis() as u64;
+        for a in &gone {
+            self.record_request(
+                &a.id,
+                a.kind.name(),
+                "abandoned",
+                Some(&a.by),
+                run_ms,
+                a.detail.as_deref(),
+            );
+        }
+        if let Some(cg) = self.w.cgroup {
+            let _ = cg.freeze(false);
+        }
+        self.show_requests();
+    }
+
+    fn record_request(
+        &self,
+        id: &str,
+        kind: &str,
+        outcome: &str,
+        by: Option<&str>,
+        run_time_ms: u64,
+        detail: Option<&str>,
+    ) {
+        let r = self.w.audit.record(&crate::audit::Checkpoint {
+            request: id,
+            kind,
+            outcome,
+            by,
+            run_time_ms,
+            host: None,
+            port: None,
+            detail,
+        });
+        if let Err(e) = r {
+            crate::say!("confine: audit log (writing a checkpoint record): {e}");
+        }
+    }
+
+    /// `requests.json` in the runtime directory: the open requests, or
+    /// none.
+    fn show_requests(&self) {
+        let Some(dir) = self.w.rundir else {
+            return;
+        };
+        let open = self.requests.describe();
+        let text = (!open.is_empty()).then(|| {
+            serde_json::to_vec_pretty(&serde_json::json!({
+                "state": if self.requests.checkpoint_open() { "waiting for approval" } else { "running" },
+                "requests": open,
+            }))
+            .unwrap_or_default()
+        });
+        if let Err(e) = dir.put_requests(text.as_deref()) {
+            crate::say!("confine: runtime directory (requests.json): {e}");
         }
     }
 

@@ -3,6 +3,7 @@
 //! in `plan/`, which reports through the same [`ProfileError`] so every
 //! error names the file, line, column and key.
 
+pub mod approval;
 pub mod builtin;
 pub mod egress;
 pub mod locate;
@@ -253,6 +254,8 @@ pub struct Profile {
     pub user: Sourced<UserSpec>,
     pub env: Env,
     pub limits: Limits,
+    /// Who answers checkpoints and asks (DESIGN.md §12).
+    pub approval: approval::RawApproval,
     pub audit_log: Option<Sourced<PathSpec>>,
     pub compat: Compat,
     /// Proxy mode: credentials the agent never sees (DESIGN.md §10), in
@@ -268,6 +271,30 @@ pub(crate) const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM",
 pub(crate) const DEFAULT_TMP_SIZE: u64 = 256 << 20;
 
 impl Profile {
+    /// An error about `key`, located in the last layer that writes it
+    /// (for values merged without their origin, such as `limits`).
+    pub(crate) fn error_at(&self, key: &str, message: impl Into<String>) -> ProfileError {
+        let source = self
+            .sources
+            .iter()
+            .rev()
+            .find(|s| locate::locate(&s.text, key).is_some())
+            .or(self.sources.last());
+        match source {
+            Some(s) => Origin {
+                source: s.clone(),
+                key: key.to_string(),
+            }
+            .error(message),
+            None => ProfileError {
+                source_name: "defaults".into(),
+                pos: None,
+                key: key.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+
     fn base() -> Profile {
         Profile {
             name: String::new(),
@@ -310,6 +337,7 @@ impl Profile {
                 set: BTreeMap::new(),
             },
             limits: Limits::default(),
+            approval: approval::RawApproval::default(),
             audit_log: None,
             compat: Compat::Strict,
             secrets: vec![],
@@ -903,6 +931,10 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
         t.open_files = l.open_files.or(t.open_files);
         t.file_size = l.file_size.or(t.file_size);
         t.core_dumps = l.core_dumps.or(t.core_dumps);
+        t.checkpoint_every = l.checkpoint_every.or(t.checkpoint_every);
+    }
+    if let Some(a) = raw.approval {
+        p.approval.merge(a);
     }
     if let Some(a) = raw.audit {
         if let Some(log) = a.log {

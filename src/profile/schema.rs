@@ -60,6 +60,7 @@ pub(crate) struct RawProfile {
     pub user: Option<UserSpec>,
     pub env: Option<RawEnv>,
     pub limits: Option<RawLimits>,
+    pub approval: Option<super::approval::RawApproval>,
     pub audit: Option<RawAudit>,
     pub compat: Option<Compat>,
     pub secrets: Option<super::secrets::SecretList>,
@@ -114,6 +115,7 @@ pub struct RawLimits {
     pub open_files: Option<Count>,
     pub file_size: Option<Size>,
     pub core_dumps: Option<bool>,
+    pub checkpoint_every: Option<super::approval::Period>,
 }
 
 #[derive(Debug, Default, Deserialize)]

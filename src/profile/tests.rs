@@ -2208,3 +2208,63 @@ fn egress_keys_merge_through_extends() {
         &["without a scheme"],
     );
 }
+
+// ------------------------------------------------------ checkpoints (§12)
+
+#[test]
+fn checkpoints_and_approval_parse_merge_and_locate_their_errors() {
+    use crate::profile::approval::{HookCommand, OnTimeout, Period};
+    let d = Dir::new();
+    d.write(
+        "base.yaml",
+        "version: 1\nlimits: {checkpoint_every: 30m}\napproval: {command: /usr/bin/ask, timeout: 10m}\n",
+    );
+    let c = d.write(
+        "c.yaml",
+        "version: 1\nextends: base.yaml\napproval:\n  command: [/usr/bin/ask, --fast]\n  default: allow\n",
+    );
+    let p = load_path(&c).unwrap();
+    assert_eq!(p.limits.checkpoint_every, Some(Period(Duration(1_800_000))));
+    assert_eq!(
+        p.approval.command,
+        Some(HookCommand(vec!["/usr/bin/ask".into(), "--fast".into()]))
+    );
+    assert_eq!(p.approval.timeout, Some(Duration(600_000)));
+    assert_eq!(p.approval.default, Some(OnTimeout::Allow));
+
+    assert_text_err(
+        "version: 1\nlimits:\n  checkpoint_every: 10ms\n",
+        "limits.checkpoint_every",
+        3,
+        21,
+        &["shorter than 1s"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  command: ask-operator\n",
+        "approval.command",
+        3,
+        12,
+        &["not an absolute path"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  command: []\n",
+        "approval.command",
+        3,
+        12,
+        &["an empty command"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  default: maybe\n",
+        "approval.default",
+        3,
+        12,
+        &["allowed: deny, allow"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  timeuot: 1m\n",
+        "approval.timeuot",
+        3,
+        3,
+        &["did you mean `timeout`?"],
+    );
+}
