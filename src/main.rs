@@ -84,7 +84,7 @@ enum Command {
     /// Run CMD confined by a profile
     #[command(
         after_help = "Exit status: the command's own; 128+N when it died of signal N; 124 when \
-limits.wall_time ran out; 125 when confine refused or failed before the command started; 126 when \
+a limit ended it (limits.wall_time, a stopping budget, a denied checkpoint); 125 when confine refused or failed before the command started; 126 when \
 the command may not be executed; 127 when it was not found."
     )]
     Run {
