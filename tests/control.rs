@@ -133,6 +133,17 @@ fn ps_lists_sandboxes_and_only_root_and_the_launcher_control_them() {
     assert_eq!(rb["pid"], b.pid(), "{rb}");
     assert_eq!((&ra["uid"], &ra["state"]), (&0.into(), &"running".into()));
     assert_eq!(ra["command"], serde_json::json!(["sleep", t]));
+    // What each uses now: from /proc without a cgroup (a), from its cgroup
+    // (b); no network use outside proxy mode.
+    // (memory of a cgroup needs the memory controller, which a pids limit
+    // alone doesn't bring).
+    for r in [&ra, &rb] {
+        assert_eq!(r["processes"], 2, "{r}");
+        assert!(r["cpu_usage_usec"].as_u64().is_some(), "{r}");
+        assert!(r["network"].is_null(), "{r}");
+    }
+    assert!(ra["memory_bytes"].as_u64().is_some_and(|m| m > 0), "{ra}");
+    assert_eq!(rb["pids"], 2, "{rb}");
     let text = stdout(&confine(&["ps"]));
     assert!(
         text.contains(&ida[..12]) && text.contains(&idb[..12]),

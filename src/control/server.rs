@@ -327,7 +327,8 @@ fn answer(
             };
             (
                 json!({"ok": true, "state": state, "source": source, "usage": usage,
-                       "network": ctx.network, "run_time_ms": ctx.run_time_ms}),
+                       "network": ctx.network, "run_time_ms": ctx.run_time_ms,
+                       "requests": ctx.requests}),
                 None,
             )
         }
