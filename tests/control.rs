@@ -953,3 +953,132 @@ fn unanswered_checkpoints_follow_the_default_and_wall_time_still_runs() {
     assert_eq!(exit_record(&log)["reason"], "timeout", "{}", show(&o));
     assert_eq!(checkpoints(&log), ["c1 opened -", "c1 abandoned stop"]);
 }
+
+// ----------------------------------------------------------- network.ask
+
+/// An address the egress proxy counts as public, in the test's own
+/// network namespaces (tests/common/net.rs).
+const ASK_PUBLIC: &str = "93.184.215.14";
+const ASK_DNS: &str = "198.51.100.53";
+
+#[test]
+fn network_ask_holds_a_connection_until_approved_and_a_denied_one_fails() {
+    let test = "network_ask_holds_a_connection_until_approved_and_a_denied_one_fails";
+    if !can_run(test) || !have(test, "/usr/bin/curl") {
+        return;
+    }
+    let net = common::net::Net::new();
+    let dns = net.dns(ASK_DNS);
+    dns.set("asked.example", &[ASK_PUBLIC]);
+    dns.set("refused.example", &[ASK_PUBLIC]);
+    let web = net.http(ASK_PUBLIC, "asked hello\n");
+    let f = Fixture::new("control-ask");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    let log = f.root.join("log.jsonl");
+    let p = profile(
+        &f,
+        "ask",
+        &log,
+        "network:\n  mode: proxy\n  ask: [\"asked.example:80\", \"refused.example:80\"]\n",
+    );
+    let curl = "curl -sS --fail --max-time 100";
+    let script = format!(
+        "{curl} http://asked.example/a > got; echo $? > rc1; \
+         {curl} http://refused.example/b; echo $? > rc2; \
+         {curl} --noproxy '*' http://asked.example/c >> got; echo $? > rc3; exec sleep {t}"
+    );
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env("PATH", PATH)
+        .current_dir(&f.ws);
+    let mut child = net
+        .in_client(&cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = id_of(&log);
+    let opened = |host: &str| {
+        poll(Duration::from_secs(20), || {
+            records(&log).iter().any(|r| {
+                r["event"] == "checkpoint" && r["outcome"] == "opened" && r["host"] == host
+            })
+        })
+    };
+    assert!(
+        opened("asked.example"),
+        "no ask opened: {:?}",
+        records(&log)
+    );
+    // Held: the client waits, the upstream has seen nothing.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!f.ws.join("rc1").exists(), "the connection wasn't held");
+    assert!(web.requests().is_empty(), "{:?}", web.requests().len());
+    let r = row(&id).unwrap();
+    let asked = &r["requests"][0];
+    assert_eq!(
+        (&asked["request"], &asked["host"], &asked["port"]),
+        (&"a1".into(), &"asked.example".into(), &80.into()),
+        "{r}"
+    );
+    assert!(
+        asked["process"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("curl (pid ")),
+        "{r}"
+    );
+    assert_eq!(r["state"], "running", "an ask doesn't freeze the sandbox");
+
+    let o = confine(&["approve", &id, "a1"]);
+    assert_status(&o, 0);
+    let rc = |n: u32| {
+        poll_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(f.ws.join(format!("rc{n}"))).ok()
+        })
+        .map(|s| s.trim().to_string())
+    };
+    assert_eq!(rc(1).as_deref(), Some("0"));
+    assert!(opened("refused.example"));
+    let o = confine(&["deny", &id, "a2"]);
+    assert_status(&o, 0);
+    assert_eq!(rc(2).as_deref(), Some("22"), "curl's exit for a 403");
+    // Approved stays approved for the run, by either door: no new ask.
+    assert_eq!(rc(3).as_deref(), Some("0"));
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("got")).unwrap(),
+        "asked hello\nasked hello\n"
+    );
+    let targets: Vec<String> = web.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert!(!targets.iter().any(|t| t.ends_with("/b")), "{targets:?}");
+
+    assert_status(&confine(&["kill", &id]), 0);
+    let _ = child.wait();
+    assert_eq!(
+        checkpoints(&log),
+        [
+            "a1 opened -",
+            "a1 approved uid 0",
+            "a2 opened -",
+            "a2 denied uid 0"
+        ]
+    );
+    let refused: Vec<serde_json::Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["event"] == "connection" && r["host"] == "refused.example")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["verdict"], "refused");
+    assert_eq!(refused[0]["rule"], "refused.example:80");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("was denied"),
+        "{refused:?}"
+    );
+}

@@ -40,8 +40,10 @@ pub enum Kind {
     Ask {
         host: String,
         port: u16,
-        /// The connecting process, when the proxy knows it.
+        /// The connecting process, when it could be found.
         process: Option<String>,
+        /// The egress proxy's number for it, which its answer names.
+        proxy_id: u64,
     },
 }
 
@@ -345,6 +347,7 @@ impl Requests {
                     host,
                     port,
                     process,
+                    ..
                 } = &o.kind
                 {
                     v["host"] = host.as_str().into();

@@ -19,6 +19,7 @@
 //! directory is 0700 and the socket 0600, both the launcher's, and the
 //! supervisor checks `SO_PEERCRED` of every connection.
 
+pub mod asker;
 pub mod checkpoint;
 pub mod client;
 pub mod server;

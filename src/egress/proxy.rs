@@ -32,6 +32,8 @@ pub(crate) struct Record {
     pub c: Connection,
     /// The relay's byte counters (out, in), once it runs.
     counters: Option<(Counter, Counter)>,
+    /// The client's port inside the sandbox (for `network.ask`).
+    pub peer_port: Option<u16>,
 }
 
 /// A byte count the relay keeps and the record reads.
@@ -56,6 +58,7 @@ impl Record {
                 duration_ms: 0,
             },
             counters: None,
+            peer_port: None,
         }
     }
 
@@ -142,12 +145,18 @@ pub(crate) async fn admit(
                 format!("{host}:{port} is denied by `{rule}`"),
             ));
         }
-        Admission::NotAllowed => {
-            return Err(Refusal::policy(
-                403,
-                format!("{host}:{port} is not in allow"),
-            ));
-        }
+        Admission::NotAllowed => match super::ask::check(st, host, port, rec.peer_port).await {
+            Some((rule, answer)) => {
+                rec.c.rule = Some(rule);
+                answer.map_err(|why| Refusal::policy(403, why))?;
+            }
+            None => {
+                return Err(Refusal::policy(
+                    403,
+                    format!("{host}:{port} is not in allow"),
+                ))
+            }
+        },
     }
     let pinned = st.policy.pinned(host);
     if host.parse::<IpAddr>().is_ok() && pinned.is_none() {
@@ -392,8 +401,9 @@ async fn reply(client: &mut TcpStream, status: u16, text: &str) {
 }
 
 /// A connection to the HTTP proxy port.
-pub(crate) async fn proxy_conn(st: Rc<State>, mut client: TcpStream) {
+pub(crate) async fn proxy_conn(st: Rc<State>, mut client: TcpStream, peer_port: u16) {
     let mut rec = Record::new(&st, Via::Proxy);
+    rec.peer_port = Some(peer_port);
     let _ = client.set_nodelay(true);
     let mut buf = Vec::new();
     let req = match read_head(&st, &mut client, &mut buf).await {
@@ -504,8 +514,9 @@ async fn connect(
 
 /// A connection to a transparent listener: its local address is a fake
 /// address (and the port), which names the host.
-pub(crate) async fn transparent_conn(st: Rc<State>, mut client: TcpStream) {
+pub(crate) async fn transparent_conn(st: Rc<State>, mut client: TcpStream, peer_port: u16) {
     let mut rec = Record::new(&st, Via::Transparent);
+    rec.peer_port = Some(peer_port);
     let _ = client.set_nodelay(true);
     let local = match client.local_addr() {
         Ok(a) => a,

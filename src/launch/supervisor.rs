@@ -260,9 +260,14 @@ impl Loop<'_> {
         };
         let events = px.read_events();
         let exited = !self.proxy_failed && px.exited();
+        let mut asks = Vec::new();
         for e in events {
             if let crate::egress::events::Event::Connection(c) = &e {
                 count(&mut self.net, c);
+            }
+            if let crate::egress::events::Event::Ask(a) = &e {
+                asks.push(a.clone());
+                continue;
             }
             if record_event(self.w.audit, &e) == Some(true) && !self.budget {
                 self.budget = true;
@@ -272,6 +277,9 @@ impl Loop<'_> {
                 );
                 self.stop_now();
             }
+        }
+        for a in asks {
+            self.ask_opened(a);
         }
         if exited {
             self.proxy_failed = true;
@@ -505,7 +513,7 @@ impl Loop<'_> {
             now,
         );
         let run_ms = self.requests.run_time(now).as_millis() as u64;
-        self.record_request(&id, "checkpoint", "opened", None, run_ms, None);
+        self.record_request(&id, &Kind::Checkpoint, "opened", None, run_ms, None);
         crate::say!(
             "confine: checkpoint {id}: the sandbox is frozen until approved (confine approve {} \
              {id}, or confine deny)",
@@ -517,6 +525,75 @@ impl Loop<'_> {
         }
     }
 
+    /// The egress proxy holds a connection to a host of `network.ask`: a
+    /// request opens (the sandbox runs on; only that connection waits).
+    fn ask_opened(&mut self, a: crate::egress::events::AskEvent) {
+        let now = Instant::now();
+        let ending = self.controlled || self.timed_out || self.killed || self.denied;
+        if ending {
+            if let Some(px) = &self.w.proxy {
+                px.answer(a.id, false);
+            }
+            return;
+        }
+        let process = a
+            .peer_port
+            .and_then(|p| control::asker::socket_owner(self.w.pid, p));
+        let kind = Kind::Ask {
+            host: a.host.clone(),
+            port: a.port,
+            process: process.clone(),
+            proxy_id: a.id,
+        };
+        let usage = self
+            .w
+            .cgroup
+            .map(|cg| serde_json::to_value(cg.usage()).unwrap_or_default());
+        let network = self.w.proxy.is_some().then_some(self.net);
+        let plan = self.w.plan;
+        let sandbox = self.w.audit.sandbox.clone();
+        let who = process.clone().unwrap_or_else(|| "a process".to_string());
+        let (id, failed) = self.requests.open(
+            kind.clone(),
+            &sandbox,
+            |id, run_ms| {
+                serde_json::json!({
+                    "version": 1,
+                    "sandbox": sandbox,
+                    "request": id,
+                    "kind": "ask",
+                    "question": format!(
+                        "{who} in the sandbox wants to connect to {}:{} (network.ask `{}`); may it?",
+                        a.host, a.port, a.rule
+                    ),
+                    "host": a.host,
+                    "port": a.port,
+                    "rule": a.rule,
+                    "process": process,
+                    "profile": plan.profile.name,
+                    "command": plan.command,
+                    "workspace": plan.workspace,
+                    "run_time_ms": run_ms,
+                    "usage": usage,
+                    "network": network,
+                })
+            },
+            now,
+        );
+        let run_ms = self.requests.run_time(now).as_millis() as u64;
+        self.record_request(&id, &kind, "opened", None, run_ms, None);
+        crate::say!(
+            "confine: ask {id}: {who} wants to connect to {}:{}; it waits until approved \
+             (confine approve {sandbox} {id}, or confine deny)",
+            a.host,
+            a.port
+        );
+        self.show_requests();
+        if let Some(f) = failed {
+            self.answered(f);
+        }
+    }
+
     /// A request's answer: recorded; a checkpoint resumes the sandbox or,
     /// denied, stops it (exit 124, reason `checkpoint`).
     fn answered(&mut self, a: checkpoint::Answer) {
@@ -525,7 +602,7 @@ impl Loop<'_> {
         let outcome = if a.approve { "approved" } else { "denied" };
         self.record_request(
             &a.id,
-            a.kind.name(),
+            &a.kind,
             outcome,
             Some(&a.by),
             run_ms,
@@ -535,6 +612,23 @@ impl Loop<'_> {
             .detail
             .as_ref()
             .map_or(String::new(), |d| format!(" ({d})"));
+        if let Kind::Ask {
+            host,
+            port,
+            proxy_id,
+            ..
+        } = &a.kind
+        {
+            if let Some(px) = &self.w.proxy {
+                px.answer(*proxy_id, a.approve);
+            }
+            crate::say!(
+                "confine: ask {}: {host}:{port} {} by {}{detail}",
+                a.id,
+                if a.approve { "approved" } else { "denied" },
+                a.by
+            );
+        }
         if a.kind == Kind::Checkpoint {
             if let Some(cg) = self.w.cgroup {
                 let _ = cg.freeze(false);
@@ -566,7 +660,7 @@ impl Loop<'_> {
         for a in &gone {
             self.record_request(
                 &a.id,
-                a.kind.name(),
+                &a.kind,
                 "abandoned",
                 Some(&a.by),
                 run_ms,
@@ -582,20 +676,24 @@ impl Loop<'_> {
     fn record_request(
         &self,
         id: &str,
-        kind: &str,
+        kind: &Kind,
         outcome: &str,
         by: Option<&str>,
         run_time_ms: u64,
         detail: Option<&str>,
     ) {
+        let (host, port) = match kind {
+            Kind::Ask { host, port, .. } => (Some(host.as_str()), Some(*port)),
+            Kind::Checkpoint => (None, None),
+        };
         let r = self.w.audit.record(&crate::audit::Checkpoint {
             request: id,
-            kind,
+            kind: kind.name(),
             outcome,
             by,
             run_time_ms,
-            host: None,
-            port: None,
+            host,
+            port,
             detail,
         });
         if let Err(e) = r {
@@ -660,6 +758,8 @@ fn record_event(audit: &crate::audit::Audit, e: &crate::egress::events::Event) -
         Event::Connection(c) => audit.record(&crate::audit::Connection(c)),
         Event::Budget(b) => audit.record(&crate::audit::Budget(b)),
         Event::Dropped(d) => audit.record(&crate::audit::Dropped(d)),
+        // A `checkpoint` record, once the request is open.
+        Event::Ask(_) => Ok(()),
     };
     if let Err(err) = r {
         crate::say!("confine: audit log (writing a connection record): {err}");

@@ -145,7 +145,7 @@ fn grant_origin<'a>(
 /// Proxy mode: a policy that can't do what it seems to say.
 fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
     let n = &p.network;
-    if n.allow.is_empty() {
+    if n.allow.is_empty() && n.ask.is_empty() {
         warnings.push(Warning::at(
             &n.mode,
             "network.mode",

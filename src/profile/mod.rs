@@ -198,6 +198,9 @@ pub struct Network {
     pub hosts: Vec<egress::Pin>,
     /// Proxy mode: `budget`, merged field by field; where it was last written.
     pub budget: Option<Sourced<egress::RawBudget>>,
+    /// Proxy mode: hosts admitted only once approved (DESIGN.md §12), with
+    /// `allow`'s syntax.
+    pub ask: Vec<Sourced<egress::AllowEntry>>,
 }
 
 impl Network {
@@ -318,6 +321,7 @@ impl Profile {
                     .map(|nr| Sourced::default_value(SocketFamily(nr)))
                     .collect(),
                 allow: vec![],
+                ask: vec![],
                 deny: vec![],
                 hosts: vec![],
                 budget: None,
@@ -510,6 +514,7 @@ fn check_list_sizes(p: &Profile) -> Result<(), ProfileError> {
     check(&p.capabilities, "capabilities")?;
     check(&p.network.allow, "network.allow")?;
     check(&p.network.deny, "network.deny")?;
+    check(&p.network.ask, "network.ask")?;
     check(&p.network.hosts, "network.hosts")?;
     check(&p.env.keep, "env.keep")
 }
@@ -873,6 +878,7 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
             if m != NetworkMode::Proxy {
                 let net = &mut p.network;
                 net.allow.clear();
+                net.ask.clear();
                 net.deny.clear();
                 net.hosts.clear();
                 net.budget = None;
@@ -881,6 +887,7 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
         }
         merge_list(&mut p.network.allow, n.allow, s, "network.allow");
         merge_list(&mut p.network.deny, n.deny, s, "network.deny");
+        merge_list(&mut p.network.ask, n.ask, s, "network.ask");
         if let Some(h) = n.hosts {
             h.merge_into(&mut p.network.hosts, s, "network.hosts");
         }

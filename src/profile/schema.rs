@@ -87,6 +87,7 @@ pub(crate) struct RawNetwork {
     pub deny: Option<ListSpec<super::egress::DenyEntry>>,
     pub hosts: Option<super::egress::Pins>,
     pub budget: Option<super::egress::RawBudget>,
+    pub ask: Option<ListSpec<super::egress::AllowEntry>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1963,6 +1963,12 @@ fn egress_keys_need_proxy_mode_and_say_which_mode_is_set() {
             "network.budget",
             (4, 11),
         ),
+        (
+            "  mode: loopback\n",
+            "  ask: [a.example]\n",
+            "network.ask[0]",
+            (4, 9),
+        ),
     ] {
         let text = format!("version: 1\nnetwork:\n{mode}{body}");
         let e = err(&text);
@@ -1988,13 +1994,16 @@ fn egress_keys_need_proxy_mode_and_say_which_mode_is_set() {
     }
     // An empty list or map sets nothing.
     ok("version: 1\nnetwork:\n  mode: host\n  allow: []\n  deny: []\n  hosts: {}\n");
-    // `ask` isn't part of this schema: an unknown key, like any other.
+    // `ask` (DESIGN.md §12) takes `allow`'s entries, in proxy mode; an
+    // address in it must be pinned, as in `allow`.
+    let p = ok(&proxy("  ask: [a.example, \"*.b.example:80\"]\n"));
+    assert_eq!(p.network.ask.len(), 2);
     assert_text_err(
-        &proxy("  ask: [a.example]\n"),
-        "network.ask",
+        &proxy("  ask: [\"10.0.0.5:80\"]\n"),
+        "network.ask[0]",
         4,
-        3,
-        &["unknown key `ask`", "allowed here: mode, connect_tcp, bind_tcp, socket_families, allow, deny, hosts, budget"],
+        9,
+        &["is an IP address that hosts: doesn't pin"],
     );
 }
 
