@@ -663,6 +663,23 @@ fn wait_state(id: &str, state: &str, sb: &mut Sandbox) {
     );
 }
 
+/// Whether the kernel says every task of the sandbox's cgroup is frozen
+/// (v2 `cgroup.events`, v1 `freezer.state`): freezing is asynchronous.
+fn cgroup_frozen(row: &serde_json::Value) -> bool {
+    row["cgroup"].as_array().into_iter().flatten().any(|d| {
+        let d = Path::new(d.as_str().unwrap_or_default());
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    })
+}
+
+/// Shell lines for a hook: wait (bounded) until the sandbox's cgroup is
+/// frozen.
+const HOOK_WAITS_FROZEN: &str = "d=$(find /sys/fs/cgroup -maxdepth 3 -type d -name \"confine-$CONFINE_SANDBOX\")
+     for i in $(seq 200); do for x in $d; do cat $x/freezer.state $x/cgroup.events 2>/dev/null; done      | grep -qxE 'FROZEN|frozen 1' && break; sleep 0.05; done
+";
+
 /// The `checkpoint` records as `REQUEST OUTCOME BY`.
 fn checkpoints(log: &Path) -> Vec<String> {
     records(log)
@@ -703,6 +720,11 @@ fn a_checkpoint_blocks_progress_until_approve_and_deny_stops_it() {
     let id = id_of(&log);
     wait_listed(&id, &mut sb);
     wait_state(&id, "waiting for approval", &mut sb);
+    assert!(
+        poll(Duration::from_secs(10), || row(&id)
+            .is_some_and(|r| cgroup_frozen(&r))),
+        "the cgroup never froze"
+    );
     // Progress stops while it waits: the count is the same at two moments.
     let before = counted(&f.ws);
     std::thread::sleep(Duration::from_secs(1));
@@ -804,7 +826,7 @@ fn checkpoints_are_answered_by_the_hook_outside_the_sandbox() {
         &hook,
         format!(
             "#!/bin/sh\nn=$(cat {r}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > {r}/n\n\
-             cat > {r}/req$n.json; env > {r}/env$n; ls /proc/self/fd > {r}/fds$n\n\
+             cat > {r}/req$n.json; env > {r}/env$n; ls /proc/self/fd > {r}/fds$n\n{HOOK_WAITS_FROZEN}\
              a=$(wc -l < {ws}/count); sleep 1; b=$(wc -l < {ws}/count); echo $a $b > {r}/seen$n\n\
              [ $n -lt 2 ]\n"
         ),
@@ -952,6 +974,40 @@ fn unanswered_checkpoints_follow_the_default_and_wall_time_still_runs() {
     assert_status(&o, 124);
     assert_eq!(exit_record(&log)["reason"], "timeout", "{}", show(&o));
     assert_eq!(checkpoints(&log), ["c1 opened -", "c1 abandoned stop"]);
+
+    // While one waits, the caller's TERM and the kill switch still end it:
+    // the frozen sandbox is thawed so that the signal can act.
+    for how in ["signal", "kill"] {
+        let log = f.root.join(format!("{how}.jsonl"));
+        let p = profile(
+            &f,
+            how,
+            &log,
+            "limits: {pids: 100, wall_time: 120s, grace: 1s, checkpoint_every: 1s}\n",
+        );
+        let mut sb = f.spawn_sh(&p, COUNTER);
+        let id = id_of(&log);
+        wait_listed(&id, &mut sb);
+        wait_state(&id, "waiting for approval", &mut sb);
+        if how == "signal" {
+            sb.signal(libc::SIGTERM);
+        } else {
+            assert_status(&confine(&["kill", &id]), 0);
+        }
+        let o = sb.finish();
+        let reason = exit_record(&log)["reason"].clone();
+        if how == "signal" {
+            // The agent's shell died of the TERM it was sent.
+            assert_status(&o, 143);
+            assert_eq!(reason, "signaled", "{}", show(&o));
+        } else {
+            assert_eq!(reason, "killed", "{}", show(&o));
+        }
+        assert_eq!(
+            checkpoints(&log),
+            ["c1 opened -".to_string(), format!("c1 abandoned {how}")]
+        );
+    }
 }
 
 // ----------------------------------------------------------- network.ask
