@@ -1112,6 +1112,16 @@ fn network_ask_holds_a_connection_until_approved_and_a_denied_one_fails() {
     assert_eq!(targets.len(), 2, "{targets:?}");
     assert!(!targets.iter().any(|t| t.ends_with("/b")), "{targets:?}");
 
+    // ps shows the proxy's traffic per sandbox once the records are in.
+    assert!(
+        poll(Duration::from_secs(10), || row(&id).is_some_and(|r| {
+            r["network"]["bytes_in"].as_u64().is_some_and(|b| b > 0) && r["network"]["refused"] == 1
+        })),
+        "{:?}",
+        row(&id)
+    );
+    assert!(stdout(&confine(&["ps"])).contains(&id[..12]));
+
     assert_status(&confine(&["kill", &id]), 0);
     let _ = child.wait();
     assert_eq!(
