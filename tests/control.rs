@@ -1147,4 +1147,46 @@ fn network_ask_holds_a_connection_until_approved_and_a_denied_one_fails() {
             .contains("was denied"),
         "{refused:?}"
     );
+
+    // The hook answers asks too: it reads the host from the request.
+    let hook = f.root.join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\ngrep -q '\"host\":\"asked.example\"'\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = f.root.join("hook.jsonl");
+    let p = profile(
+        &f,
+        "hook",
+        &log,
+        &format!(
+            "network:\n  mode: proxy\n  ask: [\"asked.example:80\", \"refused.example:80\"]\n\
+             approval: {{command: \"{}\", timeout: 60s}}\n",
+            hook.display()
+        ),
+    );
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!(
+                "{curl} http://asked.example/d >/dev/null; echo $?; \
+                 {curl} http://refused.example/e; echo $?"
+            ),
+        ])
+        .env("PATH", PATH)
+        .current_dir(&f.ws);
+    let o = net.in_client(&cmd).stdin(Stdio::null()).output().unwrap();
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "0\n22\n", "{}", show(&o));
+    assert_eq!(
+        checkpoints(&log),
+        [
+            "a1 opened -",
+            "a1 approved hook",
+            "a2 opened -",
+            "a2 denied hook"
+        ]
+    );
 }
