@@ -9,7 +9,7 @@
 //! comes back on the shutdown pipe, which carries answer lines
 //! (`{"ask": ID, "approve": BOOL}`) until its end of file, the shutdown
 //! (`Control`). An ask that can't be sent (the pipe is full) and one
-//! beyond [`MAX_WAITING`] are refused at once: nothing waits on a
+//! beyond `MAX_WAITING` are refused at once: nothing waits on a
 //! question nobody got.
 
 use std::cell::{Cell, RefCell};
