@@ -1190,3 +1190,70 @@ fn network_ask_holds_a_connection_until_approved_and_a_denied_one_fails() {
         ]
     );
 }
+
+#[test]
+fn checkpoint_and_approval_keys_are_checked_where_they_are_written() {
+    let f = Fixture::new("control-keys");
+    let check = |name: &str, yaml: &str| {
+        let p = f.profile(name, &format!("version: 1\nextends: default\n{yaml}"));
+        (confine(&["check", &p.display().to_string()]), p)
+    };
+    // A checkpoint needs a cgroup, so one of its limits.
+    let (o, p) = check("nocg", "limits:\n  checkpoint_every: 30m\n");
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "confine: limits.checkpoint_every ({}:4:21): a checkpoint freezes the sandbox",
+            p.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // The hook must be there, executable, now.
+    let (o, p) = check(
+        "nohook",
+        "limits: {pids: 100, checkpoint_every: 30m}\napproval:\n  command: [/nonexistent/ask, x]\n",
+    );
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "confine: approval.command ({}:5:12): /nonexistent/ask",
+            p.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // An approval with nothing to answer is a warning.
+    let (o, p) = check("idle", "approval: {timeout: 1m}\n");
+    assert_status(&o, 0);
+    assert!(
+        stderr(&o).contains(&format!(
+            "confine: warning: approval ({}:3:11): approval without limits.checkpoint_every or network.ask",
+            p.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // The control: a whole one passes, and explain says what it does.
+    let yaml = "limits: {pids: 100, checkpoint_every: 30m}\n\
+                approval: {command: [/bin/true], timeout: 10m, default: allow}\n";
+    let (o, p) = check("good", yaml);
+    assert_status(&o, 0);
+    assert!(stderr(&o).is_empty(), "{}", show(&o));
+    let o = confine(&[
+        "explain",
+        "-p",
+        &p.display().to_string(),
+        "-w",
+        &f.ws.display().to_string(),
+    ]);
+    assert_status(&o, 0);
+    let text = stdout(&o);
+    assert!(text.contains("checkpoint  every 30m of run time"), "{text}");
+    assert!(
+        text.contains(
+            "approval    hook /bin/true or confine approve/deny; unanswered after 10m: allow"
+        ),
+        "{text}"
+    );
+}

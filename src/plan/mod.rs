@@ -263,6 +263,7 @@ pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
             }
         }
     }
+    Plan::approval(&p, &Plan::limits(&p))?;
     let mut warnings = Vec::new();
     lint::lint(&p, &mut warnings);
     let abi = landlock::target_abi(crate::probe::landlock_abi()).unwrap_or(0);
