@@ -441,7 +441,7 @@ pub fn stats(id: &str, json_out: bool) -> (u8, String) {
     }
     let mut v = json!({
         "id": e.info.id, "state": r["state"], "source": r["source"],
-        "age_s": age(e.info.started_unix),
+        "age_s": age(e.info.started_unix), "run_time_ms": r["run_time_ms"],
     });
     if let (Some(obj), Some(usage)) = (v.as_object_mut(), r["usage"].as_object()) {
         for (k, x) in usage {
