@@ -431,8 +431,6 @@ impl Proxy {
         out
     }
 
-    /// The sandbox has ended: the proxy ends what is still open, writes
-    /// those records and exits (its events pipe then reaches end of file).
     /// The answer to the proxy's ask `id` (`network.ask`), on the
     /// shutdown pipe, which the proxy reads until its end of file. Never
     /// blocks: a few short lines fit a pipe many times over.
@@ -445,6 +443,8 @@ impl Proxy {
         unsafe { libc::write(fd.as_raw_fd(), line.as_ptr().cast(), line.len()) };
     }
 
+    /// The sandbox has ended: the proxy ends what is still open, writes
+    /// those records and exits (its events pipe then reaches end of file).
     pub(crate) fn shut_down(&mut self) {
         self.shutdown = None;
     }
