@@ -27,6 +27,13 @@ use serde_json::Value;
 use crate::plan::ApprovalPlan;
 use crate::profile::approval::OnTimeout;
 
+/// Network asks one run may open; beyond, they are denied without
+/// asking (an agent making up names under a wildcard must not be able to
+/// start hooks or prompt the operator without end).
+pub const MAX_ASKS: usize = 256;
+/// Network asks open at once (the proxy holds at most as many).
+pub const MAX_OPEN_ASKS: usize = 16;
+
 /// The environment a hook gets, besides `CONFINE_SANDBOX` and
 /// `CONFINE_REQUEST`.
 const HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -123,6 +130,8 @@ pub struct Requests {
     next: Duration,
     seq: u64,
     pub open: Vec<Open>,
+    /// Hosts and ports asked about this run, each once.
+    asked: std::collections::HashSet<(String, u16)>,
 }
 
 impl Requests {
@@ -136,6 +145,7 @@ impl Requests {
             next: every.unwrap_or(Duration::MAX),
             seq: 0,
             open: Vec::new(),
+            asked: std::collections::HashSet::new(),
         }
     }
 
@@ -164,6 +174,31 @@ impl Requests {
             (false, None) => self.since = Some(now),
             _ => {}
         }
+    }
+
+    /// Whether an ask for `host`:`port` may open: each host and port
+    /// once per run (the proxy remembers the answer), at most
+    /// [`MAX_OPEN_ASKS`] at once and [`MAX_ASKS`] in all. Counts it.
+    ///
+    /// # Errors
+    /// Why it is denied without asking (for tests and debugging: the
+    /// supervisor says nothing, since the agent drives it).
+    pub fn may_ask(&mut self, host: &str, port: u16) -> Result<(), &'static str> {
+        let open = self
+            .open
+            .iter()
+            .filter(|o| matches!(o.kind, Kind::Ask { .. }))
+            .count();
+        if open >= MAX_OPEN_ASKS {
+            return Err("too many asks are open");
+        }
+        if self.asked.len() >= MAX_ASKS {
+            return Err("this run has asked about too many hosts");
+        }
+        if !self.asked.insert((host.to_string(), port)) {
+            return Err("it was asked about already");
+        }
+        Ok(())
     }
 
     /// The run clock reached the next checkpoint.
@@ -455,6 +490,30 @@ mod tests {
         assert!(a.approve && r.answer("c1", false, "uid 0".into()).is_none());
         r.sync(false, t0 + 1000 * s);
         assert!(!r.due(t0 + 1002 * s) && r.due(t0 + 1003 * s));
+    }
+
+    #[test]
+    fn asks_are_bounded_and_each_host_asked_once() {
+        let t0 = Instant::now();
+        let mut r = Requests::new(plan(None, OnTimeout::Deny), None, t0);
+        assert!(r.may_ask("a.example", 443).is_ok());
+        assert!(r.may_ask("a.example", 443).is_err());
+        assert!(r.may_ask("a.example", 80).is_ok());
+        for i in 0..MAX_OPEN_ASKS {
+            let kind = Kind::Ask {
+                host: format!("h{i}.example"),
+                port: 443,
+                process: None,
+                proxy_id: i as u64,
+            };
+            r.open(kind, "x", |_, _| Value::Null, t0);
+        }
+        assert_eq!(r.may_ask("b.example", 443), Err("too many asks are open"));
+        r.abandon("stop");
+        for i in 2..MAX_ASKS {
+            assert!(r.may_ask(&format!("n{i}.example"), 443).is_ok());
+        }
+        assert!(r.may_ask("last.example", 443).is_err());
     }
 
     #[test]

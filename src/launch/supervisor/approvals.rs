@@ -94,7 +94,21 @@ impl Loop<'_> {
     pub(super) fn ask_opened(&mut self, a: crate::egress::events::AskEvent) {
         let now = Instant::now();
         let ending = self.controlled || self.timed_out || self.killed || self.denied;
-        if ending {
+        // The proxy is told no without asking anyone when the sandbox is
+        // ending, and when the event isn't one the policy can produce: a
+        // host no `ask` entry covers (or that `allow` admits or `deny`
+        // refuses), a second ask about one host, too many (the proxy runs
+        // the agent's traffic and is not trusted with the operator's
+        // attention).
+        let policy = self.w.plan.network.egress.as_ref();
+        let legit = policy.is_some_and(|p| {
+            p.asks(&a.host, a.port).is_some()
+                && p.admit(&a.host, a.port) == crate::plan::egress::Admission::NotAllowed
+        });
+        let refused = ending || !legit || self.requests.may_ask(&a.host, a.port).is_err();
+        // Nothing is said on stderr: the agent could fill it. The proxy's
+        // `connection` record says the connection was denied.
+        if refused {
             if let Some(px) = &self.w.proxy {
                 px.answer(a.id, false);
             }
