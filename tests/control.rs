@@ -137,8 +137,16 @@ fn ps_lists_sandboxes_and_only_root_and_the_launcher_control_them() {
     // (b); no network use outside proxy mode.
     // (memory of a cgroup needs the memory controller, which a pids limit
     // alone doesn't bring).
+    // The agent may not have started when the row first shows: wait for
+    // the init and the agent.
+    let both = |id: &str| {
+        poll_for(Duration::from_secs(10), || {
+            row(id).filter(|r| r["processes"] == 2 && r["pids"] != 1)
+        })
+        .unwrap_or_else(|| panic!("{id}: {:?}", row(id)))
+    };
+    let (ra, rb) = (both(&ida), both(&idb));
     for r in [&ra, &rb] {
-        assert_eq!(r["processes"], 2, "{r}");
         assert!(r["cpu_usage_usec"].as_u64().is_some(), "{r}");
         assert!(r["network"].is_null(), "{r}");
     }
