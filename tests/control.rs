@@ -981,7 +981,7 @@ fn unanswered_checkpoints_follow_the_default_and_wall_time_still_runs() {
     let o = sb.finish();
     assert_status(&o, 124);
     assert_eq!(exit_record(&log)["reason"], "timeout", "{}", show(&o));
-    assert_eq!(checkpoints(&log), ["c1 opened -", "c1 abandoned stop"]);
+    assert_eq!(checkpoints(&log), ["c1 opened -", "c1 abandoned wall_time"]);
 
     // While one waits, the caller's TERM and the kill switch still end it:
     // the frozen sandbox is thawed so that the signal can act.

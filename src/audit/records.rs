@@ -150,8 +150,8 @@ pub(crate) struct Checkpoint<'a> {
     /// `opened`, `approved`, `denied` or `abandoned`.
     pub outcome: &'a str,
     /// Who answered: `hook`, `uid N` (`SO_PEERCRED` of `confine approve`
-    /// or `deny`), `timeout`, or what ended it (`stop`, `signal`,
-    /// `wall_time`); absent when opened.
+    /// or `deny`), `timeout`, or what ended it (`stop`, `kill`, `signal`,
+    /// `wall_time`, `budget`); absent when opened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<&'a str>,
     /// Run time so far (frozen time not counted).

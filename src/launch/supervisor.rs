@@ -335,7 +335,14 @@ impl Loop<'_> {
     fn escalate(&mut self) {
         if !self.timed_out {
             // A frozen sandbox is thawed to act on the TERM.
-            self.abandon("stop");
+            let why = if self.budget {
+                "budget"
+            } else if self.denied {
+                "checkpoint"
+            } else {
+                "wall_time"
+            };
+            self.abandon(why);
             self.timed_out = true;
             send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGTERM);
             self.deadline = Some(Instant::now() + self.w.grace);

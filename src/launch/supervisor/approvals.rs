@@ -63,7 +63,7 @@ impl Loop<'_> {
                     "kind": "checkpoint",
                     "question": format!(
                         "checkpoint: the sandbox has run for {} (a checkpoint every {}); may it run on?",
-                        crate::profile::Duration(run_ms),
+                        crate::profile::Duration((run_ms + 500) / 1000 * 1000),
                         crate::profile::Duration(every)
                     ),
                     "profile": plan.profile.name,
