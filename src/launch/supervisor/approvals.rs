@@ -245,8 +245,10 @@ impl Loop<'_> {
                 a.detail.as_deref(),
             );
         }
-        if let Some(cg) = self.w.cgroup {
-            let _ = cg.freeze(false);
+        if gone.iter().any(|a| a.kind == Kind::Checkpoint) {
+            if let Some(cg) = self.w.cgroup {
+                let _ = cg.freeze(false);
+            }
         }
         self.show_requests();
     }
