@@ -95,7 +95,7 @@ enum Command {
     /// Run CMD confined by a profile
     #[command(
         after_help = "Exit status: the command's own; 128+N when it died of signal N; 124 when \
-limits.wall_time ran out; 125 when confine refused or failed before the command started; 126 when \
+a limit ended it (limits.wall_time, a stopping budget, a denied checkpoint); 125 when confine refused or failed before the command started; 126 when \
 the command may not be executed; 127 when it was not found."
     )]
     Run {
@@ -185,6 +185,28 @@ the command may not be executed; 127 when it was not found."
     Thaw {
         #[arg(value_name = "ID")]
         id: String,
+    },
+    /// Approve a sandbox's open checkpoint or network ask (the one named,
+    /// or the only one open)
+    #[command(
+        after_help = "Exit status: 0 done; 1 no such sandbox or request, or refused; 125 bad usage."
+    )]
+    Approve {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(value_name = "REQUEST")]
+        request: Option<String>,
+    },
+    /// Deny a sandbox's open checkpoint (the sandbox is stopped) or network
+    /// ask (the connection fails)
+    #[command(
+        after_help = "Exit status: 0 done; 1 no such sandbox or request, or refused; 125 bad usage."
+    )]
+    Deny {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(value_name = "REQUEST")]
+        request: Option<String>,
     },
     /// What a sandbox uses now: processes, memory, CPU, I/O
     Stats {
@@ -428,6 +450,12 @@ fn cli(args: Vec<OsString>) -> u8 {
         } => said(control::client::stop(&target(id, all), true, None)),
         Command::Freeze { id } => said(control::client::freeze(&id, true)),
         Command::Thaw { id } => said(control::client::freeze(&id, false)),
+        Command::Approve { id, request } => {
+            said(control::client::answer(&id, request.as_deref(), true))
+        }
+        Command::Deny { id, request } => {
+            said(control::client::answer(&id, request.as_deref(), false))
+        }
         Command::Stats { id, json } => match control::client::stats(&id, json) {
             (0, text) => print_out(&text),
             (code, msg) => {

@@ -133,6 +133,25 @@ fn ps_lists_sandboxes_and_only_root_and_the_launcher_control_them() {
     assert_eq!(rb["pid"], b.pid(), "{rb}");
     assert_eq!((&ra["uid"], &ra["state"]), (&0.into(), &"running".into()));
     assert_eq!(ra["command"], serde_json::json!(["sleep", t]));
+    // What each uses now: from /proc without a cgroup (a), from its cgroup
+    // (b); no network use outside proxy mode.
+    // (memory of a cgroup needs the memory controller, which a pids limit
+    // alone doesn't bring).
+    // The agent may not have started when the row first shows: wait for
+    // the init and the agent.
+    let both = |id: &str| {
+        poll_for(Duration::from_secs(10), || {
+            row(id).filter(|r| r["processes"] == 2 && r["pids"] != 1)
+        })
+        .unwrap_or_else(|| panic!("{id}: {:?}", row(id)))
+    };
+    let (ra, rb) = (both(&ida), both(&idb));
+    for r in [&ra, &rb] {
+        assert!(r["cpu_usage_usec"].as_u64().is_some(), "{r}");
+        assert!(r["network"].is_null(), "{r}");
+    }
+    assert!(ra["memory_bytes"].as_u64().is_some_and(|m| m > 0), "{ra}");
+    assert_eq!(rb["pids"], 2, "{rb}");
     let text = stdout(&confine(&["ps"]));
     assert!(
         text.contains(&ida[..12]) && text.contains(&idb[..12]),
@@ -229,11 +248,19 @@ fn ps_lists_sandboxes_and_only_root_and_the_launcher_control_them() {
 
 /// Makes a sandbox's socket reachable by anyone for as long as it lives
 /// (as a misconfiguration would), and restores the modes after.
-struct OpenedUp(Vec<(PathBuf, u32)>);
+/// One at a time: two tests opening up the shared directories at once
+/// could each restore the other's modes.
+struct OpenedUp(
+    Vec<(PathBuf, u32)>,
+    #[allow(dead_code)] std::sync::MutexGuard<'static, ()>,
+);
+
+static OPENING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl OpenedUp {
     fn new(id: &str) -> OpenedUp {
         use std::os::unix::fs::PermissionsExt;
+        let guard = OPENING.lock().unwrap_or_else(|e| e.into_inner());
         let dir = runtime_dir(id);
         let paths = [
             PathBuf::from("/run/confine"),
@@ -247,7 +274,7 @@ impl OpenedUp {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
             saved.push((p.clone(), old));
         }
-        OpenedUp(saved)
+        OpenedUp(saved, guard)
     }
 }
 
@@ -616,4 +643,625 @@ fn misbehaving_control_clients_dont_stall_the_supervisor() {
     );
     drop(silent);
     assert!(processes_with_arg(&t).is_empty());
+}
+
+// ------------------------------------------------------------ checkpoints
+
+/// Lines of the counter's output in `ws/count` (one per 1000 steps).
+fn counted(ws: &Path) -> usize {
+    std::fs::read_to_string(ws.join("count"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+const COUNTER: &str =
+    "i=0; while :; do i=$((i+1)); [ $((i % 1000)) -eq 0 ] && echo $i >> count; done";
+
+/// Waits until `ps` shows `id` in `state`.
+#[track_caller]
+fn wait_state(id: &str, state: &str, sb: &mut Sandbox) {
+    let ok = poll(Duration::from_secs(20), || {
+        row(id).is_some_and(|r| r["state"] == state) || !sb.running()
+    });
+    assert!(
+        ok && sb.running(),
+        "{id} never {state}\n{}",
+        show(&sb.finish())
+    );
+}
+
+/// Whether the kernel says every task of the sandbox's cgroup is frozen
+/// (v2 `cgroup.events`, v1 `freezer.state`): freezing is asynchronous.
+fn cgroup_frozen(row: &serde_json::Value) -> bool {
+    row["cgroup"].as_array().into_iter().flatten().any(|d| {
+        let d = Path::new(d.as_str().unwrap_or_default());
+        std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            || std::fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
+    })
+}
+
+/// Shell lines for a hook: wait (bounded) until the sandbox's cgroup is
+/// frozen.
+const HOOK_WAITS_FROZEN: &str = "d=$(find /sys/fs/cgroup -maxdepth 3 -type d -name \"confine-$CONFINE_SANDBOX\")
+     for i in $(seq 200); do for x in $d; do cat $x/freezer.state $x/cgroup.events 2>/dev/null; done      | grep -qxE 'FROZEN|frozen 1' && break; sleep 0.05; done
+";
+
+/// The `checkpoint` records as `REQUEST OUTCOME BY`.
+fn checkpoints(log: &Path) -> Vec<String> {
+    records(log)
+        .into_iter()
+        .filter(|r| r["event"] == "checkpoint")
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["request"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["by"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+fn exit_record(log: &Path) -> serde_json::Value {
+    records(log)
+        .into_iter()
+        .find(|r| r["event"] == "exit")
+        .expect("an exit record")
+}
+
+#[test]
+fn a_checkpoint_blocks_progress_until_approve_and_deny_stops_it() {
+    if !can_run("a_checkpoint_blocks_progress_until_approve_and_deny_stops_it") {
+        return;
+    }
+    let f = Fixture::new("checkpoint-cli");
+    let log = f.root.join("log.jsonl");
+    let p = profile(
+        &f,
+        "p",
+        &log,
+        "limits: {pids: 100, wall_time: 120s, checkpoint_every: 2s}\n",
+    );
+    let mut sb = f.spawn_sh(&p, COUNTER);
+    let id = id_of(&log);
+    wait_listed(&id, &mut sb);
+    wait_state(&id, "waiting for approval", &mut sb);
+    assert!(
+        poll(Duration::from_secs(10), || row(&id)
+            .is_some_and(|r| cgroup_frozen(&r))),
+        "the cgroup never froze"
+    );
+    // Progress stops while it waits: the count is the same at two moments.
+    let before = counted(&f.ws);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(counted(&f.ws), before, "the sandbox ran on while waiting");
+    assert_eq!(row(&id).unwrap()["state"], "waiting for approval");
+    let shown = std::fs::read_to_string(runtime_dir(&id).join("requests.json")).unwrap();
+    assert!(
+        shown.contains("\"c1\"") && shown.contains("checkpoint"),
+        "{shown}"
+    );
+
+    // Another uid can't answer it, even through a socket opened up by
+    // mistake: the supervisor checks SO_PEERCRED.
+    let o = {
+        let _open = OpenedUp::new(&id);
+        let mut c = setpriv_as_agent()
+            .arg("--")
+            .args(["/usr/bin/socat", "-t5", "-"])
+            .arg(format!(
+                "UNIX-CONNECT:{}",
+                runtime_dir(&id).join("control").display()
+            ))
+            .env("PATH", PATH)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(b"{\"op\":\"approve\"}\n")
+            .unwrap();
+        c.wait_with_output().unwrap()
+    };
+    assert!(stdout(&o).contains("may not control"), "{}", show(&o));
+    assert_eq!(row(&id).unwrap()["state"], "waiting for approval");
+    assert_eq!(counted(&f.ws), before, "a refused approval let it run");
+
+    // A request that isn't open is refused; the open one is approved.
+    let o = confine(&["approve", &id, "c9"]);
+    assert_status(&o, 1);
+    assert!(stderr(&o).contains("no open request"), "{}", show(&o));
+    let o = confine(&["approve", &id]);
+    assert_status(&o, 0);
+    assert!(
+        poll(Duration::from_secs(10), || counted(&f.ws) > before + 2),
+        "approval didn't resume the counter"
+    );
+    assert!(!runtime_dir(&id).join("requests.json").exists());
+    // The first answer won: there is nothing left to answer.
+    let o = confine(&["deny", &id, "c1"]);
+    assert_status(&o, 1);
+    assert!(stderr(&o).contains("nothing is waiting"), "{}", show(&o));
+
+    // The next one, denied, stops the sandbox: a limit ended it.
+    wait_state(&id, "waiting for approval", &mut sb);
+    let o = confine(&["deny", &id, "c2"]);
+    assert_status(&o, 0);
+    let o = sb.finish();
+    assert_status(&o, 124);
+    assert!(stderr(&o).contains("denied by uid 0"), "{}", show(&o));
+    assert_eq!(exit_record(&log)["reason"], "checkpoint");
+    assert_eq!(
+        checkpoints(&log),
+        [
+            "c1 opened -",
+            "c1 approved uid 0",
+            "c2 opened -",
+            "c2 denied uid 0"
+        ]
+    );
+    let control: Vec<String> = records(&log)
+        .into_iter()
+        .filter(|r| r["event"] == "control")
+        .map(|r| format!("{} {} {}", r["action"], r["uid"], r["outcome"]))
+        .collect();
+    assert_eq!(control.len(), 5, "{control:?}");
+    assert!(control[0].starts_with(&format!("\"approve\" {AGENT_UID} \"refused")));
+    assert!(control[1].contains("refused: no open request"));
+    assert_eq!(control[2], "\"approve\" 0 \"approved c1\"");
+    assert!(control[3].contains("refused: nothing is waiting"));
+    assert_eq!(control[4], "\"deny\" 0 \"denied c2\"");
+}
+
+#[test]
+fn checkpoints_are_answered_by_the_hook_outside_the_sandbox() {
+    if !can_run("checkpoints_are_answered_by_the_hook_outside_the_sandbox") {
+        return;
+    }
+    let f = Fixture::new("checkpoint-hook");
+    let log = f.root.join("log.jsonl");
+    let (r, ws) = (f.root.display(), f.ws.display());
+    // Approves the first checkpoint, denies the second; each time it looks
+    // at the count twice, a second apart, while the sandbox waits.
+    let hook = f.root.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nn=$(cat {r}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > {r}/n\n\
+             cat > {r}/req$n.json; env > {r}/env$n; ls /proc/self/fd > {r}/fds$n\n{HOOK_WAITS_FROZEN}\
+             a=$(wc -l < {ws}/count); sleep 1; b=$(wc -l < {ws}/count); echo $a $b > {r}/seen$n\n\
+             [ $n -lt 2 ]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let p = profile(
+        &f,
+        "p",
+        &log,
+        &format!(
+            "limits: {{pids: 100, wall_time: 120s, checkpoint_every: 2s}}\n\
+             approval: {{command: [\"{}\"], timeout: 60s}}\n",
+            hook.display()
+        ),
+    );
+    let mut sb = f.spawn_sh(&p, COUNTER);
+    let id = id_of(&log);
+    let o = sb.finish();
+    assert_status(&o, 124);
+    assert_eq!(exit_record(&log)["reason"], "checkpoint", "{}", show(&o));
+    assert_eq!(
+        checkpoints(&log),
+        [
+            "c1 opened -",
+            "c1 approved hook",
+            "c2 opened -",
+            "c2 denied hook"
+        ]
+    );
+    for n in [1, 2] {
+        let seen = std::fs::read_to_string(f.root.join(format!("seen{n}"))).unwrap();
+        let (a, b) = seen.trim().split_once(' ').unwrap();
+        assert_eq!(a, b, "the sandbox ran while hook {n} decided");
+    }
+    // The counter ran between the two: the first approval resumed it.
+    let a1: usize = std::fs::read_to_string(f.root.join("seen1"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let a2: usize = std::fs::read_to_string(f.root.join("seen2"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(a2 > a1, "no progress between the checkpoints ({a1}, {a2})");
+    // One JSON request on stdin; a scrubbed environment; fds 0-2 only
+    // (and ls's own directory).
+    let req: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.root.join("req2.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&req["sandbox"], &req["request"], &req["kind"]),
+        (&id.clone().into(), &"c2".into(), &"checkpoint".into())
+    );
+    assert!(req["run_time_ms"].as_u64().unwrap() >= 4000, "{req}");
+    assert!(req["usage"]["processes"].as_u64().unwrap() >= 1, "{req}");
+    let env = std::fs::read_to_string(f.root.join("env1")).unwrap();
+    let keys: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .filter(|k| !["PWD", "SHLVL", "_", "OLDPWD"].contains(k))
+        .collect();
+    assert_eq!(keys.len(), 3, "{env}");
+    assert!(env.contains(&format!("CONFINE_SANDBOX={id}")) && env.contains("CONFINE_REQUEST=c1"));
+    let fds = std::fs::read_to_string(f.root.join("fds1")).unwrap();
+    assert!(
+        fds.split_whitespace().count() <= 4,
+        "the hook inherited fds: {fds}"
+    );
+}
+
+#[test]
+fn unanswered_checkpoints_follow_the_default_and_wall_time_still_runs() {
+    if !can_run("unanswered_checkpoints_follow_the_default_and_wall_time_still_runs") {
+        return;
+    }
+    let f = Fixture::new("checkpoint-timeout");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    // default deny, with a hook that never answers (and leaves a child in
+    // its process group): stopped at the timeout, the hook's group killed.
+    let hook = f.root.join("hook.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\nsleep {t} &\nexec sleep {t}\n")).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = f.root.join("deny.jsonl");
+    let p = profile(
+        &f,
+        "deny",
+        &log,
+        &format!(
+            "limits: {{pids: 100, wall_time: 120s, checkpoint_every: 1s}}\n\
+             approval: {{command: \"{}\", timeout: 2s, default: deny}}\n",
+            hook.display()
+        ),
+    );
+    let mut sb = f.spawn_sh(&p, COUNTER);
+    assert!(
+        poll(Duration::from_secs(20), || processes_with_arg(&t).len()
+            == 2),
+        "the hook never ran"
+    );
+    let o = sb.finish();
+    assert_status(&o, 124);
+    assert_eq!(exit_record(&log)["reason"], "checkpoint", "{}", show(&o));
+    assert_eq!(checkpoints(&log), ["c1 opened -", "c1 denied timeout"]);
+    assert!(
+        processes_with_arg(&t).is_empty(),
+        "the hook's process group outlived its timeout"
+    );
+
+    // default allow: it runs on, one checkpoint after another, until
+    // wall_time ends it.
+    let log = f.root.join("allow.jsonl");
+    let p = profile(
+        &f,
+        "allow",
+        &log,
+        "limits: {pids: 100, wall_time: 6s, grace: 1s, checkpoint_every: 1s}\n\
+         approval: {timeout: 1s, default: allow}\n",
+    );
+    let mut sb = f.spawn_sh(&p, COUNTER);
+    let o = sb.finish();
+    assert_status(&o, 124);
+    assert_eq!(exit_record(&log)["reason"], "timeout", "{}", show(&o));
+    let cps = checkpoints(&log);
+    assert!(cps.contains(&"c1 approved timeout".to_string()), "{cps:?}");
+    assert!(!cps.iter().any(|c| c.contains("denied")), "{cps:?}");
+
+    // No answer at all and no timeout: wall_time still ends it (it counts
+    // wall-clock time, frozen or not), and the open checkpoint is closed.
+    let log = f.root.join("wall.jsonl");
+    let p = profile(
+        &f,
+        "wall",
+        &log,
+        "limits: {pids: 100, wall_time: 4s, grace: 1s, checkpoint_every: 1s}\n",
+    );
+    let mut sb = f.spawn_sh(&p, COUNTER);
+    let o = sb.finish();
+    assert_status(&o, 124);
+    assert_eq!(exit_record(&log)["reason"], "timeout", "{}", show(&o));
+    assert_eq!(checkpoints(&log), ["c1 opened -", "c1 abandoned wall_time"]);
+
+    // While one waits, the caller's TERM and the kill switch still end it:
+    // the frozen sandbox is thawed so that the signal can act.
+    for how in ["signal", "kill"] {
+        let log = f.root.join(format!("{how}.jsonl"));
+        let p = profile(
+            &f,
+            how,
+            &log,
+            "limits: {pids: 100, wall_time: 120s, grace: 1s, checkpoint_every: 1s}\n",
+        );
+        let mut sb = f.spawn_sh(&p, COUNTER);
+        let id = id_of(&log);
+        wait_listed(&id, &mut sb);
+        wait_state(&id, "waiting for approval", &mut sb);
+        if how == "signal" {
+            sb.signal(libc::SIGTERM);
+        } else {
+            assert_status(&confine(&["kill", &id]), 0);
+        }
+        let o = sb.finish();
+        let reason = exit_record(&log)["reason"].clone();
+        if how == "signal" {
+            // The agent's shell died of the TERM it was sent.
+            assert_status(&o, 143);
+            assert_eq!(reason, "signaled", "{}", show(&o));
+        } else {
+            assert_eq!(reason, "killed", "{}", show(&o));
+        }
+        assert_eq!(
+            checkpoints(&log),
+            ["c1 opened -".to_string(), format!("c1 abandoned {how}")]
+        );
+    }
+}
+
+// ----------------------------------------------------------- network.ask
+
+/// An address the egress proxy counts as public, in the test's own
+/// network namespaces (tests/common/net.rs).
+const ASK_PUBLIC: &str = "93.184.215.14";
+const ASK_DNS: &str = "198.51.100.53";
+
+#[test]
+fn network_ask_holds_a_connection_until_approved_and_a_denied_one_fails() {
+    let test = "network_ask_holds_a_connection_until_approved_and_a_denied_one_fails";
+    if !can_run(test) || !have(test, "/usr/bin/curl") {
+        return;
+    }
+    let net = common::net::Net::new();
+    let dns = net.dns(ASK_DNS);
+    dns.set("asked.example", &[ASK_PUBLIC]);
+    dns.set("refused.example", &[ASK_PUBLIC]);
+    let web = net.http(ASK_PUBLIC, "asked hello\n");
+    let f = Fixture::new("control-ask");
+    let t = token(1000);
+    let _reaper = Reaper(vec![t.clone()]);
+    let log = f.root.join("log.jsonl");
+    let p = profile(
+        &f,
+        "ask",
+        &log,
+        "network:\n  mode: proxy\n  ask: [\"asked.example:80\", \"refused.example:80\"]\n",
+    );
+    let curl = "curl -sS --fail --max-time 100";
+    let script = format!(
+        "{curl} http://asked.example/a > got; echo $? > rc1; \
+         {curl} http://refused.example/b; echo $? > rc2; \
+         {curl} --noproxy '*' http://asked.example/c >> got; echo $? > rc3; exec sleep {t}"
+    );
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env("PATH", PATH)
+        .current_dir(&f.ws);
+    let mut child = net
+        .in_client(&cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = id_of(&log);
+    let opened = |host: &str| {
+        poll(Duration::from_secs(20), || {
+            records(&log).iter().any(|r| {
+                r["event"] == "checkpoint" && r["outcome"] == "opened" && r["host"] == host
+            })
+        })
+    };
+    assert!(
+        opened("asked.example"),
+        "no ask opened: {:?}",
+        records(&log)
+    );
+    // Held: the client waits, the upstream has seen nothing.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!f.ws.join("rc1").exists(), "the connection wasn't held");
+    assert!(web.requests().is_empty(), "{:?}", web.requests().len());
+    let r = row(&id).unwrap();
+    let asked = &r["requests"][0];
+    assert_eq!(
+        (&asked["request"], &asked["host"], &asked["port"]),
+        (&"a1".into(), &"asked.example".into(), &80.into()),
+        "{r}"
+    );
+    assert!(
+        asked["process"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("curl (pid ")),
+        "{r}"
+    );
+    assert_eq!(r["state"], "running", "an ask doesn't freeze the sandbox");
+
+    let o = confine(&["approve", &id, "a1"]);
+    assert_status(&o, 0);
+    let rc = |n: u32| {
+        poll_for(Duration::from_secs(20), || {
+            std::fs::read_to_string(f.ws.join(format!("rc{n}"))).ok()
+        })
+        .map(|s| s.trim().to_string())
+    };
+    assert_eq!(rc(1).as_deref(), Some("0"));
+    assert!(opened("refused.example"));
+    let o = confine(&["deny", &id, "a2"]);
+    assert_status(&o, 0);
+    assert_eq!(rc(2).as_deref(), Some("22"), "curl's exit for a 403");
+    // Approved stays approved for the run, by either door: no new ask.
+    assert_eq!(rc(3).as_deref(), Some("0"));
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("got")).unwrap(),
+        "asked hello\nasked hello\n"
+    );
+    let targets: Vec<String> = web.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert!(!targets.iter().any(|t| t.ends_with("/b")), "{targets:?}");
+
+    // ps shows the proxy's traffic per sandbox once the records are in.
+    assert!(
+        poll(Duration::from_secs(10), || row(&id).is_some_and(|r| {
+            r["network"]["bytes_in"].as_u64().is_some_and(|b| b > 0) && r["network"]["refused"] == 1
+        })),
+        "{:?}",
+        row(&id)
+    );
+    assert!(stdout(&confine(&["ps"])).contains(&id[..12]));
+
+    assert_status(&confine(&["kill", &id]), 0);
+    let _ = child.wait();
+    assert_eq!(
+        checkpoints(&log),
+        [
+            "a1 opened -",
+            "a1 approved uid 0",
+            "a2 opened -",
+            "a2 denied uid 0"
+        ]
+    );
+    let refused: Vec<serde_json::Value> = records(&log)
+        .into_iter()
+        .filter(|r| r["event"] == "connection" && r["host"] == "refused.example")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["verdict"], "refused");
+    assert_eq!(refused[0]["rule"], "refused.example:80");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("was denied"),
+        "{refused:?}"
+    );
+
+    // The hook answers asks too: it reads the host from the request.
+    let hook = f.root.join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\ngrep -q '\"host\":\"asked.example\"'\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = f.root.join("hook.jsonl");
+    let p = profile(
+        &f,
+        "hook",
+        &log,
+        &format!(
+            "network:\n  mode: proxy\n  ask: [\"asked.example:80\", \"refused.example:80\"]\n\
+             approval: {{command: \"{}\", timeout: 60s}}\n",
+            hook.display()
+        ),
+    );
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["run", "-p", &p, "-w"])
+        .arg(&f.ws)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!(
+                "{curl} http://asked.example/d >/dev/null; echo $?; \
+                 {curl} http://refused.example/e; echo $?"
+            ),
+        ])
+        .env("PATH", PATH)
+        .current_dir(&f.ws);
+    let o = net.in_client(&cmd).stdin(Stdio::null()).output().unwrap();
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "0\n22\n", "{}", show(&o));
+    assert_eq!(
+        checkpoints(&log),
+        [
+            "a1 opened -",
+            "a1 approved hook",
+            "a2 opened -",
+            "a2 denied hook"
+        ]
+    );
+}
+
+#[test]
+fn checkpoint_and_approval_keys_are_checked_where_they_are_written() {
+    let f = Fixture::new("control-keys");
+    let check = |name: &str, yaml: &str| {
+        let p = f.profile(name, &format!("version: 1\nextends: default\n{yaml}"));
+        (confine(&["check", &p.display().to_string()]), p)
+    };
+    // A checkpoint needs a cgroup, so one of its limits.
+    let (o, p) = check("nocg", "limits:\n  checkpoint_every: 30m\n");
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "confine: limits.checkpoint_every ({}:4:21): a checkpoint freezes the sandbox",
+            p.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // The hook must be there, executable, now.
+    let (o, p) = check(
+        "nohook",
+        "limits: {pids: 100, checkpoint_every: 30m}\napproval:\n  command: [/nonexistent/ask, x]\n",
+    );
+    assert_status(&o, 125);
+    assert!(
+        stderr(&o).starts_with(&format!(
+            "confine: approval.command ({}:5:12): /nonexistent/ask",
+            p.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // An approval with nothing to answer is a warning.
+    let (o, p) = check("idle", "approval: {timeout: 1m}\n");
+    assert_status(&o, 0);
+    assert!(
+        stderr(&o).contains(&format!(
+            "confine: warning: approval ({}:3:11): approval without limits.checkpoint_every or network.ask",
+            p.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    // The control: a whole one passes, and explain says what it does.
+    let yaml = "limits: {pids: 100, checkpoint_every: 30m}\n\
+                approval: {command: [/bin/true], timeout: 10m, default: allow}\n";
+    let (o, p) = check("good", yaml);
+    assert_status(&o, 0);
+    assert!(stderr(&o).is_empty(), "{}", show(&o));
+    let o = confine(&[
+        "explain",
+        "-p",
+        &p.display().to_string(),
+        "-w",
+        &f.ws.display().to_string(),
+    ]);
+    assert_status(&o, 0);
+    let text = stdout(&o);
+    assert!(text.contains("checkpoint  every 30m of run time"), "{text}");
+    assert!(
+        text.contains(
+            "approval    hook /bin/true or confine approve/deny; unanswered after 10m: allow"
+        ),
+        "{text}"
+    );
 }

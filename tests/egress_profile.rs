@@ -245,11 +245,11 @@ const BAD: &[(&str, &str, &str, usize, usize, &str)] = &[
     ),
     (
         "ask",
-        "  ask: [a.example]\n",
-        "network.ask",
+        "  ask: [\"10.0.0.5:80\"]\n",
+        "network.ask[0]",
         4,
-        3,
-        "unknown key `ask`",
+        9,
+        "is an IP address that hosts: doesn't pin",
     ),
 ];
 

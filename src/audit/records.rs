@@ -146,6 +146,38 @@ impl Record for Control<'_> {
     const EVENT: &'static str = "control";
 }
 
+/// `checkpoint` (DESIGN.md §7, §12): a checkpoint or a network ask
+/// opened, answered (by whom), timed out, or abandoned when the sandbox
+/// ended first.
+#[derive(Debug, Serialize)]
+pub(crate) struct Checkpoint<'a> {
+    /// The request's id, as `confine approve ID REQUEST` takes it.
+    pub request: &'a str,
+    /// `checkpoint` or `ask`.
+    pub kind: &'a str,
+    /// `opened`, `approved`, `denied` or `abandoned`.
+    pub outcome: &'a str,
+    /// Who answered: `hook`, `uid N` (`SO_PEERCRED` of `confine approve`
+    /// or `deny`), `timeout`, or what ended it (`stop`, `kill`, `signal`,
+    /// `wall_time`, `budget`); absent when opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<&'a str>,
+    /// Run time so far (frozen time not counted).
+    pub run_time_ms: u64,
+    /// A network ask's host and port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The hook's exit, when it answered or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+}
+
+impl Record for Checkpoint<'_> {
+    const EVENT: &'static str = "checkpoint";
+}
+
 /// `connection` (proxy mode): one connection through the egress proxy,
 /// admitted or not, as the proxy reported it (DESIGN.md §7).
 #[derive(Debug, Serialize)]

@@ -126,23 +126,33 @@ fn human_age(s: u64) -> String {
     }
 }
 
-/// `confine ps [--json]`: the text to print.
+/// `confine ps [--json]`: the text to print. Each row is one `stats`
+/// request: state, and what the sandbox uses now.
 pub fn ps(json_out: bool) -> String {
     let scan = runtime_dir::scan();
     let rows: Vec<Value> = scan
         .live
         .iter()
         .map(|e| {
-            let state = ask(e, &json!({"op": "status"}), Duration::from_secs(1))
+            let r = ask(e, &json!({"op": "stats"}), Duration::from_secs(1))
                 .ok()
-                .filter(|r| refused(r).is_none())
+                .filter(|r| refused(r).is_none());
+            let state = r
+                .as_ref()
                 .and_then(|r| r["state"].as_str().map(str::to_string))
                 .unwrap_or_else(|| "unresponsive".to_string());
+            let usage = |k: &str| r.as_ref().map_or(Value::Null, |r| r["usage"][k].clone());
             let i = &e.info;
             json!({
                 "id": i.id, "pid": i.pid, "uid": i.uid, "profile": i.profile,
                 "command": i.command, "workspace": i.workspace, "started": i.started,
                 "age_s": age(i.started_unix), "state": state, "cgroup": i.cgroup,
+                "cpu_usage_usec": usage("cpu_usage_usec"),
+                "memory_bytes": usage("memory_bytes"),
+                "processes": usage("processes"),
+                "pids": usage("pids"),
+                "network": r.as_ref().map_or(Value::Null, |r| r["network"].clone()),
+                "requests": r.as_ref().map_or(Value::Null, |r| r["requests"].clone()),
             })
         })
         .collect();
@@ -150,22 +160,59 @@ pub fn ps(json_out: bool) -> String {
         return serde_json::to_string_pretty(&rows).expect("json") + "\n";
     }
     let mut out = format!(
-        "{:<12}  {:>7}  {:>6}  {:<12}  {:<12}  {:>4}  COMMAND\n",
-        "ID", "PID", "UID", "PROFILE", "STATE", "AGE"
+        "{:<12}  {:>7}  {:>6}  {:<12}  {:<20}  {:>4}  {:>7}  {:>7}  {:>5}  {:>15}  COMMAND\n",
+        "ID", "PID", "UID", "PROFILE", "STATE", "AGE", "CPU", "MEM", "PIDS", "NET IN/OUT"
     );
     for (r, e) in rows.iter().zip(&scan.live) {
+        let cpu = r["cpu_usage_usec"]
+            .as_u64()
+            .map_or("-".to_string(), |u| format!("{:.1}s", u as f64 / 1e6));
+        let mem = r["memory_bytes"]
+            .as_u64()
+            .map_or("-".to_string(), human_bytes);
+        let pids = r["processes"]
+            .as_u64()
+            .or_else(|| r["pids"].as_u64())
+            .map_or("-".to_string(), |n| n.to_string());
+        let net = match (
+            r["network"]["bytes_in"].as_u64(),
+            r["network"]["bytes_out"].as_u64(),
+        ) {
+            (Some(i), Some(o)) => format!("{}/{}", human_bytes(i), human_bytes(o)),
+            _ => "-".to_string(),
+        };
         out.push_str(&format!(
-            "{:<12}  {:>7}  {:>6}  {:<12}  {:<12}  {:>4}  {}\n",
+            "{:<12}  {:>7}  {:>6}  {:<12}  {:<20}  {:>4}  {:>7}  {:>7}  {:>5}  {:>15}  {}\n",
             short(&e.info.id),
             e.info.pid,
             e.info.uid,
             e.info.profile,
             r["state"].as_str().unwrap_or(""),
             human_age(age(e.info.started_unix)),
+            cpu,
+            mem,
+            pids,
+            net,
             e.info.command.join(" ")
         ));
     }
     out
+}
+
+/// `1.5M`-style sizes for the table.
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
 }
 
 /// `confine gc`'s part: the runtime directories of killed supervisors.
@@ -342,6 +389,34 @@ pub fn freeze(id: &str, on: bool) -> (u8, Vec<String>) {
     }
 }
 
+/// `confine approve ID [REQUEST]` / `confine deny ID [REQUEST]`: the
+/// request answered, and the exit status.
+pub fn answer(id: &str, request: Option<&str>, approve: bool) -> (u8, Vec<String>) {
+    let scan = runtime_dir::scan();
+    let e = match resolve(&scan, id) {
+        Ok(e) => e,
+        Err((code, msg)) => return (code, vec![msg]),
+    };
+    let op = if approve { "approve" } else { "deny" };
+    let mut req = json!({ "op": op });
+    if let Some(r) = request {
+        req["request"] = r.into();
+    }
+    match ask(e, &req, ANSWER_WAIT) {
+        Ok(r) => match refused(&r) {
+            None => (0, Vec::new()),
+            Some(why) => (
+                EXIT_NO,
+                vec![format!("confine: {op} {}: {why}", short(&e.info.id))],
+            ),
+        },
+        Err(why) => (
+            EXIT_NO,
+            vec![format!("confine: {op} {}: {why}", short(&e.info.id))],
+        ),
+    }
+}
+
 /// `confine stats ID [--json]`.
 pub fn stats(id: &str, json_out: bool) -> (u8, String) {
     let scan = runtime_dir::scan();
@@ -366,7 +441,7 @@ pub fn stats(id: &str, json_out: bool) -> (u8, String) {
     }
     let mut v = json!({
         "id": e.info.id, "state": r["state"], "source": r["source"],
-        "age_s": age(e.info.started_unix),
+        "age_s": age(e.info.started_unix), "run_time_ms": r["run_time_ms"],
     });
     if let (Some(obj), Some(usage)) = (v.as_object_mut(), r["usage"].as_object()) {
         for (k, x) in usage {

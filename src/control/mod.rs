@@ -1,5 +1,6 @@
 //! Control of running sandboxes (DESIGN.md §12): `confine ps`, `stop`,
-//! `kill`, `freeze`, `thaw` and `stats`.
+//! `kill`, `freeze`, `thaw`, `stats`, `approve` and `deny`, and the
+//! checkpoints and asks those answer ([`checkpoint`]).
 //!
 //! Each sandbox's supervisor serves a unix socket in the sandbox's runtime
 //! directory ([`crate::sandbox::runtime_dir`]) from its event loop
@@ -10,6 +11,7 @@
 //! ```text
 //! {"op": "status" | "stats" | "kill" | "freeze" | "thaw"}
 //! {"op": "stop", "grace_ms": 2000}            (grace_ms optional)
+//! {"op": "approve" | "deny", "request": "c1"}  (request optional)
 //! -> {"ok": true, ...} | {"ok": false, "error": "..."}
 //! ```
 //!
@@ -17,6 +19,8 @@
 //! directory is 0700 and the socket 0600, both the launcher's, and the
 //! supervisor checks `SO_PEERCRED` of every connection.
 
+pub mod asker;
+pub mod checkpoint;
 pub mod client;
 pub mod server;
 
@@ -43,6 +47,15 @@ pub enum Request {
     Kill,
     Freeze,
     Thaw,
+    /// Answers an open checkpoint or ask: the one named, or the only one.
+    Approve {
+        #[serde(default)]
+        request: Option<String>,
+    },
+    Deny {
+        #[serde(default)]
+        request: Option<String>,
+    },
 }
 
 impl Request {
@@ -55,6 +68,8 @@ impl Request {
             Request::Kill => "kill",
             Request::Freeze => "freeze",
             Request::Thaw => "thaw",
+            Request::Approve { .. } => "approve",
+            Request::Deny { .. } => "deny",
         }
     }
 

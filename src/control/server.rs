@@ -29,12 +29,14 @@ pub const CONN_DEADLINE: Duration = Duration::from_secs(2);
 pub const MAX_CONNS: usize = 8;
 
 /// What the supervisor's loop must do for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Act {
     /// TERM now, KILL after the grace (this one, when given).
     Stop(Option<Duration>),
     /// KILL now.
     Kill,
+    /// The open request `id` was approved (`true`) or denied by `uid`.
+    Answer { id: String, approve: bool, uid: u32 },
 }
 
 /// What the server needs of the supervisor to answer.
@@ -47,6 +49,10 @@ pub struct Ctx<'a> {
     pub stopping: bool,
     /// Proxy mode: what went through the egress proxy so far.
     pub network: Option<NetUsage>,
+    /// The open checkpoints and asks (ids, kinds, what each asks).
+    pub requests: Vec<Value>,
+    /// Run time so far (frozen time not counted).
+    pub run_time_ms: u64,
 }
 
 /// The egress proxy's traffic so far, summed from its connection records.
@@ -72,6 +78,9 @@ pub struct Server {
     /// The launcher's uid: with root, the only one served.
     owner: u32,
     conns: Vec<Conn>,
+    /// Frozen by `confine freeze` (not by a checkpoint): the run-time
+    /// clock stops.
+    pub frozen: bool,
 }
 
 impl Server {
@@ -82,6 +91,7 @@ impl Server {
             listener,
             owner,
             conns: Vec::new(),
+            frozen: false,
         }
     }
 
@@ -109,14 +119,16 @@ impl Server {
     }
 
     /// Accepts, reads and answers what is ready; drops connections past
-    /// their deadline. Returns what the loop must do, if anything (the
-    /// strongest asked for: a kill over a stop).
-    pub fn ready(&mut self, fds: &[libc::pollfd], ctx: &Ctx) -> Option<Act> {
+    /// their deadline. Returns what the loop must do, in the order asked.
+    pub fn ready(&mut self, fds: &[libc::pollfd], ctx: &Ctx) -> Vec<Act> {
         let polled = |fd: &OwnedFd| fds.iter().any(|f| f.fd == fd.as_raw_fd() && f.revents != 0);
         if polled(&self.listener) {
             self.accept();
         }
-        let mut act = None;
+        let mut acts = Vec::new();
+        // Requests answered by an earlier connection of this round: the
+        // first answer wins.
+        let mut answered: Vec<String> = Vec::new();
         let now = Instant::now();
         let mut i = 0;
         while i < self.conns.len() {
@@ -124,9 +136,18 @@ impl Server {
             let done = if polled(&c.fd) {
                 match read_more(c) {
                     Some(req) => {
-                        let (reply, a) = answer(&req, c, self.owner, ctx);
+                        let (reply, a) = answer(&req, c, self.owner, ctx, &answered);
                         send(&c.fd, &reply);
-                        act = strongest(act, a);
+                        match &a {
+                            Some(Act::Answer { id, .. }) => answered.push(id.clone()),
+                            None if reply["ok"] == true => {
+                                if let Ok(Request::Freeze | Request::Thaw) = &req {
+                                    self.frozen = matches!(req, Ok(Request::Freeze));
+                                }
+                            }
+                            _ => {}
+                        }
+                        acts.extend(a);
                         true
                     }
                     None => now >= c.deadline,
@@ -140,7 +161,7 @@ impl Server {
                 i += 1;
             }
         }
-        act
+        acts
     }
 
     fn accept(&mut self) {
@@ -171,13 +192,6 @@ impl Server {
                 deadline: Instant::now() + CONN_DEADLINE,
             });
         }
-    }
-}
-
-fn strongest(a: Option<Act>, b: Option<Act>) -> Option<Act> {
-    match (a, b) {
-        (Some(Act::Kill), _) | (_, Some(Act::Kill)) => Some(Act::Kill),
-        (a, b) => a.or(b),
     }
 }
 
@@ -261,7 +275,13 @@ fn refusal(why: impl std::fmt::Display) -> Value {
 }
 
 /// The reply to a whole request, and what the loop must do.
-fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) {
+fn answer(
+    req: &Whole,
+    c: &Conn,
+    owner: u32,
+    ctx: &Ctx,
+    answered: &[String],
+) -> (Value, Option<Act>) {
     let req = match req {
         Ok(r) => r,
         Err(why) => return (refusal(why), None),
@@ -290,7 +310,11 @@ fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) 
     }
     let state = state(ctx);
     match req {
-        Request::Status => (json!({"ok": true, "state": state, "init": ctx.init}), None),
+        Request::Status => (
+            json!({"ok": true, "state": state, "init": ctx.init, "requests": ctx.requests,
+                   "run_time_ms": ctx.run_time_ms}),
+            None,
+        ),
         Request::Stats => {
             let usage = match ctx.cgroup {
                 Some(cg) => serde_json::to_value(cg.usage()).unwrap_or(Value::Null),
@@ -302,7 +326,9 @@ fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) 
                 "proc"
             };
             (
-                json!({"ok": true, "state": state, "source": source, "usage": usage, "network": ctx.network}),
+                json!({"ok": true, "state": state, "source": source, "usage": usage,
+                       "network": ctx.network, "run_time_ms": ctx.run_time_ms,
+                       "requests": ctx.requests}),
                 None,
             )
         }
@@ -322,11 +348,41 @@ fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) 
             record("killing");
             (json!({"ok": true, "outcome": "killing"}), Some(Act::Kill))
         }
+        Request::Approve { request } | Request::Deny { request } => {
+            let approve = matches!(req, Request::Approve { .. });
+            match pick(request.as_deref(), ctx, answered) {
+                Ok(id) => {
+                    record(&format!(
+                        "{} {id}",
+                        if approve { "approved" } else { "denied" }
+                    ));
+                    (
+                        json!({"ok": true, "request": id, "outcome": if approve { "approved" } else { "denied" }}),
+                        Some(Act::Answer {
+                            id,
+                            approve,
+                            uid: c.uid,
+                        }),
+                    )
+                }
+                Err(why) => {
+                    record(&format!("refused: {why}"));
+                    (refusal(why), None)
+                }
+            }
+        }
         Request::Freeze | Request::Thaw => {
             let on = *req == Request::Freeze;
             let r = match ctx.cgroup {
                 None => Err(no_cgroup(req.name())),
                 Some(_) if ctx.stopping => Err("the sandbox is being stopped".to_string()),
+                // A thaw would let it run on unapproved; a freeze would be
+                // undone by the approval.
+                Some(_) if waiting(ctx) => Err(
+                    "a checkpoint is waiting for approval: answer it with confine approve or \
+                     confine deny"
+                        .to_string(),
+                ),
                 Some(cg) => cg.freeze(on).map_err(|e| e.to_string()),
             };
             match r {
@@ -343,6 +399,36 @@ fn answer(req: &Whole, c: &Conn, owner: u32, ctx: &Ctx) -> (Value, Option<Act>) 
     }
 }
 
+/// A checkpoint is open.
+fn waiting(ctx: &Ctx) -> bool {
+    ctx.requests.iter().any(|r| r["kind"] == "checkpoint")
+}
+
+/// The open request an approve or deny answers: the one named, or the
+/// only one open.
+fn pick(named: Option<&str>, ctx: &Ctx, answered: &[String]) -> Result<String, String> {
+    let open: Vec<&str> = ctx
+        .requests
+        .iter()
+        .filter_map(|r| r["request"].as_str())
+        .filter(|id| !answered.iter().any(|a| a == id))
+        .collect();
+    match (named, open.as_slice()) {
+        (_, []) => Err("nothing is waiting for approval".to_string()),
+        (Some(n), _) if open.contains(&n) => Ok(n.to_string()),
+        (Some(n), _) => Err(format!(
+            "no open request {n:?} (open: {}); it may have been answered already",
+            open.join(", ")
+        )),
+        (None, [one]) => Ok((*one).to_string()),
+        (None, many) => Err(format!(
+            "{} requests are open ({}): name the one to answer",
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
 fn no_cgroup(action: &str) -> String {
     format!(
         "the sandbox has no cgroup, which {action} needs: confine makes one only for \
@@ -354,6 +440,9 @@ fn no_cgroup(action: &str) -> String {
 fn state(ctx: &Ctx) -> &'static str {
     if ctx.stopping {
         return "stopping";
+    }
+    if waiting(ctx) {
+        return "waiting for approval";
     }
     state_of(ctx)
 }

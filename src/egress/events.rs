@@ -39,6 +39,23 @@ pub enum Event {
     Usage(Usage),
     /// A secret route's limit refused a request, or stops the sandbox.
     Limit(LimitEvent),
+    /// A connection to a host of `network.ask` waits for approval; the
+    /// answer comes back on the shutdown pipe ([`super::ask`]).
+    Ask(AskEvent),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskEvent {
+    /// The proxy's number for it, which the answer names.
+    pub id: u64,
+    pub host: String,
+    pub port: u16,
+    /// The `ask` entry that matched, as the profile wrote it.
+    pub rule: String,
+    /// The connecting socket's port inside the sandbox (127.0.0.1:PORT),
+    /// from which the supervisor finds the process.
+    pub peer_port: Option<u16>,
 }
 
 /// Which front door a connection came through.
@@ -265,6 +282,10 @@ impl Event {
             }
             _ => {}
         }
+        if let Event::Ask(a) = &mut self {
+            clip(&mut a.host, MAX_HOST);
+            clip(&mut a.rule, MAX_TEXT);
+        }
         let mut line = serde_json::to_vec(&self).unwrap_or_default();
         line.push(b'\n');
         debug_assert!(line.len() <= MAX_LINE);
@@ -340,6 +361,22 @@ impl Sink {
             self.dropped += 1;
         }
         Ok(())
+    }
+
+    /// Writes `event` now or not at all (after a `dropped` event if some
+    /// were lost): true when it went out. For an event something waits on.
+    pub fn try_emit(&mut self, event: Event) -> bool {
+        if self.broken {
+            return false;
+        }
+        if self.dropped > 0 {
+            let count = self.dropped;
+            match self.write(&Event::Dropped(Dropped { count }).line()) {
+                Ok(true) => self.dropped = 0,
+                _ => return false,
+            }
+        }
+        self.write(&event.line()).unwrap_or(false)
     }
 
     /// One `write`: `Ok(true)` written, `Ok(false)` the pipe is full.

@@ -22,6 +22,7 @@
 //! so the launch of other modes doesn't pay for tokio or hickory.
 
 pub mod addr;
+pub mod ask;
 pub mod budget;
 mod confine;
 pub mod dns;
@@ -143,6 +144,8 @@ pub(crate) struct State {
     dns_tcp_active: Cell<usize>,
     /// Refused DNS names reported in the current minute.
     dns_reported: RefCell<(Instant, HashSet<String>)>,
+    /// `network.ask`: hosts waiting for approval, and the answers.
+    pub(crate) asks: ask::Asks,
 }
 
 impl State {
@@ -271,6 +274,7 @@ async fn main(setup: Setup, limits: Limits) -> Result<(), String> {
         active: Cell::new(0),
         dns_tcp_active: Cell::new(0),
         dns_reported: RefCell::new((Instant::now(), HashSet::new())),
+        asks: ask::Asks::default(),
     });
 
     tokio::task::spawn_local(accept_loop(st.clone(), http, Via::Proxy));
@@ -283,19 +287,14 @@ async fn main(setup: Setup, limits: Limits) -> Result<(), String> {
     // Until the supervisor's end of the pipe is closed, or it says the
     // sandbox has ended; then the connections are dropped with the
     // LocalSet, and their records written as they go.
+    // It also carries the answers to `network.ask` ([`ask`]).
     let shutdown = match setup.shutdown {
-        // SAFETY: the AsyncFd owns the descriptor for its whole life.
-        Some(fd) => Some(
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-                .map_err(|e| err("watching the shutdown pipe", e.into()))?,
-        ),
+        Some(fd) => Some(ask::Control::new(fd).map_err(|e| err("watching the shutdown pipe", e))?),
         None => None,
     };
     let ended = async {
         match &shutdown {
-            Some(s) => {
-                let _ = s.readable().await;
-            }
+            Some(s) => s.run(&st).await,
             None => std::future::pending().await,
         }
     };
@@ -324,8 +323,8 @@ impl Drop for Slot {
 
 async fn accept_loop(st: Rc<State>, listener: TcpListener, via: Via) {
     loop {
-        let client = match listener.accept().await {
-            Ok((c, _)) => c,
+        let (client, peer) = match listener.accept().await {
+            Ok((c, peer)) => (c, peer.port()),
             Err(_) => {
                 // Out of descriptors or memory: let connections end.
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -341,8 +340,8 @@ async fn accept_loop(st: Rc<State>, listener: TcpListener, via: Via) {
         tokio::task::spawn_local(async move {
             let _slot = slot;
             match via {
-                Via::Proxy => proxy::proxy_conn(st, client).await,
-                _ => proxy::transparent_conn(st, client).await,
+                Via::Proxy => proxy::proxy_conn(st, client, peer).await,
+                _ => proxy::transparent_conn(st, client, peer).await,
             }
         });
     }

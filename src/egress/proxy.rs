@@ -34,6 +34,8 @@ pub(crate) struct Record {
     counters: Option<(Counter, Counter)>,
     /// Handed to a secret route, which records each request instead.
     muted: bool,
+    /// The client's port inside the sandbox (for `network.ask`).
+    pub peer_port: Option<u16>,
 }
 
 /// A byte count the relay keeps and the record reads.
@@ -59,6 +61,7 @@ impl Record {
             },
             counters: None,
             muted: false,
+            peer_port: None,
         }
     }
 
@@ -148,12 +151,18 @@ pub(crate) async fn admit(
                 format!("{host}:{port} is denied by `{rule}`"),
             ));
         }
-        Admission::NotAllowed => {
-            return Err(Refusal::policy(
-                403,
-                format!("{host}:{port} is not in allow"),
-            ));
-        }
+        Admission::NotAllowed => match super::ask::check(st, host, port, rec.peer_port).await {
+            Some((rule, answer)) => {
+                rec.c.rule = Some(rule);
+                answer.map_err(|why| Refusal::policy(403, why))?;
+            }
+            None => {
+                return Err(Refusal::policy(
+                    403,
+                    format!("{host}:{port} is not in allow"),
+                ))
+            }
+        },
     }
     let pinned = st.policy.pinned(host);
     if host.parse::<IpAddr>().is_ok() && pinned.is_none() {
@@ -398,8 +407,9 @@ async fn reply(client: &mut TcpStream, status: u16, text: &str) {
 }
 
 /// A connection to the HTTP proxy port.
-pub(crate) async fn proxy_conn(st: Rc<State>, mut client: TcpStream) {
+pub(crate) async fn proxy_conn(st: Rc<State>, mut client: TcpStream, peer_port: u16) {
     let mut rec = Record::new(&st, Via::Proxy);
+    rec.peer_port = Some(peer_port);
     let _ = client.set_nodelay(true);
     let mut buf = Vec::new();
     let req = match read_head(&st, &mut client, &mut buf).await {
@@ -514,8 +524,9 @@ async fn connect(
 
 /// A connection to a transparent listener: its local address is a fake
 /// address (and the port), which names the host.
-pub(crate) async fn transparent_conn(st: Rc<State>, mut client: TcpStream) {
+pub(crate) async fn transparent_conn(st: Rc<State>, mut client: TcpStream, peer_port: u16) {
     let mut rec = Record::new(&st, Via::Transparent);
+    rec.peer_port = Some(peer_port);
     let _ = client.set_nodelay(true);
     let local = match client.local_addr() {
         Ok(a) => a,

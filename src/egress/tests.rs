@@ -48,6 +48,7 @@ fn policy(allow: &[(&str, u16)], deny: &[&str], hosts: &[(&str, IpAddr)]) -> Egr
             .map(|&(h, ip)| (h.to_string(), ip))
             .collect::<BTreeMap<_, _>>(),
         budget: Budget::default(),
+        ask: Vec::new(),
     }
 }
 

@@ -267,6 +267,9 @@ pub(crate) fn spawn(
     unsafe {
         let fl = libc::fcntl(events_r.as_raw_fd(), libc::F_GETFL);
         libc::fcntl(events_r.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        // Answers to asks go down the shutdown pipe: never block on it.
+        let fl = libc::fcntl(shutdown_w.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(shutdown_w.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
     // SAFETY: pidfd_open with integer arguments; our unreaped child.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -594,6 +597,18 @@ impl Proxy {
             self.buf.clear();
         }
         out
+    }
+
+    /// The answer to the proxy's ask `id` (`network.ask`), on the
+    /// shutdown pipe, which the proxy reads until its end of file. Never
+    /// blocks: a few short lines fit a pipe many times over.
+    pub(crate) fn answer(&self, id: u64, approve: bool) {
+        let Some(fd) = &self.shutdown else {
+            return;
+        };
+        let line = egress::ask::Answer { ask: id, approve }.line();
+        // SAFETY: a valid buffer of its length; the fd is ours.
+        unsafe { libc::write(fd.as_raw_fd(), line.as_ptr().cast(), line.len()) };
     }
 
     /// The sandbox has ended: the proxy ends what is still open, writes

@@ -363,6 +363,19 @@ fn launch(
     } else {
         None
     };
+    // A checkpoint freezes the sandbox: without a freezer it couldn't, and
+    // the sandbox would run on unapproved.
+    if plan.limits.checkpoint_every_ms.is_some()
+        && cg.as_ref().and_then(cgroup::Cgroup::freeze_state).is_none()
+    {
+        return Err(setup(
+            "cgroup",
+            "limits.checkpoint_every",
+            "the sandbox's cgroup has no freezer (no cgroup v2 directory with cgroup.freeze, \
+             Linux 5.2+, and no cgroup v1 freezer hierarchy mounted), so a checkpoint couldn't \
+             stop it",
+        ));
+    }
 
     let (mut ends, init_ends) = channel::open(wiring.is_some(), policy.is_some())
         .map_err(|e| setup("prepare", "channels", e))?;
@@ -454,7 +467,7 @@ fn launch(
         Some(unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
     };
     // `confine ps`, `stop`, ... (DESIGN.md §12): removed when this returns.
-    let (_rundir, control) = crate::control::start(plan, id, cg.as_ref()).unzip();
+    let (rundir, control) = crate::control::start(plan, id, cg.as_ref()).unzip();
 
     let ended = supervisor::run(supervisor::Watch {
         pid,
@@ -469,6 +482,8 @@ fn launch(
         proxy,
         audit,
         control,
+        rundir: rundir.as_ref(),
+        plan,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     // Every route is in the exit record, those that served nothing at 0.

@@ -12,16 +12,22 @@
 //! - with a pty: the terminal channel (the master, then the agent's job
 //!   control stops), and once the master is here the caller's streams and
 //!   the master ([`terminal::Relay`]);
-//! - the control socket and its connections ([`control::server`]).
+//! - the control socket and its connections ([`control::server`]);
+//! - the hooks of open checkpoints and asks ([`control::checkpoint`]; the
+//!   loop's side is [`approvals`]).
 //!
-//! Timers (`wall_time`, then `grace`) are the poll timeout. A new source
+//! Timers (`wall_time`, then `grace`; the next checkpoint, counted in run
+//! time; a request's `approval.timeout`) are the poll timeout. A new source
 //! (a control socket, the egress proxy's pipe) is one more fd in
 //! [`Loop::fds`] and one more arm in [`Loop::run`].
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+mod approvals;
+
 use super::{channel, egress, signals, terminal};
+use crate::control::checkpoint::Requests;
 use crate::control::{self, server::Act};
 use crate::sandbox::{cgroup, pty};
 
@@ -49,13 +55,18 @@ pub(crate) struct Watch<'a> {
     /// The control socket (`confine stop`, `freeze`, ...), when the
     /// sandbox has a runtime directory.
     pub control: Option<control::server::Server>,
+    /// Its runtime directory, where open requests are shown.
+    pub rundir: Option<&'a crate::sandbox::runtime_dir::RuntimeDir>,
+    /// For checkpoints: `limits.checkpoint_every`, `approval`, and what a
+    /// request tells the hook.
+    pub plan: &'a crate::plan::Plan,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
 pub(crate) struct Ended {
     /// confine's exit status, from the init's wait status.
     pub code: u8,
-    /// `exited`, `killed`, `timeout` or `budget`.
+    /// `exited`, `killed`, `timeout`, `budget` or `checkpoint`.
     pub reason: &'static str,
     /// What the setup report said.
     pub report: channel::Report,
@@ -86,12 +97,23 @@ struct Loop<'a> {
     controlled: bool,
     /// Each secret route's totals so far.
     usage: std::collections::BTreeMap<String, crate::egress::events::UsageTotals>,
+    /// Open checkpoints and asks, and the run-time clock.
+    requests: Requests,
+    /// A checkpoint was denied (or couldn't be opened): it was stopped.
+    denied: bool,
 }
 
 /// Runs the loop until the init has been reaped.
 pub(crate) fn run(w: Watch) -> Ended {
     let deadline = w.wall_time.map(|t| w.started + t);
+    let requests = Requests::new(
+        w.plan.approval.clone(),
+        w.plan.limits.checkpoint_every_ms.map(Duration::from_millis),
+        Instant::now(),
+    );
     let mut l = Loop {
+        requests,
+        denied: false,
         report: channel::Reader::new(&w.report),
         tty: w.terminal.is_some(),
         relay: None,
@@ -136,6 +158,7 @@ impl Loop<'_> {
         if let Some(c) = &self.w.control {
             c.fds(&mut fds);
         }
+        self.requests.fds(&mut fds);
         if let Some(px) = &self.w.proxy {
             if !px.ended {
                 fds.push(p(&px.events));
@@ -164,6 +187,10 @@ impl Loop<'_> {
                 .map(|d| d.saturating_duration_since(Instant::now()));
             let held = self.relay.as_ref().and_then(terminal::Relay::timeout);
             let held = match (held, self.w.control.as_ref().and_then(|c| c.timeout())) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let held = match (held, self.requests.timeout(Instant::now())) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -199,6 +226,14 @@ impl Loop<'_> {
                 } else if sig != libc::SIGCHLD {
                     // SIGCHLD: the reap at the top of the loop looks.
                     self.stopped |= signals::is_stopping(sig);
+                    if matches!(
+                        sig,
+                        libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT
+                    ) {
+                        // The caller ends it: a frozen sandbox must run to
+                        // act on the signal.
+                        self.abandon("signal");
+                    }
                     send(self.w.pid, self.w.pidfd.as_ref(), sig);
                 }
             }
@@ -212,6 +247,7 @@ impl Loop<'_> {
             }
             self.proxy_events();
             self.control_requests(&fds);
+            self.approvals();
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.escalate();
             }
@@ -232,13 +268,21 @@ impl Loop<'_> {
         };
         let events = px.read_events();
         let exited = !self.proxy_failed && px.exited();
+        let mut asks = Vec::new();
         for e in events {
             self.tally(&e);
+            if let crate::egress::events::Event::Ask(a) = &e {
+                asks.push(a.clone());
+                continue;
+            }
             if record_event(self.w.audit, &e) == Some(true) && !self.budget {
                 self.budget = true;
                 crate::say!("confine: {}; the sandbox is stopped", stop_reason(&e));
                 self.stop_now();
             }
+        }
+        for a in asks {
+            self.ask_opened(a);
         }
         if exited {
             self.proxy_failed = true;
@@ -276,6 +320,7 @@ impl Loop<'_> {
 
     /// SIGKILL to the whole sandbox now.
     fn kill_now(&mut self) {
+        self.abandon("kill");
         self.killed = true;
         send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGKILL);
         if let Some(cg) = self.w.cgroup {
@@ -307,6 +352,15 @@ impl Loop<'_> {
 
     fn escalate(&mut self) {
         if !self.timed_out {
+            // A frozen sandbox is thawed to act on the TERM.
+            let why = if self.budget {
+                "budget"
+            } else if self.denied {
+                "checkpoint"
+            } else {
+                "wall_time"
+            };
+            self.abandon(why);
             self.timed_out = true;
             send(self.w.pid, self.w.pidfd.as_ref(), libc::SIGTERM);
             self.deadline = Some(Instant::now() + self.w.grace);
@@ -349,6 +403,8 @@ impl Loop<'_> {
             (super::EXIT_REFUSED, "killed")
         } else if self.budget {
             (super::EXIT_TIMEOUT, "budget")
+        } else if self.denied {
+            (super::EXIT_TIMEOUT, "checkpoint")
         } else if self.controlled {
             (super::exit_code(status), "killed")
         } else if self.timed_out {
@@ -382,22 +438,41 @@ impl Loop<'_> {
             init: self.w.pid,
             stopping: self.controlled || self.timed_out || self.killed,
             network: self.w.proxy.is_some().then_some(self.net),
+            requests: self.requests.describe(),
+            run_time_ms: self.requests.run_time(Instant::now()).as_millis() as u64,
         };
-        let act = c.ready(fds, &ctx);
-        if act.is_some() {
+        let acts = c.ready(fds, &ctx);
+        let mut end = None;
+        for act in acts {
+            match act {
+                Act::Answer { id, approve, uid } => {
+                    if let Some(a) = self.requests.answer(&id, approve, format!("uid {uid}")) {
+                        self.answered(a);
+                    }
+                }
+                Act::Kill => end = Some(Act::Kill),
+                Act::Stop(g) => {
+                    if end.is_none() {
+                        end = Some(Act::Stop(g));
+                    }
+                }
+            }
+        }
+        if end.is_some() {
             // Asked to end: the terminal's last output isn't waited for.
             self.controlled = true;
             self.stopped = true;
         }
-        match act {
+        match end {
             Some(Act::Stop(grace)) => {
                 if let Some(g) = grace {
                     self.w.grace = g;
                 }
+                self.abandon("stop");
                 self.stop_now();
             }
             Some(Act::Kill) => self.kill_now(),
-            None => {}
+            _ => {}
         }
     }
 
@@ -443,6 +518,8 @@ fn record_event(audit: &crate::audit::Audit, e: &crate::egress::events::Event) -
         Event::Request(r) => audit.record(&crate::audit::RouteRequest(r)),
         Event::Usage(u) => audit.record(&crate::audit::Usage(u)),
         Event::Limit(l) => audit.record(&crate::audit::RouteLimit(l)),
+        // A `checkpoint` record, once the request is open.
+        Event::Ask(_) => Ok(()),
     };
     if let Err(err) = r {
         crate::say!("confine: audit log (writing a connection record): {err}");

@@ -97,6 +97,10 @@ pub struct Egress {
     /// non-public address, and the address used for that name.
     pub hosts: BTreeMap<String, IpAddr>,
     pub budget: Budget,
+    /// `ask`: hosts (and ports) admitted once approved (DESIGN.md §12),
+    /// when no `allow` entry admits them and no `deny` entry refuses them.
+    #[serde(default)]
+    pub ask: Vec<HostRule>,
 }
 
 impl Egress {
@@ -114,21 +118,34 @@ impl Egress {
         }
     }
 
-    /// Whether the DNS stub answers for `host`: some `allow` entry admits
-    /// it on some port, and no `deny` entry refuses it on every port.
+    /// The `ask` entry that covers `host` on `port` once `allow` hasn't
+    /// admitted it (`deny` is checked first, by [`Egress::admit`]).
+    pub fn asks(&self, host: &str, port: u16) -> Option<&HostRule> {
+        let host = normalize(host);
+        self.ask.iter().find(|r| r.matches(&host, port))
+    }
+
+    /// Whether the DNS stub answers for `host`: some `allow` (or `ask`)
+    /// entry admits it on some port, and no `deny` entry refuses it on every port.
     pub fn resolves(&self, host: &str) -> bool {
         let host = normalize(host);
         self.allow
             .iter()
+            .chain(&self.ask)
             .filter(|a| a.pattern.matches(&host))
             .filter_map(|a| a.port)
             .any(|p| !self.deny.iter().any(|d| d.matches(&host, p)))
     }
 
-    /// The ports `allow` names, sorted, each once: the stub's fake
+    /// The ports `allow` and `ask` name, sorted, each once: the stub's fake
     /// addresses answer on these (a listener per port inside the sandbox).
     pub fn ports(&self) -> Vec<u16> {
-        let mut v: Vec<u16> = self.allow.iter().filter_map(|r| r.port).collect();
+        let mut v: Vec<u16> = self
+            .allow
+            .iter()
+            .chain(&self.ask)
+            .filter_map(|r| r.port)
+            .collect();
         v.sort_unstable();
         v.dedup();
         v

@@ -29,6 +29,7 @@ pub(super) fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
     if n.mode.value == NetworkMode::Proxy {
         egress_warnings(p, warnings);
     }
+    approval_warnings(p, warnings);
     for f in &n.socket_families {
         if !crate::families::DEFAULT.contains(&f.value.name()) {
             let key = f
@@ -199,7 +200,7 @@ fn grant_origin<'a>(
 fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
     let n = &p.network;
     // Secrets' routes are reachable without any `allow` entry.
-    if n.allow.is_empty() && p.secrets.is_empty() {
+    if n.allow.is_empty() && n.ask.is_empty() && p.secrets.is_empty() {
         warnings.push(Warning::at(
             &n.mode,
             "network.mode",
@@ -264,5 +265,25 @@ fn egress_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
                 ),
             ));
         }
+    }
+}
+
+/// `approval:` with nothing to answer: no `limits.checkpoint_every` and
+/// no `network.ask` (likely a key left behind, or one in the wrong place).
+fn approval_warnings(p: &Profile, warnings: &mut Vec<Warning>) {
+    let a = &p.approval;
+    let set = a.command.is_some() || a.timeout.is_some() || a.default.is_some();
+    if set && p.limits.checkpoint_every.is_none() && p.network.ask.is_empty() {
+        let e = p.error_at("approval", "");
+        let at = match e.pos {
+            Some(pos) => format!("{}:{}:{}", e.source_name, pos.line, pos.col),
+            None => e.source_name,
+        };
+        warnings.push(Warning {
+            key: "approval".into(),
+            at,
+            message: "approval without limits.checkpoint_every or network.ask: nothing will ask"
+                .into(),
+        });
     }
 }

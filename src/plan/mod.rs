@@ -176,6 +176,7 @@ pub struct Plan {
     /// Keys of the agent's environment; values are not shown.
     pub env_keys: Vec<String>,
     pub limits: LimitsPlan,
+    pub approval: ApprovalPlan,
     pub audit_log: Option<PathBuf>,
     pub compat: profile::Compat,
     /// Proxy mode: the routes of `secrets:`, where each value is read from
@@ -211,6 +212,21 @@ pub struct LimitsPlan {
     pub open_files: Option<u64>,
     pub file_size_bytes: Option<u64>,
     pub core_dumps: bool,
+    /// `limits.checkpoint_every`: run time between checkpoints (§12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_ms: Option<u64>,
+}
+
+/// `approval:`: who answers checkpoints and asks (DESIGN.md §12).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApprovalPlan {
+    /// The hook's argv (its first word an absolute path); `None`: only
+    /// `confine approve` / `deny` answer.
+    pub command: Option<Vec<String>>,
+    /// How long a request waits; `None`: until answered (or `wall_time`).
+    pub timeout_ms: Option<u64>,
+    /// What an unanswered request comes to at the timeout.
+    pub default: profile::approval::OnTimeout,
 }
 
 impl LimitsPlan {
@@ -286,6 +302,7 @@ pub fn check(spec: &str) -> Result<Vec<Warning>, PlanError> {
             }
         }
     }
+    Plan::approval(&p, &Plan::limits(&p))?;
     let mut warnings = Vec::new();
     lint::lint(&p, &mut warnings);
     let abi = landlock::target_abi(crate::probe::landlock_abi()).unwrap_or(0);
@@ -425,6 +442,7 @@ impl Plan {
         let (env_keys, envp) =
             Self::env(&p, &workspace, &secrets, home.as_ref()).map_err(|e| audited(e, &[]))?;
         let mut limits = Self::limits(&p);
+        let approval = Self::approval(&p, &limits).map_err(|e| audited(e, &[]))?;
         // Under best-effort, what no cgroup controller can enforce is
         // dropped (and reported); under strict we never get here with any.
         for g in &gaps {
@@ -531,6 +549,7 @@ impl Plan {
             home,
             env_keys,
             limits,
+            approval,
             audit_log,
             compat: p.compat,
             secrets,
@@ -678,7 +697,46 @@ impl Plan {
             open_files: l.open_files.map(|c| c.0),
             file_size_bytes: l.file_size.map(|s| s.0),
             core_dumps: l.core_dumps.unwrap_or(false),
+            checkpoint_every_ms: l.checkpoint_every.map(|d| d.0 .0),
         }
+    }
+
+    /// `approval:`, checked: a checkpoint needs the sandbox's freezer (so a
+    /// cgroup, which confine makes only for a cgroup limit), and the hook
+    /// must be an executable file now, not at the first checkpoint hours
+    /// into a run.
+    fn approval(p: &Profile, limits: &LimitsPlan) -> Result<ApprovalPlan, PlanError> {
+        if limits.checkpoint_every_ms.is_some() && !limits.needs_cgroup() {
+            return Err(p
+                .error_at(
+                    "limits.checkpoint_every",
+                    "a checkpoint freezes the sandbox through its cgroup, which confine makes only \
+                     for limits.pids, limits.memory or limits.cpu: set one of them too (e.g. \
+                     limits.pids: 4096)",
+                )
+                .into());
+        }
+        let a = &p.approval;
+        if let Some(cmd) = &a.command {
+            use std::os::unix::fs::PermissionsExt;
+            let path = Path::new(&cmd.0[0]);
+            let why = match std::fs::metadata(path) {
+                Err(e) => Some(format!("{}: {e}", path.display())),
+                Ok(m) if !m.is_file() => Some(format!("{} is not a regular file", path.display())),
+                Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+                    Some(format!("{} is not executable", path.display()))
+                }
+                Ok(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(p.error_at("approval.command", why).into());
+            }
+        }
+        Ok(ApprovalPlan {
+            command: a.command.as_ref().map(|c| c.0.clone()),
+            timeout_ms: a.timeout.map(|d| d.0),
+            default: a.default.unwrap_or_default(),
+        })
     }
 }
 

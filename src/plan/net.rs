@@ -106,6 +106,16 @@ pub(super) fn egress(p: &Profile) -> Egress {
             allow.push(r);
         }
     }
+    let mut ask: Vec<HostRule> = Vec::new();
+    for a in &n.ask {
+        let r = rule(&a.value.0);
+        if !ask
+            .iter()
+            .any(|x| x.pattern == r.pattern && x.port == r.port)
+        {
+            ask.push(r);
+        }
+    }
     let mut deny: Vec<HostRule> = Vec::new();
     for d in &n.deny {
         let r = rule(&d.value.0);
@@ -123,6 +133,7 @@ pub(super) fn egress(p: &Profile) -> Egress {
         .unwrap_or_default();
     Egress {
         allow,
+        ask,
         deny,
         hosts: n.hosts.iter().map(|h| h.value.clone()).collect(),
         budget: Budget {
@@ -195,6 +206,14 @@ fn describe(e: &Egress, enforced: &mut Vec<String>, not_restricted: &mut Vec<Str
         );
         enforced.push(written(line, d));
     }
+    for a in &e.ask {
+        let port = a.port.unwrap_or(super::egress::DEFAULT_PORT);
+        let line = format!(
+            "ask   {}: the first connection waits until approved (approval:, confine approve); approved, it stays allowed for the run; denied, refused",
+            host_port(&a.pattern, Some(port))
+        );
+        enforced.push(written(line, a));
+    }
     for (name, addr) in &e.hosts {
         enforced.push(format!(
             "pin   {name} -> {addr} (the proxy connects there without resolving; the only way to a non-public address)"
@@ -203,6 +222,7 @@ fn describe(e: &Egress, enforced: &mut Vec<String>, not_restricted: &mut Vec<Str
     let names: Vec<String> = e
         .allow
         .iter()
+        .chain(&e.ask)
         .filter(|a| match &a.pattern {
             HostPattern::Exact(h) => e.resolves(h),
             HostPattern::Beneath(_) => true,

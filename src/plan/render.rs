@@ -261,6 +261,29 @@ impl Plan {
             if l.core_dumps { "on" } else { "off" }
         ));
         writeln!(o, "limits      {}", lim.join(", "))?;
+        if let Some(c) = l.checkpoint_every_ms {
+            writeln!(
+                o,
+                "checkpoint  every {} of run time: frozen until approved",
+                profile::Duration(c)
+            )?;
+        }
+        let a = &self.approval;
+        if l.checkpoint_every_ms.is_some() || a.command.is_some() || a.timeout_ms.is_some() {
+            let by = match &a.command {
+                Some(argv) => format!("hook {} or confine approve/deny", argv.join(" ")),
+                None => "confine approve/deny".to_string(),
+            };
+            let until = match a.timeout_ms {
+                Some(t) => format!(
+                    "unanswered after {}: {}",
+                    profile::Duration(t),
+                    a.default.name()
+                ),
+                None => "waits until answered".to_string(),
+            };
+            writeln!(o, "approval    {by}; {until}")?;
+        }
         writeln!(
             o,
             "audit       {}",

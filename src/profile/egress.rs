@@ -446,6 +446,8 @@ pub(crate) fn check(p: &Profile) -> Result<(), ProfileError> {
             Some((a.error("network.allow", ""), "network.allow"))
         } else if let Some(d) = n.deny.first() {
             Some((d.error("network.deny", ""), "network.deny"))
+        } else if let Some(a) = n.ask.first() {
+            Some((a.error("network.ask", ""), "network.ask"))
         } else if let Some(h) = n.hosts.first() {
             Some((h.error("network.hosts", ""), "network.hosts"))
         } else {
@@ -469,11 +471,16 @@ pub(crate) fn check(p: &Profile) -> Result<(), ProfileError> {
         }
         return Ok(());
     }
-    for a in &n.allow {
+    for (a, key) in n
+        .allow
+        .iter()
+        .map(|a| (a, "network.allow"))
+        .chain(n.ask.iter().map(|a| (a, "network.ask")))
+    {
         let Some(ip) = a.value.0.ip else { continue };
         if !n.hosts.iter().any(|h| h.value.1 == ip) {
             return Err(a.error(
-                "network.allow",
+                key,
                 format!(
                     "`{}` is an IP address that hosts: doesn't pin, and the proxy refuses raw addresses that aren't pinned: pin a name to it (hosts: {{NAME: {ip}}}) and allow the name",
                     a.value.0.text

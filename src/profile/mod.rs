@@ -3,6 +3,7 @@
 //! in `plan/`, which reports through the same [`ProfileError`] so every
 //! error names the file, line, column and key.
 
+pub mod approval;
 pub mod builtin;
 pub mod egress;
 pub mod locate;
@@ -197,6 +198,9 @@ pub struct Network {
     pub hosts: Vec<egress::Pin>,
     /// Proxy mode: `budget`, merged field by field; where it was last written.
     pub budget: Option<Sourced<egress::RawBudget>>,
+    /// Proxy mode: hosts admitted only once approved (DESIGN.md §12), with
+    /// `allow`'s syntax.
+    pub ask: Vec<Sourced<egress::AllowEntry>>,
 }
 
 impl Network {
@@ -269,6 +273,8 @@ pub struct Profile {
     pub home: Option<Sourced<HomeSpec>>,
     pub env: Env,
     pub limits: Limits,
+    /// Who answers checkpoints and asks (DESIGN.md §12).
+    pub approval: approval::RawApproval,
     pub audit_log: Option<Sourced<PathSpec>>,
     pub compat: Compat,
     /// Proxy mode: credentials the agent never sees (DESIGN.md §10), in
@@ -284,6 +290,30 @@ pub(crate) const DEFAULT_ENV_KEEP: &[&str] = &["PATH", "LANG", "LC_ALL", "TERM",
 pub(crate) const DEFAULT_TMP_SIZE: u64 = 256 << 20;
 
 impl Profile {
+    /// An error about `key`, located in the last layer that writes it
+    /// (for values merged without their origin, such as `limits`).
+    pub(crate) fn error_at(&self, key: &str, message: impl Into<String>) -> ProfileError {
+        let source = self
+            .sources
+            .iter()
+            .rev()
+            .find(|s| locate::locate(&s.text, key).is_some())
+            .or(self.sources.last());
+        match source {
+            Some(s) => Origin {
+                source: s.clone(),
+                key: key.to_string(),
+            }
+            .error(message),
+            None => ProfileError {
+                source_name: "defaults".into(),
+                pos: None,
+                key: key.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+
     fn base() -> Profile {
         Profile {
             name: String::new(),
@@ -307,6 +337,7 @@ impl Profile {
                     .map(|nr| Sourced::default_value(SocketFamily(nr)))
                     .collect(),
                 allow: vec![],
+                ask: vec![],
                 deny: vec![],
                 hosts: vec![],
                 budget: None,
@@ -328,6 +359,7 @@ impl Profile {
                 keep_replaced: None,
             },
             limits: Limits::default(),
+            approval: approval::RawApproval::default(),
             audit_log: None,
             compat: Compat::Strict,
             secrets: vec![],
@@ -500,6 +532,7 @@ fn check_list_sizes(p: &Profile) -> Result<(), ProfileError> {
     check(&p.capabilities, "capabilities")?;
     check(&p.network.allow, "network.allow")?;
     check(&p.network.deny, "network.deny")?;
+    check(&p.network.ask, "network.ask")?;
     check(&p.network.hosts, "network.hosts")?;
     check(&p.env.keep, "env.keep")
 }
@@ -863,6 +896,7 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
             if m != NetworkMode::Proxy {
                 let net = &mut p.network;
                 net.allow.clear();
+                net.ask.clear();
                 net.deny.clear();
                 net.hosts.clear();
                 net.budget = None;
@@ -871,6 +905,7 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
         }
         merge_list(&mut p.network.allow, n.allow, s, "network.allow");
         merge_list(&mut p.network.deny, n.deny, s, "network.deny");
+        merge_list(&mut p.network.ask, n.ask, s, "network.ask");
         if let Some(h) = n.hosts {
             h.merge_into(&mut p.network.hosts, s, "network.hosts");
         }
@@ -937,6 +972,10 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
         t.open_files = l.open_files.or(t.open_files);
         t.file_size = l.file_size.or(t.file_size);
         t.core_dumps = l.core_dumps.or(t.core_dumps);
+        t.checkpoint_every = l.checkpoint_every.or(t.checkpoint_every);
+    }
+    if let Some(a) = raw.approval {
+        p.approval.merge(a);
     }
     if let Some(a) = raw.audit {
         if let Some(log) = a.log {

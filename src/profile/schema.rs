@@ -61,6 +61,7 @@ pub(crate) struct RawProfile {
     pub home: Option<HomeSpec>,
     pub env: Option<RawEnv>,
     pub limits: Option<RawLimits>,
+    pub approval: Option<super::approval::RawApproval>,
     pub audit: Option<RawAudit>,
     pub compat: Option<Compat>,
     pub secrets: Option<super::secrets::SecretList>,
@@ -87,6 +88,7 @@ pub(crate) struct RawNetwork {
     pub deny: Option<ListSpec<super::egress::DenyEntry>>,
     pub hosts: Option<super::egress::Pins>,
     pub budget: Option<super::egress::RawBudget>,
+    pub ask: Option<ListSpec<super::egress::AllowEntry>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +117,7 @@ pub struct RawLimits {
     pub open_files: Option<Count>,
     pub file_size: Option<Size>,
     pub core_dumps: Option<bool>,
+    pub checkpoint_every: Option<super::approval::Period>,
 }
 
 #[derive(Debug, Default, Deserialize)]

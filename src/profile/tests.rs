@@ -1966,6 +1966,12 @@ fn egress_keys_need_proxy_mode_and_say_which_mode_is_set() {
             "network.budget",
             (4, 11),
         ),
+        (
+            "  mode: loopback\n",
+            "  ask: [a.example]\n",
+            "network.ask[0]",
+            (4, 9),
+        ),
     ] {
         let text = format!("version: 1\nnetwork:\n{mode}{body}");
         let e = err(&text);
@@ -1991,13 +1997,16 @@ fn egress_keys_need_proxy_mode_and_say_which_mode_is_set() {
     }
     // An empty list or map sets nothing.
     ok("version: 1\nnetwork:\n  mode: host\n  allow: []\n  deny: []\n  hosts: {}\n");
-    // `ask` isn't part of this schema: an unknown key, like any other.
+    // `ask` (DESIGN.md §12) takes `allow`'s entries, in proxy mode; an
+    // address in it must be pinned, as in `allow`.
+    let p = ok(&proxy("  ask: [a.example, \"*.b.example:80\"]\n"));
+    assert_eq!(p.network.ask.len(), 2);
     assert_text_err(
-        &proxy("  ask: [a.example]\n"),
-        "network.ask",
+        &proxy("  ask: [\"10.0.0.5:80\"]\n"),
+        "network.ask[0]",
         4,
-        3,
-        &["unknown key `ask`", "allowed here: mode, connect_tcp, bind_tcp, socket_families, allow, deny, hosts, budget"],
+        9,
+        &["is an IP address that hosts: doesn't pin"],
     );
 }
 
@@ -2289,4 +2298,64 @@ fn env_keep_patterns() {
         .env
         .set
         .contains_key("A"));
+}
+
+// ------------------------------------------------------ checkpoints (§12)
+
+#[test]
+fn checkpoints_and_approval_parse_merge_and_locate_their_errors() {
+    use crate::profile::approval::{HookCommand, OnTimeout, Period};
+    let d = Dir::new();
+    d.write(
+        "base.yaml",
+        "version: 1\nlimits: {checkpoint_every: 30m}\napproval: {command: /usr/bin/ask, timeout: 10m}\n",
+    );
+    let c = d.write(
+        "c.yaml",
+        "version: 1\nextends: base.yaml\napproval:\n  command: [/usr/bin/ask, --fast]\n  default: allow\n",
+    );
+    let p = load_path(&c).unwrap();
+    assert_eq!(p.limits.checkpoint_every, Some(Period(Duration(1_800_000))));
+    assert_eq!(
+        p.approval.command,
+        Some(HookCommand(vec!["/usr/bin/ask".into(), "--fast".into()]))
+    );
+    assert_eq!(p.approval.timeout, Some(Duration(600_000)));
+    assert_eq!(p.approval.default, Some(OnTimeout::Allow));
+
+    assert_text_err(
+        "version: 1\nlimits:\n  checkpoint_every: 10ms\n",
+        "limits.checkpoint_every",
+        3,
+        21,
+        &["shorter than 1s"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  command: ask-operator\n",
+        "approval.command",
+        3,
+        12,
+        &["not an absolute path"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  command: []\n",
+        "approval.command",
+        3,
+        12,
+        &["an empty command"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  default: maybe\n",
+        "approval.default",
+        3,
+        12,
+        &["allowed: deny, allow"],
+    );
+    assert_text_err(
+        "version: 1\napproval:\n  timeuot: 1m\n",
+        "approval.timeuot",
+        3,
+        3,
+        &["did you mean `timeout`?"],
+    );
 }

@@ -264,6 +264,46 @@ impl RuntimeDir {
         &self.path
     }
 
+    /// Writes `requests.json` (the open checkpoints and asks, for whoever
+    /// looks at the directory), replacing it whole; `None` removes it.
+    ///
+    /// # Errors
+    /// The kernel refused a step; the file is then absent or the old one.
+    pub fn put_requests(&self, text: Option<&[u8]>) -> Result<(), RuntimeDirError> {
+        let at = self.path.join("requests.json");
+        let Some(text) = text else {
+            // SAFETY: a valid directory fd and C string.
+            unsafe { libc::unlinkat(self.dir.as_raw_fd(), c"requests.json".as_ptr(), 0) };
+            return Ok(());
+        };
+        let tmp = Path::new(".requests.json.new");
+        // SAFETY: a valid directory fd and C string.
+        unsafe { libc::unlinkat(self.dir.as_raw_fd(), c".requests.json.new".as_ptr(), 0) };
+        let mut f = File::from(
+            fsfd::create_in(
+                self.dir.as_fd(),
+                tmp,
+                OFlag::O_WRONLY | OFlag::O_EXCL,
+                0o600,
+            )
+            .map_err(fail("writing", &at))?,
+        );
+        f.write_all(text).map_err(fail("writing", &at))?;
+        // SAFETY: a valid directory fd and C strings.
+        if unsafe {
+            libc::renameat(
+                self.dir.as_raw_fd(),
+                c".requests.json.new".as_ptr(),
+                self.dir.as_raw_fd(),
+                c"requests.json".as_ptr(),
+            )
+        } != 0
+        {
+            return Err(fail("writing", &at)(io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
     /// Removes the directory and what is in it (the supervisor's end).
     pub fn remove(self) {}
 }
@@ -287,7 +327,13 @@ impl Drop for RuntimeDir {
 
 /// Removes the files confine puts in a runtime directory.
 fn clear(dir: BorrowedFd) {
-    for name in [c"control", c"info.json", c".info.json.new"] {
+    for name in [
+        c"control",
+        c"info.json",
+        c".info.json.new",
+        c"requests.json",
+        c".requests.json.new",
+    ] {
         // SAFETY: a valid directory fd and C string; unlinkat never
         // follows a symlink.
         unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
