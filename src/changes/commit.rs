@@ -1,0 +1,431 @@
+//! `confine commit`: applies the upper layer's changes to the real
+//! workspace, as a privileged host-side step (DESIGN.md §4): the
+//! workspace's writer (the agent's uid, outside the sandbox) may change it
+//! at the same time, so
+//! - everything is done beneath the workspace's descriptor, opened once,
+//!   each directory opened with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`:
+//!   a symlink planted on the way is refused (ELOOP), never followed;
+//! - a file is never opened for writing: its new version is written to a
+//!   new temporary file beside it (O_EXCL, never through a symlink),
+//!   fsynced and renamed over the name, so a planted symlink or hard link
+//!   is replaced, not written through, and readers see the old or the new
+//!   file whole;
+//! - what the real workspace was at launch ([`super::manifest`]) is
+//!   checked first, for every path touched: one changed since is refused
+//!   (nothing is applied) unless `--force`.
+//!
+//! Hard links: names that share an inode in the upper layer (linked
+//! inside the sandbox) are committed as links of one file. A real file
+//! that had other names and was changed inside the sandbox was copied up
+//! (the overlay breaks the link, as the agent saw it): only the name it
+//! changed gets the new version, the others keep the old one.
+//!
+//! Set-user-ID and set-group-ID bits are not committed.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+
+use super::diff::{Change, What};
+use super::fsops;
+use super::manifest::{self, Manifest};
+use super::state::Meta;
+use crate::sandbox::fsfd;
+
+/// A path whose real version changed since the launch.
+#[derive(Debug)]
+pub struct Conflict {
+    pub path: PathBuf,
+    pub why: &'static str,
+}
+
+/// Which changes a commit applies: all, or those at or beneath the named
+/// paths, plus the renames and new directories those need.
+pub fn select(changes: &[Change], named: &[PathBuf]) -> Result<Vec<bool>, PathBuf> {
+    if named.is_empty() {
+        return Ok(vec![true; changes.len()]);
+    }
+    for n in named {
+        if !changes
+            .iter()
+            .any(|c| c.rel.starts_with(n) || n.starts_with(&c.rel))
+        {
+            return Err(n.clone());
+        }
+    }
+    Ok(changes
+        .iter()
+        .map(|c| {
+            named.iter().any(|n| {
+                c.rel.starts_with(n)
+                    || (n.starts_with(&c.rel)
+                        && c.kind == "dir"
+                        && matches!(c.change, What::Added | What::Renamed))
+            })
+        })
+        .collect())
+}
+
+/// Whether `c` was named itself (or beneath a named path), not only
+/// needed by one.
+pub fn direct(c: &Change, named: &[PathBuf]) -> bool {
+    named.is_empty() || named.iter().any(|n| c.rel.starts_with(n))
+}
+
+/// The real paths a change touches, each to be as it was at launch (or
+/// absent then and now).
+fn touched(c: &Change) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(r) = &c.real {
+        v.push(r.clone());
+    }
+    if matches!(c.change, What::Added | What::Renamed) && c.real.as_ref() != Some(&c.rel) {
+        v.push(c.rel.clone());
+    }
+    v
+}
+
+/// The selected changes whose real paths changed since the launch.
+///
+/// # Errors
+/// A lookup in the workspace failed.
+pub fn conflicts(
+    ws: BorrowedFd,
+    changes: &[Change],
+    selected: &[bool],
+    m: &Manifest,
+) -> io::Result<Vec<Conflict>> {
+    let mut out = Vec::new();
+    let added_here: Vec<&PathBuf> = changes
+        .iter()
+        .zip(selected)
+        .filter(|(c, s)| **s && c.change == What::Deleted)
+        .filter_map(|(c, _)| c.real.as_ref())
+        .collect();
+    for (c, _) in changes.iter().zip(selected).filter(|(_, s)| **s) {
+        for p in touched(c) {
+            let now = manifest::now(ws, &p)?;
+            let then = m.get(&p);
+            let why = match (then, now) {
+                (Some(t), Some(n)) if t.same(&n) => continue,
+                // What a selected deletion removes first may be there.
+                (Some(_), Some(_)) if c.change == What::Added && added_here.contains(&&p) => {
+                    continue
+                }
+                (None, None) => continue,
+                (Some(_), Some(_)) => "it changed in the real workspace since the launch",
+                (Some(_), None) => "it was removed from the real workspace since the launch",
+                (None, Some(_)) => "it was created in the real workspace since the launch",
+            };
+            out.push(Conflict { path: p, why });
+        }
+    }
+    Ok(out)
+}
+
+/// Applies changes to the workspace.
+pub struct Applier<'a> {
+    pub ws: BorrowedFd<'a>,
+    pub upper: BorrowedFd<'a>,
+    pub meta: &'a Meta,
+    /// Upper inode -> (directory, name) it was committed as.
+    links: HashMap<(u64, u64), (OwnedFd, OsString)>,
+    serial: u32,
+}
+
+fn split(rel: &Path) -> io::Result<(&Path, &OsStr)> {
+    match (rel.parent(), rel.file_name()) {
+        (Some(p), Some(n)) => Ok((p, n)),
+        _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(ws: BorrowedFd<'a>, upper: BorrowedFd<'a>, meta: &'a Meta) -> Self {
+        Applier {
+            ws,
+            upper,
+            meta,
+            links: HashMap::new(),
+            serial: 0,
+        }
+    }
+
+    /// Who owns what commit makes: as root, the agent (the owner the
+    /// upper layer's entry has when root launched the sandbox); otherwise
+    /// the caller, by creating it.
+    fn owner(&self, st: &libc::stat) -> Option<(u32, u32)> {
+        // SAFETY: geteuid has no arguments and can't fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        if self.meta.uid == 0 {
+            Some((st.st_uid, st.st_gid))
+        } else {
+            Some((self.meta.uid, self.meta.agent_gid))
+        }
+    }
+
+    /// The real directory `rel` (beneath the workspace, never through a
+    /// symlink), made with the upper layer's mode where missing.
+    fn real_dir(&self, rel: &Path) -> io::Result<OwnedFd> {
+        let mut fd = fsops::dup(self.ws)?;
+        let mut at = PathBuf::new();
+        for c in rel.components() {
+            let name = c.as_os_str();
+            at.push(name);
+            match fsops::open_dir(fd.as_fd(), name) {
+                Ok(next) => fd = next,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let up = self.upper_stat(&at)?;
+                    let mode = up.map_or(0o755, |s| s.st_mode & 0o1777);
+                    fsops::mkdir_at(fd.as_fd(), name, mode)?;
+                    let next = fsops::open_dir(fd.as_fd(), name)?;
+                    if let Some(st) = up {
+                        self.finish_dir(next.as_fd(), &st)?;
+                    }
+                    fd = next;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(fd)
+    }
+
+    fn upper_stat(&self, rel: &Path) -> io::Result<Option<libc::stat>> {
+        let (p, n) = split(rel)?;
+        match fsops::open_rel_dir(self.upper, p) {
+            Ok(Some(d)) => fsops::lstat_at(d.as_fd(), n),
+            Ok(None) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn finish_dir(&self, d: BorrowedFd, st: &libc::stat) -> io::Result<()> {
+        if let Some((u, g)) = self.owner(st) {
+            // SAFETY: a valid fd.
+            check(unsafe { libc::fchown(d.as_raw_fd(), u, g) })?;
+        }
+        // SAFETY: a valid fd.
+        check(unsafe { libc::fchmod(d.as_raw_fd(), st.st_mode & 0o1777) })
+    }
+
+    fn temp_name(&mut self) -> OsString {
+        self.serial += 1;
+        OsString::from(format!(
+            ".confine-commit-{}-{}",
+            std::process::id(),
+            self.serial
+        ))
+    }
+
+    /// Applies one change.
+    ///
+    /// # Errors
+    /// The step that failed.
+    pub fn apply(&mut self, c: &Change) -> io::Result<()> {
+        match c.change {
+            What::Deleted => {
+                let real = c.real.as_deref().unwrap_or(&c.rel);
+                let (p, n) = split(real)?;
+                match fsops::open_rel_dir(self.ws, p) {
+                    Ok(Some(d)) => fsops::remove_tree(d.as_fd(), n),
+                    // Gone with its directory already.
+                    Ok(None) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            What::Renamed => {
+                let from = c
+                    .from_rel
+                    .as_deref()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+                let (fp, fname) = split(from)?;
+                let (tp, tname) = split(&c.rel)?;
+                let fd = self.real_dir(fp)?;
+                let td = self.real_dir(tp)?;
+                let (a, b) = (fsops::cname(fname)?, fsops::cname(tname)?);
+                // SAFETY: valid fds and C strings; renameat2 follows no
+                // final symlink.
+                check(unsafe {
+                    libc::renameat2(
+                        fd.as_raw_fd(),
+                        a.as_ptr(),
+                        td.as_raw_fd(),
+                        b.as_ptr(),
+                        libc::RENAME_NOREPLACE,
+                    )
+                })?;
+                if let Some(st) = self.upper_stat(&c.rel)? {
+                    let d = fsops::open_dir(td.as_fd(), tname)?;
+                    self.finish_dir(d.as_fd(), &st)?;
+                }
+                Ok(())
+            }
+            What::Added | What::Modified => {
+                let (p, n) = split(&c.rel)?;
+                let Some(st) = self.upper_stat(&c.rel)? else {
+                    return Err(io::Error::other("it is no longer in the upper layer"));
+                };
+                let dir = self.real_dir(p)?;
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFDIR => {
+                        fsops::mkdir_at(dir.as_fd(), n, st.st_mode & 0o1777)?;
+                        let d = fsops::open_dir(dir.as_fd(), n)?;
+                        self.finish_dir(d.as_fd(), &st)
+                    }
+                    libc::S_IFREG => self.file(dir, n, &c.rel, &st),
+                    libc::S_IFLNK => self.symlink(dir.as_fd(), n, &c.rel, &st),
+                    libc::S_IFIFO => {
+                        let tmp = self.temp_name();
+                        let t = fsops::cname(&tmp)?;
+                        // SAFETY: a valid fd and C string.
+                        check(unsafe {
+                            libc::mkfifoat(dir.as_raw_fd(), t.as_ptr(), st.st_mode & 0o1777)
+                        })?;
+                        self.place(dir.as_fd(), &tmp, n, &st)
+                    }
+                    _ => Err(io::Error::other(format!("a {} is not committed", c.kind))),
+                }
+            }
+        }
+    }
+
+    /// Owner, then the rename over the real name.
+    fn place(&self, dir: BorrowedFd, tmp: &OsStr, name: &OsStr, st: &libc::stat) -> io::Result<()> {
+        let t = fsops::cname(tmp)?;
+        let n = fsops::cname(name)?;
+        let r = (|| {
+            if let Some((u, g)) = self.owner(st) {
+                // SAFETY: a valid fd and C string; the link itself.
+                check(unsafe {
+                    libc::fchownat(dir.as_raw_fd(), t.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW)
+                })?;
+            }
+            // SAFETY: valid fds and C strings; renameat replaces the
+            // name, whatever it is, and follows nothing.
+            check(unsafe {
+                libc::renameat(dir.as_raw_fd(), t.as_ptr(), dir.as_raw_fd(), n.as_ptr())
+            })
+        })();
+        if r.is_err() {
+            // SAFETY: a valid fd and C string; our own temporary entry.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), t.as_ptr(), 0) };
+        }
+        r
+    }
+
+    fn file(&mut self, dir: OwnedFd, name: &OsStr, rel: &Path, st: &libc::stat) -> io::Result<()> {
+        let tmp = self.temp_name();
+        let key = (st.st_dev, st.st_ino);
+        if st.st_nlink > 1 {
+            if let Some((ld, ln)) = self.links.get(&key) {
+                let (a, b) = (fsops::cname(ln)?, fsops::cname(&tmp)?);
+                // SAFETY: valid fds and C strings; flags 0: a symlink
+                // isn't followed.
+                check(unsafe {
+                    libc::linkat(ld.as_raw_fd(), a.as_ptr(), dir.as_raw_fd(), b.as_ptr(), 0)
+                })?;
+                return self.place(dir.as_fd(), &tmp, name, st);
+            }
+        }
+        let (up, un) = split(rel)?;
+        let updir = fsops::open_rel_dir(self.upper, up)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let mut src = fsops::open_file(updir.as_fd(), un)?;
+        let out = fsfd::create_in(
+            dir.as_fd(),
+            Path::new(&tmp),
+            OFlag::O_WRONLY | OFlag::O_EXCL,
+            0o600,
+        )?;
+        let mut out = std::fs::File::from(out);
+        let r = (|| {
+            std::io::copy(&mut src, &mut out)?;
+            // SAFETY: a valid fd.
+            check(unsafe { libc::fchmod(out.as_raw_fd(), st.st_mode & 0o1777) })?;
+            out.sync_all()
+        })();
+        if let Err(e) = r {
+            let t = fsops::cname(&tmp)?;
+            // SAFETY: a valid fd and C string; our own temporary file.
+            unsafe { libc::unlinkat(dir.as_raw_fd(), t.as_ptr(), 0) };
+            return Err(e);
+        }
+        drop(out);
+        self.place(dir.as_fd(), &tmp, name, st)?;
+        if st.st_nlink > 1 {
+            self.links.insert(key, (dir, name.to_os_string()));
+        }
+        Ok(())
+    }
+
+    fn symlink(
+        &mut self,
+        dir: BorrowedFd,
+        name: &OsStr,
+        rel: &Path,
+        st: &libc::stat,
+    ) -> io::Result<()> {
+        let (up, un) = split(rel)?;
+        let updir = fsops::open_rel_dir(self.upper, up)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let target = fsops::readlink_at(updir.as_fd(), un)?;
+        let tmp = self.temp_name();
+        let (t, l) = (fsops::cname(&target)?, fsops::cname(&tmp)?);
+        // SAFETY: valid C strings and fd.
+        check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), l.as_ptr()) })?;
+        self.place(dir, &tmp, name, st)
+    }
+}
+
+/// After a commit of some paths: what was committed leaves the upper
+/// layer (the real workspace has it now), so `diff` shows what is left.
+///
+/// # Errors
+/// The first removal that failed.
+pub fn forget(upper: BorrowedFd, meta: &Meta, c: &Change, whole: bool) -> io::Result<()> {
+    let remove = |rel: &Path| -> io::Result<()> {
+        let (p, n) = split(rel)?;
+        match fsops::open_rel_dir(upper, p) {
+            Ok(Some(d)) => fsops::remove_tree(d.as_fd(), n),
+            Ok(None) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    if c.change == What::Renamed {
+        // The source's whiteout goes; the directory now is the real one.
+        if let Some(from) = &c.from_rel {
+            let (p, n) = split(from)?;
+            if let Ok(Some(d)) = fsops::open_rel_dir(upper, p) {
+                if fsops::lstat_at(d.as_fd(), n)?.is_some_and(|s| super::diff::is_whiteout(&s)) {
+                    fsops::remove_tree(d.as_fd(), n)?;
+                }
+            }
+        }
+        if !whole {
+            if let Some(d) = fsops::open_rel_dir(upper, &c.rel)? {
+                fsops::remove_xattr(d.as_fd(), &meta.xattr("redirect"))?;
+            }
+            return Ok(());
+        }
+    }
+    if !whole || c.within_deleted {
+        return Ok(());
+    }
+    remove(&c.rel)
+}
