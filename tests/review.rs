@@ -621,3 +621,83 @@ fn unprivileged_review_as_the_agent_uid() {
     assert!(differs.is_empty(), "after commit: {differs:#?}");
     assert!(!state.join("confine/changes").join(&id).exists());
 }
+
+#[test]
+fn review_that_cant_hold_is_refused_with_where_and_why() {
+    let name = "review_that_cant_hold_is_refused_with_where_and_why";
+    if !can_run(name) {
+        return;
+    }
+    let f = Fixture::new("review-refused");
+    f.file(&f.ws.join("sub/a"), "a\n");
+    for (yaml, why) in [
+        (
+            "version: 1\nextends: readonly\nfilesystem:\n  changes: review\n",
+            "in filesystem.write",
+        ),
+        (
+            "version: 1\nextends: default\nfilesystem:\n  changes: review\n  write: {add: [\"{workspace}/sub\"]}\n",
+            "granted on its own inside the workspace",
+        ),
+    ] {
+        let p = f.profile("bad", yaml);
+        let o = f.sh(p.to_str().unwrap(), "echo ran > ran.txt");
+        assert_status(&o, 125);
+        let e = stderr(&o);
+        assert!(e.contains("filesystem.changes (") && e.contains("bad.yaml:4:12") && e.contains(why), "{e}");
+        assert!(!f.ws.join("ran.txt").exists());
+    }
+    // The control: the same workspace in review mode runs.
+    let p = f.profile("good", REVIEW);
+    let o = f.sh(p.to_str().unwrap(), "echo ran > ran.txt");
+    assert_status(&o, 0);
+    let _state = root_state(&sandbox_id(&o));
+    assert!(!f.ws.join("ran.txt").exists());
+}
+
+#[test]
+fn changes_records_say_what_changed_and_who_committed_or_discarded() {
+    let name = "changes_records_say_what_changed_and_who_committed_or_discarded";
+    if !can_run(name) {
+        return;
+    }
+    let f = Fixture::new("review-audit");
+    f.file(&f.ws.join("a.txt"), "a\n");
+    let log = f.root.join("audit/audit.jsonl");
+    let p = f.profile(
+        "review",
+        &format!("{REVIEW}audit:\n  log: {}\n", log.display()),
+    );
+    let records = || -> Vec<serde_json::Value> {
+        fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["event"] == "changes")
+            .collect()
+    };
+    let o = f.sh(p.to_str().unwrap(), "echo b > b.txt; rm a.txt");
+    assert_status(&o, 0);
+    let id = sandbox_id(&o);
+    let _state = root_state(&id);
+    assert_status(&confine(&["commit", &id, "b.txt"]), 0);
+    assert_status(&confine(&["discard", &id]), 0);
+    let r = records();
+    assert_eq!(r.len(), 3, "{r:#?}");
+    assert!(r
+        .iter()
+        .all(|v| v["sandbox"] == id.as_str() && v["uid"] == 0));
+    assert_eq!(r[0]["action"], "run");
+    let changes: Vec<&str> = r[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["deleted a.txt", "added b.txt"]);
+    assert_eq!(r[1]["action"], "commit");
+    assert_eq!(r[1]["committed"], serde_json::json!(["added b.txt"]));
+    assert_eq!(r[2]["action"], "discard");
+    assert_eq!(r[2]["changes"], serde_json::json!(["deleted a.txt"]));
+    assert!(f.ws.join("a.txt").exists() && f.ws.join("b.txt").exists());
+}
