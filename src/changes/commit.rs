@@ -354,7 +354,7 @@ impl<'a> Applier<'a> {
         )?;
         let mut out = std::fs::File::from(out);
         let r = (|| {
-            std::io::copy(&mut src, &mut out)?;
+            copy_sparse(&mut src, &mut out)?;
             // SAFETY: a valid fd.
             check(unsafe { libc::fchmod(out.as_raw_fd(), st.st_mode & 0o1777) })?;
             out.sync_all()
@@ -390,6 +390,52 @@ impl<'a> Applier<'a> {
         check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), l.as_ptr()) })?;
         self.place(dir, &tmp, name, st)
     }
+}
+
+/// Copies `src` into the empty `dst` keeping holes: only the data
+/// segments (`SEEK_DATA`/`SEEK_HOLE`) are copied, in the kernel
+/// (`copy_file_range`), then the size is set. The upper layer keeps a
+/// sparse file sparse (overlayfs copies up only data), and so does commit.
+/// Where the filesystem can't say where data is, a plain copy.
+fn copy_sparse(src: &mut std::fs::File, dst: &mut std::fs::File) -> io::Result<()> {
+    let len = i64::try_from(src.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let (s, d) = (src.as_raw_fd(), dst.as_raw_fd());
+    let mut at: i64 = 0;
+    while at < len {
+        // SAFETY: lseek on a valid fd.
+        let data = unsafe { libc::lseek(s, at, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                // No data after `at`: the rest is a hole.
+                Some(libc::ENXIO) => break,
+                Some(libc::EINVAL) if at == 0 => {
+                    std::io::copy(src, dst)?;
+                    return Ok(());
+                }
+                _ => return Err(e),
+            }
+        }
+        // SAFETY: lseek on a valid fd.
+        let hole = unsafe { libc::lseek(s, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (mut from, mut to) = (data, data);
+        while from < hole {
+            let n = usize::try_from(hole - from).unwrap_or(usize::MAX).min(1 << 30);
+            // SAFETY: valid fds and offsets that outlive the call.
+            let r = unsafe { libc::copy_file_range(s, &mut from, d, &mut to, n, 0) };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if r == 0 {
+                break;
+            }
+        }
+        at = hole;
+    }
+    dst.set_len(len as u64)
 }
 
 /// After a commit of some paths: what was committed leaves the upper
