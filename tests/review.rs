@@ -101,6 +101,11 @@ fn populate(f: &Fixture) {
     f.file(&f.ws.join("r1.txt"), "renamed file\n");
     f.file(&f.ws.join("h1"), "hard linked\n");
     fs::hard_link(f.ws.join("h1"), f.ws.join("h2")).unwrap();
+    f.file(&f.ws.join("opaque/old.txt"), "hidden by a new directory\n");
+    f.file(
+        &f.ws.join("typechange"),
+        "a file that becomes a directory\n",
+    );
 }
 
 /// Creates, modifies, deletes and renames files and directories, links
@@ -108,7 +113,8 @@ fn populate(f: &Fixture) {
 const SCRIPT: &str = "set -e; echo more >> a.txt; echo new > new.txt; mkdir -p newdir/sub; \
     printf 'bin\\0ary' > newdir/sub/b.bin; rm gone.txt; rm -r rmdir; mv olddir renamed || exit 9; \
     mv r1.txt r2.txt; ln new.txt new-link.txt; ln -s a.txt sym; chmod 0750 keep.txt; \
-    echo changed > h1; echo ===; ";
+    echo changed > h1; rm -r opaque; mkdir opaque; echo fresh > opaque/new.txt; \
+    rm typechange; mkdir typechange; echo ===; ";
 
 #[test]
 fn root_run_leaves_workspace_until_commit_and_diff_lists_everything() {
@@ -145,6 +151,10 @@ fn root_run_leaves_workspace_until_commit_and_diff_lists_everything() {
         ("added", "sym"),
         ("modified", "keep.txt"),
         ("modified", "h1"),
+        ("deleted", "opaque/old.txt"),
+        ("added", "opaque/new.txt"),
+        ("deleted", "typechange"),
+        ("added", "typechange"),
     ] {
         assert!(has(&c, what, path), "{what} {path} missing from {c:#?}");
     }
@@ -478,7 +488,11 @@ fn a_large_file_is_copied_up_and_committed_whole() {
     let m = fs::metadata(&big).unwrap();
     assert_eq!(m.len(), (1 << 30) + 4);
     // Holes stay holes: the commit doesn't write a gigabyte of zeros.
-    assert!(m.blocks() * 512 < 64 << 20, "{} bytes allocated", m.blocks() * 512);
+    assert!(
+        m.blocks() * 512 < 64 << 20,
+        "{} bytes allocated",
+        m.blocks() * 512
+    );
     let tail = Command::new("tail")
         .args(["-c", "4"])
         .arg(&big)
@@ -702,4 +716,46 @@ fn changes_records_say_what_changed_and_who_committed_or_discarded() {
     assert_eq!(r[2]["action"], "discard");
     assert_eq!(r[2]["changes"], serde_json::json!(["deleted a.txt"]));
     assert!(f.ws.join("a.txt").exists() && f.ws.join("b.txt").exists());
+}
+
+#[test]
+fn review_keeps_protect_and_the_grants() {
+    let name = "review_keeps_protect_and_the_grants";
+    if !can_run(name) {
+        return;
+    }
+    let f = Fixture::new("review-protect");
+    f.file(&f.ws.join(".env"), "SECRET=1\n");
+    f.file(&f.outside.join("o.txt"), "outside\n");
+    let p = f.profile(
+        "review",
+        &format!("{REVIEW}  protect: [\"{{workspace}}/.env\"]\n"),
+    );
+    let o = f.sh(
+        p.to_str().unwrap(),
+        &format!(
+            "echo x >> .env && echo ENV-WRITTEN; echo x >> {o}/o.txt && echo OUT-WRITTEN; \
+             echo ok > control.txt && echo CONTROL",
+            o = f.outside.display()
+        ),
+    );
+    assert_status(&o, 0);
+    let id = sandbox_id(&o);
+    let _state = root_state(&id);
+    let out = stdout(&o);
+    assert!(out.contains("CONTROL"), "{}", show(&o));
+    assert!(
+        !out.contains("ENV-WRITTEN") && !out.contains("OUT-WRITTEN"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(
+        fs::read_to_string(f.outside.join("o.txt")).unwrap(),
+        "outside\n"
+    );
+    let c = diff_json(&id);
+    assert!(
+        has(&c, "added", "control.txt") && !c.iter().any(|c| c["path"] == ".env"),
+        "{c:#?}"
+    );
 }

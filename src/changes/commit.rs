@@ -398,7 +398,8 @@ impl<'a> Applier<'a> {
 /// sparse file sparse (overlayfs copies up only data), and so does commit.
 /// Where the filesystem can't say where data is, a plain copy.
 fn copy_sparse(src: &mut std::fs::File, dst: &mut std::fs::File) -> io::Result<()> {
-    let len = i64::try_from(src.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let len = i64::try_from(src.metadata()?.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
     let (s, d) = (src.as_raw_fd(), dst.as_raw_fd());
     let mut at: i64 = 0;
     while at < len {
@@ -423,7 +424,9 @@ fn copy_sparse(src: &mut std::fs::File, dst: &mut std::fs::File) -> io::Result<(
         }
         let (mut from, mut to) = (data, data);
         while from < hole {
-            let n = usize::try_from(hole - from).unwrap_or(usize::MAX).min(1 << 30);
+            let n = usize::try_from(hole - from)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
             // SAFETY: valid fds and offsets that outlive the call.
             let r = unsafe { libc::copy_file_range(s, &mut from, d, &mut to, n, 0) };
             if r < 0 {
