@@ -137,14 +137,21 @@ pub(crate) fn is_whiteout(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
 }
 
-/// Every change in `upper` against the real workspace `ws`.
+/// Every change in `upper` against the real workspace `ws`, with unified
+/// diffs of text files when `text` (only `confine diff` shows them).
 ///
 /// # Errors
 /// A directory or file that can't be read.
-pub fn changes(meta: &Meta, upper: BorrowedFd, ws: BorrowedFd) -> io::Result<Vec<Change>> {
+pub fn changes(
+    meta: &Meta,
+    upper: BorrowedFd,
+    ws: BorrowedFd,
+    text: bool,
+) -> io::Result<Vec<Change>> {
     let mut w = Walk {
         meta,
         ws,
+        text,
         out: Vec::new(),
     };
     w.dir(upper, Path::new(""), Some(Path::new("")), false)?;
@@ -158,6 +165,7 @@ pub fn changes(meta: &Meta, upper: BorrowedFd, ws: BorrowedFd) -> io::Result<Vec
 struct Walk<'a> {
     meta: &'a Meta,
     ws: BorrowedFd<'a>,
+    text: bool,
     out: Vec<Change>,
 }
 
@@ -424,21 +432,25 @@ impl Walk<'_> {
         }
         let text =
             |b: &[u8]| !b[..b.len().min(8000)].contains(&0) && std::str::from_utf8(b).is_ok();
-        if text(&nb) && text(&ob) {
+        if !text(&nb) || !text(&ob) {
+            c.binary = true;
+        } else if self.text {
             let (o, n) = (String::from_utf8_lossy(&ob), String::from_utf8_lossy(&nb));
             let a = if real.is_some() {
                 format!("a/{}", c.path)
             } else {
                 "/dev/null".into()
             };
-            let d = similar::TextDiff::from_lines(o.as_ref(), n.as_ref())
+            // A bound on the time: past it the diff is correct but not
+            // minimal.
+            let d = similar::TextDiff::configure()
+                .timeout(std::time::Duration::from_secs(2))
+                .diff_lines(o.as_ref(), n.as_ref())
                 .unified_diff()
                 .context_radius(3)
                 .header(&a, &format!("b/{}", c.path))
                 .to_string();
             c.diff = Some(d);
-        } else {
-            c.binary = true;
         }
         Ok(false)
     }

@@ -189,7 +189,7 @@ impl Launch {
                 .state
                 .sub("upper")
                 .map_err(|e| fail("reading", self.state.path.display().to_string(), e))?;
-            diff::changes(&self.meta, upper.as_fd(), ws.as_fd()).map_err(|e| {
+            diff::changes(&self.meta, upper.as_fd(), ws.as_fd(), false).map_err(|e| {
                 fail(
                     "reading the changes",
                     self.state.path.display().to_string(),
@@ -287,7 +287,7 @@ pub fn diff(id: &str, json: bool) -> Result<String, ChangesError> {
     let (s, m) = open(id)?;
     let ws = open_ws(&m)?;
     let upper = s.sub("upper").map_err(|e| fail("sandbox", id, e))?;
-    let c = diff::changes(&m, upper.as_fd(), ws.as_fd())
+    let c = diff::changes(&m, upper.as_fd(), ws.as_fd(), true)
         .map_err(|e| fail("reading the changes", s.path.display().to_string(), e))?;
     if json {
         return Ok(serde_json::to_string_pretty(&serde_json::json!({
@@ -368,7 +368,7 @@ pub fn commit(id: &str, paths: &[PathBuf], force: bool) -> Result<String, Change
     let ws = open_ws(&m)?;
     let upper = s.sub("upper").map_err(|e| fail("sandbox", id, e))?;
     let at = s.path.display().to_string();
-    let changes = diff::changes(&m, upper.as_fd(), ws.as_fd())
+    let changes = diff::changes(&m, upper.as_fd(), ws.as_fd(), false)
         .map_err(|e| fail("reading the changes", &at, e))?;
     let selected = commit::select(&changes, &named).map_err(|p| ChangesError {
         what: "path".into(),
@@ -489,7 +489,7 @@ pub fn discard(id: &str) -> Result<String, ChangesError> {
     exclusive(&s, id)?;
     let listed = open_ws(&m).ok().and_then(|ws| {
         let upper = s.sub("upper").ok()?;
-        diff::changes(&m, upper.as_fd(), ws.as_fd()).ok()
+        diff::changes(&m, upper.as_fd(), ws.as_fd(), false).ok()
     });
     let at = s.path.display().to_string();
     s.remove()
