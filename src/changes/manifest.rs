@@ -10,6 +10,7 @@
 //! any byte is fine.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -89,8 +90,12 @@ fn walk(dir: BorrowedFd, at: &Path, m: &mut Manifest) -> io::Result<()> {
     Ok(())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+fn hex(b: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &x in b {
+        out.push(DIGITS[usize::from(x >> 4)] as char);
+        out.push(DIGITS[usize::from(x & 15)] as char);
+    }
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -107,17 +112,13 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 pub fn encode(m: &Manifest) -> Vec<u8> {
     let mut out = String::with_capacity(m.len() * 80);
     for (p, e) in m {
-        out.push_str(&format!(
-            "{:o} {} {} {} {} {} {:o} {}\n",
-            e.kind,
-            e.dev,
-            e.ino,
-            e.size,
-            e.mtime_ns,
-            e.ctime_ns,
-            e.mode,
-            hex(p.as_os_str().as_bytes())
-        ));
+        let _ = write!(
+            out,
+            "{:o} {} {} {} {} {} {:o} ",
+            e.kind, e.dev, e.ino, e.size, e.mtime_ns, e.ctime_ns, e.mode
+        );
+        hex(p.as_os_str().as_bytes(), &mut out);
+        out.push('\n');
     }
     out.into_bytes()
 }

@@ -247,8 +247,9 @@ impl StateDir {
             OFlag::O_WRONLY | OFlag::O_EXCL,
             0o600,
         )?);
+        // Not fsynced: the upper layer it describes isn't either (a crash
+        // loses both alike), and a launch shouldn't wait for the disk.
         f.write_all(data)?;
-        f.sync_all()?;
         let c_name = fsops::cname(OsStr::new(name))?;
         // SAFETY: a valid fd and C strings.
         if unsafe {
