@@ -114,7 +114,7 @@ const SCRIPT: &str = "set -e; echo more >> a.txt; echo new > new.txt; mkdir -p n
     printf 'bin\\0ary' > newdir/sub/b.bin; rm gone.txt; rm -r rmdir; mv olddir renamed || exit 9; \
     mv r1.txt r2.txt; ln new.txt new-link.txt; ln -s a.txt sym; chmod 0750 keep.txt; \
     echo changed > h1; rm -r opaque; mkdir opaque; echo fresh > opaque/new.txt; \
-    rm typechange; mkdir typechange; echo ===; ";
+    rm typechange; mkdir typechange; mkdir locked; echo l > locked/f; chmod 0555 locked; echo ===; ";
 
 #[test]
 fn root_run_leaves_workspace_until_commit_and_diff_lists_everything() {

@@ -134,6 +134,9 @@ pub struct Applier<'a> {
     pub meta: &'a Meta,
     /// Upper inode -> (directory, name) it was committed as.
     links: HashMap<(u64, u64), (OwnedFd, OsString)>,
+    /// Directories made or renamed, whose owner and mode are set last: a
+    /// read-only one must first be filled.
+    dirs: Vec<(OwnedFd, libc::stat)>,
     serial: u32,
 }
 
@@ -158,6 +161,7 @@ impl<'a> Applier<'a> {
             upper,
             meta,
             links: HashMap::new(),
+            dirs: Vec::new(),
             serial: 0,
         }
     }
@@ -179,7 +183,7 @@ impl<'a> Applier<'a> {
 
     /// The real directory `rel` (beneath the workspace, never through a
     /// symlink), made with the upper layer's mode where missing.
-    fn real_dir(&self, rel: &Path) -> io::Result<OwnedFd> {
+    fn real_dir(&mut self, rel: &Path) -> io::Result<OwnedFd> {
         let mut fd = fsops::dup(self.ws)?;
         let mut at = PathBuf::new();
         for c in rel.components() {
@@ -189,11 +193,12 @@ impl<'a> Applier<'a> {
                 Ok(next) => fd = next,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     let up = self.upper_stat(&at)?;
-                    let mode = up.map_or(0o755, |s| s.st_mode & 0o1777);
-                    fsops::mkdir_at(fd.as_fd(), name, mode)?;
+                    fsops::mkdir_at(fd.as_fd(), name, 0o700)?;
                     let next = fsops::open_dir(fd.as_fd(), name)?;
-                    if let Some(st) = up {
-                        self.finish_dir(next.as_fd(), &st)?;
+                    match up {
+                        Some(st) => self.dirs.push((fsops::dup(next.as_fd())?, st)),
+                        // SAFETY: a valid fd.
+                        None => check(unsafe { libc::fchmod(next.as_raw_fd(), 0o755) })?,
                     }
                     fd = next;
                 }
@@ -211,6 +216,18 @@ impl<'a> Applier<'a> {
             Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets the owner and mode of the directories made or renamed, the
+    /// deepest first. Call once every change is applied.
+    ///
+    /// # Errors
+    /// The first fchown or fchmod that failed.
+    pub fn finish(&mut self) -> io::Result<()> {
+        while let Some((d, st)) = self.dirs.pop() {
+            self.finish_dir(d.as_fd(), &st)?;
+        }
+        Ok(())
     }
 
     fn finish_dir(&self, d: BorrowedFd, st: &libc::stat) -> io::Result<()> {
@@ -271,7 +288,7 @@ impl<'a> Applier<'a> {
                 })?;
                 if let Some(st) = self.upper_stat(&c.rel)? {
                     let d = fsops::open_dir(td.as_fd(), tname)?;
-                    self.finish_dir(d.as_fd(), &st)?;
+                    self.dirs.push((d, st));
                 }
                 Ok(())
             }
@@ -283,9 +300,10 @@ impl<'a> Applier<'a> {
                 let dir = self.real_dir(p)?;
                 match st.st_mode & libc::S_IFMT {
                     libc::S_IFDIR => {
-                        fsops::mkdir_at(dir.as_fd(), n, st.st_mode & 0o1777)?;
+                        fsops::mkdir_at(dir.as_fd(), n, 0o700)?;
                         let d = fsops::open_dir(dir.as_fd(), n)?;
-                        self.finish_dir(d.as_fd(), &st)
+                        self.dirs.push((d, st));
+                        Ok(())
                     }
                     libc::S_IFREG => self.file(dir, n, &c.rel, &st),
                     libc::S_IFLNK => self.symlink(dir.as_fd(), n, &c.rel, &st),

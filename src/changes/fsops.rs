@@ -227,6 +227,11 @@ pub(crate) fn remove_tree(dir: BorrowedFd, name: &OsStr) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
+        // A read-only directory (the agent's, or copied up) must be
+        // writable to be emptied; ours, so fchmod may fail only for
+        // root's view of another's (then unlinkat says why).
+        // SAFETY: a valid fd.
+        unsafe { libc::fchmod(sub.as_raw_fd(), 0o700) };
         for n in list(std::os::fd::AsFd::as_fd(&sub))? {
             remove_tree(std::os::fd::AsFd::as_fd(&sub), &n)?;
         }

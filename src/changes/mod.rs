@@ -443,6 +443,13 @@ pub fn commit(id: &str, paths: &[PathBuf], force: bool) -> Result<String, Change
             done.push(format!("{} {}", c.change.name(), c.path));
         }
     }
+    if let Err(e) = applier.finish() {
+        return Err(fail(
+            "committing directory modes",
+            m.workspace.display().to_string(),
+            format!("{e}; the changes were applied"),
+        ));
+    }
     let all = selected.iter().all(|s| *s) && skipped.is_empty();
     let _ = audit(
         &m,
