@@ -49,24 +49,22 @@ pub fn select(changes: &[Change], named: &[PathBuf]) -> Result<Vec<bool>, PathBu
     if named.is_empty() {
         return Ok(vec![true; changes.len()]);
     }
-    for n in named {
-        if !changes
-            .iter()
-            .any(|c| c.rel.starts_with(n) || n.starts_with(&c.rel))
-        {
-            return Err(n.clone());
-        }
+    let by = |c: &Change, n: &PathBuf| {
+        c.rel.starts_with(n)
+            || (n.starts_with(&c.rel)
+                && c.kind == "dir"
+                && matches!(c.change, What::Added | What::Renamed))
+    };
+    // Each path must take at least one change of its own.
+    if let Some(n) = named
+        .iter()
+        .find(|n| !changes.iter().any(|c| c.rel.starts_with(n)))
+    {
+        return Err(n.clone());
     }
     Ok(changes
         .iter()
-        .map(|c| {
-            named.iter().any(|n| {
-                c.rel.starts_with(n)
-                    || (n.starts_with(&c.rel)
-                        && c.kind == "dir"
-                        && matches!(c.change, What::Added | What::Renamed))
-            })
-        })
+        .map(|c| named.iter().any(|n| by(c, n)))
         .collect())
 }
 
