@@ -261,6 +261,31 @@ fn discard_leaves_nothing_and_a_run_without_changes_keeps_no_state() {
         Path::new("/var/lib/confine/changes").join(&id).exists(),
         "gc kept them"
     );
+    // Another user (the agent's uid, with a state directory of its own)
+    // can neither see nor act on root's sandbox.
+    let home = f.root.join("agent-home");
+    fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    for cmd in ["diff", "commit", "discard"] {
+        let o = setpriv_as_agent()
+            .args(["--", bin(), cmd, &id])
+            .env("PATH", PATH)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        assert_status(&o, 1);
+        assert!(stderr(&o).contains("no sandbox"), "{}", show(&o));
+    }
+    let o = setpriv_as_agent()
+        .args(["--", "/bin/ls", "/var/lib/confine/changes"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "another user lists root's changes: {}",
+        show(&o)
+    );
+    assert_eq!(tree(&f.ws), before);
     let o = confine(&["discard", &id]);
     assert_status(&o, 0);
     assert!(!Path::new("/var/lib/confine/changes").join(&id).exists());
