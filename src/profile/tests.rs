@@ -2289,7 +2289,9 @@ fn env_keep_patterns() {
         .env
         .set
         .contains_key("A"));
+}
 
+#[test]
 fn changes_is_direct_unless_a_layer_says_review() {
     let d = Dir::new();
     let base = d.write("base.yaml", "version: 1\nfilesystem:\n  changes: review\n");
