@@ -429,6 +429,12 @@ fn cli(args: Vec<OsString>) -> u8 {
         Command::Gc => match confine::sandbox::placeholders::gc() {
             Ok(mut lines) => {
                 lines.extend(control::client::gc());
+                lines.extend(confine::changes::state::sweep().iter().map(|p| {
+                    format!(
+                        "{}: review state of a launch that never ran removed",
+                        p.display()
+                    )
+                }));
                 // Never removed unasked.
                 lines.extend(confine::changes::pending_lines());
                 let cgroups = confine::sandbox::cgroup::sweep_all();

@@ -255,8 +255,20 @@ fn discard_leaves_nothing_and_a_run_without_changes_keeps_no_state() {
         stdout(&confine(&["ps"])).contains(&id),
         "ps lists the pending changes"
     );
+    // What a launch killed before its run leaves (no meta.json) goes.
+    let stale = Path::new("/var/lib/confine/changes").join(format!("{:x}", unique()));
+    let _stale_guard = State(stale.clone());
+    fs::create_dir_all(stale.join("upper/sub")).unwrap();
+    fs::set_permissions(&stale, fs::Permissions::from_mode(0o700)).unwrap();
+    let touched = Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&stale)
+        .status()
+        .unwrap();
+    assert!(touched.success());
     let gc = confine(&["gc"]);
     assert!(stdout(&gc).contains(&id), "{}", show(&gc));
+    assert!(!stale.exists(), "{}", show(&gc));
     assert!(
         Path::new("/var/lib/confine/changes").join(&id).exists(),
         "gc kept them"

@@ -329,6 +329,55 @@ fn open_base(base: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// How old a state directory without `meta.json` must be before `gc`
+/// takes it for a launch killed while making it (between its mkdir and
+/// its flock).
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removes the caller's state directories that hold no run: no
+/// `meta.json` (written before the sandbox starts), unlocked, and not
+/// brand new. Returns their paths. Directories with a run are never
+/// removed here: their changes wait for commit or discard.
+pub fn sweep() -> Vec<PathBuf> {
+    let Some(base) = base() else {
+        return Vec::new();
+    };
+    let Ok(parent) = open_base(&base) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in list() {
+        if p.running || p.meta.is_some() {
+            continue;
+        }
+        let old = std::fs::symlink_metadata(&p.path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        let Ok(dir) = fsops::open_dir(parent.as_fd(), OsStr::new(&p.id)) else {
+            continue;
+        };
+        let s = StateDir {
+            parent: match fsops::dup(parent.as_fd()) {
+                Ok(fd) => fd,
+                Err(_) => continue,
+            },
+            dir,
+            path: p.path.clone(),
+            id: p.id.clone(),
+        };
+        // Locked while removing: a launch can't be using it.
+        if !old || s.check_own().is_err() || !s.try_lock() || s.meta().is_ok() {
+            continue;
+        }
+        if s.remove().is_ok() {
+            out.push(p.path);
+        }
+    }
+    out
+}
+
 /// One sandbox's waiting changes, as `ps` and `gc` list them.
 #[derive(Debug)]
 pub struct Pending {
