@@ -796,3 +796,34 @@ fn review_keeps_protect_and_the_grants() {
         "{c:#?}"
     );
 }
+
+#[test]
+fn diff_text_never_sends_the_agents_control_characters_to_the_terminal() {
+    let name = "diff_text_never_sends_the_agents_control_characters_to_the_terminal";
+    if !can_run(name) {
+        return;
+    }
+    let f = Fixture::new("review-escapes");
+    f.file(&f.ws.join("a.txt"), "one\n");
+    let p = f.profile("review", REVIEW);
+    // A name and a line that would erase the line before them on a
+    // terminal.
+    let o = f.sh(
+        p.to_str().unwrap(),
+        "printf 'one\\n\\033[1A\\033[2Khidden\\n' > a.txt; printf x > \"$(printf 'n\\033[2Kame')\"",
+    );
+    assert_status(&o, 0);
+    let id = sandbox_id(&o);
+    let _state = root_state(&id);
+    let o = confine(&["diff", &id]);
+    assert_status(&o, 0);
+    assert!(!o.stdout.contains(&0x1b), "{}", show(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("+\\x1b[1A\\x1b[2Khidden") && text.contains("A n\\x1b[2Kame"),
+        "{text}"
+    );
+    // JSON carries them, escaped by JSON itself.
+    let c = diff_json(&id);
+    assert!(c.iter().any(|c| c["path"] == "n\u{1b}[2Kame"), "{c:#?}");
+}

@@ -505,7 +505,23 @@ fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// The text `confine diff` prints.
+/// `s` with every control character but newline (when `lines`) shown as
+/// `\xNN`: names and contents come from the agent, and a terminal must not
+/// interpret them (an escape sequence could hide a line of the diff from
+/// the person reviewing it).
+pub(crate) fn visible(s: &str, lines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if (c.is_control() && !(lines && c == '\n')) || c == '\u{7f}' {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The text `confine diff` prints, control characters made visible.
 pub fn render(changes: &[Change]) -> String {
     let mut o = String::new();
     for c in changes {
@@ -515,19 +531,20 @@ pub fn render(changes: &[Change]) -> String {
             What::Deleted => "D",
             What::Renamed => "R",
         };
-        let mut line = format!("{sign} {}", c.path);
+        let path = visible(&c.path, false);
+        let mut line = format!("{sign} {path}");
         if c.kind == "dir" {
             line.push('/');
         }
         if let Some(f) = &c.from {
-            line = format!("{sign} {f}/ -> {}/", c.path);
+            line = format!("{sign} {}/ -> {path}/", visible(f, false));
         }
         let mut notes = Vec::new();
         if c.kind != "file" && c.kind != "dir" {
             notes.push(c.kind.to_string());
         }
         if let Some(t) = &c.target {
-            notes.push(format!("-> {t}"));
+            notes.push(format!("-> {}", visible(t, false)));
         }
         if c.change == What::Deleted {
             if let Some(s) = c.old_size {
@@ -559,8 +576,23 @@ pub fn render(changes: &[Change]) -> String {
     for c in changes {
         if let Some(d) = &c.diff {
             o.push('\n');
-            o.push_str(d);
+            o.push_str(&visible(d, true));
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn control_characters_are_shown_not_sent() {
+        assert_eq!(
+            visible("a\x1b[2Kb\tc\nd\x7f", true),
+            "a\\x1b[2Kb\\x09c\nd\\x7f"
+        );
+        assert_eq!(visible("x\ny", false), "x\\x0ay");
+        assert_eq!(visible("plain é", false), "plain é");
+    }
 }

@@ -389,7 +389,13 @@ pub fn commit(id: &str, paths: &[PathBuf], force: bool) -> Result<String, Change
     })?;
     let refused: Vec<String> = conflicts
         .iter()
-        .map(|c| format!("{}: {}", c.path.display(), c.why))
+        .map(|c| {
+            format!(
+                "{}: {}",
+                diff::visible(&c.path.to_string_lossy(), false),
+                c.why
+            )
+        })
         .collect();
     if !conflicts.is_empty() && !force {
         let _ = audit(
@@ -418,7 +424,11 @@ pub fn commit(id: &str, paths: &[PathBuf], force: bool) -> Result<String, Change
     let mut skipped = Vec::new();
     for (c, _) in changes.iter().zip(&selected).filter(|(_, s)| **s) {
         if matches!(c.kind, "socket" | "device") && c.change != diff::What::Deleted {
-            skipped.push(format!("{} (a {}: not committed)", c.path, c.kind));
+            skipped.push(format!(
+                "{} (a {}: not committed)",
+                diff::visible(&c.path, false),
+                c.kind
+            ));
             continue;
         }
         if let Err(e) = applier.apply(c) {
@@ -434,7 +444,7 @@ pub fn commit(id: &str, paths: &[PathBuf], force: bool) -> Result<String, Change
                 },
             );
             return Err(fail(
-                format!("committing {}", c.path),
+                format!("committing {}", diff::visible(&c.path, false)),
                 m.workspace.display().to_string(),
                 format!("{e}; {} change(s) were applied before it and the rest wait (confine diff {id})", done.len()),
             ));
