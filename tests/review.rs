@@ -657,7 +657,7 @@ fn unprivileged_review_as_the_agent_uid() {
     ] {
         assert!(has(&c, what, path), "{what} {path} missing from {c:#?}");
     }
-    // Root may not be asked to find it; another user may not use it.
+    // A subset first, then the rest.
     assert_status(&as_agent(&["commit", &id, "a.txt"]), 0);
     assert_eq!(
         fs::read_to_string(f.ws.join("a.txt")).unwrap(),
