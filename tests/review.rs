@@ -106,6 +106,7 @@ fn populate(f: &Fixture) {
         &f.ws.join("typechange"),
         "a file that becomes a directory\n",
     );
+    f.file(&f.ws.join("xdir/f.txt"), "moved to another directory\n");
 }
 
 /// Creates, modifies, deletes and renames files and directories, links
@@ -114,7 +115,8 @@ const SCRIPT: &str = "set -e; echo more >> a.txt; echo new > new.txt; mkdir -p n
     printf 'bin\\0ary' > newdir/sub/b.bin; rm gone.txt; rm -r rmdir; mv olddir renamed || exit 9; \
     mv r1.txt r2.txt; ln new.txt new-link.txt; ln -s a.txt sym; chmod 0750 keep.txt; \
     echo changed > h1; rm -r opaque; mkdir opaque; echo fresh > opaque/new.txt; \
-    rm typechange; mkdir typechange; mkdir locked; echo l > locked/f; chmod 0555 locked; echo ===; ";
+    rm typechange; mkdir typechange; mkdir locked; echo l > locked/f; chmod 0555 locked; \
+    mkdir target; mv xdir target/xdir2 || exit 9; echo ===; ";
 
 #[test]
 fn root_run_leaves_workspace_until_commit_and_diff_lists_everything() {
@@ -155,11 +157,15 @@ fn root_run_leaves_workspace_until_commit_and_diff_lists_everything() {
         ("added", "opaque/new.txt"),
         ("deleted", "typechange"),
         ("added", "typechange"),
+        ("added", "target"),
+        ("renamed", "target/xdir2"),
     ] {
         assert!(has(&c, what, path), "{what} {path} missing from {c:#?}");
     }
     let renamed = c.iter().find(|c| c["path"] == "renamed").unwrap();
     assert_eq!(renamed["from"], "olddir");
+    let moved = c.iter().find(|c| c["path"] == "target/xdir2").unwrap();
+    assert_eq!(moved["from"], "xdir");
     // The old directory is a rename's source, not a deletion.
     assert!(!has(&c, "deleted", "olddir"), "{c:#?}");
     let a = c.iter().find(|c| c["path"] == "a.txt").unwrap();
