@@ -312,7 +312,7 @@ impl<'a> Applier<'a> {
                         check(unsafe {
                             libc::mkfifoat(dir.as_raw_fd(), t.as_ptr(), st.st_mode & 0o1777)
                         })?;
-                        self.place(dir.as_fd(), &tmp, n, &st)
+                        self.place(dir.as_fd(), &tmp, n, Some(&st))
                     }
                     _ => Err(io::Error::other(format!("a {} is not committed", c.kind))),
                 }
@@ -321,14 +321,45 @@ impl<'a> Applier<'a> {
     }
 
     /// Owner, then the rename over the real name.
-    fn place(&self, dir: BorrowedFd, tmp: &OsStr, name: &OsStr, st: &libc::stat) -> io::Result<()> {
+    /// The owner (as root), then the rename over the real name. `chown`:
+    /// the entry was made by name (a symlink, a FIFO), so it is opened
+    /// without following and must still be what was made (that type, one
+    /// link, ours) before it is given away: the directory's owner may have
+    /// swapped the name for a hard link to someone else's file meanwhile.
+    fn place(
+        &self,
+        dir: BorrowedFd,
+        tmp: &OsStr,
+        name: &OsStr,
+        chown: Option<&libc::stat>,
+    ) -> io::Result<()> {
         let t = fsops::cname(tmp)?;
         let n = fsops::cname(name)?;
         let r = (|| {
-            if let Some((u, g)) = self.owner(st) {
-                // SAFETY: a valid fd and C string; the link itself.
+            if let Some((st, (u, g))) = chown.and_then(|st| Some((st, self.owner(st)?))) {
+                let fd =
+                    fsfd::open_with(Some(dir), Path::new(tmp), OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+                let now = fsfd::stat(fd.as_fd())?;
+                // SAFETY: geteuid has no arguments and can't fail.
+                let me = unsafe { libc::geteuid() };
+                if now.st_mode & libc::S_IFMT != st.st_mode & libc::S_IFMT
+                    || now.st_nlink != 1
+                    || now.st_uid != me
+                {
+                    return Err(io::Error::other(
+                        "the new entry was replaced before it was placed (another process is changing the directory)",
+                    ));
+                }
+                // SAFETY: an O_PATH fd with AT_EMPTY_PATH: that very
+                // entry, a symlink itself not followed.
                 check(unsafe {
-                    libc::fchownat(dir.as_raw_fd(), t.as_ptr(), u, g, libc::AT_SYMLINK_NOFOLLOW)
+                    libc::fchownat(
+                        fd.as_raw_fd(),
+                        c"".as_ptr(),
+                        u,
+                        g,
+                        libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+                    )
                 })?;
             }
             // SAFETY: valid fds and C strings; renameat replaces the
@@ -355,7 +386,8 @@ impl<'a> Applier<'a> {
                 check(unsafe {
                     libc::linkat(ld.as_raw_fd(), a.as_ptr(), dir.as_raw_fd(), b.as_ptr(), 0)
                 })?;
-                return self.place(dir.as_fd(), &tmp, name, st);
+                // The file it links to was given its owner already.
+                return self.place(dir.as_fd(), &tmp, name, None);
             }
         }
         let (up, un) = split(rel)?;
@@ -371,6 +403,13 @@ impl<'a> Applier<'a> {
         let mut out = std::fs::File::from(out);
         let r = (|| {
             copy_sparse(&mut src, &mut out)?;
+            // Through the descriptor of the file made: never a name that
+            // could have been swapped meanwhile.
+            if let Some((u, g)) = self.owner(st) {
+                // SAFETY: a valid fd.
+                check(unsafe { libc::fchown(out.as_raw_fd(), u, g) })?;
+            }
+            // After the chown, which clears set-id bits (there are none).
             // SAFETY: a valid fd.
             check(unsafe { libc::fchmod(out.as_raw_fd(), st.st_mode & 0o1777) })?;
             out.sync_all()
@@ -382,7 +421,7 @@ impl<'a> Applier<'a> {
             return Err(e);
         }
         drop(out);
-        self.place(dir.as_fd(), &tmp, name, st)?;
+        self.place(dir.as_fd(), &tmp, name, None)?;
         if st.st_nlink > 1 {
             self.links.insert(key, (dir, name.to_os_string()));
         }
@@ -404,7 +443,7 @@ impl<'a> Applier<'a> {
         let (t, l) = (fsops::cname(&target)?, fsops::cname(&tmp)?);
         // SAFETY: valid C strings and fd.
         check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), l.as_ptr()) })?;
-        self.place(dir, &tmp, name, st)
+        self.place(dir, &tmp, name, Some(st))
     }
 }
 
