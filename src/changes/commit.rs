@@ -191,7 +191,7 @@ impl<'a> Applier<'a> {
                 Ok(next) => fd = next,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     let up = self.upper_stat(&at)?;
-                    fsops::mkdir_at(fd.as_fd(), name, 0o700)?;
+                    fsops::mkdir_new(fd.as_fd(), name, 0o700)?;
                     let next = fsops::open_dir(fd.as_fd(), name)?;
                     match up {
                         Some(st) => self.dirs.push((fsops::dup(next.as_fd())?, st)),
@@ -273,6 +273,10 @@ impl<'a> Applier<'a> {
                 let fd = self.real_dir(fp)?;
                 let td = self.real_dir(tp)?;
                 let (a, b) = (fsops::cname(fname)?, fsops::cname(tname)?);
+                // The directory that will be renamed, held: only if that
+                // very one is at the new name afterwards does it get the
+                // upper layer's mode and owner.
+                let moving = fsops::open_dir(fd.as_fd(), fname)?;
                 // SAFETY: valid fds and C strings; renameat2 follows no
                 // final symlink.
                 check(unsafe {
@@ -284,9 +288,16 @@ impl<'a> Applier<'a> {
                         libc::RENAME_NOREPLACE,
                     )
                 })?;
-                if let Some(st) = self.upper_stat(&c.rel)? {
-                    let d = fsops::open_dir(td.as_fd(), tname)?;
-                    self.dirs.push((d, st));
+                let there = fsops::open_dir(td.as_fd(), tname)?;
+                let same = fsfd::identity(there.as_fd())? == fsfd::identity(moving.as_fd())?;
+                match self.upper_stat(&c.rel)? {
+                    Some(st) if same => self.dirs.push((moving, st)),
+                    Some(_) => {
+                        return Err(io::Error::other(
+                            "the directory was replaced while it was renamed (another process is changing the workspace)",
+                        ))
+                    }
+                    None => {}
                 }
                 Ok(())
             }
@@ -298,7 +309,9 @@ impl<'a> Applier<'a> {
                 let dir = self.real_dir(p)?;
                 match st.st_mode & libc::S_IFMT {
                     libc::S_IFDIR => {
-                        fsops::mkdir_at(dir.as_fd(), n, 0o700)?;
+                        // Made now, or refused: what appeared there
+                        // since the diff is not given an owner.
+                        fsops::mkdir_new(dir.as_fd(), n, 0o700)?;
                         let d = fsops::open_dir(dir.as_fd(), n)?;
                         self.dirs.push((d, st));
                         Ok(())

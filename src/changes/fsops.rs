@@ -259,6 +259,17 @@ pub(crate) fn mkdir_at(dir: BorrowedFd, name: &OsStr, mode: u32) -> io::Result<(
     Ok(())
 }
 
+/// `mkdirat(dir, name, mode)`, which must make it: a directory that
+/// appeared there meanwhile is someone else's, never adopted.
+///
+/// # Errors
+/// mkdirat's errno, EEXIST included.
+pub(crate) fn mkdir_new(dir: BorrowedFd, name: &OsStr, mode: u32) -> io::Result<()> {
+    let c = cname(name)?;
+    // SAFETY: a valid fd and C string.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) })
+}
+
 /// A duplicate of `fd`.
 ///
 /// # Errors
