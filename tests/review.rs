@@ -129,9 +129,9 @@ fn root_run_leaves_workspace_until_commit_and_diff_lists_everything() {
     let p = f.profile("review", REVIEW);
     let before = tree(&f.ws);
     let o = f.sh(p.to_str().unwrap(), &format!("{SCRIPT}{LIST}"));
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     let inside = lines(stdout(&o).split("===\n").nth(1).unwrap());
     // The real workspace is byte-identical after the run.
     assert_eq!(tree(&f.ws), before, "the run changed the real workspace");
@@ -254,9 +254,9 @@ fn discard_leaves_nothing_and_a_run_without_changes_keeps_no_state() {
     let p = f.profile("review", REVIEW);
     let before = tree(&f.ws);
     let o = f.sh(p.to_str().unwrap(), SCRIPT);
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     assert!(
         stdout(&confine(&["ps"])).contains(&id),
         "ps lists the pending changes"
@@ -331,9 +331,9 @@ fn commit_refuses_a_path_changed_underneath_unless_forced() {
         p.to_str().unwrap(),
         "echo agent > a.txt; echo new > new.txt",
     );
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     // The user edits the same file meanwhile.
     f.file(&f.ws.join("a.txt"), "user\n");
     let o = confine(&["commit", &id]);
@@ -416,9 +416,9 @@ fn commit_never_writes_through_a_symlink_planted_in_the_workspace() {
         p.to_str().unwrap(),
         "echo evil > sub/planted.txt; mkdir fresh; echo x > fresh/y; echo new > file.txt",
     );
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     // The workspace's owner replaces the directory by a symlink to the
     // target, and the file by a symlink to a file in it.
     let plant = as_agent_unconfined(&[
@@ -515,9 +515,9 @@ fn a_large_file_is_copied_up_and_committed_whole() {
     std::os::unix::fs::chown(&big, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
     let p = f.profile("review", REVIEW);
     let o = f.sh(p.to_str().unwrap(), "printf tail >> big");
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     assert_eq!(fs::metadata(&big).unwrap().len(), 1 << 30);
     let c = diff_json(&id);
     let b = c
@@ -574,9 +574,9 @@ fn git_commit_inside_review_lands_whole_and_fsck_passes() {
         "echo two > two.txt && echo more >> one.txt && git add . && \
          git -c user.name=t -c user.email=t@t commit -qm second && git gc -q",
     );
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     assert_eq!(
         git("rev-list --count HEAD").trim(),
         "1",
@@ -736,9 +736,9 @@ fn changes_records_say_what_changed_and_who_committed_or_discarded() {
             .collect()
     };
     let o = f.sh(p.to_str().unwrap(), "echo b > b.txt; rm a.txt");
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     assert_status(&confine(&["commit", &id, "b.txt"]), 0);
     assert_status(&confine(&["discard", &id]), 0);
     let r = records();
@@ -782,9 +782,9 @@ fn review_keeps_protect_and_the_grants() {
             o = f.outside.display()
         ),
     );
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     let out = stdout(&o);
     assert!(out.contains("CONTROL"), "{}", show(&o));
     assert!(
@@ -818,9 +818,9 @@ fn diff_text_never_sends_the_agents_control_characters_to_the_terminal() {
         p.to_str().unwrap(),
         "printf 'one\\n\\033[1A\\033[2Khidden\\n' > a.txt; printf x > \"$(printf 'n\\033[2Kame')\"",
     );
-    assert_status(&o, 0);
     let id = sandbox_id(&o);
     let _state = root_state(&id);
+    assert_status(&o, 0);
     let o = confine(&["diff", &id]);
     assert_status(&o, 0);
     assert!(!o.stdout.contains(&0x1b), "{}", show(&o));

@@ -220,20 +220,35 @@ pub(crate) fn remove_tree(dir: BorrowedFd, name: &OsStr) -> io::Result<()> {
         let sub = match open_dir(dir, name) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                // overlayfs leaves `work/work` with mode 000.
-                // SAFETY: a valid fd and C string; a directory, not a link.
-                check(unsafe { libc::fchmodat(dir.as_raw_fd(), c.as_ptr(), 0o700, 0) })?;
+                // overlayfs leaves `work/work` with mode 000. Made
+                // readable through a descriptor of that very directory
+                // (fchmodat would follow a symlink swapped in meanwhile).
+                let p = fsfd::open(Some(dir), Path::new(name))?;
+                if fsfd::stat(std::os::fd::AsFd::as_fd(&p))?.st_mode & libc::S_IFMT != libc::S_IFDIR
+                {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                }
+                let via = CString::new(format!("/proc/self/fd/{}", p.as_raw_fd()))
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                // SAFETY: a valid C string naming the directory opened.
+                check(unsafe { libc::chmod(via.as_ptr(), 0o700) })?;
                 open_dir(dir, name)?
             }
             Err(e) => return Err(e),
         };
-        // A read-only directory (the agent's, or copied up) must be
-        // writable to be emptied; ours, so fchmod may fail only for
-        // root's view of another's (then unlinkat says why).
-        // SAFETY: a valid fd.
-        unsafe { libc::fchmod(sub.as_raw_fd(), 0o700) };
+        let mut opened = false;
         for n in list(std::os::fd::AsFd::as_fd(&sub))? {
-            remove_tree(std::os::fd::AsFd::as_fd(&sub), &n)?;
+            match remove_tree(std::os::fd::AsFd::as_fd(&sub), &n) {
+                // A read-only directory (the agent's, or copied up) must
+                // be writable to be emptied: made so only then.
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) && !opened => {
+                    opened = true;
+                    // SAFETY: a valid fd.
+                    check(unsafe { libc::fchmod(sub.as_raw_fd(), 0o700) })?;
+                    remove_tree(std::os::fd::AsFd::as_fd(&sub), &n)?;
+                }
+                r => r?,
+            }
         }
         // SAFETY: a valid fd and C string.
         return check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) });
