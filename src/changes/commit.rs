@@ -546,3 +546,56 @@ pub fn forget(upper: BorrowedFd, meta: &Meta, c: &Change, whole: bool) -> io::Re
     }
     remove(&c.rel)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(path: &str, what: What, bits: u32) -> Change {
+        Change::new(Path::new(path), what, bits)
+    }
+
+    #[test]
+    fn a_path_takes_what_is_beneath_it_and_the_directories_it_needs() {
+        let all = [
+            c("new", What::Added, libc::S_IFDIR),
+            c("new/sub", What::Added, libc::S_IFDIR),
+            c("new/sub/f", What::Added, libc::S_IFREG),
+            c("new/g", What::Added, libc::S_IFREG),
+            c("moved", What::Renamed, libc::S_IFDIR),
+            c("moved/x", What::Modified, libc::S_IFREG),
+            c("old", What::Modified, libc::S_IFDIR),
+            c("old/y", What::Deleted, libc::S_IFREG),
+            c("z", What::Modified, libc::S_IFREG),
+        ];
+        let pick = |paths: &[&str]| {
+            let named: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+            select(&all, &named).map(|s| {
+                all.iter()
+                    .zip(s)
+                    .filter(|(_, s)| *s)
+                    .map(|(c, _)| c.path.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(pick(&[]).unwrap().len(), all.len());
+        assert_eq!(
+            pick(&["new/sub/f"]).unwrap(),
+            ["new", "new/sub", "new/sub/f"]
+        );
+        assert_eq!(
+            pick(&["new"]).unwrap(),
+            ["new", "new/sub", "new/sub/f", "new/g"]
+        );
+        assert_eq!(pick(&["moved/x"]).unwrap(), ["moved", "moved/x"]);
+        // A directory whose mode changed is not needed by what is in it.
+        assert_eq!(pick(&["old/y"]).unwrap(), ["old/y"]);
+        assert_eq!(pick(&["z", "old/y"]).unwrap(), ["old/y", "z"]);
+        // A path with no change of its own is refused, even above one.
+        assert_eq!(pick(&["elsewhere"]), Err(PathBuf::from("elsewhere")));
+        assert_eq!(
+            pick(&["new/sub/f/deeper"]),
+            Err(PathBuf::from("new/sub/f/deeper"))
+        );
+    }
+}

@@ -109,7 +109,7 @@ fn display(p: &Path) -> String {
 }
 
 impl Change {
-    fn new(rel: &Path, change: What, bits: u32) -> Change {
+    pub(crate) fn new(rel: &Path, change: What, bits: u32) -> Change {
         Change {
             path: display(rel),
             change,
