@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stderr, clippy::print_stdout))]
 
 pub mod audit;
+pub mod changes;
 pub mod control;
 pub mod egress;
 pub mod families;

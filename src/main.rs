@@ -215,6 +215,40 @@ the command may not be executed; 127 when it was not found."
         #[arg(long)]
         json: bool,
     },
+    /// Review mode: every change a sandbox made to its workspace (also
+    /// while it runs), with diffs of text files
+    #[command(
+        after_help = "Exit status: 0 listed; 1 no such sandbox; 125 its state can't be read."
+    )]
+    Diff {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Review mode: apply a sandbox's changes (all, or those at or beneath
+    /// each PATH) to the real workspace
+    #[command(
+        after_help = "Exit status: 0 applied; 1 refused (a path changed in the real \
+workspace since the launch, the sandbox still runs, a PATH with no change), nothing applied; \
+125 a step failed."
+    )]
+    Commit {
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Paths relative to the workspace (or absolute inside it)
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Apply even over paths that changed in the real workspace since
+        /// the launch
+        #[arg(long)]
+        force: bool,
+    },
+    /// Review mode: drop a sandbox's changes; the real workspace stays as it is
+    Discard {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 /// The process's entry, called by the C runtime in place of std's.
@@ -417,6 +451,14 @@ fn cli(args: Vec<OsString>) -> u8 {
         Command::Gc => match confine::sandbox::placeholders::gc() {
             Ok(mut lines) => {
                 lines.extend(control::client::gc());
+                lines.extend(confine::changes::state::sweep().iter().map(|p| {
+                    format!(
+                        "{}: review state of a launch that never ran removed",
+                        p.display()
+                    )
+                }));
+                // Never removed unasked.
+                lines.extend(confine::changes::pending_lines());
                 let cgroups = confine::sandbox::cgroup::sweep_all();
                 if cgroups > 0 {
                     lines.push(format!("removed {cgroups} leftover cgroup(s)"));
@@ -428,7 +470,16 @@ fn cli(args: Vec<OsString>) -> u8 {
                 EXIT_REFUSED
             }
         },
-        Command::Ps { json } => print_out(&control::client::ps(json)),
+        Command::Ps { json } => {
+            let mut text = control::client::ps(json);
+            if !json {
+                for l in confine::changes::pending_lines() {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            }
+            print_out(&text)
+        }
         Command::Stop {
             which: Which { id, all },
             grace,
@@ -463,6 +514,11 @@ fn cli(args: Vec<OsString>) -> u8 {
                 code
             }
         },
+        Command::Diff { id, json } => reviewed(confine::changes::diff(&id, json)),
+        Command::Commit { id, paths, force } => {
+            reviewed(confine::changes::commit(&id, &paths, force))
+        }
+        Command::Discard { id } => reviewed(confine::changes::discard(&id)),
         Command::Man => {
             let mut page = Vec::new();
             match clap_mangen::Man::new(Cli::command()).render(&mut page) {
@@ -525,6 +581,17 @@ fn target(id: Option<String>, all: bool) -> control::client::Target {
     match id {
         Some(id) if !all => control::client::Target::One(id),
         _ => control::client::Target::All,
+    }
+}
+
+/// Prints a review command's output, or its refusal.
+fn reviewed(r: Result<String, confine::changes::ChangesError>) -> u8 {
+    match r {
+        Ok(text) => print_out(&text),
+        Err(e) => {
+            say!("confine: {e}");
+            e.code
+        }
     }
 }
 

@@ -128,6 +128,13 @@ pub fn run_with(plan: &Plan, terminal: Terminal) -> Result<u8, LaunchError> {
         .and_then(|(secrets, host)| {
             let r = launch(plan, &audit, &host.expect, wiring, secrets);
             host.lease.release();
+            // Review mode: what the run changed waits (and is recorded);
+            // a launch that never ran leaves nothing to review.
+            match (host.review, &r) {
+                (Some(review), Ok(_)) => crate::say!("{}", review.finish()),
+                (Some(review), Err(_)) => review.abandon(),
+                (None, _) => {}
+            }
             r
         });
     let record = match &result {
@@ -174,6 +181,8 @@ struct Host {
     lease: placeholders::Lease,
     /// What each path of the mount view is, for the init to find again.
     expect: mounts::Expect,
+    /// Review mode: the sandbox's state directory, locked for the run.
+    review: Option<crate::changes::Launch>,
 }
 
 /// Opens the workspace once, makes the placeholders of protected paths
@@ -235,11 +244,81 @@ fn prepare_host(plan: &Plan, id: &str) -> Result<Host, LaunchError> {
             ));
         }
     }
-    if let Err(e) = ws_id {
-        lease.release();
-        return Err(e);
-    }
-    Ok(Host { lease, expect })
+    let ws_id = match ws_id {
+        Ok(id) => id,
+        Err(e) => {
+            lease.release();
+            return Err(e);
+        }
+    };
+    let mut expect = expect;
+    let review = match review(plan, id, &ws, ws_id) {
+        Ok(Some((review, layers))) => {
+            expect.layers = Some(layers);
+            Some(review)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            lease.release();
+            return Err(e);
+        }
+    };
+    Ok(Host {
+        lease,
+        expect,
+        review,
+    })
+}
+
+/// Review mode: the sandbox's state directory, with the overlay's upper
+/// and work directories and the manifest of the workspace as it is now
+/// (the directory opened once, `ws`).
+fn review(
+    plan: &Plan,
+    id: &str,
+    ws: &OwnedFd,
+    ws_id: fsfd::Identity,
+) -> Result<Option<(crate::changes::Launch, mounts::Layers)>, LaunchError> {
+    let Some(base) = &plan.filesystem.changes.state else {
+        return Ok(None);
+    };
+    // The manifest walks the workspace: a readable descriptor of the very
+    // directory opened before.
+    let dir = fsfd::open_with(
+        Some(ws.as_fd()),
+        Path::new(""),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+    )
+    .map_err(|e| {
+        setup(
+            "review",
+            format!("workspace {}", plan.workspace.display()),
+            e,
+        )
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // SAFETY: geteuid has no arguments and can't fail.
+    let uid = unsafe { libc::geteuid() };
+    let meta = crate::changes::Meta {
+        id: id.to_string(),
+        uid,
+        workspace: plan.workspace.clone(),
+        workspace_dev: ws_id.dev,
+        workspace_ino: ws_id.ino,
+        agent_uid: plan.user.uid,
+        agent_gid: plan.user.gid,
+        profile: plan.profile.name.clone(),
+        command: plan.command.clone(),
+        started: crate::audit::rfc3339_now(),
+        started_unix: now.as_secs(),
+        audit_log: plan.audit_log.clone(),
+        userxattr: plan.filesystem.changes.userxattr,
+    };
+    crate::changes::prepare(base, dir.as_fd(), meta)
+        .map(Some)
+        .map_err(|e| setup("review", e.at.clone(), format!("{}: {}", e.what, e.why)))
 }
 
 /// What the supervisor saw of the sandbox's end.

@@ -49,6 +49,8 @@ pub struct FsPlan {
     /// are symlinks): a gap under `compat`.
     #[serde(skip)]
     pub(super) unprotectable: Vec<(PathBuf, &'static str)>,
+    /// `filesystem.changes` (DESIGN.md §14).
+    pub changes: super::changes::ChangesPlan,
 }
 
 /// What protect planning has already put in the view, so that many
@@ -261,6 +263,11 @@ pub(super) fn plan(
         tmp,
         mounts: view,
         unprotectable,
+        changes: super::changes::ChangesPlan {
+            mode: profile::Changes::Direct,
+            state: None,
+            userxattr: false,
+        },
     })
 }
 

@@ -17,6 +17,7 @@
 //! - `lint`: warnings about what a profile allows;
 //! - `render`: the text `explain` prints (`--json` is `Serialize`).
 
+mod changes;
 pub mod egress;
 mod fs;
 pub mod home;
@@ -38,6 +39,7 @@ use crate::audit;
 use crate::profile::{self, NetworkMode, PathSpec, Profile, ProfileError, Warning};
 use crate::sandbox::{cgroup, memfd, mounts, user};
 
+pub use changes::ChangesPlan;
 pub use fs::{FsPlan, PathGrant, TmpPlan};
 pub use landlock::LandlockPlan;
 pub use net::NetPlan;
@@ -428,6 +430,7 @@ impl Plan {
         let seccomp = seccomp::plan(&p, memfd).map_err(|e| audited(e, &[]))?;
         let user = Self::user(&p, &workspace, unprivileged).map_err(|e| audited(e, &[]))?;
         let mut fs = fs;
+        fs.changes = changes::plan(&p, &workspace, &mut fs, unprivileged)?;
         // The sandbox's own device nodes need real root (mknod); the host's
         // bound ones are safe only from an agent that isn't their owner.
         fs.mounts.devices = if unprivileged {

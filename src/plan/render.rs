@@ -122,6 +122,20 @@ impl Plan {
         for p in &self.filesystem.protect {
             writeln!(o, "  protect {} (read-only)", p.display())?;
         }
+        let ch = &self.filesystem.changes;
+        match &ch.state {
+            None => writeln!(o, "  changes direct: writes to the workspace land at once")?,
+            Some(base) => writeln!(
+                o,
+                "  changes review: the workspace is an overlay; writes wait in {}/ID/ for `confine commit`{}",
+                base.display(),
+                if ch.userxattr {
+                    " (unprivileged: renaming a directory that existed before is EXDEV, tools copy instead)"
+                } else {
+                    ""
+                }
+            )?,
+        }
         let n = &self.network;
         let mode = match n.mode {
             NetworkMode::None => "none: own network namespace, no interface up",

@@ -179,6 +179,8 @@ pub struct Filesystem {
     pub exec: Vec<Sourced<PathSpec>>,
     pub tmp: Option<TmpSettings>,
     pub protect: Vec<Sourced<PathSpec>>,
+    /// `direct` or `review` (DESIGN.md §14), and where it was written.
+    pub changes: Sourced<Changes>,
 }
 
 #[derive(Clone, Debug)]
@@ -326,6 +328,7 @@ impl Profile {
                 exec: vec![],
                 tmp: Some(TmpSettings::default()),
                 protect: vec![],
+                changes: Sourced::default_value(Changes::Direct),
             },
             network: Network {
                 mode: Sourced::default_value(NetworkMode::None),
@@ -875,6 +878,9 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
             s,
             "filesystem.protect",
         );
+        if let Some(c) = fs.changes {
+            p.filesystem.changes = sourced(s, "filesystem.changes", c);
+        }
         match fs.tmp {
             None => {}
             Some(TmpSpec::Off) => p.filesystem.tmp = None,

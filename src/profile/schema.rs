@@ -75,6 +75,7 @@ pub(crate) struct RawFilesystem {
     pub exec: Option<ListSpec<PathSpec>>,
     pub tmp: Option<TmpSpec>,
     pub protect: Option<ListSpec<PathSpec>>,
+    pub changes: Option<Changes>,
 }
 
 #[derive(Debug, Default, Deserialize)]

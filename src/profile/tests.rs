@@ -2359,3 +2359,47 @@ fn checkpoints_and_approval_parse_merge_and_locate_their_errors() {
         &["did you mean `timeout`?"],
     );
 }
+
+#[test]
+fn changes_is_direct_unless_a_layer_says_review() {
+    let d = Dir::new();
+    let base = d.write("base.yaml", "version: 1\nfilesystem:\n  changes: review\n");
+    assert_eq!(
+        load_path(&base).unwrap().filesystem.changes.value,
+        Changes::Review
+    );
+    // A child that says nothing keeps it; one that says `direct` drops it.
+    let keep = d.write("keep.yaml", "version: 1\nextends: base.yaml\n");
+    assert_eq!(
+        load_path(&keep).unwrap().filesystem.changes.value,
+        Changes::Review
+    );
+    let direct = d.write(
+        "direct.yaml",
+        "version: 1\nextends: base.yaml\nfilesystem:\n  changes: direct\n",
+    );
+    assert_eq!(
+        load_path(&direct).unwrap().filesystem.changes.value,
+        Changes::Direct
+    );
+    assert_eq!(
+        from_text("t.yaml", "version: 1\n")
+            .unwrap()
+            .filesystem
+            .changes
+            .value,
+        Changes::Direct
+    );
+}
+
+#[test]
+fn a_bad_changes_value_names_the_allowed_ones() {
+    let e = err("version: 1\nfilesystem:\n  changes: revew\n");
+    assert_err(
+        &e,
+        "t.yaml",
+        "filesystem.changes",
+        Some((3, 12)),
+        &["revew", "direct", "review"],
+    );
+}

@@ -774,6 +774,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Bounded<T> {
     }
 }
 
+/// `filesystem.changes`: whether the agent's writes to the workspace land
+/// at once or wait for `confine commit` (DESIGN.md §14).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Changes {
+    #[default]
+    Direct,
+    Review,
+}
+
 /// Network mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -70,6 +70,22 @@ pub struct View {
     pub shm_size: u64,
     /// How the standard devices get into /dev.
     pub devices: Devices,
+    /// Review mode (DESIGN.md §14): this bind (the workspace) is an
+    /// overlay whose lower layer is the host's directory and whose upper
+    /// layer is the sandbox's state directory, not a bind.
+    pub overlay: Option<Overlay>,
+}
+
+/// The workspace as an overlay (review mode).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Overlay {
+    /// The bind it replaces: the workspace.
+    pub path: PathBuf,
+    /// Unprivileged: overlayfs in a user namespace keeps its metadata in
+    /// `user.overlay.*` xattrs (Linux 5.11), which turns `redirect_dir`
+    /// off: renaming a directory of the lower layer is EXDEV. As root,
+    /// `trusted.overlay.*` with `redirect_dir=on`.
+    pub userxattr: bool,
 }
 
 /// A path inside the workspace that holds the place of a protected path
@@ -281,6 +297,65 @@ impl Tree {
         Ok(())
     }
 
+    /// Mounts an overlay at `path` (the workspace): the host's directory
+    /// (opened without following symlinks, checked against `expect`) as
+    /// the lower layer, the state directory's `upper` and `work` (checked
+    /// against what the supervisor made) as the others. Layers are named
+    /// to overlayfs as `/proc/self/fd/N` of descriptors opened once, so no
+    /// path is looked up twice; the mount is made detached (`fsmount`) and
+    /// attached by descriptor like a bind.
+    fn overlay(
+        &mut self,
+        o: &Overlay,
+        layers: &Layers,
+        expect: Option<Identity>,
+        set: u64,
+    ) -> Result<(), MountError> {
+        let path = &o.path;
+        let lower = fsfd::open(None, &under(OLDROOT, path)).map_err(err("opening", path))?;
+        let id = fsfd::identity(lower.as_fd()).map_err(err("reading", path))?;
+        if let Some(e) = expect {
+            same(&e, &id, path)?;
+        }
+        let open_layer = |p: &Path, want: &Identity| -> Result<OwnedFd, MountError> {
+            let fd = fsfd::open(None, &under(OLDROOT, p)).map_err(err("opening", p))?;
+            let got = fsfd::identity(fd.as_fd()).map_err(err("reading", p))?;
+            same(want, &got, p)?;
+            Ok(fd)
+        };
+        let upper = open_layer(&layers.upper, &layers.upper_id)?;
+        let work = open_layer(&layers.work, &layers.work_id)?;
+        let name = |fd: &OwnedFd| {
+            format!(
+                "{NEWROOT}/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
+            )
+        };
+        let mut options = vec![
+            ("lowerdir", Some(name(&lower))),
+            ("upperdir", Some(name(&upper))),
+            ("workdir", Some(name(&work))),
+        ];
+        if o.userxattr {
+            options.push(("userxattr", None));
+        } else {
+            // Renaming a lower directory works (recorded as a redirect
+            // xattr, which `confine diff` reads), whatever the kernel's
+            // default.
+            options.push(("redirect_dir", Some("on".into())));
+        }
+        // A chmod or chown copies the whole file up: every regular file of
+        // the upper layer holds its data, which `commit` copies.
+        options.push(("metacopy", Some("off".into())));
+        let tree = fsfd::mount_fs("overlay", &options, set)
+            .map_err(err("mounting the review overlay on", path))?;
+        let onto = self.target(path, true)?;
+        fsfd::attach(&tree, onto.as_fd()).map_err(err("mounting the review overlay on", path))?;
+        self.mounted(&under(NEWROOT, path));
+        self.trees.push((path.to_path_buf(), tree));
+        Ok(())
+    }
+
     /// Mounts a copy of what is at `path` (inside an already mounted tree)
     /// onto itself, with `set` added to its flags: a pin (`set` empty: a
     /// mount point can be neither renamed nor removed) or a protection
@@ -330,6 +405,19 @@ pub(crate) struct Expect {
     pub binds: Vec<Identity>,
     pub pins: Vec<Identity>,
     pub protect: Vec<Identity>,
+    /// Review mode: the overlay's upper and work directories, made by the
+    /// supervisor in the sandbox's state directory.
+    pub layers: Option<Layers>,
+}
+
+/// An overlay's upper and work directories: host paths and what the
+/// supervisor made there.
+#[derive(Clone, Debug)]
+pub(crate) struct Layers {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub upper_id: Identity,
+    pub work_id: Identity,
 }
 
 /// Opens every bind, pin and protected path of `view` once, without
@@ -351,6 +439,7 @@ pub(crate) fn identify(view: &View) -> Result<Expect, MountError> {
             .collect::<Result<_, _>>()?,
         pins: view.pins.iter().map(id).collect::<Result<_, _>>()?,
         protect: view.protect.iter().map(id).collect::<Result<_, _>>()?,
+        layers: None,
     })
 }
 
@@ -420,8 +509,27 @@ pub(crate) fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
         if !b.exec {
             set |= NOEXEC;
         }
-        tree.bind(&b.path, expect.binds.get(i).copied(), set)?;
+        match (&view.overlay, &expect.layers) {
+            (Some(o), Some(layers)) if o.path == b.path => {
+                tree.overlay(o, layers, expect.binds.get(i).copied(), set)?;
+            }
+            (Some(o), None) if o.path == b.path => {
+                return Err(err("mounting the review overlay on", &b.path)(
+                    io::Error::other("no upper layer was prepared"),
+                ));
+            }
+            _ => tree.bind(&b.path, expect.binds.get(i).copied(), set)?,
+        }
     }
+    // Inside the overlay, paths have the overlay's device and inode
+    // numbers, not those the supervisor saw on the host: they are opened
+    // beneath the overlay's descriptor without following symlinks, which
+    // is what the check stands for.
+    let in_overlay = |p: &Path| {
+        view.overlay
+            .as_ref()
+            .is_some_and(|o| p.starts_with(&o.path))
+    };
     for (link, target) in &view.links {
         // Beneath a bound tree the host's own entries show; nothing is
         // made there.
@@ -441,10 +549,12 @@ pub(crate) fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
     // Parents first, each looked up through the mounts made before it, so
     // a protected path is reached through its pinned parents.
     for (i, p) in view.pins.iter().enumerate() {
-        tree.cover(p, expect.pins.get(i).copied(), 0)?;
+        let e = expect.pins.get(i).copied().filter(|_| !in_overlay(p));
+        tree.cover(p, e, 0)?;
     }
     for (i, p) in view.protect.iter().enumerate() {
-        tree.cover(p, expect.protect.get(i).copied(), RDONLY | NOSUID | NODEV)?;
+        let e = expect.protect.get(i).copied().filter(|_| !in_overlay(p));
+        tree.cover(p, e, RDONLY | NOSUID | NODEV)?;
     }
     if !view.masks.is_empty() {
         mask_symlinks(&tree, &view.masks)?;
