@@ -25,7 +25,8 @@
 //! Each attempt (a 200 MiB allocation under `limits.memory: 64M`, which
 //! must end as an OOM kill, exit 137) has a control (8 MiB, exit 0). The
 //! guest also checks `limits.pids` (40 forks under 16, next to 40 without)
-//! and `wall_time` on v2, and, on kernel 6.1, that the built-in default
+//! and `wall_time` on v2, `confine freeze`, `thaw` and `stop` through
+//! cgroup.freeze and cgroup.kill, and, on kernel 6.1, that the built-in default
 //! profile lets the agent write its workspace and nothing else.
 //!
 //! Needs qemu-system-x86_64, busybox (static) and a kernel image:
@@ -188,6 +189,35 @@ run_in $S /bin/confine run -p /mem.yaml --set limits.wall_time=1s --set limits.g
 [ -z "$(subdirs $S)" ] && [ -z "$(cat $S/cgroup.procs)" ]
 check pids_left_as_found $? "dirs=$(subdirs $S) procs=$(cat $S/cgroup.procs)"
 
+# --- The kill switch on v2: freeze and thaw by cgroup.freeze, stop by
+# TERM then cgroup.kill, with a counting loop to show what each did.
+S=$CG/system.slice/control.service
+mkdir -p /run $S
+setfattr -n trusted.delegate -v 1 $S
+rm -f /ws/count
+run_in $S /bin/confine run -p /mem.yaml -w /ws -- \
+    sh -c 'trap "" TERM; i=0; while :; do i=$((i+1)); echo $i > /ws/count; sleep 0.1; done' 2>/tmp/ctl.err &
+bg=$!
+until_ok test -s /ws/count
+box=$(find $S -mindepth 1 -maxdepth 1 -type d -name 'confine-*' ! -name '*-supervisor')
+id=${box##*/confine-}
+/bin/confine freeze "$id" >/tmp/freeze.out 2>&1; rc=$?
+a=$(cat /ws/count); sleep 1; b=$(cat /ws/count)
+[ $rc = 0 ] && [ -n "$box" ] && [ "$(cat $box/cgroup.freeze)" = 1 ] && grep -q 'frozen 1' $box/cgroup.events && [ "$a" = "$b" ]
+check v2_freeze_stops_the_loop $? "rc=$rc $(cat /tmp/freeze.out) box=$box freeze=$(cat $box/cgroup.freeze 2>&1) a=$a b=$b"
+/bin/confine thaw "$id" >/tmp/thaw.out 2>&1; rc=$?
+until_ok test "$(cat /ws/count)" != "$b"
+[ $rc = 0 ] && [ "$(cat $box/cgroup.freeze)" = 0 ] && [ "$(cat /ws/count)" != "$b" ]
+check v2_thaw_resumes_the_loop $? "rc=$rc $(cat /tmp/thaw.out) count=$(cat /ws/count) b=$b"
+# The loop ignores TERM: only the kill after the grace ends it.
+/bin/confine stop "$id" --grace 1s >/tmp/stop.out 2>&1; rc=$?
+left=$(cat $box/cgroup.procs 2>/dev/null)
+wait $bg; st=$?
+[ $rc = 0 ] && [ -z "$left" ] && [ $st = 137 ]
+check v2_stop_leaves_nothing $? "rc=$rc $(cat /tmp/stop.out) left=$left status=$st $(cat /tmp/ctl.err)"
+[ -z "$(subdirs $S)" ] && [ -z "$(cat $S/cgroup.procs)" ]
+check v2_control_left_as_found $? "dirs=$(subdirs $S) procs=$(cat $S/cgroup.procs)"
+
 # --- Kernel 6.1: the built-in default profile, workspace writable, rest not.
 /bin/confine run -w /ws -- sh -c 'echo in > /ws/inside' 2>/tmp/ws.err
 [ "$(cat /ws/inside 2>/dev/null)" = in ]; check default_writes_workspace $? "$(cat /tmp/ws.err)"
@@ -228,6 +258,10 @@ const EXPECTED: &[&str] = &[
     "pids_control_forks_40",
     "wall_time_124",
     "pids_left_as_found",
+    "v2_freeze_stops_the_loop",
+    "v2_thaw_resumes_the_loop",
+    "v2_stop_leaves_nothing",
+    "v2_control_left_as_found",
     "default_writes_workspace",
     "default_cant_write_etc",
 ];
