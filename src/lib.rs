@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod control;
+pub mod denials;
 pub mod egress;
 pub mod families;
 pub mod files;
@@ -21,6 +22,7 @@ pub mod probe;
 pub mod procfs;
 pub mod profile;
 pub mod sandbox;
+pub mod state;
 pub mod syscalls;
 
 /// In the crate's own tests, an allocation on the agent's path between its

@@ -379,6 +379,14 @@ fn launch(
 
     let (mut ends, init_ends) = channel::open(wiring.is_some(), policy.is_some())
         .map_err(|e| setup("prepare", "channels", e))?;
+    // Denials of the seccomp denylist reach the supervisor through a
+    // listener the init sends (DESIGN.md §13).
+    let (listener_rx, listener_tx) = match plan.seccomp.notify {
+        Some(_) => channel::listener_pair()
+            .map(|(r, w)| (Some(r), Some(w)))
+            .map_err(|e| setup("prepare", "channels", e))?,
+        None => (None, None),
+    };
     // The egress proxy first: its runtime starts while the sandbox is set
     // up; the listeners reach it from the init.
     let proxy = match (policy, ends.egress.take()) {
@@ -422,12 +430,15 @@ fn launch(
                 forwarded: &signals::FORWARDED,
                 wiring,
                 egress_ports,
+                listener: listener_tx,
             };
             init::run(args, init_ends)
         }
         namespaces::Cloned::Parent { pid } => pid,
     };
     drop(init_ends);
+    drop(listener_tx);
+    let mut denials = crate::denials::Watch::new(plan, id, listener_rx, None);
     let channel::SupervisorEnds {
         release,
         lifeline,
@@ -484,6 +495,7 @@ fn launch(
         control,
         rundir: rundir.as_ref(),
         plan,
+        denials: &mut denials,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     // Every route is in the exit record, those that served nothing at 0.
@@ -522,6 +534,13 @@ fn launch(
     if reason == "exited" && outcome.agent_status.is_some_and(|s| libc::WIFSIGNALED(s)) {
         outcome.reason = "signaled";
     }
+    denials.finish(
+        audit,
+        Some(&crate::denials::runs::ExitSummary {
+            status: outcome.code,
+            reason: outcome.reason.to_string(),
+        }),
+    );
     match report {
         channel::Report::Running => Ok(outcome),
         channel::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),

@@ -1,0 +1,269 @@
+//! For a denial: what it was in words, the profile key that would allow
+//! it, the change to paste (YAML), and whether a careful user should make
+//! it at all.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::runs::Context;
+use super::{Denial, Kind};
+use crate::syscalls;
+
+/// The change that would allow a denial.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    /// The profile key (`filesystem.read`, `network.allow`, ...); `None`
+    /// when no profile may allow it.
+    pub key: Option<String>,
+    /// The YAML to paste into the profile.
+    pub yaml: Option<String>,
+    /// Why a careful user should not allow it, if so.
+    pub careful: Option<String>,
+}
+
+/// The denial in a few words: `ptrace (syscall)`, `read of /etc/x`,
+/// `connect to example.com:443`.
+pub fn what(d: &Denial) -> String {
+    let o = |s: &Option<String>| s.clone().unwrap_or_else(|| "?".into());
+    match d.kind {
+        Kind::Seccomp => format!("syscall {}", o(&d.syscall)),
+        Kind::Landlock => format!(
+            "{} of {}",
+            d.access.as_ref().map_or("access".into(), |a| a.join(",")),
+            o(&d.path)
+        ),
+        Kind::Network => match d.port {
+            Some(p) => format!("connect to {}:{p}", o(&d.host)),
+            None => format!("name lookup of {}", o(&d.host)),
+        },
+    }
+}
+
+/// The stderr hint: which key would allow it, or why none may.
+pub fn hint(d: &Denial, c: &Context) -> String {
+    let f = fix(d, c);
+    match (&f.key, &f.careful) {
+        (Some(k), None) => format!("{k} would allow it"),
+        (Some(k), Some(why)) => format!("{k} would allow it, but {why}"),
+        (None, Some(why)) => why.clone(),
+        (None, None) => "no profile key allows it".into(),
+    }
+}
+
+/// What landlock access a blocker means for the profile.
+fn fs_key(access: &[String]) -> &'static str {
+    let execute = access.iter().any(|a| a == "fs.execute");
+    let read_only = access
+        .iter()
+        .all(|a| a == "fs.read_file" || a == "fs.read_dir" || a == "fs.execute");
+    if execute {
+        "exec"
+    } else if read_only {
+        "read"
+    } else {
+        "write"
+    }
+}
+
+/// Paths a careful user doesn't grant: the profile's protected paths, the
+/// audit log, and the host's secrets and kernel interfaces.
+fn sensitive(path: &str, c: &Context) -> Option<String> {
+    let p = Path::new(path);
+    if let Some(pr) = c.protect.iter().find(|pr| p.starts_with(pr)) {
+        return Some(format!(
+            "{} is protected by filesystem.protect",
+            pr.display()
+        ));
+    }
+    if c.audit_log.as_deref().is_some_and(|a| p == a) {
+        return Some("it is the audit log".into());
+    }
+    const SECRETS: &[&str] = &[
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/root",
+        "/proc",
+        "/sys",
+        "/boot",
+        "/var/lib/confine",
+    ];
+    if let Some(s) = SECRETS.iter().find(|s| p.starts_with(s)) {
+        return Some(format!("{s} is host state the agent should not reach"));
+    }
+    const HOME_SECRETS: &[&str] = &[
+        ".ssh",
+        ".gnupg",
+        ".aws",
+        ".config/gcloud",
+        ".kube",
+        ".netrc",
+        ".docker",
+    ];
+    if p.components().any(|c| {
+        let c = c.as_os_str().to_string_lossy();
+        HOME_SECRETS
+            .iter()
+            .any(|s| s.split('/').next() == Some(c.as_ref()))
+    }) {
+        return Some("it holds credentials".into());
+    }
+    None
+}
+
+/// The change that would allow `d`.
+pub fn fix(d: &Denial, c: &Context) -> Fix {
+    match d.kind {
+        Kind::Landlock => {
+            let path = d.path.clone().unwrap_or_default();
+            let access = d.access.clone().unwrap_or_default();
+            if access.iter().any(|a| !a.starts_with("fs.")) {
+                return Fix {
+                    key: None,
+                    yaml: None,
+                    careful: Some(format!(
+                        "{} is not a filesystem right; see docs/PROFILE.md",
+                        access.join(",")
+                    )),
+                };
+            }
+            let key = fs_key(&access);
+            Fix {
+                key: Some(format!("filesystem.{key}")),
+                yaml: Some(format!("filesystem:\n  {key}: [{}]\n", yaml_str(&path))),
+                careful: sensitive(&path, c),
+            }
+        }
+        Kind::Network => {
+            let host = d.host.clone().unwrap_or_default();
+            let entry = match d.port {
+                Some(443) | None => host.clone(),
+                Some(p) => format!("{host}:{p}"),
+            };
+            let careful = (host.starts_with("169.254.")
+                || host.starts_with("fd00:ec2")
+                || host == "metadata.google.internal")
+                .then(|| "it is a cloud metadata address (credentials)".to_string());
+            Fix {
+                key: Some("network.allow".into()),
+                yaml: Some(format!("network:\n  allow: [{}]\n", yaml_str(&entry))),
+                careful,
+            }
+        }
+        Kind::Seccomp => {
+            let name = d.syscall.clone().unwrap_or_default();
+            if d.args.is_some() {
+                return arg_rule(&name, d);
+            }
+            if syscalls::ALLOWABLE_DENY.contains(&name.as_str()) {
+                return Fix {
+                    key: Some("syscalls.allow".into()),
+                    yaml: Some(format!("syscalls:\n  allow: [{name}]\n")),
+                    careful: Some(
+                        "it is denylisted: it reaches other processes' memory (of the sandbox only); allow it only for a debugger or profiler".into(),
+                    ),
+                };
+            }
+            if syscalls::BASELINE_DENY.contains(&name.as_str()) {
+                return Fix {
+                    key: None,
+                    yaml: None,
+                    careful: Some(format!(
+                        "no profile may allow it: {}",
+                        syscalls::deny_reason(&name)
+                    )),
+                };
+            }
+            Fix {
+                key: Some("syscalls.deny".into()),
+                yaml: Some(format!("# remove `{name}` from syscalls.deny\n")),
+                careful: None,
+            }
+        }
+    }
+}
+
+/// A call that an argument rule of filter B denied.
+fn arg_rule(name: &str, d: &Denial) -> Fix {
+    let arg0 = d
+        .args
+        .as_ref()
+        .and_then(|a| a.first())
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+    if name == "socket" || name == "socketpair" {
+        if let Some(fam) = arg0.and_then(|f| crate::families::name(f as u32)) {
+            return Fix {
+                key: Some("network.socket_families".into()),
+                yaml: Some(format!("network:\n  socket_families: {{add: [{fam}]}}\n")),
+                careful: None,
+            };
+        }
+    }
+    let why = match name {
+        "ioctl" => "terminal keystroke injection (TIOCSTI, TIOCLINUX) is always denied",
+        "clone" => "new namespaces are always denied",
+        "personality" => "personality flags other than the default are always denied",
+        _ => "an argument rule of the denylist refused it",
+    };
+    Fix {
+        key: None,
+        yaml: None,
+        careful: Some(format!("no profile may allow it: {why}")),
+    }
+}
+
+/// `s` as a YAML flow scalar: quoted when anything in it could be read as
+/// YAML syntax.
+fn yaml_str(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@~".contains(c))
+        && !s.starts_with(['-', '~', '@']);
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            protect: vec!["/w/.git/hooks".into()],
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn each_kind_gets_its_key() {
+        let mut d = Denial::new(Kind::Network);
+        d.host = Some("example.com".into());
+        d.port = Some(443);
+        assert_eq!(hint(&d, &ctx()), "network.allow would allow it");
+        assert_eq!(
+            fix(&d, &ctx()).yaml.unwrap(),
+            "network:\n  allow: [example.com]\n"
+        );
+        let mut d = Denial::new(Kind::Seccomp);
+        d.syscall = Some("keyctl".into());
+        assert!(fix(&d, &ctx()).key.is_none());
+        d.syscall = Some("ptrace".into());
+        assert_eq!(fix(&d, &ctx()).key.as_deref(), Some("syscalls.allow"));
+        let mut d = Denial::new(Kind::Landlock);
+        d.path = Some("/w/.git/hooks/pre-commit".into());
+        d.access = Some(vec!["fs.write_file".into()]);
+        let f = fix(&d, &ctx());
+        assert_eq!(f.key.as_deref(), Some("filesystem.write"));
+        assert!(f.careful.unwrap().contains("filesystem.protect"));
+        d.path = Some("/opt/tool: x".into());
+        d.access = Some(vec!["fs.execute".into()]);
+        assert_eq!(
+            fix(&d, &ctx()).yaml.unwrap(),
+            "filesystem:\n  exec: [\"/opt/tool: x\"]\n"
+        );
+    }
+}
