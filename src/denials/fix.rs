@@ -118,15 +118,8 @@ pub fn fix(d: &Denial, c: &Context) -> Fix {
         Kind::Landlock => {
             let path = d.path.clone().unwrap_or_default();
             let access = d.access.clone().unwrap_or_default();
-            if access.iter().any(|a| !a.starts_with("fs.")) {
-                return Fix {
-                    key: None,
-                    yaml: None,
-                    careful: Some(format!(
-                        "{} is not a filesystem right; see docs/PROFILE.md",
-                        access.join(",")
-                    )),
-                };
+            if let Some(f) = landlock_other(&access, d) {
+                return f;
             }
             let key = fs_key(&access);
             Fix {
@@ -182,6 +175,42 @@ pub fn fix(d: &Denial, c: &Context) -> Fix {
             }
         }
     }
+}
+
+/// Landlock rights that no filesystem grant gives: device ioctls and
+/// nodes, TCP ports (host mode), scopes.
+fn landlock_other(access: &[String], d: &Denial) -> Option<Fix> {
+    let none = |why: &str| {
+        Some(Fix {
+            key: None,
+            yaml: None,
+            careful: Some(format!("no profile may allow it: {why}")),
+        })
+    };
+    let has = |a: &str| access.iter().any(|x| x == a);
+    if has("fs.ioctl_dev") {
+        return none("device ioctls are granted only on the sandbox's terminal");
+    }
+    if has("fs.make_char") || has("fs.make_block") {
+        return none("device nodes are never made in the sandbox");
+    }
+    for (right, key) in [
+        ("net.connect_tcp", "connect_tcp"),
+        ("net.bind_tcp", "bind_tcp"),
+    ] {
+        if has(right) {
+            let port = d.port.map_or_else(|| "PORT".to_string(), |p| p.to_string());
+            return Some(Fix {
+                key: Some(format!("network.{key}")),
+                yaml: Some(format!("network:\n  {key}: [{port}]\n")),
+                careful: None,
+            });
+        }
+    }
+    if access.iter().any(|a| !a.starts_with("fs.")) {
+        return none("signals and abstract unix sockets stay within the sandbox (Landlock scopes)");
+    }
+    None
 }
 
 /// A call that an argument rule of filter B denied.

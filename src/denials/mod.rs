@@ -131,6 +131,10 @@ pub struct Totals {
     /// Denials per kind, repeats included.
     #[serde(default)]
     pub by_kind: HashMap<Kind, u64>,
+    /// Audit records the kernel dropped before confine read them (its
+    /// socket's buffer was full): Landlock denials not counted above.
+    #[serde(default)]
+    pub lost: u64,
 }
 
 /// The run's book of denials, kept by the supervisor.
@@ -152,6 +156,11 @@ impl Book {
             hints: 0,
             run,
         }
+    }
+
+    /// `n` records of a source were lost.
+    pub(crate) fn lost(&mut self, n: u64) {
+        self.totals.lost += n;
     }
 
     /// Whether this denial (by key) was seen before; counts it if so.
@@ -206,7 +215,7 @@ impl Book {
 
     /// The end of the run: the totals record, and the run's summary.
     pub(crate) fn finish(&mut self, audit: &Audit, exit: Option<&runs::ExitSummary>) {
-        if self.totals.total == 0 {
+        if self.totals.total == 0 && self.totals.lost == 0 {
             return;
         }
         if let Err(e) = audit.record(&crate::audit::DenialTotals(&self.totals)) {

@@ -36,6 +36,9 @@ pub(crate) struct InitArgs<'a> {
     /// Where the denylist's seccomp listener goes, when denials are
     /// reported (`plan.seccomp.notify`).
     pub listener: Option<super::channel::ListenerSender>,
+    /// The supervisor reads the kernel's audit: Landlock is to log the
+    /// agent's denials (LOG_NEW_EXEC_ON).
+    pub landlock_log: bool,
 }
 
 /// The value of a step that succeeded; else the reason reported on the
@@ -179,7 +182,7 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     // Step 11: no_new_privs, Landlock, seccomp last.
     step(r, "no_new_privs", process::no_new_privs());
     if let Some(ruleset) = ruleset {
-        step(r, "landlock", ruleset.restrict_self());
+        step(r, "landlock", ruleset.restrict_self(a.landlock_log));
     }
     // The ruleset is used: from here on the init holds only the stdio it
     // hands to the agent and its channels. Not the audit log, not the

@@ -411,6 +411,9 @@ fn launch(
         ));
     }
     let started = Instant::now();
+    // Landlock's denials, where the kernel's audit can be read (root):
+    // joined before the sandbox exists, so none is missed.
+    let audit_sock = crate::denials::landlock::Source::open(plan.landlock.abi);
 
     let child = namespaces::clone_into(ns).map_err(|e| clone_error(ns, e))?;
     let pid = match child {
@@ -431,6 +434,7 @@ fn launch(
                 wiring,
                 egress_ports,
                 listener: listener_tx,
+                landlock_log: audit_sock.is_some(),
             };
             init::run(args, init_ends)
         }
@@ -438,7 +442,8 @@ fn launch(
     };
     drop(init_ends);
     drop(listener_tx);
-    let mut denials = crate::denials::Watch::new(plan, id, listener_rx, None);
+    let landlock = audit_sock.map(|s| crate::denials::landlock::Source::new(s, pid));
+    let mut denials = crate::denials::Watch::new(plan, id, listener_rx, landlock);
     let channel::SupervisorEnds {
         release,
         lifeline,
