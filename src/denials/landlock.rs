@@ -54,7 +54,7 @@ impl Source {
     /// user namespace): then nothing asks Landlock to log either.
     pub(crate) fn open(abi: u32) -> Option<OwnedFd> {
         // SAFETY: geteuid has no arguments and can't fail.
-        if abi < 7 || unsafe { libc::geteuid() } != 0 {
+        if abi < 7 || unsafe { libc::geteuid() } != 0 || !initial_netns() {
             return None;
         }
         // SAFETY: socket with integer arguments.
@@ -239,6 +239,21 @@ impl Source {
     }
 }
 
+/// Whether confine runs in the initial network namespace: the kernel
+/// multicasts audit records only there, and a socket elsewhere binds but
+/// never hears a thing. Known by the namespace's inode where the kernel
+/// gives the initial one a fixed number (PROC_NET_INIT_INO), else by
+/// comparing with PID 1's; unknown counts as no.
+fn initial_netns() -> bool {
+    const PROC_NET_INIT_INO: &str = "net:[4026531833]";
+    let own = std::fs::read_link("/proc/self/ns/net");
+    match own {
+        Ok(own) if own.as_os_str() == PROC_NET_INIT_INO => true,
+        Ok(own) => std::fs::read_link("/proc/1/ns/net").is_ok_and(|one| one == own),
+        Err(_) => false,
+    }
+}
+
 /// The record of one datagram: (type, payload). kauditd sends one record
 /// per datagram, and its header's length counts the payload only (an
 /// old quirk of audit), so the header's length isn't trusted.
@@ -307,6 +322,12 @@ pub fn status(abi: u32) -> Result<(), String> {
     // SAFETY: geteuid has no arguments and can't fail.
     if unsafe { libc::geteuid() } != 0 {
         return Err("reading the kernel's audit records needs root (CAP_AUDIT_READ)".into());
+    }
+    if !initial_netns() {
+        return Err(
+            "confine runs outside the initial network namespace, where the kernel sends no audit records"
+                .into(),
+        );
     }
     if Source::open(abi).is_none() {
         return Err(
