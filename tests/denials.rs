@@ -498,3 +498,49 @@ fn why_refuses_an_unknown_run_and_bad_usage() {
     let w = why(&["--last", "--audit-log", "/nonexistent/audit.jsonl"]);
     assert_eq!(w.status.code(), Some(1), "{}", show(&w));
 }
+
+#[test]
+fn on_violation_log_is_called_what_it_is() {
+    let f = Fixture::new("denials-log");
+    let log = f.profile(
+        "log",
+        "version: 1\nextends: default\nsyscalls: {on_violation: log}\n",
+    );
+    let o = Command::new(bin()).arg("check").arg(&log).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("syscalls.on_violation")
+            && stderr(&o).contains("`log` ALLOWS every denylisted call"),
+        "{}",
+        show(&o)
+    );
+    let o = Command::new(bin())
+        .args(["explain", "-w"])
+        .arg(&f.ws)
+        .arg("-p")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("on_violation log: these calls are ALLOWED"),
+        "{}",
+        show(&o)
+    );
+    assert!(stderr(&o).contains("`log` ALLOWS"), "{}", show(&o));
+    // The control: the default says nothing of the kind.
+    let o = Command::new(bin())
+        .args(["check", "default"])
+        .output()
+        .unwrap();
+    assert!(!stderr(&o).contains("ALLOWS"), "{}", show(&o));
+    let o = Command::new(bin())
+        .args(["explain", "-w"])
+        .arg(&f.ws)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("on_violation errno: EPERM, answered by the supervisor"),
+        "{}",
+        show(&o)
+    );
+}

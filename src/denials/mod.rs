@@ -182,7 +182,7 @@ impl Book {
 
     /// Counts `d`; the first of its kind and object is written and maybe
     /// told on stderr. `raw_tty`: the caller's terminal is in raw mode (a
-    /// relayed pty), so a line ends in CR LF.
+    /// relayed pty), so lines end in CR LF.
     pub(crate) fn add(&mut self, d: Denial, audit: &Audit, raw_tty: bool) {
         let key = d.key();
         if self.repeat(&key, d.kind) {
@@ -233,11 +233,12 @@ impl Book {
 }
 
 /// One line on stderr; on a terminal in raw mode (the supervisor relays
-/// the sandbox's pty), from the line's start and ending in CR LF, so it
-/// doesn't start mid-line nor leave the cursor in the middle of the next.
+/// the sandbox's pty) between CR LFs: the terminal doesn't translate LF
+/// there, and the line must neither overwrite nor continue whatever the
+/// agent left on the current line.
 fn hint_line(line: &str, raw_tty: bool) {
     if raw_tty {
-        let text = format!("\r{line}\r\n");
+        let text = format!("\r\n{line}\r\n");
         // SAFETY: write of a valid buffer to fd 2; a short or failed write
         // of a hint is dropped.
         unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
