@@ -544,3 +544,82 @@ fn on_violation_log_is_called_what_it_is() {
         show(&o)
     );
 }
+
+/// Without root: the seccomp listener works the same (it needs no
+/// privilege), the run is kept in the user's own state directory, and
+/// `probe` says why Landlock's denials are missing.
+#[test]
+fn unprivileged_runs_report_seccomp_denials_and_probe_says_what_is_missing() {
+    let test = "unprivileged_runs_report_seccomp_denials_and_probe_says_what_is_missing";
+    if !can_run(test) || !have(test, "/usr/bin/unshare") {
+        return;
+    }
+    if std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|s| s.trim() == "0")
+    {
+        skip_or_fail(test, "user namespaces are disabled on this host");
+        return;
+    }
+    let f = Fixture::new("denials-unpriv");
+    // Both outside every grant: the agent must not rewrite them.
+    let state = f.outside.join("state");
+    let log = f.outside.join("audit.jsonl");
+    let as_agent = |args: &[&str]| {
+        setpriv_as_agent()
+            .args(["--inh-caps=-all", "--bounding-set=-all"])
+            .arg(bin())
+            .args(args)
+            .env("PATH", PATH)
+            .env("XDG_STATE_HOME", &state)
+            .current_dir(&f.ws)
+            .output()
+            .unwrap()
+    };
+    let ws = f.ws.display().to_string();
+    let o = as_agent(&[
+        "run",
+        "-w",
+        &ws,
+        "--audit-log",
+        log.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "unshare -U true; echo unshare=$?",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(stdout(&o).contains("unshare=1"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("confine: denied syscall unshare"),
+        "{}",
+        show(&o)
+    );
+    let rs = records(&log);
+    assert_eq!(
+        denied(&rs, "seccomp", "syscall", "unshare").len(),
+        1,
+        "{rs:#?}"
+    );
+    // Kept in $XDG_STATE_HOME/confine/runs, 0700, for `why --last`.
+    let runs = state.join("confine/runs");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&runs).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    let w = as_agent(&["why", "--last"]);
+    assert_eq!(w.status.code(), Some(0), "{}", show(&w));
+    assert!(
+        stdout(&w).contains("denied syscall unshare"),
+        "{}",
+        show(&w)
+    );
+    // probe: seccomp yes, Landlock no, and why.
+    let p = as_agent(&["probe", "--json"]);
+    let p: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();
+    assert_eq!(p["denials"]["seccomp"]["available"], true, "{p}");
+    assert_eq!(p["denials"]["landlock"]["available"], false, "{p}");
+    assert!(
+        p["denials"]["landlock"]["missing"]
+            .as_str()
+            .is_some_and(|m| m.contains("root")),
+        "{p}"
+    );
+}
