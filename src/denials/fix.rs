@@ -22,10 +22,25 @@ pub struct Fix {
     pub careful: Option<String>,
 }
 
+/// `s` safe to print on a terminal: what a process in the sandbox chose
+/// (a path, a host name) must not reach the caller's terminal as control
+/// sequences. Control characters (C0, DEL, C1) and backslashes are escaped.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The denial in a few words: `ptrace (syscall)`, `read of /etc/x`,
-/// `connect to example.com:443`.
+/// `connect to example.com:443`; safe to print ([`printable`]).
 pub fn what(d: &Denial) -> String {
-    let o = |s: &Option<String>| s.clone().unwrap_or_else(|| "?".into());
+    let o = |s: &Option<String>| printable(s.as_deref().unwrap_or("?"));
     match d.kind {
         Kind::Seccomp => format!("syscall {}", o(&d.syscall)),
         Kind::Landlock => format!(
@@ -45,8 +60,8 @@ pub fn hint(d: &Denial, c: &Context) -> String {
     let f = fix(d, c);
     match (&f.key, &f.careful) {
         (Some(k), None) => format!("{k} would allow it"),
-        (Some(k), Some(why)) => format!("{k} would allow it, but {why}"),
-        (None, Some(why)) => why.clone(),
+        (Some(k), Some(why)) => format!("{k} would allow it, but {}", printable(why)),
+        (None, Some(why)) => printable(why),
         (None, None) => "no profile key allows it".into(),
     }
 }
@@ -250,10 +265,23 @@ fn yaml_str(s: &str) -> String {
             .all(|c| c.is_ascii_alphanumeric() || "/._-+@~".contains(c))
         && !s.starts_with(['-', '~', '@']);
     if plain {
-        s.to_string()
-    } else {
-        serde_json::to_string(s).unwrap_or_default()
+        return s.to_string();
     }
+    // A double-quoted YAML scalar: `\\`, `\"` and `\uXXXX` for every
+    // control character (C1 too: it must not reach a terminal raw).
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() && (c as u32) < 0x10000 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ fn text(r: &Report) -> String {
         out += ")";
     }
     if !r.argv.is_empty() {
-        out += &format!(": {}", r.argv.join(" "));
+        out += &format!(": {}", fix::printable(&r.argv.join(" ")));
     }
     out += "\n";
     if let Some(e) = r.exit {
@@ -127,23 +127,26 @@ fn text(r: &Report) -> String {
                 out += &format!(" ({} times)", i.count);
             }
             if let Some(exe) = &i.denial.exe {
-                out += &format!(" by {exe}");
+                out += &format!(" by {}", fix::printable(exe));
             }
             out += "\n";
             if let Some(reason) = &i.denial.reason {
-                out += &format!("  why: {reason}\n");
+                out += &format!("  why: {}\n", fix::printable(reason));
             }
             match (&i.fix.yaml, &i.fix.careful) {
                 (Some(y), careful) => {
                     if let Some(c) = careful {
-                        out += &format!("  careful: {c}; think twice before allowing it\n");
+                        out += &format!(
+                            "  careful: {}; think twice before allowing it\n",
+                            fix::printable(c)
+                        );
                     }
                     out += &format!("  to allow it ({}):\n", i.fix.key.as_deref().unwrap_or(""));
                     for l in y.lines() {
                         out += &format!("    {l}\n");
                     }
                 }
-                (None, Some(c)) => out += &format!("  {c}\n"),
+                (None, Some(c)) => out += &format!("  {}\n", fix::printable(c)),
                 (None, None) => {}
             }
         }
