@@ -159,7 +159,16 @@ fn each_denial_is_one_record_with_its_fix_and_one_line() {
         return;
     }
     let _last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    let _audit = AuditOn::new();
+    let f = Fixture::new("denials-each");
+    let Some(prog) = compile(&f, "attack", ATTACK) else {
+        return;
+    };
+    let prog = prog.display().to_string();
+    let log = f.root.join("audit.jsonl");
+
+    // On for as short a time as the first run needs (the whole host's
+    // audit: other runs meanwhile would log their Landlock denials too).
+    let audit = AuditOn::new();
     let probe = Command::new(bin())
         .args(["probe", "--json"])
         .output()
@@ -178,13 +187,6 @@ fn each_denial_is_one_record_with_its_fix_and_one_line() {
         );
     }
 
-    let f = Fixture::new("denials-each");
-    let Some(prog) = compile(&f, "attack", ATTACK) else {
-        return;
-    };
-    let prog = prog.display().to_string();
-    let log = f.root.join("audit.jsonl");
-
     // Run 1, in the host's network namespace (the kernel's audit records
     // are only sent there): the denylisted calls and Landlock.
     let o = Command::new(bin())
@@ -198,6 +200,7 @@ fn each_denial_is_one_record_with_its_fix_and_one_line() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
+    drop(audit);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let (out, err) = (stdout(&o), stderr(&o));
     // What the agent saw: EPERM, as without reporting; the control ran.
