@@ -626,3 +626,87 @@ fn unprivileged_runs_report_seccomp_denials_and_probe_says_what_is_missing() {
         "{p}"
     );
 }
+
+/// The kept runs are bounded: `gc` keeps the newest 50, by their start,
+/// and `why` reads a kept run that never finished (its supervisor was
+/// killed) from what it had written. As the agent's uid, in a state
+/// directory of the test's own.
+#[test]
+fn gc_keeps_the_newest_runs_and_why_reads_an_unfinished_one() {
+    let test = "gc_keeps_the_newest_runs_and_why_reads_an_unfinished_one";
+    if !can_run(test) {
+        return;
+    }
+    let f = Fixture::new("denials-gc");
+    let state = f.outside.join("state");
+    let runs = state.join("confine/runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    for d in [&state, &state.join("confine"), &runs] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(d, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    }
+    for i in 0..55u64 {
+        let id = format!("{i:032x}");
+        let dir = runs.join(&id);
+        std::fs::create_dir(&dir).unwrap();
+        let run = serde_json::json!({
+            "sandbox": id, "started": "2026-01-01T00:00:00.000Z", "started_ms": 1000 + i,
+            "profile": "default", "workspace": "/w", "argv": ["x"], "protect": [], "audit_log": null,
+        });
+        std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+        let d = serde_json::json!({"kind": "seccomp", "syscall": format!("bpf{i}")});
+        std::fs::write(dir.join("denials.jsonl"), format!("{d}\n")).unwrap();
+        for p in [dir.clone(), dir.join("run.json"), dir.join("denials.jsonl")] {
+            std::os::unix::fs::chown(&p, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+        }
+    }
+    let as_agent = |args: &[&str]| {
+        setpriv_as_agent()
+            .arg(bin())
+            .args(args)
+            .env("PATH", PATH)
+            .env("XDG_STATE_HOME", &state)
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let w = as_agent(&["why", "--last"]);
+    assert_eq!(w.status.code(), Some(0), "{}", show(&w));
+    assert!(
+        stdout(&w).contains(&format!("run {:032x}", 54)),
+        "{}",
+        show(&w)
+    );
+    assert!(stdout(&w).contains("denied syscall bpf54"), "{}", show(&w));
+    let g = as_agent(&["gc"]);
+    assert_eq!(g.status.code(), Some(0), "{}", show(&g));
+    assert!(
+        stdout(&g).contains("removed 5 old run record(s)"),
+        "{}",
+        show(&g)
+    );
+    let left: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 50);
+    assert!(!left.contains(&format!("{:032x}", 4)) && left.contains(&format!("{:032x}", 5)));
+    // A prefix that names several runs, and one that names one.
+    let w = as_agent(&["why", &format!("{:032x}", 16)[..31]]);
+    assert_eq!(w.status.code(), Some(1), "{}", show(&w));
+    assert!(
+        stderr(&w).contains("is the prefix of 16 runs"),
+        "{}",
+        show(&w)
+    );
+    let w = as_agent(&["why", &format!("{:032x}", 9)[..30]]);
+    assert_eq!(w.status.code(), Some(1), "{}", show(&w));
+    let w = as_agent(&["why", &format!("{:032x}", 53)]);
+    assert_eq!(w.status.code(), Some(0), "{}", show(&w));
+    assert!(stdout(&w).contains("bpf53"), "{}", show(&w));
+    // A run directory that is a symlink is never followed.
+    let evil = runs.join(format!("{:032x}", 99));
+    std::os::unix::fs::symlink(runs.join(format!("{:032x}", 9)), &evil).unwrap();
+    let w = as_agent(&["why", &format!("{:032x}", 99)]);
+    assert_eq!(w.status.code(), Some(1), "{}", show(&w));
+}
