@@ -614,6 +614,23 @@ fn unprivileged_runs_report_seccomp_denials_and_probe_says_what_is_missing() {
         "{}",
         show(&w)
     );
+    // A state directory the agent could reach keeps nothing, and says so.
+    let inside = f.ws.join("state");
+    let o = setpriv_as_agent()
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .arg(bin())
+        .args(["run", "-w", &ws, "--", "/bin/sh", "-c", "unshare -U true"])
+        .env("PATH", PATH)
+        .env("XDG_STATE_HOME", &inside)
+        .current_dir(&f.ws)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).contains("is inside the grant") && stderr(&o).contains("not kept"),
+        "{}",
+        show(&o)
+    );
+    assert!(!inside.exists(), "{}", show(&o));
     // probe: seccomp yes, Landlock no, and why.
     let p = as_agent(&["probe", "--json"]);
     let p: serde_json::Value = serde_json::from_slice(&p.stdout).unwrap();

@@ -223,10 +223,21 @@ impl Book {
         }
         self.run.finish(&self.entries, &self.totals, exit);
         if self.hints > 0 && !QUIET.load(Ordering::Relaxed) {
+            let why = match (&self.run.context.audit_log, self.run.kept()) {
+                (_, true) => format!("confine why {}", audit.sandbox),
+                (Some(log), false) => format!(
+                    "confine why --audit-log {} {}",
+                    fix::printable(&log.display().to_string()),
+                    audit.sandbox
+                ),
+                (None, false) => {
+                    crate::say!("confine: {} denial(s)", self.totals.total);
+                    return;
+                }
+            };
             crate::say!(
-                "confine: {} denial(s); `confine why {}` shows each with the profile change that would allow it",
+                "confine: {} denial(s); `{why}` shows each with the profile change that would allow it",
                 self.totals.total,
-                audit.sandbox
             );
         }
     }
@@ -285,10 +296,30 @@ impl Watch {
             protect: plan.filesystem.protect.clone(),
             audit_log: plan.audit_log.clone(),
         };
+        // The kept runs must be out of the agent's reach: inside a grant it
+        // could read other runs' denials, or forge what `why` suggests.
+        let exposed = crate::state::base().ok().and_then(|base| {
+            plan.filesystem
+                .grants
+                .iter()
+                .filter(|g| !g.implicit)
+                .find(|g| base.starts_with(&g.path) || base.starts_with(&g.written))
+                .map(|g| {
+                    format!(
+                        "{} is inside the grant {}, within the agent's reach; this run is not kept there",
+                        base.display(),
+                        g.written.display()
+                    )
+                })
+        });
+        let run = match exposed {
+            Some(why) => runs::Writer::refused(context, &why),
+            None => runs::Writer::new(context),
+        };
         Watch {
             seccomp: listener.map(|rx| seccomp::Source::new(rx, denied)),
             landlock,
-            book: Book::new(runs::Writer::new(context)),
+            book: Book::new(run),
         }
     }
 

@@ -75,6 +75,8 @@ pub(crate) struct Writer {
     dir: Option<OwnedFd>,
     denials: Option<File>,
     failed: bool,
+    /// Why nothing is to be kept (said at the first denial).
+    refused: Option<String>,
 }
 
 impl Writer {
@@ -84,6 +86,15 @@ impl Writer {
             dir: None,
             denials: None,
             failed: false,
+            refused: None,
+        }
+    }
+
+    /// A writer that keeps nothing, saying why at the first denial.
+    pub(crate) fn refused(context: Context, why: &str) -> Writer {
+        Writer {
+            refused: Some(why.to_string()),
+            ..Writer::new(context)
         }
     }
 
@@ -98,6 +109,9 @@ impl Writer {
     }
 
     fn dir(&mut self) -> Option<BorrowedFd<'_>> {
+        if let Some(why) = self.refused.take() {
+            self.fail(&io::Error::other(why));
+        }
         if self.dir.is_none() && !self.failed {
             match make(&self.context) {
                 Ok((dir, file)) => {
@@ -108,6 +122,11 @@ impl Writer {
             }
         }
         self.dir.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Whether this run is kept (its directory was made).
+    pub(crate) fn kept(&self) -> bool {
+        self.dir.is_some()
     }
 
     /// Appends one distinct denial.
