@@ -143,22 +143,7 @@ pub fn fix(d: &Denial, c: &Context) -> Fix {
                 careful: sensitive(&path, c),
             }
         }
-        Kind::Network => {
-            let host = d.host.clone().unwrap_or_default();
-            let entry = match d.port {
-                Some(443) | None => host.clone(),
-                Some(p) => format!("{host}:{p}"),
-            };
-            let careful = (host.starts_with("169.254.")
-                || host.starts_with("fd00:ec2")
-                || host == "metadata.google.internal")
-                .then(|| "it is a cloud metadata address (credentials)".to_string());
-            Fix {
-                key: Some("network.allow".into()),
-                yaml: Some(format!("network:\n  allow: [{}]\n", yaml_str(&entry))),
-                careful,
-            }
-        }
+        Kind::Network => network(d),
         Kind::Seccomp => {
             let name = d.syscall.clone().unwrap_or_default();
             if d.args.is_some() {
@@ -226,6 +211,86 @@ fn landlock_other(access: &[String], d: &Denial) -> Option<Fix> {
         return none("signals and abstract unix sockets stay within the sandbox (Landlock scopes)");
     }
     None
+}
+
+/// Why the egress proxy refused, as far as a profile is concerned: its
+/// policy decisions. A connection that failed (no answer, a malformed
+/// request) is not a denial and gets `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetCause {
+    /// No `allow` entry names it.
+    NotAllowed,
+    /// A `deny` entry refuses it.
+    Denied,
+    /// An IP address, not pinned in `hosts`.
+    Address,
+    /// It resolves to a non-public address.
+    Private,
+    /// A budget is used up.
+    Budget,
+}
+
+/// The cause of a proxy refusal, from its reason (the proxy's words).
+pub fn net_cause(reason: &str) -> Option<NetCause> {
+    if reason.ends_with("not in allow") {
+        Some(NetCause::NotAllowed)
+    } else if reason.contains("denied by `") || reason.contains("denied on every port") {
+        Some(NetCause::Denied)
+    } else if reason.contains("is an IP address, not a name") {
+        Some(NetCause::Address)
+    } else if reason.contains("not a public address") {
+        Some(NetCause::Private)
+    } else if reason.starts_with("budget ") && reason.ends_with(" used up") {
+        Some(NetCause::Budget)
+    } else {
+        None
+    }
+}
+
+fn network(d: &Denial) -> Fix {
+    let host = d.host.clone().unwrap_or_default();
+    let entry = match d.port {
+        Some(443) | None => host.clone(),
+        Some(p) => format!("{host}:{p}"),
+    };
+    let allow = format!("network:\n  allow: [{}]\n", yaml_str(&entry));
+    let metadata = host.starts_with("169.254.")
+        || host.starts_with("fd00:ec2")
+        || host == "metadata.google.internal";
+    let fix = |key: &str, yaml: Option<String>, careful: Option<&str>| Fix {
+        key: Some(key.into()),
+        yaml,
+        careful: careful.map(str::to_string),
+    };
+    match d.reason.as_deref().and_then(net_cause) {
+        Some(NetCause::Denied) => fix(
+            "network.deny",
+            Some("# remove the entry that denies it from network.deny\n".into()),
+            Some("the profile denies it on purpose"),
+        ),
+        Some(NetCause::Address) => fix(
+            "network.hosts",
+            Some(format!(
+                "network:\n  allow: [NAME]\n  hosts: {{NAME: {}}}\n",
+                yaml_str(&host)
+            )),
+            metadata.then_some("it is a cloud metadata address (credentials)"),
+        ),
+        Some(NetCause::Private) => fix(
+            "network.hosts",
+            Some(format!(
+                "network:\n  hosts: {{{}: ADDRESS}}\n",
+                yaml_str(&host)
+            )),
+            Some("it resolves to a private address: pin it only to reach your own network on purpose"),
+        ),
+        Some(NetCause::Budget) => fix("network.budget", None, None),
+        Some(NetCause::NotAllowed) | None => fix(
+            "network.allow",
+            Some(allow),
+            metadata.then_some("it is a cloud metadata address (credentials)"),
+        ),
+    }
 }
 
 /// A call that an argument rule of filter B denied.
@@ -305,6 +370,13 @@ mod tests {
             fix(&d, &ctx()).yaml.unwrap(),
             "network:\n  allow: [example.com]\n"
         );
+        d.reason = Some("example.com:443 is denied by `example.com`".into());
+        assert_eq!(fix(&d, &ctx()).key.as_deref(), Some("network.deny"));
+        d.reason = Some("budget connections (10) used up".into());
+        assert_eq!(fix(&d, &ctx()).key.as_deref(), Some("network.budget"));
+        d.reason = Some("example.com resolves to 10.0.0.1, private: not a public address (pin it in hosts to reach it)".into());
+        assert!(fix(&d, &ctx()).careful.is_some());
+        assert_eq!(net_cause("example.com: connection refused"), None);
         let mut d = Denial::new(Kind::Seccomp);
         d.syscall = Some("keyctl".into());
         assert!(fix(&d, &ctx()).key.is_none());
