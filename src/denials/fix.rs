@@ -22,6 +22,9 @@ pub struct Fix {
     pub careful: Option<String>,
 }
 
+/// The reason of a seccomp record whose call `on_violation: log` let through.
+pub const LOGGED: &str = "allowed and logged (on_violation: log)";
+
 /// `s` safe to print on a terminal: what a process in the sandbox chose
 /// (a path, a host name) must not reach the caller's terminal as control
 /// sequences. Control characters (C0, DEL, C1) and backslashes are escaped.
@@ -55,9 +58,21 @@ pub fn what(d: &Denial) -> String {
     }
 }
 
+/// `denied`, or `allowed` for a call `on_violation: log` let through.
+pub fn verb(d: &Denial) -> &'static str {
+    if d.reason.as_deref() == Some(LOGGED) {
+        "allowed (on_violation: log)"
+    } else {
+        "denied"
+    }
+}
+
 /// The stderr hint: which key would allow it, or why none may.
 pub fn hint(d: &Denial, c: &Context) -> String {
     let f = fix(d, c);
+    if d.reason.as_deref() == Some(LOGGED) {
+        return "it ran; `syscalls.on_violation: errno` would deny it".into();
+    }
     match (&f.key, &f.careful) {
         (Some(k), None) => format!("{k} would allow it"),
         (Some(k), Some(why)) => format!("{k} would allow it, but {}", printable(why)),
@@ -146,6 +161,15 @@ pub fn fix(d: &Denial, c: &Context) -> Fix {
         Kind::Network => network(d),
         Kind::Seccomp => {
             let name = d.syscall.clone().unwrap_or_default();
+            if d.reason.as_deref() == Some(LOGGED) {
+                return Fix {
+                    key: Some("syscalls.on_violation".into()),
+                    yaml: Some("syscalls:\n  on_violation: errno\n".into()),
+                    careful: Some(format!(
+                        "it RAN: `on_violation: log` let {name} through; `errno` denies it"
+                    )),
+                };
+            }
             if d.args.is_some() {
                 return arg_rule(&name, d);
             }

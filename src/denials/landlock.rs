@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use super::{Book, Denial, Kind};
 use crate::audit::Audit;
 
+/// What SECCOMP_FILTER_FLAG_LOG writes (`on_violation: log`).
+const AUDIT_SECCOMP: u16 = 1326;
 const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
 const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
 /// The multicast group of every record (AUDIT_NLGRP_READLOG).
@@ -46,15 +48,20 @@ pub(crate) struct Source {
     /// The domain's deallocation was seen: no record of it can follow.
     ended: bool,
     pending: VecDeque<(u64, Denial)>,
+    /// `on_violation: log`: the sandbox's PID namespace (`pid:[N]`), to
+    /// join the kernel's seccomp records by their pid.
+    seccomp_log: Option<std::path::PathBuf>,
 }
 
 impl Source {
     /// Opens the socket before the sandbox exists; `None` where audit
     /// can't be read (not root, ABI < 7, no CAP_AUDIT_READ, a container's
     /// user namespace): then nothing asks Landlock to log either.
-    pub(crate) fn open(abi: u32) -> Option<OwnedFd> {
+    /// `seccomp_log`: also the kernel's seccomp records (`on_violation:
+    /// log`), whatever the ABI.
+    pub(crate) fn open(abi: u32, seccomp_log: bool) -> Option<OwnedFd> {
         // SAFETY: geteuid has no arguments and can't fail.
-        if abi < 7 || unsafe { libc::geteuid() } != 0 || !initial_netns() {
+        if (abi < 7 && !seccomp_log) || unsafe { libc::geteuid() } != 0 || !initial_netns() {
             return None;
         }
         // SAFETY: socket with integer arguments.
@@ -87,7 +94,7 @@ impl Source {
         }
         // Only Landlock's records reach the socket: on a host whose audit
         // is busy, the rest never wakes the supervisor.
-        only_landlock(&sock);
+        only_landlock(&sock, seccomp_log);
         // Room for bursts (root may exceed rmem_max); best effort.
         let size: libc::c_int = 4 << 20;
         // SAFETY: a valid int of the size passed.
@@ -103,13 +110,18 @@ impl Source {
         Some(sock)
     }
 
-    pub(crate) fn new(sock: OwnedFd, init: libc::pid_t) -> Source {
+    /// `seccomp_log`: read the kernel's seccomp records of the sandbox
+    /// too (the init's PID namespace is looked up now, while it lives).
+    pub(crate) fn new(sock: OwnedFd, init: libc::pid_t, seccomp_log: bool) -> Source {
         Source {
             sock,
             init: init as u32,
             domain: None,
             ended: false,
             pending: VecDeque::new(),
+            seccomp_log: seccomp_log
+                .then(|| std::fs::read_link(format!("/proc/{init}/ns/pid")).ok())
+                .flatten(),
         }
     }
 
@@ -171,6 +183,12 @@ impl Source {
         };
         // "audit(1733131200.123:456): domain=..."
         let body = text.split_once("): ").map_or(text, |(_, b)| b);
+        if kind == AUDIT_SECCOMP {
+            if let Some(d) = self.seccomp_record(body) {
+                book.add(d, audit, raw_tty);
+            }
+            return;
+        }
         let Some(domain) = field(body, "domain").and_then(|d| u64::from_str_radix(&d, 16).ok())
         else {
             return;
@@ -214,6 +232,35 @@ impl Source {
         }
     }
 
+    /// A seccomp record of a process in the sandbox (`on_violation: log`):
+    /// a denylisted call the denylist let through, or one outside the
+    /// allowlist (ENOSYS). Joined by the process's PID namespace, read
+    /// while it lives; one already gone is not counted.
+    fn seccomp_record(&self, body: &str) -> Option<Denial> {
+        let ns = self.seccomp_log.as_ref()?;
+        let pid: u32 = field(body, "pid")?.parse().ok()?;
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()? != *ns {
+            return None;
+        }
+        let nr: u32 = field(body, "syscall")?.parse().ok()?;
+        let code = u32::from_str_radix(field(body, "code")?.trim_start_matches("0x"), 16).ok()?;
+        let mut d = Denial::new(Kind::Seccomp);
+        d.syscall = Some(
+            crate::syscalls::name_of(crate::syscalls::Arch::native(), nr)
+                .map_or_else(|| format!("#{nr}"), str::to_string),
+        );
+        d.agent_pid = Some(pid);
+        d.exe = path_field(body, "exe");
+        d.reason = Some(
+            if code & libc::SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_LOG {
+                super::fix::LOGGED.to_string()
+            } else {
+                "not in the allowlist (ENOSYS)".to_string()
+            },
+        );
+        Some(d)
+    }
+
     /// The run has ended: reads what is still on its way. Records of a
     /// domain come before its deallocation record (emitted once its last
     /// process is gone), so where the domain had denials the wait ends
@@ -245,12 +292,25 @@ impl Source {
 /// A socket filter keeping records 1423 and 1424 only (best effort: the
 /// parser checks the type anyway). Classic BPF reads packet data big-endian,
 /// and the netlink header is in host order, hence the byte swap.
-fn only_landlock(sock: &OwnedFd) {
+fn only_landlock(sock: &OwnedFd, seccomp_log: bool) {
     let be = |t: u16| u32::from(u16::from_be_bytes(t.to_ne_bytes()));
     let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    // With seccomp's records too, the first comparison takes 1326 and
+    // accepts; without, it can never match.
+    let seccomp = if seccomp_log {
+        be(AUDIT_SECCOMP)
+    } else {
+        be(AUDIT_LANDLOCK_ACCESS)
+    };
     let prog = [
         // ld h [4]: nlmsg_type
         ins((libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16, 0, 0, 4),
+        ins(
+            (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            3,
+            0,
+            seccomp,
+        ),
         ins(
             (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
             2,
@@ -373,7 +433,7 @@ pub fn status(abi: u32) -> Result<(), String> {
                 .into(),
         );
     }
-    if Source::open(abi).is_none() {
+    if Source::open(abi, false).is_none() {
         return Err(
             "the audit multicast group can't be joined (CAP_AUDIT_READ in the initial user namespace)"
                 .into(),

@@ -203,7 +203,8 @@ impl Book {
         if self.hints < MAX_HINTS && !QUIET.load(Ordering::Relaxed) {
             self.hints += 1;
             let line = format!(
-                "confine: denied {} ({})",
+                "confine: {} {} ({})",
+                fix::verb(&d),
                 fix::what(&d),
                 fix::hint(&d, &self.run.context)
             );

@@ -122,7 +122,7 @@ fn text(r: &Report) -> String {
         }
         out += &format!("\n{title}:\n");
         for i in group {
-            out += &format!("- denied {}", fix::what(i.denial));
+            out += &format!("- {} {}", fix::verb(i.denial), fix::what(i.denial));
             if i.count > 1 {
                 out += &format!(" ({} times)", i.count);
             }

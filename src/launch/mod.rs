@@ -413,7 +413,8 @@ fn launch(
     let started = Instant::now();
     // Landlock's denials, where the kernel's audit can be read (root):
     // joined before the sandbox exists, so none is missed.
-    let audit_sock = crate::denials::landlock::Source::open(plan.landlock.abi);
+    let seccomp_log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
+    let audit_sock = crate::denials::landlock::Source::open(plan.landlock.abi, seccomp_log);
 
     let child = namespaces::clone_into(ns).map_err(|e| clone_error(ns, e))?;
     let pid = match child {
@@ -434,7 +435,7 @@ fn launch(
                 wiring,
                 egress_ports,
                 listener: listener_tx,
-                landlock_log: audit_sock.is_some(),
+                landlock_log: audit_sock.is_some() && plan.landlock.abi >= 7,
             };
             init::run(args, init_ends)
         }
@@ -442,7 +443,7 @@ fn launch(
     };
     drop(init_ends);
     drop(listener_tx);
-    let landlock = audit_sock.map(|s| crate::denials::landlock::Source::new(s, pid));
+    let landlock = audit_sock.map(|s| crate::denials::landlock::Source::new(s, pid, seccomp_log));
     let mut denials = crate::denials::Watch::new(plan, id, listener_rx, landlock);
     let channel::SupervisorEnds {
         release,
