@@ -174,6 +174,7 @@ Exit status: 0; 1 no such run; 125 bad usage.")]
         /// Read the run's `denied` records from this audit log instead
         #[arg(long, value_name = "FILE")]
         audit_log: Option<PathBuf>,
+        /// Machine-readable output
         #[arg(long)]
         json: bool,
     },
