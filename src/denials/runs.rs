@@ -8,7 +8,8 @@
 //!
 //! A run without denials leaves nothing (nothing is added to its launch).
 //! Bounded: at most [`super::MAX_DISTINCT`] denials of at most
-//! [`MAX_FIELD`] bytes per field per run, and [`KEEP`] runs (older ones are
+//! [`MAX_FIELD`] bytes per field and [`MAX_RUN_BYTES`] in all per run, and
+//! [`KEEP`] runs (older ones are
 //! removed when a new one is made, and by `confine gc`). Everything is
 //! opened beneath the directory's descriptor without following symlinks.
 
@@ -27,6 +28,9 @@ use crate::sandbox::fsfd;
 pub const KEEP: usize = 50;
 /// The longest text field of a kept denial (a path, an executable).
 pub const MAX_FIELD: usize = 1024;
+/// The most bytes of denials a run keeps, in `denials.jsonl` and again
+/// in `summary.json` (what doesn't fit is counted, not kept).
+pub const MAX_RUN_BYTES: usize = 1 << 20;
 /// The largest file `why` reads back.
 const MAX_FILE: u64 = 8 << 20;
 
@@ -75,6 +79,8 @@ pub(crate) struct Writer {
     dir: Option<OwnedFd>,
     denials: Option<File>,
     failed: bool,
+    /// Bytes written to `denials.jsonl`.
+    written: usize,
     /// Why nothing is to be kept (said at the first denial).
     refused: Option<String>,
 }
@@ -86,6 +92,7 @@ impl Writer {
             dir: None,
             denials: None,
             failed: false,
+            written: 0,
             refused: None,
         }
     }
@@ -136,6 +143,10 @@ impl Writer {
         }
         let mut line = serde_json::to_vec(&bounded(d)).unwrap_or_default();
         line.push(b'\n');
+        if self.written + line.len() > MAX_RUN_BYTES {
+            return;
+        }
+        self.written += line.len();
         if let Some(f) = &mut self.denials {
             if let Err(e) = f.write_all(&line) {
                 self.denials = None;
@@ -151,6 +162,7 @@ impl Writer {
         totals: &Totals,
         exit: Option<&ExitSummary>,
     ) {
+        let mut size = 0;
         let summary = Summary {
             run: self.context.clone(),
             denials: entries
@@ -158,6 +170,10 @@ impl Writer {
                 .map(|(d, n)| Counted {
                     denial: bounded(d),
                     count: *n,
+                })
+                .take_while(|c| {
+                    size += serde_json::to_vec(c).map_or(0, |v| v.len());
+                    size <= MAX_RUN_BYTES
                 })
                 .collect(),
             totals: totals.clone(),
