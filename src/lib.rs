@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod changes;
 pub mod control;
+pub mod denials;
 pub mod egress;
 pub mod families;
 pub mod files;
@@ -22,6 +23,7 @@ pub mod probe;
 pub mod procfs;
 pub mod profile;
 pub mod sandbox;
+pub mod state;
 pub mod syscalls;
 
 /// In the crate's own tests, an allocation on the agent's path between its

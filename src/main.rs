@@ -114,6 +114,10 @@ the command may not be executed; 127 when it was not found."
         /// not (byte-exact pipes; the command holds the caller's terminal)
         #[arg(long, overrides_with = "tty")]
         no_tty: bool,
+        /// No line on stderr for the first denials (the `denied` records
+        /// and `confine why` still have them)
+        #[arg(short, long)]
+        quiet: bool,
         /// The command and its arguments
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<OsString>,
@@ -150,6 +154,29 @@ the command may not be executed; 127 when it was not found."
         /// bash, zsh, fish, elvish or powershell
         #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
+    },
+    /// What a run was denied, each with the profile change that would
+    /// allow it (as YAML to paste), and which ones not to allow
+    #[command(after_help = "Runs are kept in /var/lib/confine/runs (root) or \
+$XDG_STATE_HOME/confine/runs (default ~/.local/state/confine/runs), the last 50 that had denials. \
+Exit status: 0; 1 no such run; 125 bad usage.")]
+    Why {
+        /// The run's sandbox id, or a unique prefix of it
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "last",
+            conflicts_with = "last"
+        )]
+        id: Option<String>,
+        /// The newest kept run that had denials
+        #[arg(long)]
+        last: bool,
+        /// Read the run's `denied` records from this audit log instead
+        #[arg(long, value_name = "FILE")]
+        audit_log: Option<PathBuf>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Remove what killed supervisors left behind (placeholders of protected
     /// paths on workspaces where no sandbox is running, cgroups, runtime
@@ -363,8 +390,10 @@ fn cli(args: Vec<OsString>) -> u8 {
             dry_run,
             tty,
             no_tty,
+            quiet,
             command,
         } => {
+            confine::denials::set_quiet(quiet);
             let req = plan.request(command);
             let plan = match Plan::build(&req) {
                 Ok(p) => p,
@@ -459,6 +488,7 @@ fn cli(args: Vec<OsString>) -> u8 {
                 }));
                 // Never removed unasked.
                 lines.extend(confine::changes::pending_lines());
+                lines.extend(confine::denials::runs::gc());
                 let cgroups = confine::sandbox::cgroup::sweep_all();
                 if cgroups > 0 {
                     lines.push(format!("removed {cgroups} leftover cgroup(s)"));
@@ -470,6 +500,24 @@ fn cli(args: Vec<OsString>) -> u8 {
                 EXIT_REFUSED
             }
         },
+        Command::Why {
+            id,
+            last,
+            audit_log,
+            json,
+        } => {
+            let which = match (&id, last) {
+                (Some(id), false) => confine::denials::why::Which::Id(id),
+                _ => confine::denials::why::Which::Last,
+            };
+            match confine::denials::why::report(which, audit_log.as_deref(), json) {
+                Ok(r) => print_out(&r),
+                Err(e) => {
+                    say!("confine: why ({}): {e}", id.as_deref().unwrap_or("--last"));
+                    1
+                }
+            }
+        }
         Command::Ps { json } => {
             let mut text = control::client::ps(json);
             if !json {

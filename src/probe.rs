@@ -58,9 +58,39 @@ pub struct Probe {
     pub memfd: Memfd,
     /// Whether `network.mode: proxy` can be set up here.
     pub egress_proxy: EgressProxy,
+    /// Which sources of `denied` records this host offers (DESIGN.md §13).
+    pub denials: DenialSources,
     /// For every missing piece, what it means for a profile. Empty when
     /// everything confine can enforce is available.
     pub implications: Vec<String>,
+}
+
+/// Where `denied` records can come from here, each with why not when not.
+#[derive(Debug, Clone, Serialize)]
+pub struct DenialSources {
+    /// The seccomp denylist's calls (`on_violation: errno`), through a
+    /// listener the supervisor answers.
+    pub seccomp: Source,
+    /// The egress proxy's refusals (`network.mode: proxy`).
+    pub network: Source,
+    /// Landlock's denials, through the kernel's audit.
+    pub landlock: Source,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub available: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+}
+
+impl Source {
+    fn of(r: Result<(), String>) -> Source {
+        Source {
+            available: r.is_ok(),
+            missing: r.err(),
+        }
+    }
 }
 
 /// What `network.mode: proxy` needs of the host: a network namespace of
@@ -273,11 +303,46 @@ pub fn probe() -> Probe {
             possible: false,
             reason: String::new(),
         },
+        denials: DenialSources {
+            seccomp: Source::of(Ok(())),
+            network: Source::of(Ok(())),
+            landlock: Source::of(Ok(())),
+        },
         implications: Vec::new(),
     };
     p.egress_proxy = egress_proxy(&p.namespaces);
+    p.denials = denial_sources(&p);
     p.implications = implications(&p);
     p
+}
+
+fn denial_sources(p: &Probe) -> DenialSources {
+    let notif = p
+        .seccomp
+        .actions_avail
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|x| x == "user_notif"));
+    let seccomp = if !p.seccomp.filter_available {
+        Err("seccomp filters are unavailable".to_string())
+    } else if !notif {
+        Err("the kernel lacks SECCOMP_RET_USER_NOTIF (actions_avail)".to_string())
+    } else {
+        Ok(())
+    };
+    let network = if p.egress_proxy.possible {
+        Ok(())
+    } else {
+        Err(format!("no egress proxy here: {}", p.egress_proxy.reason))
+    };
+    let landlock = match p.landlock.abi {
+        Some(abi) => crate::denials::landlock::status(abi),
+        None => Err("Landlock is unavailable".to_string()),
+    };
+    DenialSources {
+        seccomp: Source::of(seccomp),
+        network: Source::of(network),
+        landlock: Source::of(landlock),
+    }
 }
 
 /// The Landlock ABI version, or `None` when Landlock is not built in
@@ -1032,6 +1097,26 @@ impl Probe {
             },
             opt_list(&s.actions_avail)
         );
+
+        let d = &self.denials;
+        let _ = writeln!(
+            t,
+            "denials     (what `denied` records and `confine why` can report)"
+        );
+        for (name, src, what) in [
+            (
+                "seccomp",
+                &d.seccomp,
+                "denylisted calls under on_violation: errno",
+            ),
+            ("network", &d.network, "the egress proxy's refusals"),
+            ("landlock", &d.landlock, "files and ports Landlock refused"),
+        ] {
+            let _ = match &src.missing {
+                None => writeln!(t, "  {name:<8}  yes: {what}"),
+                Some(why) => writeln!(t, "  {name:<8}  no: {why}"),
+            };
+        }
 
         let ns = &self.namespaces;
         let _ = writeln!(t, "namespaces");

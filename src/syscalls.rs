@@ -195,8 +195,7 @@ const fn min(a: usize, b: usize) -> usize {
 }
 
 /// The name of syscall number `nr` on `arch`.
-#[cfg(test)]
-fn name_of(arch: Arch, nr: u32) -> Option<&'static str> {
+pub(crate) fn name_of(arch: Arch, nr: u32) -> Option<&'static str> {
     let t = table(arch);
     t.binary_search_by_key(&nr, |&(_, n)| n)
         .ok()

@@ -977,3 +977,47 @@ fn pipes_next_to_a_terminal_stay_byte_exact() {
         assert_eq!(shown.contains("OWN_PTS"), flags.is_empty(), "{shown}");
     }
 }
+
+/// The first denial's line (DESIGN.md §13) while the supervisor relays the
+/// sandbox's pty: the caller's terminal is in raw mode, so the line comes
+/// between CR LFs (it neither continues nor overwrites what the agent left
+/// on the current line), and the terminal's modes come back after.
+#[test]
+fn a_denial_line_on_a_relayed_terminal_starts_and_ends_a_line() {
+    if !can_run("a_denial_line_on_a_relayed_terminal_starts_and_ends_a_line")
+        || !have(
+            "a_denial_line_on_a_relayed_terminal_starts_and_ends_a_line",
+            "/usr/bin/unshare",
+        )
+    {
+        return;
+    }
+    let f = Fixture::new("tty-denial");
+    let outer = Outer::new(24, 80);
+    let before = outer.modes();
+    // unshare(CLONE_NEWUSER) is denylisted: EPERM, and a `denied` line.
+    let child = outer.spawn(
+        &f,
+        &["--tty"],
+        &[
+            "/bin/sh",
+            "-c",
+            "printf 'abc'; unshare -U true 2>/dev/null; printf 'def\\n'",
+        ],
+    );
+    let (status, out) = outer.drive(child, LIMIT, |_, _| {});
+    assert!(status.success(), "{}", text(&out));
+    let out = text(&out);
+    // Where the line lands among the agent's output depends on when the
+    // relay writes what it read; it always starts on a line of its own.
+    assert!(
+        out.contains("\r\nconfine: denied syscall unshare (no profile may allow it: "),
+        "{out:?}"
+    );
+    assert!(out.contains("abc") && out.contains("def"), "{out:?}");
+    let line = out.find("confine: denied syscall unshare").unwrap();
+    let end = out[line..].find('\n').unwrap() + line;
+    assert_eq!(&out[end - 1..=end], "\r\n", "{out:?}");
+    assert_eq!(out.matches("denied syscall unshare").count(), 1, "{out:?}");
+    assert_eq!(outer.modes(), before, "{out:?}");
+}

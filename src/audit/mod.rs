@@ -33,8 +33,8 @@ use serde::Serialize;
 
 mod records;
 pub(crate) use records::{
-    Budget, Checkpoint, Connection, Control, Dropped, Exit, Launch, LaunchProfile, PlanSummary,
-    RouteLimit, RouteRequest, SeccompSummary, Usage,
+    Budget, Checkpoint, Connection, Control, DenialTotals, Denied, Dropped, Exit, Launch,
+    LaunchProfile, PlanSummary, RouteLimit, RouteRequest, SeccompSummary, Usage,
 };
 pub use records::{ProfileId, Record, Refused, RefusedPlan};
 

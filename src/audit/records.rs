@@ -234,3 +234,23 @@ pub(crate) struct RouteLimit<'a>(pub &'a crate::egress::events::LimitEvent);
 impl Record for RouteLimit<'_> {
     const EVENT: &'static str = "budget";
 }
+
+/// `denied`: what the kernel or the proxy refused (DESIGN.md §7), the
+/// first time in the run (see `crate::denials`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct Denied<'a>(pub &'a crate::denials::Denial);
+
+impl Record for Denied<'_> {
+    const EVENT: &'static str = "denied";
+}
+
+/// `denials`: at the end of a run that had denials, how many, repeats
+/// included, and how many distinct ones weren't written.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct DenialTotals<'a>(pub &'a crate::denials::Totals);
+
+impl Record for DenialTotals<'_> {
+    const EVENT: &'static str = "denials";
+}

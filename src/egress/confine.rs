@@ -165,7 +165,7 @@ pub(crate) fn landlock_self() -> Result<(), String> {
         });
     }
     landlock::prepare(&spec)
-        .and_then(landlock::Prepared::restrict_self)
+        .and_then(|p| p.restrict_self(false))
         .map_err(|e| format!("Landlock: {e}"))
 }
 

@@ -359,6 +359,129 @@ impl EgressReceiver {
     }
 }
 
+/// **denials**: the init hands the seccomp listener of its denylist to
+/// the supervisor, or says it has none.
+pub(crate) fn listener_pair() -> io::Result<(ListenerReceiver, ListenerSender)> {
+    let (r, w) = socketpair()?;
+    Ok((ListenerReceiver(r), ListenerSender(w)))
+}
+
+/// The message carrying the listener.
+const LISTENER: u8 = b'L';
+/// The message saying the denylist has no listener (the kernel refused one).
+const NO_LISTENER: u8 = b'N';
+
+/// The init's end of **denials**.
+pub(crate) struct ListenerSender(OwnedFd);
+
+impl ListenerSender {
+    /// Hands the listener over (or says there is none). It allocates
+    /// nothing: it runs after seccomp, next to the agent's stack.
+    ///
+    /// # Errors
+    /// The errno of `sendmsg`.
+    pub(crate) fn send(&self, listener: Option<&OwnedFd>) -> io::Result<()> {
+        let mut space = [0u64; 4]; // >= CMSG_SPACE(4)
+        let mut byte = [if listener.is_some() {
+            LISTENER
+        } else {
+            NO_LISTENER
+        }];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        // SAFETY: as in `send_fds`: an all-zero msghdr is valid, its pointers
+        // point at locals that outlive the call, and `space` (8-aligned,
+        // 32 bytes) holds a header and one descriptor.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            if let Some(fd) = listener {
+                let bytes = std::mem::size_of::<RawFd>() as u32;
+                msg.msg_control = space.as_mut_ptr().cast();
+                msg.msg_controllen = libc::CMSG_SPACE(bytes) as usize;
+                let c = libc::CMSG_FIRSTHDR(&msg);
+                (*c).cmsg_level = libc::SOL_SOCKET;
+                (*c).cmsg_type = libc::SCM_RIGHTS;
+                (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+            }
+            if libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// What the init said on **denials**.
+pub(crate) enum Listener {
+    /// The denylist's listener.
+    Fd(OwnedFd),
+    /// The kernel refused one: the denylist answers EPERM itself.
+    Refused,
+    /// The init ended without saying (it was refused before seccomp).
+    Gone,
+}
+
+/// The supervisor's end of **denials**.
+pub(crate) struct ListenerReceiver(OwnedFd);
+
+impl ListenerReceiver {
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// The message, once the socket is readable (it doesn't wait).
+    pub(crate) fn receive(&self) -> Listener {
+        let mut space = [0u64; 4];
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut fd = None;
+        // SAFETY: as in `recv_fds`; the kernel writes at most 32 control
+        // bytes, and a descriptor it passes is new and ours.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = space.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&space);
+            let n = libc::recvmsg(
+                self.0.as_raw_fd(),
+                &mut msg,
+                libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
+            );
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while n > 0 && !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                    let len = (*c).cmsg_len - libc::CMSG_LEN(0) as usize;
+                    for i in 0..len / 4 {
+                        let f = OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i)));
+                        fd.get_or_insert(f);
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+            n
+        };
+        match (n, byte[0], fd) {
+            (1, LISTENER, Some(fd)) => Listener::Fd(fd),
+            (1, NO_LISTENER, None) => Listener::Refused,
+            _ => Listener::Gone,
+        }
+    }
+}
+
 /// A connected pair of unix sockets (SOCK_SEQPACKET, O_CLOEXEC).
 fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];

@@ -33,6 +33,12 @@ pub(crate) struct InitArgs<'a> {
     pub wiring: Option<pty::Wiring>,
     /// Proxy mode: the ports of the transparent listeners.
     pub egress_ports: Vec<u16>,
+    /// Where the denylist's seccomp listener goes, when denials are
+    /// reported (`plan.seccomp.notify`).
+    pub listener: Option<super::channel::ListenerSender>,
+    /// The supervisor reads the kernel's audit: Landlock is to log the
+    /// agent's denials (LOG_NEW_EXEC_ON).
+    pub landlock_log: bool,
 }
 
 /// The value of a step that succeeded; else the reason reported on the
@@ -176,27 +182,27 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     // Step 11: no_new_privs, Landlock, seccomp last.
     step(r, "no_new_privs", process::no_new_privs());
     if let Some(ruleset) = ruleset {
-        step(r, "landlock", ruleset.restrict_self());
+        step(r, "landlock", ruleset.restrict_self(a.landlock_log));
     }
     // The ruleset is used: from here on the init holds only the stdio it
     // hands to the agent and its channels. Not the audit log, not the
     // caller's other descriptors, for the whole run.
     let tty = terminal.as_ref().map_or(-1, |t| t.raw());
-    let keep = [0, 1, 2, r.raw(), lifeline.raw(), status.raw(), tty];
+    let denials = a.listener.as_ref().map_or(-1, |l| l.raw());
+    let keep = [0, 1, 2, r.raw(), lifeline.raw(), status.raw(), tty, denials];
     step(r, "close_range", process::close_all_except(&keep));
-    let log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
-    step(
-        r,
-        "seccomp",
-        seccomp::install(&plan.seccomp.filters.allowlist, log)
-            .map_err(|e| format!("installing the allowlist: {e}")),
-    );
-    step(
-        r,
-        "seccomp",
-        seccomp::install(&plan.seccomp.filters.denylist, log)
-            .map_err(|e| format!("installing the denylist: {e}")),
-    );
+    let listener = install_seccomp(r, plan);
+    if let Some(tx) = &a.listener {
+        step(
+            r,
+            "seccomp",
+            tx.send(listener.as_ref())
+                .map_err(|e| format!("passing the listener to the supervisor: {e}")),
+        );
+    }
+    // The supervisor holds it now; the agent must never.
+    drop(listener);
+    drop(a.listener);
 
     // Step 12 happens in the agent.
     let agent = step(
@@ -210,6 +216,41 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     drop(lifeline);
     process::close_stdio();
     supervise(agent, a.forwarded, &status, terminal.as_ref())
+}
+
+/// Step 11's seccomp: filter A, then B, last. Under `on_violation: errno`
+/// B reports its denials through a listener, which is returned; where the
+/// kernel refuses one (EBUSY: confine itself runs under a filter that has
+/// one) the plain B answers EPERM itself and nothing is reported.
+fn install_seccomp(r: &ReportWriter, plan: &Plan) -> Option<std::os::fd::OwnedFd> {
+    let log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
+    let plain = &plan.seccomp.filters;
+    let allowlist = plan.seccomp.notify.as_ref().unwrap_or(plain);
+    step(
+        r,
+        "seccomp",
+        seccomp::install(&allowlist.allowlist, log)
+            .map_err(|e| format!("installing the allowlist: {e}")),
+    );
+    if let Some(notify) = &plan.seccomp.notify {
+        match seccomp::install_with_listener(&notify.denylist) {
+            Ok(fd) => return Some(fd),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => step(
+                r,
+                "seccomp",
+                Err::<(), _>(format!("installing the denylist: {e}")),
+            ),
+        }
+    }
+    // A allows the denylisted calls only in the notifying variant; this
+    // B's EPERM overrides it just the same.
+    step(
+        r,
+        "seccomp",
+        seccomp::install(&plain.denylist, log).map_err(|e| format!("installing the denylist: {e}")),
+    );
+    None
 }
 
 /// The init's life after the fork: wait for signals, forward the

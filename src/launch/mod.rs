@@ -458,6 +458,14 @@ fn launch(
 
     let (mut ends, init_ends) = channel::open(wiring.is_some(), policy.is_some())
         .map_err(|e| setup("prepare", "channels", e))?;
+    // Denials of the seccomp denylist reach the supervisor through a
+    // listener the init sends (DESIGN.md §13).
+    let (listener_rx, listener_tx) = match plan.seccomp.notify {
+        Some(_) => channel::listener_pair()
+            .map(|(r, w)| (Some(r), Some(w)))
+            .map_err(|e| setup("prepare", "channels", e))?,
+        None => (None, None),
+    };
     // The egress proxy first: its runtime starts while the sandbox is set
     // up; the listeners reach it from the init.
     let proxy = match (policy, ends.egress.take()) {
@@ -482,6 +490,10 @@ fn launch(
         ));
     }
     let started = Instant::now();
+    // Landlock's denials, where the kernel's audit can be read (root):
+    // joined before the sandbox exists, so none is missed.
+    let seccomp_log = plan.seccomp.on_violation == crate::profile::OnViolation::Log;
+    let audit_sock = crate::denials::landlock::Source::open(plan.landlock.abi, seccomp_log);
 
     let child = namespaces::clone_into(ns).map_err(|e| clone_error(ns, e))?;
     let pid = match child {
@@ -501,12 +513,17 @@ fn launch(
                 forwarded: &signals::FORWARDED,
                 wiring,
                 egress_ports,
+                listener: listener_tx,
+                landlock_log: audit_sock.is_some() && plan.landlock.abi >= 7,
             };
             init::run(args, init_ends)
         }
         namespaces::Cloned::Parent { pid } => pid,
     };
     drop(init_ends);
+    drop(listener_tx);
+    let landlock = audit_sock.map(|s| crate::denials::landlock::Source::new(s, pid, seccomp_log));
+    let mut denials = crate::denials::Watch::new(plan, id, listener_rx, landlock);
     let channel::SupervisorEnds {
         release,
         lifeline,
@@ -563,6 +580,7 @@ fn launch(
         control,
         rundir: rundir.as_ref(),
         plan,
+        denials: &mut denials,
     });
     let (code, mut reason, report) = (ended.code, ended.reason, ended.report);
     // Every route is in the exit record, those that served nothing at 0.
@@ -601,6 +619,13 @@ fn launch(
     if reason == "exited" && outcome.agent_status.is_some_and(|s| libc::WIFSIGNALED(s)) {
         outcome.reason = "signaled";
     }
+    denials.finish(
+        audit,
+        Some(&crate::denials::runs::ExitSummary {
+            status: outcome.code,
+            reason: outcome.reason.to_string(),
+        }),
+    );
     match report {
         channel::Report::Running => Ok(outcome),
         channel::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),

@@ -60,6 +60,8 @@ pub(crate) struct Watch<'a> {
     /// For checkpoints: `limits.checkpoint_every`, `approval`, and what a
     /// request tells the hook.
     pub plan: &'a crate::plan::Plan,
+    /// The sources of `denied` records ([`crate::denials`]).
+    pub denials: &'a mut crate::denials::Watch,
 }
 
 /// How the sandbox ended, as the supervisor saw it.
@@ -159,6 +161,7 @@ impl Loop<'_> {
             c.fds(&mut fds);
         }
         self.requests.fds(&mut fds);
+        self.w.denials.fds(&mut fds);
         if let Some(px) = &self.w.proxy {
             if !px.ended {
                 fds.push(p(&px.events));
@@ -248,6 +251,9 @@ impl Loop<'_> {
             self.proxy_events();
             self.control_requests(&fds);
             self.approvals();
+            // Bounded per turn: a flood of denials can't starve the rest.
+            let raw_tty = self.relay.is_some();
+            self.w.denials.ready(&fds, self.w.audit, raw_tty);
             if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 self.escalate();
             }
@@ -274,6 +280,11 @@ impl Loop<'_> {
             if let crate::egress::events::Event::Ask(a) = &e {
                 asks.push(a.clone());
                 continue;
+            }
+            if let crate::egress::events::Event::Connection(c) = &e {
+                self.w
+                    .denials
+                    .connection(c, self.w.audit, self.relay.is_some());
             }
             if record_event(self.w.audit, &e) == Some(true) && !self.budget {
                 self.budget = true;
@@ -501,6 +512,9 @@ impl Loop<'_> {
             for e in px.read_events() {
                 self.tally(&e);
                 record_event(self.w.audit, &e);
+                if let crate::egress::events::Event::Connection(c) = &e {
+                    self.w.denials.connection(c, self.w.audit, false);
+                }
             }
         }
         px.kill();

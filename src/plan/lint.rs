@@ -60,6 +60,18 @@ pub(super) fn lint(p: &Profile, warnings: &mut Vec<Warning>) {
             warnings.push(Warning::at(s, &key, format!("`{}`: {what}", s.value.0)));
         }
     }
+    if p.syscalls.on_violation == crate::profile::OnViolation::Log {
+        // Which layer set it isn't kept; the last layer is what was asked for.
+        let at = p.sources.last().map_or(String::new(), |s| s.name.clone());
+        warnings.push(Warning {
+            key: "syscalls.on_violation".into(),
+            at,
+            message: "`log` ALLOWS every denylisted call (ptrace, mount, bpf, keyctl, unshare, ...): \
+                      the kernel only logs them, where its audit is on; the denylist protects nothing. \
+                      Use `errno` (the default: denied, and reported in `denied` records) to keep it"
+                .into(),
+        });
+    }
     for (i, k) in p.env.keep.iter().enumerate() {
         let name = &k.value.0;
         if let Some(why) = crate::sandbox::env::risk(name) {

@@ -225,6 +225,21 @@ impl Plan {
             s.denylist_instructions
         )?;
         writeln!(o, "            denied: {}", s.deny.join(" "))?;
+        match s.on_violation {
+            crate::profile::OnViolation::Log => writeln!(
+                o,
+                "            on_violation log: these calls are ALLOWED (only logged, where the kernel's audit is on)"
+            )?,
+            crate::profile::OnViolation::Errno if s.notify.is_some() => writeln!(
+                o,
+                "            on_violation errno: EPERM, answered by the supervisor, which records each (`denied`)"
+            )?,
+            crate::profile::OnViolation::Kill => writeln!(
+                o,
+                "            on_violation kill: the kernel kills the process (SIGSYS); no `denied` record"
+            )?,
+            crate::profile::OnViolation::Errno => {}
+        }
         for r in &s.argument_rules {
             writeln!(o, "            denied: {r}")?;
         }

@@ -26,6 +26,13 @@ pub struct SeccompPlan {
     pub denylist_instructions: usize,
     #[serde(skip)]
     pub(crate) filters: seccomp::Filters,
+    /// Under `on_violation: errno`, the same two filters reporting their
+    /// denials: A also allows the denylisted calls, so that B's
+    /// SECCOMP_RET_USER_NOTIF (weaker than A's ENOSYS) is their verdict,
+    /// and the supervisor answers EPERM (DESIGN-NOTES, "denials"). The
+    /// init falls back to `filters` when the kernel refuses a listener.
+    #[serde(skip)]
+    pub(crate) notify: Option<seccomp::Filters>,
 }
 
 /// Refuses a `syscalls.allow` entry for a call that stays denied whatever
@@ -115,6 +122,16 @@ pub(super) fn plan(p: &Profile, memfd: memfd::Policy) -> Result<SeccompPlan, Pla
     };
     let filters = seccomp::compile_with(arch, &allow_nrs, &deny_nrs, on_violation, &rules)
         .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?;
+    let notify = if p.syscalls.on_violation == profile::OnViolation::Errno {
+        let mut a = allow_nrs.clone();
+        a.extend_from_slice(&deny_nrs);
+        Some(
+            seccomp::compile_with(arch, &a, &deny_nrs, seccomp::OnViolation::Notify, &rules)
+                .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?,
+        )
+    } else {
+        None
+    };
     // Described from the same table the compiler reads.
     let argument_rules = seccomp::describe_rules(&rules);
     Ok(SeccompPlan {
@@ -127,6 +144,7 @@ pub(super) fn plan(p: &Profile, memfd: memfd::Policy) -> Result<SeccompPlan, Pla
         reallowed,
         on_violation: p.syscalls.on_violation,
         filters,
+        notify,
     })
 }
 

@@ -718,16 +718,24 @@ impl Prepared {
     ///
     /// `no_new_privs` not set, the kernel refusing `landlock_restrict_self`, or
     /// a ruleset that is anything less than fully enforced.
-    pub(crate) fn restrict_self(self) -> Result<(), LandlockError> {
+    ///
+    /// `log_new_exec`: LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (ABI 7), so
+    /// that the kernel's audit reports the denials of programs exec'd
+    /// under the domain, which it doesn't by default.
+    pub(crate) fn restrict_self(self, log_new_exec: bool) -> Result<(), LandlockError> {
         // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointer and only returns 0 or 1.
         let nnp = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
         if nnp != 1 {
             return Err(LandlockError::NoNewPrivs);
         }
-        let status = self
-            .ruleset
-            .restrict_self()
-            .map_err(LandlockError::Restrict)?;
+        let ruleset = if log_new_exec {
+            self.ruleset
+                .log_new_exec(true)
+                .map_err(LandlockError::Create)?
+        } else {
+            self.ruleset
+        };
+        let status = ruleset.restrict_self().map_err(LandlockError::Restrict)?;
         match status.ruleset {
             RulesetStatus::FullyEnforced => Ok(()),
             RulesetStatus::PartiallyEnforced => {
@@ -1105,7 +1113,7 @@ mod tests {
                     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
                         return check::NNP;
                     }
-                    if prepared.restrict_self().is_err() {
+                    if prepared.restrict_self(false).is_err() {
                         return check::RESTRICT;
                     }
                     // SAFETY: (all calls below) NUL-terminated paths built

@@ -67,6 +67,7 @@ mod bpf;
 mod emit;
 #[cfg(test)]
 mod interp;
+pub(crate) mod notify;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -86,6 +87,10 @@ pub(crate) enum OnViolation {
     Kill,
     /// Allow, and have the kernel log it (SECCOMP_RET_LOG).
     Log,
+    /// Ask the supervisor (SECCOMP_RET_USER_NOTIF), which answers EPERM
+    /// and records the denial: `errno` when denials are reported
+    /// ([`notify`]).
+    Notify,
 }
 
 impl OnViolation {
@@ -95,6 +100,7 @@ impl OnViolation {
             OnViolation::Errno => libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
             OnViolation::Kill => libc::SECCOMP_RET_KILL_PROCESS,
             OnViolation::Log => libc::SECCOMP_RET_LOG,
+            OnViolation::Notify => libc::SECCOMP_RET_USER_NOTIF,
         }
     }
 }
@@ -271,6 +277,38 @@ pub(crate) fn install(prog: &[sock_filter], log: bool) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Installs `prog` as [`install`] does, with a listener
+/// (SECCOMP_FILTER_FLAG_NEW_LISTENER): the descriptor on which its
+/// SECCOMP_RET_USER_NOTIF calls wait for an answer.
+///
+/// # Errors
+/// As [`install`]; EBUSY when a filter of this thread already has a
+/// listener (the kernel allows one per chain: confine itself runs under a
+/// runtime that notifies).
+pub(crate) fn install_with_listener(prog: &[sock_filter]) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: as in `install`; the kernel returns a new descriptor.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER),
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor and nothing else owns
+    // it (it is O_CLOEXEC).
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as i32) })
 }
 
 fn lookup(arch: Arch, name: &'static str) -> Result<u32, SeccompError> {

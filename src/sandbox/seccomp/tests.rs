@@ -958,3 +958,52 @@ fn the_rules_are_described_from_the_table() {
     let off = describe_rules(&Rules::default()).join("\n");
     assert!(!off.contains("MSG_FASTOPEN") && !off.contains("fallocate") && !off.contains("memfd"));
 }
+
+/// The reporting variant (`on_violation: errno` with a listener): A also
+/// allows the denylisted calls, so B's USER_NOTIF decides them (the kernel
+/// ranks ERRNO above USER_NOTIF: A's ENOSYS would win otherwise); every
+/// other verdict of the stack is the plain variant's, and both programs
+/// keep every allowed call constant (on the action cache).
+#[test]
+fn notify_variant_reports_only_the_denylist() {
+    const NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    for arch in Arch::ALL {
+        let deny = numbers(arch, BASELINE_DENY);
+        let mut allow = numbers(arch, BASELINE_ALLOW);
+        allow.extend(&deny);
+        let n = compile_with(arch, &allow, &deny, OnViolation::Notify, &Rules::default()).unwrap();
+        let p = baseline(arch, OnViolation::Errno);
+        let notify = [&n.allowlist[..], &n.denylist[..]];
+        let plain = [&p.allowlist[..], &p.denylist[..]];
+        for name in BASELINE_DENY {
+            if let Some(nr) = syscalls::number(arch, name) {
+                let d = SeccompData::new(arch, nr, [0; 6]);
+                assert_eq!(simulate_stack(&notify, &d), NOTIF, "{arch} {name}");
+                assert_eq!(constant_action(&n.allowlist, arch, nr), Some(ALLOW));
+                assert_eq!(constant_action(&n.denylist, arch, nr), Some(NOTIF));
+            }
+        }
+        // Unlisted, clone3, allowed and argument rules: as without a listener
+        // but for the violation (EPERM there, USER_NOTIF here).
+        for d in [
+            SeccompData::new(arch, 1000, [0; 6]),
+            call(arch, "clone3", &[]),
+            call(arch, "read", &[]),
+            call(arch, "ioctl", &[0, 0x5412]),
+            call(arch, "clone", &[0x1000_0000]),
+        ] {
+            let want = match simulate_stack(&plain, &d) {
+                EPERM => NOTIF,
+                v => v,
+            };
+            assert_eq!(simulate_stack(&notify, &d), want, "{d:?}");
+        }
+        assert!(is_cache_friendly(&n.allowlist, arch));
+        for hot in ["read", "write", "openat", "futex", "mmap"] {
+            assert_eq!(
+                constant_action(&n.denylist, arch, nr(arch, hot)),
+                Some(ALLOW)
+            );
+        }
+    }
+}
