@@ -60,23 +60,11 @@ impl Meta {
     }
 }
 
-/// Where the calling user's review states go; `None` without a home
-/// (not root, and neither `XDG_STATE_HOME` nor `HOME` absolute).
+/// Where the calling user's review states go (`changes/` beneath
+/// [`crate::state::base`]); `None` without a home (not root, and neither
+/// `XDG_STATE_HOME` nor `HOME` absolute).
 pub fn base() -> Option<PathBuf> {
-    // SAFETY: geteuid has no arguments and can't fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return Some(PathBuf::from("/var/lib/confine/changes"));
-    }
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .map(|h| h.join(".local/state"))
-        })?;
-    Some(state.join("confine/changes"))
+    crate::state::base().ok().map(|b| b.join("changes"))
 }
 
 /// A state directory, opened once.
