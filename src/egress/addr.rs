@@ -6,6 +6,35 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// The public ones of the addresses a name resolved to, IPv4 first (a
+/// host without IPv6 connectivity would wait on every v6 attempt); or,
+/// when none is public, the first refused one and why, in the words the
+/// agent gets back.
+pub fn public_only(
+    addrs: impl IntoIterator<Item = IpAddr>,
+    host: &str,
+) -> Result<Vec<IpAddr>, (IpAddr, String)> {
+    let mut public = Vec::new();
+    let mut refused = None;
+    for ip in addrs {
+        match check_public(ip) {
+            Ok(()) => public.push(ip),
+            Err(why) => {
+                refused.get_or_insert((ip, why));
+            }
+        }
+    }
+    if public.is_empty() {
+        let (ip, why) = refused.unwrap_or((IpAddr::from([0, 0, 0, 0]), "none"));
+        return Err((
+            ip,
+            format!("{host} resolves to {ip}, {why}: not a public address (pin it in hosts to reach it)"),
+        ));
+    }
+    public.sort_by_key(|ip| ip.is_ipv6());
+    Ok(public)
+}
+
 /// `Err(why)` when `ip` isn't a public unicast address, naming its range.
 pub fn check_public(ip: IpAddr) -> Result<(), &'static str> {
     match ip {

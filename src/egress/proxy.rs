@@ -185,28 +185,10 @@ pub(crate) async fn admit(
         Ok(a) => a,
         Err(e) => return Err(Refusal::failed(502, format!("{host}: {e}"))),
     };
-    let mut public = Vec::new();
-    let mut refused = None;
-    for ip in addrs {
-        match super::addr::check_public(ip) {
-            Ok(()) => public.push(ip),
-            Err(why) => {
-                refused.get_or_insert((ip, why));
-            }
-        }
-    }
-    if public.is_empty() {
-        let (ip, why) = refused.unwrap_or((IpAddr::from([0, 0, 0, 0]), "none"));
+    super::addr::public_only(addrs, host).map_err(|(ip, why)| {
         rec.c.address = Some(ip);
-        return Err(Refusal::policy(
-            403,
-            format!("{host} resolves to {ip}, {why}: not a public address (pin it in hosts to reach it)"),
-        ));
-    }
-    // IPv4 first: a host without IPv6 connectivity would wait on every v6
-    // attempt.
-    public.sort_by_key(|ip| ip.is_ipv6());
-    Ok(public)
+        Refusal::policy(403, why)
+    })
 }
 
 /// Connects to the first of `addrs` that answers, with TCP_NODELAY.

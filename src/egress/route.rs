@@ -635,7 +635,7 @@ async fn dial(
         st.budget_refused(e);
         return Err((429, e.describe()));
     }
-    let mut addrs = match st.policy.pinned(host) {
+    let addrs = match st.policy.pinned(host) {
         Some(ip) => vec![ip],
         None => {
             let all = st
@@ -643,25 +643,12 @@ async fn dial(
                 .lookup(host)
                 .await
                 .map_err(|e| (502, format!("{host}: {e}")))?;
-            let mut public = Vec::new();
-            let mut refused = None;
-            for ip in all {
-                match super::addr::check_public(ip) {
-                    Ok(()) => public.push(ip),
-                    Err(why) => {
-                        refused.get_or_insert((ip, why));
-                    }
-                }
-            }
-            if public.is_empty() {
-                let (ip, why) = refused.unwrap_or((IpAddr::from([0, 0, 0, 0]), "none"));
+            super::addr::public_only(all, host).map_err(|(ip, why)| {
                 *address = Some(ip);
-                return Err((403, format!("{host} resolves to {ip}, {why}: not a public address (pin it in hosts to reach it)")));
-            }
-            public
+                (403, why)
+            })?
         }
     };
-    addrs.sort_by_key(|ip| ip.is_ipv6());
     let mut last = String::from("no address");
     let mut tcp = None;
     for &ip in &addrs {
