@@ -32,7 +32,14 @@ const IMAGE: &str = "localhost/confine-test:latest";
 const PODMAN: &str = "/usr/bin/podman";
 
 /// What DEPLOYMENT.md says a root confine needs in a container.
-const CAPS: [&str; 5] = ["SYS_ADMIN", "NET_ADMIN", "SETUID", "SETGID", "SETPCAP"];
+const CAPS: [&str; 6] = [
+    "SYS_ADMIN",
+    "NET_ADMIN",
+    "SETUID",
+    "SETGID",
+    "SETPCAP",
+    "KILL",
+];
 
 /// The smoke test: the workspace is written and read back, the uid is the
 /// workspace owner's, and a write outside the workspace fails: to the

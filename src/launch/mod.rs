@@ -412,6 +412,8 @@ fn launch(
         ));
     }
     // Everything the sandbox needs is prepared before the fork.
+    privilege::can_signal(plan.user.uid, plan.unprivileged)
+        .map_err(|e| setup("prepare", "signals to the sandbox", e))?;
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
         .map_err(|e| setup("prepare", "capabilities", e))?;

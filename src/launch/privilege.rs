@@ -55,6 +55,11 @@ fn need(step: &str, why: &str) -> Option<Need> {
             "CAP_SETPCAP",
             "emptying the agent's bounding set",
         ),
+        "rlimits" => n(
+            Capability::CAP_SYS_RESOURCE,
+            "CAP_SYS_RESOURCE",
+            "raising a limit above confine's own hard limit",
+        ),
         _ => None,
     }
 }
@@ -146,6 +151,30 @@ fn explain_with(
     ))
 }
 
+/// Refuses a launch whose sandbox confine couldn't signal: as root with the
+/// agent on another uid, SIGTERM, `wall_time`, `confine stop` and the final
+/// SIGKILL reach the init only with CAP_KILL, and a kill that fails is
+/// otherwise silent (a container or unit that drops CAP_KILL).
+pub(crate) fn can_signal(agent_uid: u32, unprivileged: bool) -> Result<(), String> {
+    // SAFETY: geteuid has no arguments and can't fail.
+    let euid = unsafe { libc::geteuid() };
+    if unprivileged || euid == agent_uid {
+        return Ok(());
+    }
+    can_signal_with(crate::sandbox::caps::effective(), agent_uid)
+}
+
+fn can_signal_with(effective: Option<u64>, agent_uid: u32) -> Result<(), String> {
+    match effective {
+        Some(e) if e & (1u64 << Capability::CAP_KILL.index()) == 0 => Err(format!(
+            "the agent runs as uid {agent_uid}, and without CAP_KILL confine couldn't stop it \
+             (SIGTERM, wall_time, confine stop): give confine CAP_KILL (a container: --cap-add \
+             KILL; a systemd unit: keep it in CapabilityBoundingSet=)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +257,18 @@ mod tests {
     }
 
     #[test]
+    fn a_sandbox_confine_couldnt_signal_is_refused() {
+        let e = can_signal_with(Some(0), 60123).unwrap_err();
+        assert!(
+            e.contains("CAP_KILL") && e.contains("--cap-add KILL"),
+            "{e}"
+        );
+        assert!(can_signal_with(Some(bit(Capability::CAP_KILL)), 60123).is_ok());
+        // Can't tell: no refusal on a guess.
+        assert!(can_signal_with(None, 60123).is_ok());
+    }
+
+    #[test]
     fn other_errors_get_nothing() {
         assert_eq!(
             explain_with(
@@ -240,7 +281,7 @@ mod tests {
             None
         );
         assert_eq!(
-            explain_with("rlimits", EPERM, false, Some(0), &Confinement::default()),
+            explain_with("seccomp", EPERM, false, Some(0), &Confinement::default()),
             None
         );
     }
