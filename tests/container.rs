@@ -83,6 +83,9 @@ fn host_flags() -> Vec<String> {
     let nofile = r.rlim_max.min(65536);
     f.push(format!("--ulimit=nofile={nofile}:{nofile}"));
     f.push("--ulimit=nproc=4096:4096".into());
+    // No network of the container's own (no bridge, no firewall rules on
+    // the host): the default profile's sandbox has only its own loopback.
+    f.push("--network=none".into());
     f
 }
 
