@@ -55,6 +55,12 @@ fn need(step: &str, why: &str) -> Option<Need> {
             "CAP_SETPCAP",
             "emptying the agent's bounding set",
         ),
+        // Binding a port below 1024 is EACCES, not EPERM.
+        "egress" => n(
+            Capability::CAP_NET_BIND_SERVICE,
+            "CAP_NET_BIND_SERVICE",
+            "binding the egress proxy's listeners inside the sandbox (its DNS on port 53, ports below 1024)",
+        ),
         "rlimits" => n(
             Capability::CAP_SYS_RESOURCE,
             "CAP_SYS_RESOURCE",
@@ -106,7 +112,8 @@ fn explain_with(
     effective: Option<u64>,
     own: &Confinement,
 ) -> Option<String> {
-    if !(why.contains("Operation not permitted") || why.contains("EPERM")) {
+    let eperm = why.contains("Operation not permitted") || why.contains("EPERM");
+    if !(eperm || step == "egress" && why.contains("Permission denied")) {
         return None;
     }
     if unprivileged && step == "mounts" && why.contains("procfs") {
@@ -216,6 +223,15 @@ mod tests {
         )
         .unwrap();
         assert!(h.contains("CAP_SETPCAP"), "{h}");
+        let h = explain_with(
+            "egress",
+            "UDP 127.0.0.1:53: Permission denied (os error 13)",
+            false,
+            Some(0),
+            &none,
+        )
+        .unwrap();
+        assert!(h.contains("CAP_NET_BIND_SERVICE"), "{h}");
     }
 
     #[test]
