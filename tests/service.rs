@@ -28,8 +28,8 @@ fn unit() -> String {
 /// The unit's `KEY=` value (the last one, as systemd reads it).
 fn directive(unit: &str, key: &str) -> Option<String> {
     unit.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .map(str::to_string)
 }
 
