@@ -18,6 +18,7 @@ mod egress;
 pub use egress::program_main as egress_program_main;
 mod hints;
 pub mod init;
+mod privilege;
 pub mod signals;
 pub mod supervisor;
 pub mod terminal;
@@ -411,6 +412,8 @@ fn launch(
         ));
     }
     // Everything the sandbox needs is prepared before the fork.
+    privilege::can_signal(plan.user.uid, plan.unprivileged)
+        .map_err(|e| setup("prepare", "signals to the sandbox", e))?;
     let last_cap = caps::read_last_cap().map_err(|e| setup("prepare", "capabilities", e))?;
     let caps = caps::Caps::new(&plan.exec.caps, last_cap)
         .map_err(|e| setup("prepare", "capabilities", e))?;
@@ -628,7 +631,13 @@ fn launch(
     );
     match report {
         channel::Report::Running => Ok(outcome),
-        channel::Report::Refused { step, why } => Err(LaunchError::Refused { step, why }),
+        channel::Report::Refused { step, why } => {
+            let why = match privilege::explain(&step, &why, plan.unprivileged) {
+                Some(h) => format!("{why}; {h}"),
+                None => why,
+            };
+            Err(LaunchError::Refused { step, why })
+        }
         channel::Report::ExecFailed { code, why } => {
             crate::say!("confine: {why}");
             let candidates = exec_args(plan)
@@ -661,7 +670,11 @@ fn children_rusage() -> libc::rusage {
 fn clone_error(ns: namespaces::Namespaces, e: std::io::Error) -> LaunchError {
     let names = ns.names().join(" ");
     if !ns.user {
-        return setup("clone", format!("namespaces {names}"), e);
+        let why = match privilege::explain("clone", &e.to_string(), false) {
+            Some(h) => format!("{e}; {h}"),
+            None => e.to_string(),
+        };
+        return setup("clone", format!("namespaces {names}"), why);
     }
     let userns = crate::probe::probe().namespaces.unprivileged_userns;
     let fix = userns

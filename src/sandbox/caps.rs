@@ -242,6 +242,12 @@ fn capget() -> Result<Sets, Errno> {
     })
 }
 
+/// This process's effective capability set, as a bit mask by number; for
+/// explaining a refusal (the launch itself never branches on it).
+pub(crate) fn effective() -> Option<u64> {
+    capget().ok().map(|s| s.effective)
+}
+
 fn capset(sets: Sets) -> Result<(), Errno> {
     let mut header = CapHeader {
         version: CAP_HEADER_VERSION_3,
