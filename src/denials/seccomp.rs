@@ -31,6 +31,8 @@ pub(crate) struct Source {
     /// The plain denylist's numbers: their arguments aren't the reason.
     denied: Vec<u32>,
     arch: Arch,
+    /// `confine learn`: every notified call goes through it first.
+    learn: Option<crate::learn::observe::Observer>,
 }
 
 impl Source {
@@ -40,6 +42,20 @@ impl Source {
             listener: None,
             denied,
             arch: Arch::native(),
+            learn: None,
+        }
+    }
+
+    /// A learning run's source: observed calls are recorded and let run.
+    pub(crate) fn learning(mut self, o: crate::learn::observe::Observer) -> Source {
+        self.learn = Some(o);
+        self
+    }
+
+    /// The end of the run: a learning run hands over what it saw.
+    pub(crate) fn finish(&mut self) {
+        if let Some(o) = &mut self.learn {
+            o.finish();
         }
     }
 
@@ -100,6 +116,12 @@ impl Source {
             let Ok(call) = l.receive() else {
                 continue;
             };
+            if let Some(o) = &mut self.learn {
+                if let crate::learn::observe::Verdict::Continue = o.call(l, &call) {
+                    l.proceed(call.id);
+                    continue;
+                }
+            }
             let name = self.name(&call);
             let key = format!("seccomp {name}");
             if book.repeat(&key, Kind::Seccomp) {
