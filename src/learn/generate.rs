@@ -280,7 +280,7 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
                 continue;
             }
             if let Some(n) = named.filter(|n| *n != c) {
-                lex.entry(c.clone()).or_default().insert(n);
+                lex.entry(c.clone()).or_default().extend(chain(&n));
             }
             set.insert(c);
         }
@@ -308,7 +308,7 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
                 break;
             };
             if named != i {
-                lex.entry(i.clone()).or_default().insert(named);
+                lex.entry(i.clone()).or_default().extend(chain(&named));
             }
             if execs.contains(&i) || !interps.insert(i.clone()) {
                 break;
@@ -323,18 +323,20 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
     }
     // Executing needs reading too.
     reads.extend(execs.iter().cloned());
+    let seen_refused: Vec<PathBuf> = l.refused.keys().cloned().collect();
     let ok_dir = |d: &Path, right: Right| -> bool {
         d.components().count() > 2
             && base_grants(plan, d, right)
             && !never_paths.iter().any(|(p, _)| p.starts_with(d))
-            && !holds_env(d)
+            && !seen_refused.iter().any(|p| p.starts_with(d))
+            && !holds_env(d, d.starts_with(&ws))
     };
     let mut wide = Vec::new();
     l.read = group(&reads, "read", |d| ok_dir(d, Right::Read), &mut wide);
     l.write = group(&writes, "wrote", |d| ok_dir(d, Right::Write), &mut wide);
     l.exec = group(&execs, "executed", |d| ok_dir(d, Right::Exec), &mut wide);
     for g in [&mut l.read, &mut l.write, &mut l.exec] {
-        route(g, &lex);
+        route(g, &lex, &ws);
     }
     for d in wide {
         refuse(
@@ -406,17 +408,35 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
     l
 }
 
-/// Whether a directory holds an environment file: granting it would grant
-/// that.
-fn holds_env(d: &Path) -> bool {
-    let Ok(rd) = std::fs::read_dir(d) else {
-        return false;
-    };
-    rd.take(10_000).flatten().any(|e| {
-        e.file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(".env"))
-    })
+/// Whether a directory holds an environment file (`.env*`): granting it
+/// would grant that. In the workspace, where they live, the whole tree is
+/// searched (at most [`MAX_WALK`] entries; a bigger tree counts as holding
+/// one); elsewhere only the directory's own entries.
+fn holds_env(d: &Path, deep: bool) -> bool {
+    const MAX_WALK: usize = 50_000;
+    let mut todo = vec![d.to_path_buf()];
+    let mut seen = 0usize;
+    while let Some(dir) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > MAX_WALK {
+                return true;
+            }
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(".env"))
+            {
+                return true;
+            }
+            if deep && e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(e.path());
+            }
+        }
+    }
+    false
 }
 
 /// Groups used paths into grants: a package tree whole, a directory with
@@ -492,6 +512,10 @@ fn group(
     grants.sort();
     let mut out: Vec<Grant> = Vec::new();
     for g in grants {
+        if let Some(last) = out.last_mut().filter(|o| o.path == g.path) {
+            last.why = format!("{}; {}", last.why, g.why);
+            continue;
+        }
         if out.iter().any(|o| g.path.starts_with(&o.path)) {
             continue;
         }
@@ -524,7 +548,14 @@ fn package_root(p: &Path) -> Option<PathBuf> {
 /// through the grant's bind either way. The route most used becomes the
 /// grant's written path; paths reached by another route get a grant of
 /// their own, as the run named them (at most [`MAX_ALIASES`]).
-fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) {
+fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, ws: &Path) {
+    // A plan refuses symlinks inside the workspace (the agent controls
+    // them): no written path goes through one.
+    let linked_in_ws = |n: &Path| {
+        n.ancestors()
+            .take_while(|a| a.starts_with(ws) && *a != ws)
+            .any(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
+    };
     const MAX_ALIASES: usize = 64;
     let mut extra: Vec<Grant> = Vec::new();
     let taken: BTreeSet<PathBuf> = grants.iter().map(|g| g.path.clone()).collect();
@@ -540,15 +571,19 @@ fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) {
                 // resolves to the grant.
                 let via = n
                     .ancestors()
-                    .find(|a| std::fs::canonicalize(a).is_ok_and(|r| r == g.path));
+                    .find(|a| std::fs::canonicalize(a).is_ok_and(|r| r == g.path))
+                    .filter(|a| !linked_in_ws(a));
                 match via {
                     Some(a) => routes.entry(a.to_path_buf()).or_default().push(n.clone()),
                     None => strays.push(n.clone()),
                 }
             }
         }
+        // The canonical path is reachable anyway (the bind): a route
+        // through symlinks is the one worth writing.
         let best = routes
             .iter()
+            .filter(|(k, _)| **k != g.path)
             .max_by_key(|(_, v)| v.len())
             .map(|(k, _)| k.clone());
         if let Some(b) = &best {
@@ -564,12 +599,14 @@ fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) {
             if extra.len() >= MAX_ALIASES {
                 break;
             }
-            // A name that is itself a symlink (`/lib64/ld-linux-x86-64.so.2`)
-            // needs its directory in the view, which holds the link; a
-            // name through a symlinked directory needs only itself.
+            // A name that is itself a symlink (`/lib64/ld-linux-x86-64.so.2`,
+            // `.venv/bin/python`) is best reached through its directory,
+            // which holds the link: in the workspace (the plan refuses a
+            // symlink there as a grant), or where that directory is small.
             let is_link = std::fs::symlink_metadata(&n).is_ok_and(|m| m.file_type().is_symlink());
+            let small = |d: &Path| std::fs::read_dir(d).is_ok_and(|r| r.take(9).count() <= 8);
             let (n, why) = match n.parent() {
-                Some(d) if is_link => (
+                Some(d) if is_link && !linked_in_ws(d) && (d.starts_with(ws) || small(d)) => (
                     d.to_path_buf(),
                     format!(
                         "holds the symlink {} the run named (to {})",
@@ -585,6 +622,9 @@ fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) {
                     ),
                 ),
             };
+            if linked_in_ws(&n) {
+                continue;
+            }
             let Ok(c) = std::fs::canonicalize(&n) else {
                 continue;
             };
@@ -608,4 +648,46 @@ fn is_elf(p: &Path) -> bool {
     };
     let mut m = [0u8; 4];
     f.read_at(&mut m, 0).is_ok_and(|n| n == 4) && &m == b"\x7fELF"
+}
+
+/// The names a path goes by on its way to its target, one symlink
+/// resolved at a time (`.venv/bin/python`, `.venv/bin/python3`,
+/// `/usr/bin/python3`): each is a link the sandbox's view must hold.
+fn chain(n: &Path) -> Vec<PathBuf> {
+    let mut out = vec![n.to_path_buf()];
+    let mut cur = n.to_path_buf();
+    for _ in 0..40 {
+        // The first symlink on the way.
+        let mut link = None;
+        let mut acc = PathBuf::new();
+        for c in cur.components() {
+            acc.push(c);
+            if std::fs::symlink_metadata(&acc).is_ok_and(|m| m.file_type().is_symlink()) {
+                link = Some(acc.clone());
+                break;
+            }
+        }
+        let Some(l) = link else {
+            break;
+        };
+        let Ok(target) = std::fs::read_link(&l) else {
+            break;
+        };
+        let rest = cur
+            .strip_prefix(&l)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let base = l.parent().unwrap_or(Path::new("/")).join(target);
+        let next = super::observe::normalize(&if rest.as_os_str().is_empty() {
+            base
+        } else {
+            base.join(rest)
+        });
+        if out.contains(&next) {
+            break;
+        }
+        out.push(next.clone());
+        cur = next;
+    }
+    out
 }

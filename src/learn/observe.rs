@@ -263,7 +263,7 @@ fn path_at(pid: u32, dfd: u64, ptr: u64) -> Option<PathBuf> {
 
 /// `.` and `..` resolved lexically (symlinks are resolved later, on the
 /// host, when the profile is written).
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
     for c in p.components() {
         match c {
