@@ -584,7 +584,7 @@ fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, ws
         let best = routes
             .iter()
             .filter(|(k, _)| **k != g.path)
-            .max_by_key(|(_, v)| v.len())
+            .max_by_key(|(k, v)| (v.len(), chain(k).len()))
             .map(|(k, _)| k.clone());
         if let Some(b) = &best {
             g.written = b.clone();
