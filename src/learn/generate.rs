@@ -246,6 +246,14 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
             l.refused.insert(p.to_path_buf(), why.to_string());
         }
     };
+    // What the run created (canonical): a grant can't name it, as it
+    // won't exist when the next run starts; its directory is granted.
+    let created: BTreeSet<PathBuf> = seen
+        .paths
+        .iter()
+        .filter(|(_, u)| u.contains(&Use::Entry))
+        .filter_map(|(p, _)| Some(canonical(p, true)?.join(p.file_name()?)))
+        .collect();
     for (p, uses) in &seen.paths {
         for &u in uses {
             let named = if u == Use::Entry {
@@ -253,11 +261,17 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
             } else {
                 Some(p.clone())
             };
-            let Some(c) = canonical(p, u == Use::Entry) else {
+            let Some(mut c) = canonical(p, u == Use::Entry) else {
                 // Gone, or never there (a probe that failed): nothing
                 // to grant.
                 continue;
             };
+            if u != Use::Entry && created.contains(&c) {
+                match c.parent() {
+                    Some(d) => c = d.to_path_buf(),
+                    None => continue,
+                }
+            }
             if let Some(why) = never(&c, &never_paths) {
                 refuse(&mut l, &c, why);
                 continue;
@@ -628,7 +642,13 @@ fn route(grants: &mut Vec<Grant>, lex: &BTreeMap<PathBuf, BTreeSet<PathBuf>>, ws
             let Ok(c) = std::fs::canonicalize(&n) else {
                 continue;
             };
-            if taken.iter().any(|t| c.starts_with(t)) || extra.iter().any(|e| e.path == c) {
+            // Needed only where the way leaves the grants (a link inside a
+            // bound directory shows there anyway), and one per target
+            // (the plan keys grants by their target).
+            let leaves = chain(&n)
+                .iter()
+                .any(|p| !taken.iter().any(|t| p.starts_with(t)));
+            if !leaves || taken.contains(&c) || extra.iter().any(|e| e.path == c) {
                 continue;
             }
             extra.push(Grant {

@@ -461,10 +461,13 @@ impl Plan {
         let cwd = std::env::current_dir()
             .ok()
             .and_then(|d| std::fs::canonicalize(d).ok())
+            // In the view: beneath a grant, or a directory on the way to
+            // one (the view has it, empty but for the way on; changing
+            // into it needs no right).
             .filter(|d| {
                 fs.grants
                     .iter()
-                    .any(|g| !g.implicit && d.starts_with(&g.path))
+                    .any(|g| !g.implicit && (d.starts_with(&g.path) || g.path.starts_with(d)))
             })
             .unwrap_or_else(|| {
                 // Where the workspace isn't in the view (`minimal`), the
