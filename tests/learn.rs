@@ -1,0 +1,399 @@
+//! `confine learn` (DESIGN.md §13, DESIGN-NOTES 54): for a python, a git
+//! and a make workload, the learned profile runs the same command from the
+//! same starting state under `compat: strict` with exit 0 (the control); an
+//! access beyond what the run did is denied under it while `default`
+//! allows it (the violation); it grants no more than `default`; what must
+//! never be granted isn't, even where the command read it; `--diff`
+//! prints only what a profile lacks. Also a call outside the baseline
+//! allowlist, learned into `syscalls.allow`; and `-o`'s refusals.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+/// `confine learn -w WS [ARGS] -- CMD...` from the workspace, clean PATH.
+fn learn(f: &Fixture, args: &[&str], cmd: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("learn")
+        .arg("-w")
+        .arg(&f.ws)
+        .args(args)
+        .arg("--")
+        .args(cmd)
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .current_dir(&f.ws)
+        .output()
+        .unwrap()
+}
+
+/// The profile's own grants (confine's implicit ones left out), from
+/// `explain --json`: (path, read, write, exec).
+fn grants(f: &Fixture, profile: &str) -> Vec<(PathBuf, bool, bool, bool)> {
+    let o = Command::new(bin())
+        .args(["explain", "--json", "-p", profile, "-w"])
+        .arg(&f.ws)
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["filesystem"]["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| !g["implicit"].as_bool().unwrap())
+        .map(|g| {
+            (
+                PathBuf::from(g["path"].as_str().unwrap()),
+                g["read"].as_bool().unwrap(),
+                g["write"].as_bool().unwrap(),
+                g["exec"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Every grant of `learned` lies beneath a grant of `default` that has
+/// each of its rights, and `default` has grants `learned` doesn't cover
+/// (it grants less).
+fn assert_narrower(f: &Fixture, learned: &str) {
+    let l = grants(f, learned);
+    let d = grants(f, "default");
+    assert!(!l.is_empty(), "learned profile grants nothing");
+    for (p, r, w, x) in &l {
+        assert!(
+            d.iter().any(|(dp, dr, dw, dx)| p.starts_with(dp)
+                && (!r || *dr)
+                && (!w || *dw)
+                && (!x || *dx)),
+            "learned grant {} ({r} {w} {x}) is not within default's {d:?}",
+            p.display()
+        );
+    }
+    for whole in ["/etc", "/usr"] {
+        assert!(
+            !l.iter().any(|(p, ..)| Path::new(whole).starts_with(p)),
+            "learned grants all of {whole}: {l:?}"
+        );
+    }
+}
+
+/// Learns `cmd` from a workspace `setup` made, resets the workspace to
+/// the same start, and runs `cmd` under the learned profile: exit 0.
+/// Returns the learned profile's path and its text.
+fn learn_and_rerun(f: &Fixture, setup: &dyn Fn(&Fixture), cmd: &[&str]) -> (String, String) {
+    setup(f);
+    let out = f.root.join("profiles").join("learned.yaml");
+    let o = learn(f, &["-o", out.to_str().unwrap()], cmd);
+    assert_status(&o, 0);
+    let yaml = fs::read_to_string(&out).unwrap();
+    assert!(yaml.contains("extends: \"default\""), "{yaml}");
+    let check = Command::new(bin()).arg("check").arg(&out).output().unwrap();
+    assert_status(&check, 0);
+    // Same start again.
+    reset(f);
+    setup(f);
+    let p = out.to_str().unwrap().to_string();
+    let o = f.run(&p, cmd);
+    assert!(
+        o.status.success(),
+        "the learned profile doesn't run the command:\n{}\n{yaml}",
+        show(&o)
+    );
+    (p, yaml)
+}
+
+fn reset(f: &Fixture) {
+    for e in fs::read_dir(&f.ws).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            fs::remove_dir_all(&p).unwrap();
+        } else {
+            fs::remove_file(&p).unwrap();
+        }
+    }
+}
+
+fn chown_tree(p: &Path) {
+    let _ = chown(p, Some(AGENT_UID), Some(AGENT_GID));
+    if p.is_dir() && !p.is_symlink() {
+        for e in fs::read_dir(p).unwrap().flatten() {
+            chown_tree(&e.path());
+        }
+    }
+}
+
+fn as_agent_in(dir: &Path, cmd: &[&str]) -> Output {
+    setpriv_as_agent()
+        .arg("--")
+        .args(cmd)
+        .env("PATH", PATH)
+        .env("HOME", dir)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// Reading a file of a directory the run never touched: allowed by
+/// `default`, denied by the learned profile.
+fn assert_unread_denied(f: &Fixture, learned: &str, reader: &[&str]) {
+    let target = "/etc/hostname";
+    if !Path::new(target).exists() {
+        return;
+    }
+    let mut cmd: Vec<&str> = reader.to_vec();
+    cmd.push(target);
+    let control = f.run("default", &cmd);
+    assert!(control.status.success(), "default: {}", show(&control));
+    let o = f.run(learned, &cmd);
+    assert!(
+        !o.status.success(),
+        "the learned profile let it read {target}: {}",
+        show(&o)
+    );
+}
+
+#[test]
+fn python_venv_unittest() {
+    if !can_run("python_venv_unittest") || !have("python_venv_unittest", "/usr/bin/python3") {
+        return;
+    }
+    let f = Fixture::new("learn-python");
+    let setup = |f: &Fixture| {
+        f.file(&f.ws.join("data.txt"), "d\n");
+        f.file(&f.ws.join("tests/__init__.py"), "");
+        f.file(
+            &f.ws.join("tests/test_data.py"),
+            "import json, unittest\n\
+             class T(unittest.TestCase):\n    \
+                 def test_it(self):\n        \
+                     self.assertEqual(json.loads('[1]'), [1])\n        \
+                     with open('data.txt') as d:\n            \
+                         self.assertEqual(d.read(), 'd\\n')\n        \
+                     with open('out.txt', 'w') as o:\n            \
+                         o.write('ok')\n",
+        );
+        let o = as_agent_in(&f.ws, &["python3", "-m", "venv", "--without-pip", ".venv"]);
+        assert_status(&o, 0);
+    };
+    let cmd = [
+        ".venv/bin/python",
+        "-m",
+        "unittest",
+        "discover",
+        "-s",
+        "tests",
+    ];
+    let (learned, yaml) = learn_and_rerun(&f, &setup, &cmd);
+    assert_eq!(fs::read_to_string(f.ws.join("out.txt")).unwrap(), "ok");
+    assert!(yaml.contains("/usr/lib/python3"), "{yaml}");
+    assert!(
+        yaml.contains("network:\n  # it neither connected nor bound a port\n  mode: none"),
+        "{yaml}"
+    );
+    assert_narrower(&f, &learned);
+    assert_unread_denied(
+        &f,
+        &learned,
+        &[
+            ".venv/bin/python",
+            "-c",
+            "import sys; open(sys.argv[1]).read()",
+        ],
+    );
+}
+
+#[test]
+fn git_add_commit_diff() {
+    if !can_run("git_add_commit_diff") || !have("git_add_commit_diff", "/usr/bin/git") {
+        return;
+    }
+    let f = Fixture::new("learn-git");
+    let setup = |f: &Fixture| {
+        f.file(&f.ws.join("a.txt"), "one\n");
+        let o = as_agent_in(&f.ws, &["git", "init", "-q", "."]);
+        assert_status(&o, 0);
+    };
+    let script =
+        "git add a.txt && git -c user.name=t -c user.email=t@example.invalid commit -qm one \
+                  && echo two >> a.txt && git diff --stat | grep -q '1 file changed'";
+    let cmd = ["/bin/sh", "-c", script];
+    let (learned, yaml) = learn_and_rerun(&f, &setup, &cmd);
+    assert_narrower(&f, &learned);
+    assert_unread_denied(&f, &learned, &["/bin/cat"]);
+    // git read .git/config and wrote beside it: the write grant keeps the
+    // protected paths read-only.
+    assert!(yaml.contains("\"{workspace}/.git/config?\""), "{yaml}");
+    assert!(yaml.contains("\"{workspace}/.git/hooks?\""), "{yaml}");
+    let o = f.sh(
+        &learned,
+        "echo x > .git/objects/probe && echo learn-token >> .git/config",
+    );
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(f.ws.join(".git/objects/probe").exists(), "{}", show(&o));
+    assert!(!fs::read_to_string(f.ws.join(".git/config"))
+        .unwrap()
+        .contains("learn-token"));
+    let o = f.sh(
+        &learned,
+        "mkdir -p .git/hooks && echo x > .git/hooks/pre-commit",
+    );
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(!f.ws.join(".git/hooks/pre-commit").exists());
+}
+
+#[test]
+fn make_cc_and_a_secret_it_read() {
+    if !can_run("make_cc") || !have("make_cc", "/usr/bin/make") || !have("make_cc", "/usr/bin/cc") {
+        return;
+    }
+    let f = Fixture::new("learn-make");
+    let setup = |f: &Fixture| {
+        f.file(
+            &f.ws.join("src/Makefile"),
+            "hello: hello.c\n\tcc -O1 -o hello hello.c\n",
+        );
+        f.file(
+            &f.ws.join("src/hello.c"),
+            "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n",
+        );
+        f.file(&f.ws.join(".env"), "TOKEN=learn-secret\n");
+    };
+    // It reads the .env (and goes on without it).
+    let script = "cat .env > /dev/null 2>&1; make -C src && ./src/hello";
+    let cmd = ["/bin/sh", "-c", script];
+    let (learned, yaml) = learn_and_rerun(&f, &setup, &cmd);
+    assert_narrower(&f, &learned);
+    assert_unread_denied(&f, &learned, &["/bin/cat"]);
+    // Seen, listed, never granted: not readable under the learned profile.
+    let env = f.ws.join(".env");
+    assert!(
+        yaml.contains(&format!("#   {}: an environment file", env.display())),
+        "{yaml}"
+    );
+    let control = f.sh("default", "cat .env");
+    assert!(
+        stdout(&control).contains("learn-secret"),
+        "{}",
+        show(&control)
+    );
+    let o = f.sh(&learned, "cat .env");
+    assert!(!stdout(&o).contains("learn-secret"), "{}", show(&o));
+    assert!(!o.status.success());
+    // Nor granted through a directory: no grant covers the workspace root.
+    assert!(
+        !grants(&f, &learned)
+            .iter()
+            .any(|(p, ..)| env.starts_with(p)),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn diff_prints_only_what_a_profile_lacks() {
+    if !can_run("diff_prints_only_what_a_profile_lacks") {
+        return;
+    }
+    let f = Fixture::new("learn-diff");
+    f.file(&f.ws.join("a.txt"), "a\n");
+    // Against default: it lacks nothing the run used.
+    let o = learn(&f, &["--diff", "default"], &["/bin/cat", "a.txt"]);
+    assert_status(&o, 0);
+    assert_eq!(
+        stdout(&o).trim(),
+        "a\n# default lacks nothing the run used".trim(),
+        "{}",
+        show(&o)
+    );
+    // Against a profile that reads only /usr: what it read in /etc.
+    let narrow = f.profile(
+        "narrow",
+        "version: 1\nname: narrow\nextends: default\nfilesystem:\n  read: [/usr]\n",
+    );
+    let o = learn(
+        &f,
+        &["--diff", narrow.to_str().unwrap()],
+        &["/bin/cat", "/etc/hostname"],
+    );
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect();
+    assert!(out.contains("read:\n    add:"), "{out}");
+    assert!(out.contains("\"/etc/hostname\""), "{out}");
+    // What minimal has (the system's binaries and libraries) isn't repeated.
+    assert!(
+        !out.contains("/lib/x86_64-linux-gnu\"") && !out.contains("\"/bin\""),
+        "{out}"
+    );
+    assert!(lines.len() < 12, "{out}");
+}
+
+#[test]
+fn a_call_beyond_the_baseline_is_learned() {
+    if !can_run("a_call_beyond_the_baseline_is_learned") {
+        return;
+    }
+    let f = Fixture::new("learn-syscall");
+    // sysfs(3): the number of filesystem types; on no allowlist.
+    let Some(prog) = compile(
+        &f,
+        "sysfs",
+        "#include <unistd.h>\n#include <sys/syscall.h>\n\
+         int main(void){ return syscall(SYS_sysfs, 3) > 0 ? 0 : 3; }\n",
+    ) else {
+        return;
+    };
+    let prog = prog.to_str().unwrap().to_string();
+    let control = f.run("default", &[&prog]);
+    assert_status(&control, 3);
+    let out = f.root.join("profiles").join("sysfs.yaml");
+    let o = learn(&f, &["-o", out.to_str().unwrap()], &[&prog]);
+    assert_status(&o, 0);
+    let yaml = fs::read_to_string(&out).unwrap();
+    assert!(yaml.contains("allow: [sysfs]"), "{yaml}");
+    let o = f.run(out.to_str().unwrap(), &[&prog]);
+    assert_status(&o, 0);
+}
+
+#[test]
+fn output_is_never_clobbered_nor_in_the_workspace() {
+    if !can_run("output_is_never_clobbered_nor_in_the_workspace") {
+        return;
+    }
+    let f = Fixture::new("learn-output");
+    let existing = f.root.join("profiles").join("existing.yaml");
+    fs::write(&existing, "keep\n").unwrap();
+    let marker = f.ws.join("ran");
+    let touch = ["/bin/sh", "-c", "echo > ran"];
+    let o = learn(&f, &["-o", existing.to_str().unwrap()], &touch);
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("the file exists"), "{}", show(&o));
+    assert_eq!(fs::read_to_string(&existing).unwrap(), "keep\n");
+    assert!(!marker.exists(), "the command ran before the refusal");
+    let inside = f.ws.join("learned.yaml");
+    let o = learn(&f, &["-o", inside.to_str().unwrap()], &touch);
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("inside the workspace"), "{}", show(&o));
+    assert!(!inside.exists() && !marker.exists());
+    // --force: replaced, atomically, by a checked profile.
+    let o = learn(&f, &["-o", existing.to_str().unwrap(), "--force"], &touch);
+    assert_status(&o, 0);
+    assert!(fs::read_to_string(&existing)
+        .unwrap()
+        .contains("extends: \"default\""));
+    let leftovers: Vec<_> = fs::read_dir(f.root.join("profiles"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".learn-"))
+        .collect();
+    assert!(leftovers.is_empty());
+    chown_tree(&f.ws);
+}
