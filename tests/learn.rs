@@ -397,3 +397,52 @@ fn output_is_never_clobbered_nor_in_the_workspace() {
     assert!(leftovers.is_empty());
     chown_tree(&f.ws);
 }
+
+#[test]
+fn node_npm_install_from_a_local_tarball() {
+    if !can_run("node_npm_install")
+        || !have("node_npm_install", "/usr/bin/node")
+        || !have("node_npm_install", "/usr/bin/npm")
+    {
+        return;
+    }
+    let f = Fixture::new("learn-node");
+    // The package, packed on the host outside the workspace.
+    let dep = f.root.join("dep");
+    fs::create_dir_all(&dep).unwrap();
+    fs::write(
+        dep.join("package.json"),
+        "{\"name\":\"dep\",\"version\":\"1.0.0\",\"main\":\"index.js\"}\n",
+    )
+    .unwrap();
+    fs::write(dep.join("index.js"), "module.exports = 42;\n").unwrap();
+    let o = Command::new("/usr/bin/npm")
+        .args(["pack", "--silent"])
+        .env("PATH", PATH)
+        .env("HOME", &f.root)
+        .current_dir(&dep)
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    let tgz = fs::read(dep.join("dep-1.0.0.tgz")).unwrap();
+    let setup = |f: &Fixture| {
+        f.file(
+            &f.ws.join("package.json"),
+            "{\"name\":\"app\",\"version\":\"1.0.0\"}\n",
+        );
+        let t = f.ws.join("dep-1.0.0.tgz");
+        fs::write(&t, &tgz).unwrap();
+        chown(&t, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+        f.file(
+            &f.ws.join("main.js"),
+            "process.exit(require('dep') === 42 ? 0 : 1);\n",
+        );
+    };
+    let script = "npm install --offline --no-audit --no-fund --loglevel=error ./dep-1.0.0.tgz \
+                  && node main.js";
+    let cmd = ["/bin/sh", "-c", script];
+    let (learned, _yaml) = learn_and_rerun(&f, &setup, &cmd);
+    assert!(f.ws.join("node_modules/dep/index.js").exists());
+    assert_narrower(&f, &learned);
+    assert_unread_denied(&f, &learned, &["/bin/cat"]);
+}
