@@ -446,3 +446,67 @@ fn node_npm_install_from_a_local_tarball() {
     assert_narrower(&f, &learned);
     assert_unread_denied(&f, &learned, &["/bin/cat"]);
 }
+
+/// Proxy mode: the hosts come from the egress proxy's connection events.
+/// Learned under a base that allows two hosts, from a run that reached
+/// one: the learned profile reaches that one (control) and not the other
+/// (violation). All addresses live in the test's own namespaces.
+#[test]
+fn proxy_mode_learns_the_hosts_it_reached() {
+    use common::net::Net;
+    let test = "proxy_mode_learns_the_hosts_it_reached";
+    if !can_run(test) || !have(test, "/usr/bin/curl") {
+        return;
+    }
+    let net = Net::new();
+    let dns = net.dns("198.51.100.53");
+    dns.set("example.com", &["93.184.215.14"]);
+    dns.set("other.example", &["93.184.215.15"]);
+    let _a = net.https("93.184.215.14", &["example.com"], "hello a\n");
+    let _b = net.https("93.184.215.15", &["other.example"], "hello b\n");
+    let f = Fixture::new("learn-proxy");
+    std::fs::copy(net.ca(), f.ws.join("ca.pem")).unwrap();
+    let base = f.profile(
+        "base",
+        "version: 1\nextends: default\nnetwork:\n  mode: proxy\n  allow: [example.com, other.example]\n",
+    );
+    let curl = "curl -sS --fail --max-time 10 --cacert ca.pem";
+    let out = f.root.join("profiles").join("learned.yaml");
+    let mut c = Command::new(bin());
+    c.args(["learn", "-p", base.to_str().unwrap(), "-w"])
+        .arg(&f.ws)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("{curl} https://example.com/"),
+        ])
+        .env("PATH", PATH)
+        .current_dir(&f.ws);
+    let o = net.in_client(&c).stdin(Stdio::null()).output().unwrap();
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "hello a\n");
+    let yaml = fs::read_to_string(&out).unwrap();
+    assert!(yaml.contains("mode: proxy"), "{yaml}");
+    assert!(yaml.contains("allow: [\"example.com\"]"), "{yaml}");
+    let learned = out.to_str().unwrap();
+    let run = |script: &str| {
+        let cmd = f.command(learned, &["/bin/sh", "-c", script]);
+        net.in_client(&cmd).stdin(Stdio::null()).output().unwrap()
+    };
+    let o = run(&format!("{curl} https://example.com/"));
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "hello a\n");
+    let o = run(&format!("{curl} https://other.example/"));
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(!stdout(&o).contains("hello b"));
+    // The base reaches it: the learned profile is what refused it.
+    let cmd = f.command(
+        base.to_str().unwrap(),
+        &["/bin/sh", "-c", &format!("{curl} https://other.example/")],
+    );
+    let o = net.in_client(&cmd).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(stdout(&o), "hello b\n", "{}", show(&o));
+}

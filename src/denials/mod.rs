@@ -357,6 +357,9 @@ impl Watch {
         audit: &Audit,
         raw_tty: bool,
     ) {
+        if let Some(s) = &mut self.seccomp {
+            s.connection(c);
+        }
         // Policy decisions only: a connection that failed isn't a denial.
         let policy = c.reason.as_deref().and_then(fix::net_cause).is_some();
         if c.verdict != crate::egress::events::Verdict::Refused || c.host.is_empty() || !policy {

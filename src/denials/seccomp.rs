@@ -52,6 +52,13 @@ impl Source {
         self
     }
 
+    /// A learning run's record of a proxy connection.
+    pub(crate) fn connection(&mut self, c: &crate::egress::events::Connection) {
+        if let Some(o) = &mut self.learn {
+            o.connection(c);
+        }
+    }
+
     /// The end of the run: a learning run hands over what it saw.
     pub(crate) fn finish(&mut self) {
         if let Some(o) = &mut self.learn {

@@ -46,6 +46,10 @@ pub struct Learned {
     pub refused: BTreeMap<PathBuf, String>,
     /// Calls denied during the run (the denylist).
     pub denied: Vec<String>,
+    /// Proxy mode: the hosts it reached (`network.allow`), and those the
+    /// base refused it.
+    pub hosts: Vec<String>,
+    pub hosts_refused: Vec<String>,
     pub workspace: PathBuf,
     pub notes: Vec<String>,
 }
@@ -233,6 +237,8 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
         network: (NetworkMode::None, String::new()),
         refused: BTreeMap::new(),
         denied: Vec::new(),
+        hosts: Vec::new(),
+        hosts_refused: Vec::new(),
         workspace: ws.clone(),
         notes: Vec::new(),
     };
@@ -378,7 +384,23 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
         l.syscalls.push(s.clone());
     }
     l.denied = seen.denied.iter().cloned().collect();
-    l.network = if seen.connected.is_empty() && seen.bound.is_empty() {
+    l.network = if plan.network.mode == NetworkMode::Proxy {
+        // Every connection goes to the proxy on loopback: the hosts are
+        // the proxy's to say.
+        l.hosts = seen.hosts.iter().cloned().collect();
+        l.hosts_refused = seen.hosts_refused.iter().cloned().collect();
+        (
+            NetworkMode::Proxy,
+            if l.hosts.is_empty() {
+                "the base's mode; it reached no host through the proxy".into()
+            } else {
+                format!(
+                    "it reached {} host(s) through the egress proxy",
+                    l.hosts.len()
+                )
+            },
+        )
+    } else if seen.connected.is_empty() && seen.bound.is_empty() {
         (
             NetworkMode::None,
             "it neither connected nor bound a port".into(),

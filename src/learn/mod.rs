@@ -261,6 +261,28 @@ fn list(out: &mut String, l: &Learned, key: &str, grants: &[Grant], indent: &str
     }
 }
 
+/// `network.allow` of the hosts it reached; those refused as comments.
+fn hosts(out: &mut String, l: &Learned, hosts: &[String], add: bool) {
+    let list: Vec<String> = hosts
+        .iter()
+        .map(|h| serde_json::to_string(h).unwrap_or_default())
+        .collect();
+    let _ = writeln!(out, "  # the hosts it reached through the proxy");
+    if add {
+        let _ = writeln!(out, "  allow: {{add: [{}]}}", list.join(", "));
+    } else {
+        let _ = writeln!(out, "  allow: [{}]", list.join(", "));
+    }
+    if !l.hosts_refused.is_empty() {
+        let r: Vec<String> = l.hosts_refused.iter().map(|h| comment(h)).collect();
+        let _ = writeln!(
+            out,
+            "  # Refused by the base, not granted: {}",
+            r.join(", ")
+        );
+    }
+}
+
 fn mode(m: NetworkMode) -> &'static str {
     m.name()
 }
@@ -332,6 +354,9 @@ pub fn render(l: &Learned, base: &str, command: &[OsString]) -> String {
     let _ = writeln!(out, "network:");
     let _ = writeln!(out, "  # {}", comment(&l.network.1));
     let _ = writeln!(out, "  mode: {}", mode(l.network.0));
+    if l.network.0 == NetworkMode::Proxy {
+        hosts(&mut out, l, &l.hosts, false);
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "syscalls:");
     if !l.denied.is_empty() {
@@ -377,6 +402,21 @@ pub fn diff(l: &Learned, other: &Plan) -> String {
         .filter(|s| !other.seccomp.allow.contains(&s.as_str()))
         .collect();
     let net = other.network.mode == NetworkMode::None && l.network.0 != NetworkMode::None;
+    // Proxy mode: the hosts `other`'s `allow` doesn't reach.
+    let allows = |h: &str| {
+        let (host, port) = match h.rsplit_once(':') {
+            Some((host, p)) => (host, p.parse().unwrap_or(443)),
+            None => (h, 443),
+        };
+        other.network.mode == NetworkMode::Proxy
+            && other
+                .network
+                .egress
+                .as_ref()
+                .is_some_and(|e| e.allow.iter().any(|r| r.matches(host, port)))
+    };
+    let missing_hosts: Vec<String> = l.hosts.iter().filter(|h| !allows(h)).cloned().collect();
+    let net = net || !missing_hosts.is_empty();
     let mut out = String::new();
     if read.is_empty() && write.is_empty() && exec.is_empty() && syscalls.is_empty() && !net {
         let _ = writeln!(
@@ -402,7 +442,17 @@ pub fn diff(l: &Learned, other: &Plan) -> String {
     if net {
         let _ = writeln!(out, "network:");
         let _ = writeln!(out, "  # {}", comment(&l.network.1));
-        let _ = writeln!(out, "  mode: {}", mode(l.network.0));
+        if other.network.mode != l.network.0 {
+            let _ = writeln!(out, "  mode: {}", mode(l.network.0));
+        }
+        if !missing_hosts.is_empty() {
+            hosts(
+                &mut out,
+                l,
+                &missing_hosts,
+                other.network.mode == NetworkMode::Proxy,
+            );
+        }
     }
     if !syscalls.is_empty() {
         let names: Vec<&str> = syscalls.iter().map(|s| s.as_str()).collect();

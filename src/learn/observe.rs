@@ -51,6 +51,11 @@ pub struct Observed {
     pub connected: BTreeSet<String>,
     /// `bind` to an internet port.
     pub bound: BTreeSet<u16>,
+    /// Proxy mode: the hosts the proxy let it reach (`HOST` for port 443,
+    /// else `HOST:PORT`), from the proxy's connection events.
+    pub hosts: BTreeSet<String>,
+    /// Proxy mode: the hosts the proxy refused it.
+    pub hosts_refused: BTreeSet<String>,
     /// Calls whose arguments couldn't be read (or the caller was gone).
     pub unread: u64,
     /// Paths beyond [`MAX_PATHS`].
@@ -89,6 +94,29 @@ impl Observer {
             allow: allow.iter().copied().collect(),
             deny: deny.iter().copied().collect(),
             seen: Observed::default(),
+        }
+    }
+
+    /// A connection event of the egress proxy (proxy mode).
+    pub(crate) fn connection(&mut self, c: &crate::egress::events::Connection) {
+        // DNS answers (no port) follow from the hosts; empty: unnamed.
+        let Some(port) = c.port else {
+            return;
+        };
+        if c.host.is_empty() {
+            return;
+        }
+        let host = if port == 443 {
+            c.host.clone()
+        } else {
+            format!("{}:{port}", c.host)
+        };
+        let set = match c.verdict {
+            crate::egress::events::Verdict::Allowed => &mut self.seen.hosts,
+            crate::egress::events::Verdict::Refused => &mut self.seen.hosts_refused,
+        };
+        if set.len() < 1000 {
+            set.insert(host);
         }
     }
 
