@@ -733,3 +733,58 @@ fn chain(n: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_trees_and_the_standard_library_are_roots() {
+        let r = |p: &str| package_root(Path::new(p)).map(|p| p.display().to_string());
+        assert_eq!(
+            r("/w/.venv/lib/python3.11/site-packages/a/b.py").as_deref(),
+            Some("/w/.venv/lib/python3.11/site-packages")
+        );
+        assert_eq!(
+            r("/w/node_modules/x/node_modules/y/i.js").as_deref(),
+            Some("/w/node_modules")
+        );
+        assert_eq!(
+            r("/usr/lib/python3.11/os.py").as_deref(),
+            Some("/usr/lib/python3.11")
+        );
+        assert_eq!(r("/usr/lib/python3.11"), None);
+        assert_eq!(r("/usr/lib/x86_64-linux-gnu/libc.so.6"), None);
+    }
+
+    #[test]
+    fn a_directory_is_granted_from_four_used_entries_where_allowed() {
+        let paths: BTreeSet<PathBuf> = ["/a/b/1", "/a/b/2", "/a/b/3", "/a/b/4", "/a/c/1", "/a/d/1"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let mut wide = Vec::new();
+        let g = group(&paths, "read", |_| true, &mut wide);
+        let got: Vec<String> = g.iter().map(|g| g.path.display().to_string()).collect();
+        assert_eq!(got, ["/a/b", "/a/c/1", "/a/d/1"]);
+        assert!(
+            g[0].why.starts_with("read 4 entries of it, e.g. /a/b/1"),
+            "{}",
+            g[0].why
+        );
+        // Where the directory may not be granted, the files are.
+        let g = group(&paths, "read", |d| d != Path::new("/a/b"), &mut wide);
+        assert_eq!(g.len(), 6);
+    }
+
+    #[test]
+    fn environment_files_and_hooks_are_never_granted() {
+        let list = vec![(PathBuf::from("/root/.ssh"), "the caller's credentials")];
+        assert!(never(Path::new("/w/.env"), &list).is_some());
+        assert!(never(Path::new("/w/conf/.env.local"), &list).is_some());
+        assert!(never(Path::new("/w/.git/hooks/pre-commit"), &list).is_some());
+        assert!(never(Path::new("/root/.ssh/id_ed25519"), &list).is_some());
+        assert!(never(Path::new("/w/.git/config"), &list).is_none());
+        assert!(never(Path::new("/w/environment.txt"), &list).is_none());
+    }
+}
