@@ -510,3 +510,67 @@ fn proxy_mode_learns_the_hosts_it_reached() {
     let o = net.in_client(&cmd).stdin(Stdio::null()).output().unwrap();
     assert_eq!(stdout(&o), "hello b\n", "{}", show(&o));
 }
+
+/// Without root (a user namespace): the command's own first execve comes
+/// from a process whose memory the supervisor may not read; the learned
+/// profile still has it, and runs it. The profile is written where the
+/// agent's uid may write (as the caller), outside the workspace.
+#[test]
+fn learns_without_root() {
+    if !can_run("learns_without_root") {
+        return;
+    }
+    if !std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|s| s.trim() != "0")
+    {
+        skip_or_fail(
+            "learns_without_root",
+            "user namespaces are not allowed here",
+        );
+        return;
+    }
+    let f = Fixture::new("learn-unpriv");
+    f.file(&f.ws.join("data.txt"), "unpriv\n");
+    let out_dir = f.root.join("out");
+    fs::create_dir(&out_dir).unwrap();
+    chown(&out_dir, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let out = out_dir.join("learned.yaml");
+    let as_caller = |args: &[&str]| {
+        setpriv_as_agent()
+            .args(["--inh-caps=-all", "--bounding-set=-all"])
+            .arg(bin())
+            .args(args)
+            .env("PATH", PATH)
+            .env("HOME", &out_dir)
+            .env("XDG_STATE_HOME", out_dir.join("state"))
+            .current_dir(&f.ws)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ws = f.ws.to_str().unwrap();
+    let o = as_caller(&[
+        "learn",
+        "-w",
+        ws,
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        "/bin/cat",
+        "data.txt",
+    ]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "unpriv\n");
+    let yaml = fs::read_to_string(&out).unwrap();
+    assert!(
+        yaml.contains("\"/usr/bin/cat\"")
+            || yaml.contains("\"/bin/cat\"")
+            || yaml.contains("\"/bin\""),
+        "{yaml}"
+    );
+    let p = out.to_str().unwrap();
+    let o = as_caller(&["run", "-p", p, "-w", ws, "--", "/bin/cat", "data.txt"]);
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "unpriv\n");
+    let o = as_caller(&["run", "-p", p, "-w", ws, "--", "/bin/cat", "/etc/hostname"]);
+    assert!(!o.status.success(), "{}", show(&o));
+}

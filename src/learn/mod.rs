@@ -76,6 +76,8 @@ fn learn(o: &Options) -> Result<u8, String> {
             "the sandbox's listener never reached the supervisor; nothing was observed",
         )
     })?;
+    let mut seen = seen;
+    command_itself(&plan, &mut seen);
     let learned = generate::learn(&plan, &seen);
     let yaml = render(&learned, &o.base, &o.command);
     if let Some(out) = &output {
@@ -102,6 +104,35 @@ fn learn(o: &Options) -> Result<u8, String> {
         );
     }
     Ok(status)
+}
+
+/// The command's own executable, found as the launcher finds it: the run
+/// may not show it, as its first execve comes from a process that is not
+/// yet dumpable, whose memory an unprivileged supervisor can't read.
+fn command_itself(plan: &Plan, seen: &mut observe::Observed) {
+    let Some(argv0) = plan.exec.argv.first() else {
+        return;
+    };
+    let argv0 = Path::new(std::ffi::OsStr::from_bytes(argv0.as_bytes()));
+    let found = if argv0.as_os_str().as_bytes().contains(&b'/') {
+        Some(plan.cwd.join(argv0))
+    } else {
+        let path = plan
+            .exec
+            .envp
+            .iter()
+            .find_map(|kv| kv.as_bytes().strip_prefix(b"PATH="))
+            .unwrap_or(b"/usr/local/bin:/usr/bin:/bin");
+        path.split(|b| *b == b':')
+            .map(|d| Path::new(std::ffi::OsStr::from_bytes(d)).join(argv0))
+            .find(|p| p.is_absolute() && p.is_file())
+    };
+    if let Some(p) = found {
+        seen.paths
+            .entry(observe::normalize(&p))
+            .or_default()
+            .insert(observe::Use::Exec);
+    }
 }
 
 /// Where the profile goes: an absolute path in an existing directory, not
