@@ -344,12 +344,14 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
     // Executing needs reading too.
     reads.extend(execs.iter().cloned());
     let seen_refused: Vec<PathBuf> = l.refused.keys().cloned().collect();
+    // Entries all the searches for `.env` files may read together.
+    let budget = std::cell::Cell::new(200_000usize);
     let ok_dir = |d: &Path, right: Right| -> bool {
         d.components().count() > 2
             && base_grants(plan, d, right)
             && !never_paths.iter().any(|(p, _)| p.starts_with(d))
             && !seen_refused.iter().any(|p| p.starts_with(d))
-            && !holds_env(d, d.starts_with(&ws))
+            && !holds_env(d, d.starts_with(&ws) && !in_package(d), &budget)
     };
     let mut wide = Vec::new();
     l.read = group(&reads, "read", |d| ok_dir(d, Right::Read), &mut wide);
@@ -445,22 +447,22 @@ pub fn learn(plan: &Plan, seen: &Observed) -> Learned {
 }
 
 /// Whether a directory holds an environment file (`.env*`): granting it
-/// would grant that. In the workspace, where they live, the whole tree is
-/// searched (at most [`MAX_WALK`] entries; a bigger tree counts as holding
-/// one); elsewhere only the directory's own entries.
-fn holds_env(d: &Path, deep: bool) -> bool {
-    const MAX_WALK: usize = 50_000;
+/// would grant that. With `deep` (a directory of the workspace, where they
+/// live, not a package tree) its whole tree is searched, else its own
+/// entries. All searches share `budget` entries; once it is spent, a
+/// directory counts as holding one (it is not granted whole).
+fn holds_env(d: &Path, deep: bool, budget: &std::cell::Cell<usize>) -> bool {
     let mut todo = vec![d.to_path_buf()];
-    let mut seen = 0usize;
     while let Some(dir) = todo.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in rd.flatten() {
-            seen += 1;
-            if seen > MAX_WALK {
+            let left = budget.get();
+            if left == 0 {
                 return true;
             }
+            budget.set(left - 1);
             if e.file_name()
                 .to_str()
                 .is_some_and(|n| n.starts_with(".env"))
@@ -473,6 +475,13 @@ fn holds_env(d: &Path, deep: bool) -> bool {
         }
     }
     false
+}
+
+/// Whether `d` lies in a package tree (`node_modules`, `site-packages`,
+/// `dist-packages`): its `.env` files are the packages', not the user's.
+fn in_package(d: &Path) -> bool {
+    d.components()
+        .any(|c| PACKAGE_DIRS.contains(&c.as_os_str().to_str().unwrap_or("")))
 }
 
 /// Groups used paths into grants: a package tree whole, a directory with
