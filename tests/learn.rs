@@ -574,3 +574,54 @@ fn learns_without_root() {
     let o = as_caller(&["run", "-p", p, "-w", ws, "--", "/bin/cat", "/etc/hostname"]);
     assert!(!o.status.success(), "{}", show(&o));
 }
+
+/// What learned profiles rely on in the plan: a grant written through a
+/// chain of symlinks has every link of the chain in the view (not only
+/// the first), and the agent starts in the workspace when only a
+/// directory beneath it is granted (the view has the way there).
+#[test]
+fn a_symlink_chain_is_in_the_view_and_the_start_is_on_the_way() {
+    if !can_run("a_symlink_chain_is_in_the_view_and_the_start_is_on_the_way") {
+        return;
+    }
+    let f = Fixture::new("learn-chain");
+    let real = f.root.join("real");
+    let links = f.root.join("links");
+    fs::create_dir_all(&real).unwrap();
+    fs::create_dir_all(&links).unwrap();
+    fs::write(real.join("data"), "chained\n").unwrap();
+    fs::write(real.join("other"), "other\n").unwrap();
+    // links/one -> two -> ../real/data
+    std::os::unix::fs::symlink("two", links.join("one")).unwrap();
+    std::os::unix::fs::symlink("../real/data", links.join("two")).unwrap();
+    f.file(&f.ws.join("src/x.txt"), "x\n");
+    let p = f.profile(
+        "chain",
+        &format!(
+            "version: 1\nextends: default\nfilesystem:\n  read: [\"{}\", /usr, /etc]\n  write: [\"{{workspace}}/src\"]\n  exec: [/usr, /bin, /lib, /lib64?]\n",
+            links.join("one").display()
+        ),
+    );
+    let p = p.to_str().unwrap();
+    let o = f.sh(p, &format!("cat {}", links.join("one").display()));
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "chained\n");
+    let o = f.sh(p, &format!("cat {}", real.join("other").display()));
+    assert!(!o.status.success(), "{}", show(&o));
+    let o = f.sh(p, "pwd && cat src/x.txt");
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), format!("{}\nx\n", f.ws.display()));
+    // The workspace itself is only the way there: what else it holds on
+    // the host isn't in the view.
+    f.file(&f.ws.join("secret.txt"), "s\n");
+    let o = f.sh(p, "ls -A .; cat secret.txt");
+    assert_eq!(stdout(&o), "", "{}", show(&o));
+    assert!(
+        stderr(&o).contains("secret.txt: No such file"),
+        "{}",
+        show(&o)
+    );
+    // Control: the same profile with the workspace granted shows it.
+    let o = f.sh("default", "cat secret.txt");
+    assert_eq!(stdout(&o), "s\n", "{}", show(&o));
+}
