@@ -183,8 +183,8 @@ Exit status: 0; 1 no such run; 125 bad usage.")]
     /// into directories, a comment each), the calls it needed beyond the
     /// baseline, the network it used
     #[command(
-        after_help = "The run is sandboxed by BASE as `run` would; learning observes, it is no \
-wider. Never granted: the audit log, confine's state, the caller's credentials, secrets' files, \
+        after_help = "The run is sandboxed by BASE as `run` would, but for calls outside the baseline \
+allowlist, which run (observed) instead of failing. Never granted: the audit log, confine's state, the caller's credentials, secrets' files, \
 .env files, .git/hooks (listed as comments). -o refuses an existing file and a path inside the \
 workspace unless --force; the file is checked, then renamed into place. Exit status: the \
 command's own (the profile is written either way); 125 when confine refused or failed."
