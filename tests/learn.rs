@@ -383,6 +383,15 @@ fn output_is_never_clobbered_nor_in_the_workspace() {
     assert_status(&o, 125);
     assert!(stderr(&o).contains("inside the workspace"), "{}", show(&o));
     assert!(!inside.exists() && !marker.exists());
+    // Not a file: refused, --force or not.
+    let o = learn(
+        &f,
+        &["-o", f.root.join("profiles").to_str().unwrap(), "--force"],
+        &touch,
+    );
+    assert_status(&o, 125);
+    assert!(stderr(&o).contains("not a regular file"), "{}", show(&o));
+    assert!(!marker.exists());
     // --force: replaced, atomically, by a checked profile.
     let o = learn(&f, &["-o", existing.to_str().unwrap(), "--force"], &touch);
     assert_status(&o, 0);

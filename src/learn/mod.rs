@@ -159,6 +159,13 @@ fn target(out: &Path, workspace: &Path, force: bool) -> Result<PathBuf, String> 
         )
     })?;
     let abs = dir.join(name);
+    if std::fs::symlink_metadata(&abs).is_ok_and(|m| !m.file_type().is_file()) {
+        return Err(err(
+            "learn",
+            format!("-o {shown}"),
+            "not a regular file (a directory, a symlink or a device); name a file",
+        ));
+    }
     if !force {
         if std::fs::symlink_metadata(&abs).is_ok() {
             return Err(err(
