@@ -634,3 +634,60 @@ fn a_symlink_chain_is_in_the_view_and_the_start_is_on_the_way() {
     let o = f.sh("default", "cat secret.txt");
     assert_eq!(stdout(&o), "s\n", "{}", show(&o));
 }
+
+/// The caller's credentials: never granted, even where the base lets the
+/// run read them (and it did). (The audit log can't be within a base's
+/// grants: the plan refuses that.)
+#[test]
+fn credentials_are_never_learned() {
+    if !can_run("credentials_are_never_learned") {
+        return;
+    }
+    let f = Fixture::new("learn-creds");
+    // The caller's home, with a key, readable under the base.
+    let home = f.outside.clone();
+    let key = f.file(&home.join(".ssh/id_learn"), "KEY-learn\n");
+    f.file(&home.join("notes.txt"), "notes\n");
+    let base = f.profile(
+        "base",
+        &format!(
+            "version: 1\nextends: default\nfilesystem:\n  read: {{add: [\"{}\"]}}\n",
+            home.display()
+        ),
+    );
+    let out = f.root.join("profiles").join("learned.yaml");
+    let script = format!(
+        "cat {} {}/notes.txt > /dev/null",
+        key.display(),
+        home.display()
+    );
+    let o = Command::new(bin())
+        .args(["learn", "-p", base.to_str().unwrap(), "-w"])
+        .arg(&f.ws)
+        .arg("-o")
+        .arg(&out)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env("PATH", PATH)
+        .env("HOME", &home)
+        .current_dir(&f.ws)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_status(&o, 0);
+    let yaml = fs::read_to_string(&out).unwrap();
+    assert!(
+        yaml.contains(&format!("#   {}: the caller's credentials", key.display())),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(&format!("\"{}/notes.txt\"", home.display())),
+        "{yaml}"
+    );
+    let g = grants(&f, out.to_str().unwrap());
+    assert!(!g.iter().any(|(gp, ..)| key.starts_with(gp)), "{yaml}");
+    // Control: the base reads it.
+    let o = f.run(base.to_str().unwrap(), &["/bin/cat", key.to_str().unwrap()]);
+    assert_eq!(stdout(&o), "KEY-learn\n", "{}", show(&o));
+    let o = f.run(out.to_str().unwrap(), &["/bin/cat", key.to_str().unwrap()]);
+    assert!(!stdout(&o).contains("KEY-learn"), "{}", show(&o));
+}
