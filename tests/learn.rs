@@ -662,7 +662,7 @@ fn credentials_are_never_learned() {
         home.display()
     );
     let o = Command::new(bin())
-        .args(["learn", "-p", base.to_str().unwrap(), "-w"])
+        .args(["learn", "-p", "../profiles/base.yaml", "-w"])
         .arg(&f.ws)
         .arg("-o")
         .arg(&out)
@@ -677,6 +677,11 @@ fn credentials_are_never_learned() {
     let yaml = fs::read_to_string(&out).unwrap();
     assert!(
         yaml.contains(&format!("#   {}: the caller's credentials", key.display())),
+        "{yaml}"
+    );
+    let abs = fs::canonicalize(&base).unwrap();
+    assert!(
+        yaml.contains(&format!("extends: \"{}\"", abs.display())),
         "{yaml}"
     );
     assert!(

@@ -352,7 +352,9 @@ pub fn render(l: &Learned, base: &str, command: &[OsString]) -> String {
         "description: {}",
         serde_json::to_string(&format!("learned from: {cmd}")).unwrap_or_default()
     );
-    let base_ref = if crate::profile::builtin::get(base).is_some() || !base.contains('/') {
+    // A file is named absolutely: `extends` is relative to the learned
+    // profile's own file, wherever it goes.
+    let base_ref = if crate::profile::builtin::get(base).is_some() {
         base.to_string()
     } else {
         std::fs::canonicalize(base)
