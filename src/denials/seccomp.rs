@@ -2,9 +2,11 @@
 //!
 //! The init installs filter B with a listener under `on_violation: errno`
 //! and hands it over on the **denials** channel; each denylisted call then
-//! waits in the kernel until the supervisor answers. The answer is always
-//! EPERM (never "continue"): the agent can make the supervisor do nothing
-//! but count, at most read its executable's name, and say no. Allowed
+//! waits in the kernel until the supervisor answers. The answer is EPERM
+//! (never "continue"): the agent can make the supervisor do nothing but
+//! count, at most read its executable's name, and say no. Only a
+//! `confine learn` run, whose filters notify calls to observe them, lets
+//! those continue ([`crate::learn::observe`]). Allowed
 //! calls never reach the listener (filter A is argument-free and B's
 //! verdict for them constant: both stay on the kernel's action cache).
 //!
