@@ -1,4 +1,4 @@
-//! `confine learn` (DESIGN.md §13, DESIGN-NOTES 54): for a python, a git
+//! `confine learn` (DESIGN.md §13, DESIGN-NOTES 55): for a python, a git
 //! and a make workload, the learned profile runs the same command from the
 //! same starting state under `compat: strict` with exit 0 (the control); an
 //! access beyond what the run did is denied under it while `default`

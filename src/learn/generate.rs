@@ -1,4 +1,4 @@
-//! From what a learning run did to a profile (DESIGN-NOTES 54): grants
+//! From what a learning run did to a profile (DESIGN-NOTES 55): grants
 //! grouped into directories where the run used many entries of one, each
 //! with a comment saying why; nothing that must never be granted.
 

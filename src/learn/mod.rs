@@ -1,4 +1,4 @@
-//! `confine learn` (DESIGN.md §13, DESIGN-NOTES 54): run a command under a
+//! `confine learn` (DESIGN.md §13, DESIGN-NOTES 55): run a command under a
 //! base profile with its seccomp filters widened to observe, then write a
 //! least-privilege profile that `extends` the base.
 //!

@@ -315,7 +315,7 @@ fn lookup(arch: Arch, name: &'static str) -> Result<u32, SeccompError> {
     syscalls::number(arch, name).ok_or(SeccompError::MissingSyscall { arch, name })
 }
 
-/// The syscalls `confine learn` observes (DESIGN-NOTES 54): each names a
+/// The syscalls `confine learn` observes (DESIGN-NOTES 55): each names a
 /// path (or an address) the learned profile may have to grant. Their
 /// arguments are read by the supervisor, which then lets the call go on.
 pub(crate) const LEARN_OBSERVED: &[&str] = &[
