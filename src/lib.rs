@@ -17,6 +17,7 @@ pub mod families;
 pub mod files;
 pub mod host_sockets;
 pub mod launch;
+pub mod learn;
 pub mod out;
 pub mod plan;
 pub mod probe;

@@ -178,6 +178,43 @@ Exit status: 0; 1 no such run; 125 bad usage.")]
         #[arg(long)]
         json: bool,
     },
+    /// Run CMD observed under a base profile, then write a least-privilege
+    /// profile that extends it: what it read, wrote and executed (grouped
+    /// into directories, a comment each), the calls it needed beyond the
+    /// baseline, the network it used
+    #[command(
+        after_help = "The run is sandboxed by BASE as `run` would, but for calls outside the baseline \
+allowlist, which run (observed) instead of failing. Never granted: the audit log, confine's state, the caller's credentials, secrets' files, \
+.env files, .git/hooks (listed as comments). -o refuses an existing file and a path inside the \
+workspace unless --force; the file is checked, then renamed into place. Exit status: the \
+command's own (the profile is written either way); 125 when confine refused or failed."
+    )]
+    Learn {
+        /// The base profile (built-in name or path) the run is confined by
+        /// and the learned profile extends
+        #[arg(
+            short = 'p',
+            long = "profile",
+            value_name = "BASE",
+            default_value = "default"
+        )]
+        base: String,
+        /// Workspace directory; must exist
+        #[arg(short, long, value_name = "DIR")]
+        workspace: Option<PathBuf>,
+        /// Where to write the learned profile (without it and --diff: stdout)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Print only what PROFILE lacks of the learned one, as YAML to add
+        #[arg(long, value_name = "PROFILE")]
+        diff: Option<String>,
+        /// Replace an existing FILE, or write it inside the workspace
+        #[arg(long)]
+        force: bool,
+        /// The command and its arguments
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
     /// Remove what killed supervisors left behind (placeholders of protected
     /// paths on workspaces where no sandbox is running, cgroups, runtime
     /// directories)
@@ -518,6 +555,21 @@ fn cli(args: Vec<OsString>) -> u8 {
                 }
             }
         }
+        Command::Learn {
+            base,
+            workspace,
+            output,
+            diff,
+            force,
+            command,
+        } => confine::learn::run(&confine::learn::Options {
+            base,
+            workspace,
+            output,
+            diff,
+            force,
+            command,
+        }),
         Command::Ps { json } => {
             let mut text = control::client::ps(json);
             if !json {

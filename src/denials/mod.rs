@@ -318,7 +318,14 @@ impl Watch {
             None => runs::Writer::new(context),
         };
         Watch {
-            seccomp: listener.map(|rx| seccomp::Source::new(rx, denied)),
+            seccomp: listener.map(|rx| {
+                let s = seccomp::Source::new(rx, denied);
+                if plan.seccomp.learning {
+                    s.learning(crate::learn::observe::Observer::new(plan))
+                } else {
+                    s
+                }
+            }),
             landlock,
             book: Book::new(run),
         }
@@ -350,6 +357,9 @@ impl Watch {
         audit: &Audit,
         raw_tty: bool,
     ) {
+        if let Some(s) = &mut self.seccomp {
+            s.connection(c);
+        }
         // Policy decisions only: a connection that failed isn't a denial.
         let policy = c.reason.as_deref().and_then(fix::net_cause).is_some();
         if c.verdict != crate::egress::events::Verdict::Refused || c.host.is_empty() || !policy {
@@ -366,6 +376,9 @@ impl Watch {
     pub(crate) fn finish(&mut self, audit: &Audit, exit: Option<&runs::ExitSummary>) {
         if let Some(l) = &mut self.landlock {
             l.drain(&mut self.book, audit);
+        }
+        if let Some(s) = &mut self.seccomp {
+            s.finish();
         }
         self.book.finish(audit, exit);
     }

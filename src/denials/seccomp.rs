@@ -2,9 +2,11 @@
 //!
 //! The init installs filter B with a listener under `on_violation: errno`
 //! and hands it over on the **denials** channel; each denylisted call then
-//! waits in the kernel until the supervisor answers. The answer is always
-//! EPERM (never "continue"): the agent can make the supervisor do nothing
-//! but count, at most read its executable's name, and say no. Allowed
+//! waits in the kernel until the supervisor answers. The answer is EPERM
+//! (never "continue"): the agent can make the supervisor do nothing but
+//! count, at most read its executable's name, and say no. Only a
+//! `confine learn` run, whose filters notify calls to observe them, lets
+//! those continue ([`crate::learn::observe`]). Allowed
 //! calls never reach the listener (filter A is argument-free and B's
 //! verdict for them constant: both stay on the kernel's action cache).
 //!
@@ -31,6 +33,8 @@ pub(crate) struct Source {
     /// The plain denylist's numbers: their arguments aren't the reason.
     denied: Vec<u32>,
     arch: Arch,
+    /// `confine learn`: every notified call goes through it first.
+    learn: Option<crate::learn::observe::Observer>,
 }
 
 impl Source {
@@ -40,6 +44,27 @@ impl Source {
             listener: None,
             denied,
             arch: Arch::native(),
+            learn: None,
+        }
+    }
+
+    /// A learning run's source: observed calls are recorded and let run.
+    pub(crate) fn learning(mut self, o: crate::learn::observe::Observer) -> Source {
+        self.learn = Some(o);
+        self
+    }
+
+    /// A learning run's record of a proxy connection.
+    pub(crate) fn connection(&mut self, c: &crate::egress::events::Connection) {
+        if let Some(o) = &mut self.learn {
+            o.connection(c);
+        }
+    }
+
+    /// The end of the run: a learning run hands over what it saw.
+    pub(crate) fn finish(&mut self) {
+        if let Some(o) = &mut self.learn {
+            o.finish();
         }
     }
 
@@ -100,6 +125,12 @@ impl Source {
             let Ok(call) = l.receive() else {
                 continue;
             };
+            if let Some(o) = &mut self.learn {
+                if let crate::learn::observe::Verdict::Continue = o.call(l, &call) {
+                    l.proceed(call.id);
+                    continue;
+                }
+            }
             let name = self.name(&call);
             let key = format!("seccomp {name}");
             if book.repeat(&key, Kind::Seccomp) {

@@ -235,7 +235,9 @@ fn install_seccomp(r: &ReportWriter, plan: &Plan) -> Option<std::os::fd::OwnedFd
     if let Some(notify) = &plan.seccomp.notify {
         match seccomp::install_with_listener(&notify.denylist) {
             Ok(fd) => return Some(fd),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            // Learning without a listener would learn nothing, and its
+            // A lets every call through: refused.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && !plan.seccomp.learning => {}
             Err(e) => step(
                 r,
                 "seccomp",

@@ -49,7 +49,7 @@ pub struct HostRule {
 }
 
 impl HostRule {
-    fn matches(&self, host: &str, port: u16) -> bool {
+    pub(crate) fn matches(&self, host: &str, port: u16) -> bool {
         self.pattern.matches(host) && self.port.is_none_or(|p| p == port)
     }
 }

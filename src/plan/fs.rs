@@ -484,13 +484,29 @@ fn implicit_grants(tmp: bool) -> Vec<(&'static str, Grant)> {
 /// sandbox's view can recreate them (`/lib64 -> usr/lib64`).
 fn symlinks_on(path: &Path) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
-    let mut cur = PathBuf::from("/");
-    for c in path.components().skip(1) {
-        cur.push(c);
-        if let Ok(target) = std::fs::read_link(&cur) {
-            out.push((cur.clone(), target));
-            // What lies beyond is reached through the target: stop here.
+    let mut next = Some(path.to_path_buf());
+    // The whole chain (`/bin/sh` -> `/usr/bin/sh` -> `dash`): the path
+    // beyond a link is reached through its target, which may hold links
+    // of its own. Bounded like the kernel's (40 links).
+    for _ in 0..40 {
+        let Some(path) = next.take() else {
             break;
+        };
+        let mut cur = PathBuf::from("/");
+        let mut comps = path.components().skip(1);
+        for c in comps.by_ref() {
+            cur.push(c);
+            if let Ok(target) = std::fs::read_link(&cur) {
+                let link = (cur.clone(), target.clone());
+                if out.contains(&link) {
+                    return out;
+                }
+                out.push(link);
+                let mut beyond = cur.parent().unwrap_or(Path::new("/")).join(&target);
+                beyond.extend(comps);
+                next = Some(normalize(&beyond));
+                break;
+            }
         }
     }
     out

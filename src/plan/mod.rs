@@ -468,12 +468,15 @@ impl Plan {
             })
             .unwrap_or_else(|| {
                 // Where the workspace isn't in the view (`minimal`), the
-                // agent starts at the root, which always is.
-                let granted = fs
-                    .grants
-                    .iter()
-                    .any(|g| !g.implicit && workspace.starts_with(&g.path));
-                if granted {
+                // agent starts at the root, which always is. The workspace
+                // is in the view also when only what is beneath it is
+                // granted (a learned profile's `{workspace}/src`): empty
+                // but for the way on, and entering it needs no right.
+                let in_view = fs.grants.iter().any(|g| {
+                    !g.implicit
+                        && (workspace.starts_with(&g.path) || g.path.starts_with(&workspace))
+                });
+                if in_view {
                     workspace.clone()
                 } else {
                     PathBuf::from("/")

@@ -33,6 +33,40 @@ pub struct SeccompPlan {
     /// init falls back to `filters` when the kernel refuses a listener.
     #[serde(skip)]
     pub(crate) notify: Option<seccomp::Filters>,
+    /// `confine learn`: `notify` holds the learning filters
+    /// ([`seccomp::compile_learn`]), and a run without a listener is
+    /// refused rather than run unobserved.
+    #[serde(skip)]
+    pub(crate) learning: bool,
+    #[serde(skip)]
+    rules: seccomp::Rules,
+    #[serde(skip)]
+    numbers: (Vec<u32>, Vec<u32>),
+}
+
+impl SeccompPlan {
+    /// Turns this plan into a learning one (`confine learn`, DESIGN-NOTES
+    /// 54): the same allowlist, denylist and argument rules, with the
+    /// observed calls and every call outside the allowlist reported to the
+    /// supervisor.
+    ///
+    /// # Errors
+    /// The compiler's, as for the plan itself.
+    pub fn learn(&mut self) -> Result<(), PlanError> {
+        let (allow, deny) = &self.numbers;
+        self.notify = Some(
+            seccomp::compile_learn(self.arch, allow, deny, &self.rules)
+                .map_err(|e| refused("seccomp", "syscalls", e.to_string()))?,
+        );
+        self.learning = true;
+        Ok(())
+    }
+
+    /// The allowlist's and the denylist's numbers (learning's supervisor
+    /// tells a call outside the allowlist from a denied one).
+    pub(crate) fn numbers(&self) -> &(Vec<u32>, Vec<u32>) {
+        &self.numbers
+    }
 }
 
 /// Refuses a `syscalls.allow` entry for a call that stays denied whatever
@@ -145,6 +179,9 @@ pub(super) fn plan(p: &Profile, memfd: memfd::Policy) -> Result<SeccompPlan, Pla
         on_violation: p.syscalls.on_violation,
         filters,
         notify,
+        learning: false,
+        rules,
+        numbers: (allow_nrs, deny_nrs),
     })
 }
 

@@ -314,3 +314,111 @@ pub(crate) fn install_with_listener(prog: &[sock_filter]) -> io::Result<std::os:
 fn lookup(arch: Arch, name: &'static str) -> Result<u32, SeccompError> {
     syscalls::number(arch, name).ok_or(SeccompError::MissingSyscall { arch, name })
 }
+
+/// The syscalls `confine learn` observes (DESIGN-NOTES 55): each names a
+/// path (or an address) the learned profile may have to grant. Their
+/// arguments are read by the supervisor, which then lets the call go on.
+pub(crate) const LEARN_OBSERVED: &[&str] = &[
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "execve",
+    "execveat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "truncate",
+    "connect",
+    "bind",
+];
+
+/// The filters of a learning run: A allows every call of our table (so
+/// that calls outside the allowlist reach B instead of failing with
+/// ENOSYS), and B notifies the supervisor of [`LEARN_OBSERVED`], of every
+/// call outside `allow`, and of the denied calls (the supervisor answers
+/// those EPERM, as `errno` would); the argument rules and `clone3`'s
+/// ENOSYS stay as in [`compile_with`]. Never used outside `confine learn`.
+///
+/// # Errors
+/// As [`compile_with`].
+pub(crate) fn compile_learn(
+    arch: Arch,
+    allow: &[u32],
+    deny: &[u32],
+    rules: &Rules,
+) -> Result<Filters, SeccompError> {
+    let every: Vec<u32> = syscalls::table(arch).iter().map(|&(_, nr)| nr).collect();
+    let mut a = every;
+    a.sort_unstable();
+    a.dedup();
+    let allowlist = program(
+        arch,
+        &partition(
+            a.into_iter()
+                .map(|nr| (nr, Leaf::Ret(libc::SECCOMP_RET_ALLOW))),
+            Leaf::Ret(RET_ENOSYS),
+        ),
+    );
+    let notify = libc::SECCOMP_RET_USER_NOTIF;
+    let mut b: BTreeMap<u32, Leaf> = BTreeMap::new();
+    for &nr in allow {
+        if nr >= X32_SYSCALL_BIT {
+            return Err(SeccompError::NumberOutOfRange { arch, nr });
+        }
+        b.insert(nr, Leaf::Ret(libc::SECCOMP_RET_ALLOW));
+    }
+    for name in LEARN_OBSERVED {
+        if let Some(nr) = syscalls::number(arch, name) {
+            b.insert(nr, Leaf::Ret(notify));
+        }
+    }
+    for (name, leaf) in rules.leaves(notify) {
+        if let Leaf::Checks(checks) = &leaf {
+            if let Some(len) = checks
+                .iter()
+                .map(check_len)
+                .find(|&len| len > usize::from(u8::MAX))
+            {
+                return Err(SeccompError::RuleTooLong { syscall: name, len });
+            }
+        }
+        let nr = lookup(arch, name)?;
+        // An argument rule of a call outside the allowlist: the call is
+        // learned, its rule applied when the learned profile runs.
+        if b.contains_key(&nr) {
+            b.insert(nr, leaf);
+        }
+    }
+    b.insert(lookup(arch, "clone3")?, Leaf::Ret(RET_ENOSYS));
+    for &nr in deny {
+        if nr >= X32_SYSCALL_BIT {
+            return Err(SeccompError::NumberOutOfRange { arch, nr });
+        }
+        b.insert(nr, Leaf::Ret(notify));
+    }
+    let denylist = program(arch, &partition(b, Leaf::Ret(notify)));
+    for (filter, prog) in [("allowlist", &allowlist), ("denylist", &denylist)] {
+        if prog.len() > BPF_MAXINSNS {
+            return Err(SeccompError::TooLong {
+                filter,
+                len: prog.len(),
+            });
+        }
+    }
+    Ok(Filters {
+        allowlist,
+        denylist,
+    })
+}

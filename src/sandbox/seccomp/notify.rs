@@ -1,8 +1,10 @@
 //! The supervisor's side of a seccomp listener (SECCOMP_RET_USER_NOTIF):
 //! receive a waiting call, check that it still waits, answer it.
 //!
-//! Nothing here ever lets a call run: the only answer is an errno
-//! ([`Listener::deny`]); SECCOMP_USER_NOTIF_FLAG_CONTINUE is never sent.
+//! Outside `confine learn` nothing here ever lets a call run: the answer
+//! is an errno ([`Listener::deny`]). Only a learning run's supervisor
+//! sends SECCOMP_USER_NOTIF_FLAG_CONTINUE ([`Listener::proceed`]), for the
+//! calls it observes; they then run under the base profile's Landlock.
 //! A call that nobody answers waits; if the listener is closed it fails
 //! with ENOSYS. Either way it never reaches the kernel's implementation.
 
@@ -96,6 +98,20 @@ impl Listener {
             val: 0,
             error: -errno,
             flags: 0,
+        };
+        // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads one seccomp_notif_resp.
+        unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };
+    }
+
+    /// Lets the call `id` run as if no filter had stopped it
+    /// (SECCOMP_USER_NOTIF_FLAG_CONTINUE): for `confine learn` only, whose
+    /// filters stop calls to observe them, not to deny them.
+    pub(crate) fn proceed(&self, id: u64) {
+        let resp = libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
         };
         // SAFETY: SECCOMP_IOCTL_NOTIF_SEND reads one seccomp_notif_resp.
         unsafe { libc::ioctl(self.raw(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) };

@@ -1007,3 +1007,50 @@ fn notify_variant_reports_only_the_denylist() {
         }
     }
 }
+
+/// `confine learn`'s filters: the observed calls and every call outside
+/// the allowlist reach the supervisor (USER_NOTIF), the other allowed
+/// calls run without it (and stay on the action cache), the denylist and
+/// an argument rule's refusal reach it too (it answers EPERM), clone3
+/// still gets ENOSYS, and a foreign architecture is still killed.
+#[test]
+fn learning_filters_notify_what_is_observed_and_nothing_else() {
+    const NOTIF: u32 = libc::SECCOMP_RET_USER_NOTIF;
+    for arch in Arch::ALL {
+        let allow = numbers(arch, BASELINE_ALLOW);
+        let deny = numbers(arch, BASELINE_DENY);
+        let f = compile_learn(arch, &allow, &deny, &Rules::default()).expect("compiles");
+        let stack = [f.allowlist.as_slice(), f.denylist.as_slice()];
+        for name in LEARN_OBSERVED {
+            if syscalls::number(arch, name).is_some() {
+                assert_eq!(
+                    simulate_stack(&stack, &call(arch, name, &[0])),
+                    NOTIF,
+                    "{arch} {name}"
+                );
+            }
+        }
+        assert_eq!(simulate_stack(&stack, &call(arch, "read", &[0])), ALLOW);
+        assert_eq!(
+            constant_action(&f.denylist, arch, nr(arch, "read")),
+            Some(ALLOW)
+        );
+        assert_eq!(simulate_stack(&stack, &call(arch, "ptrace", &[0])), NOTIF);
+        assert_eq!(simulate_stack(&stack, &call(arch, "vhangup", &[])), NOTIF);
+        assert_eq!(
+            simulate_stack(&stack, &call(arch, "clone3", &[0])),
+            RET_ENOSYS
+        );
+        assert_eq!(
+            simulate_stack(&stack, &call(arch, "ioctl", &[0, 0x5412])),
+            NOTIF
+        );
+        assert_eq!(
+            simulate_stack(&stack, &call(arch, "ioctl", &[0, 0x5401])),
+            ALLOW
+        );
+        let mut foreign = call(arch, "read", &[0]);
+        foreign.arch = AUDIT_ARCH_I386;
+        assert_eq!(simulate_stack(&stack, &foreign), KILL);
+    }
+}
