@@ -157,6 +157,8 @@ struct Client<'a> {
     state: &'a [&'a str],
     /// More of the test profile.
     extra: &'a str,
+    /// Files a user writes once into the private home (path, content).
+    seed: &'a [(&'a str, &'a str)],
 }
 
 /// What a run left to look at.
@@ -218,6 +220,22 @@ fn run_client(c: &Client) -> Ran {
         c.extra
     );
     let p = f.profile(&name, &yaml);
+    // What the user wrote into the private home before, as the agent's
+    // user (confine refuses a home that isn't the agent's).
+    for (path, content) in c.seed {
+        let file = home.0.join(path);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, content).unwrap();
+        let mut d = file.as_path();
+        while d != home.0.parent().unwrap() {
+            std::os::unix::fs::chown(d, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+            d = d.parent().unwrap();
+        }
+    }
+    if !c.seed.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&home.0, fs::Permissions::from_mode(0o700)).unwrap();
+    }
     let victim = f.file(&f.outside.join("victim"), "original");
     let script = format!(
         "echo \"held=${}\"; {}; echo client=$?; echo x 2>/dev/null > {}; echo outside=$?",
@@ -328,13 +346,10 @@ fn files_holding(dir: &Path, needle: &str) -> (Vec<String>, Vec<String>) {
             let rel = p.strip_prefix(dir).unwrap().display().to_string();
             if ft.is_dir() {
                 stack.push(p);
-            } else if ft.is_file() {
-                if fs::read(&p)
-                    .map(|b| String::from_utf8_lossy(&b).contains(needle))
-                    .unwrap_or(false)
-                {
-                    holding.push(rel.clone());
-                }
+            } else if ft.is_file()
+                && fs::read(&p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+            {
+                holding.push(rel.clone());
             }
             all.push(rel);
         }
@@ -460,6 +475,7 @@ fn claude_code_answers_through_its_profile_with_the_key_outside() {
         command: "claude -p 'say hello' </dev/null".into(),
         state: &[".claude.json", ".claude"],
         extra: "",
+        seed: &[],
     });
 }
 
@@ -481,11 +497,12 @@ fn codex_exec_answers_through_its_profile_with_the_key_outside() {
         header: "authorization",
         value: bearer,
         bins,
-        // Codex 0.119 and later ignore OPENAI_BASE_URL: the base URL is
+        // Codex (since April 2026) ignores OPENAI_BASE_URL: the base URL is
         // its `openai_base_url` setting (the profile's header says so).
         command: "codex exec -c openai_base_url=\"$OPENAI_BASE_URL\" --skip-git-repo-check 'say hello' </dev/null".into(),
         state: &[".codex"],
         extra: "",
+        seed: &[],
     });
     assert!(
         r.api
@@ -515,9 +532,16 @@ fn gemini_cli_answers_through_its_profile_with_the_key_outside() {
         header: "x-goog-api-key",
         value: plain,
         bins,
-        command: "gemini -p 'say hello' </dev/null".into(),
+        command: "gemini --skip-trust -p 'say hello' </dev/null".into(),
         state: &[".gemini"],
         extra: "",
+        // Gemini CLI takes a base URL for a gateway unless its auth type
+        // is pinned to the API key, and then refuses to start ("Invalid
+        // auth method selected", exit 41); there is no variable for it.
+        seed: &[(
+            ".gemini/settings.json",
+            r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
+        )],
     });
     assert!(
         r.api
@@ -548,8 +572,11 @@ fn aider_answers_through_its_profile_with_the_key_outside() {
         value: plain,
         bins,
         command: "aider --model anthropic/claude-sonnet-4-5 --message 'say hello' --yes-always --no-git --no-pretty --no-stream </dev/null".into(),
-        state: &[".aider", ".aider.chat.history.md"],
+        // Its chat and input history stay in the project, as aider
+        // intends; its caches go to the home.
+        state: &[".aider"],
         extra: "",
+        seed: &[],
     });
     assert!(
         r.api

@@ -99,7 +99,8 @@ fn expected(name: &str) -> (Vec<&'static str>, Vec<&'static str>, &'static str) 
                 "files.pythonhosted.org:443",
             ],
             vec!["AIDER_CHECK_UPDATE", "AIDER_ANALYTICS", "ANTHROPIC_API_KEY"],
-            ".aider.conf.yml",
+            // Not .aider.conf.yml: aider refuses the empty placeholder.
+            ".idea",
         ),
         "python-agent" => (
             vec![

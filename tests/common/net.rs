@@ -1285,6 +1285,19 @@ impl Reply {
         }
         if path.contains("/models/") && path.contains(':') {
             let method = path.rsplit(':').next().unwrap_or("");
+            // A request for JSON is Gemini CLI's model router, which
+            // retries until the text is the object it asked for.
+            let wants_json = String::from_utf8_lossy(body)
+                .replace(' ', "")
+                .contains("\"responseMimeType\":\"application/json\"");
+            let text = if wants_json {
+                serde_json::Value::String(
+                    r#"{"complexity_reasoning":"a greeting","complexity_score":5}"#.into(),
+                )
+                .to_string()
+            } else {
+                text
+            };
             let chunk = format!(
                 r#"{{"candidates":[{{"content":{{"parts":[{{"text":{text}}}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":11}},"modelVersion":"gemini-test"}}"#
             );
