@@ -159,6 +159,9 @@ struct Client<'a> {
     extra: &'a str,
     /// Files a user writes once into the private home (path, content).
     seed: &'a [(&'a str, &'a str)],
+    /// A command the model runs with the client's own shell tool first
+    /// (Anthropic's `Bash`), or none.
+    tool: Option<&'a str>,
 }
 
 /// What a run left to look at.
@@ -201,13 +204,16 @@ fn tree(root: i32) -> Vec<i32> {
 fn run_client(c: &Client) -> Ran {
     let net = Net::new();
     let _dns = net.dns(DNS);
-    let api = net.api(
-        API_ADDR,
-        &[c.host],
-        Reply::Model {
+    let reply = match c.tool {
+        Some(command) => Reply::Tool {
+            command: command.into(),
             text: ANSWER.into(),
         },
-    );
+        None => Reply::Model {
+            text: ANSWER.into(),
+        },
+    };
+    let api = net.api(API_ADDR, &[c.host], reply);
     let f = Fixture::new(&format!("clients-{}", c.profile));
     let name = format!("test-{}-{}", c.profile, unique());
     let home = Home(Path::new("/var/lib/confine/homes").join(&name));
@@ -463,7 +469,8 @@ fn claude_code_answers_through_its_profile_with_the_key_outside() {
     let Some(bins) = npm(test, "claude-code", "@anthropic-ai/claude-code", "claude") else {
         return;
     };
-    check(&Client {
+    // The model has Claude Code's own shell tool run a command first.
+    let r = check(&Client {
         test,
         profile: "claude-code",
         host: "api.anthropic.com",
@@ -472,11 +479,28 @@ fn claude_code_answers_through_its_profile_with_the_key_outside() {
         header: "x-api-key",
         value: plain,
         bins,
-        command: "claude -p 'say hello' </dev/null".into(),
+        command: "claude -p 'say hello' --allowedTools Bash </dev/null".into(),
         state: &[".claude.json", ".claude"],
         extra: "",
         seed: &[],
+        tool: Some("echo tool-ran > tool-out.txt; echo uid=$(id -u)"),
     });
+    // The tool ran in the workspace, as the agent's uid, and its output
+    // went back to the model.
+    assert_eq!(
+        fs::read_to_string(r.ws.join("tool-out.txt")).unwrap(),
+        "tool-ran\n"
+    );
+    let reqs = r.api.requests();
+    let result = reqs
+        .iter()
+        .find(|q| q.text().contains("\"tool_result\""))
+        .unwrap_or_else(|| panic!("no tool result: {reqs:?}"));
+    assert!(
+        result.text().contains(&format!("uid={AGENT_UID}")),
+        "{}",
+        result.text()
+    );
 }
 
 #[test]
@@ -503,6 +527,7 @@ fn codex_exec_answers_through_its_profile_with_the_key_outside() {
         state: &[".codex"],
         extra: "",
         seed: &[],
+        tool: None,
     });
     assert!(
         r.api
@@ -542,6 +567,7 @@ fn gemini_cli_answers_through_its_profile_with_the_key_outside() {
             ".gemini/settings.json",
             r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
         )],
+        tool: None,
     });
     assert!(
         r.api
@@ -577,6 +603,7 @@ fn aider_answers_through_its_profile_with_the_key_outside() {
         state: &[".aider"],
         extra: "",
         seed: &[],
+        tool: None,
     });
     assert!(
         r.api

@@ -1209,13 +1209,20 @@ pub enum Reply {
     Model { text: String },
     /// `status` with a JSON body (with a Content-Length).
     Status { status: u16, body: String },
+    /// An Anthropic model that first calls Claude Code's shell tool
+    /// (`Bash`) with `command`, and answers `text` once the request
+    /// carries the tool's result.
+    Tool { command: String, text: String },
 }
 
 impl Reply {
     /// What `Model` answers to a request for `target` with `body`.
     fn for_request(self, target: &str, body: &[u8]) -> Reply {
-        let Reply::Model { text } = self else {
-            return self;
+        let text = match self {
+            Reply::Model { text } => text,
+            Reply::Tool { text, .. } if find(body, b"\"tool_result\"").is_some() => text,
+            Reply::Tool { command, .. } => return Reply::tool_use(&command, body),
+            other => return other,
         };
         let text = serde_json::Value::String(text).to_string();
         let streamed = String::from_utf8_lossy(body)
@@ -1328,6 +1335,35 @@ impl Reply {
             ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
             ev("message_stop", r#"{"type":"message_stop"}"#.into()),
         ])
+    }
+}
+
+impl Reply {
+    /// An Anthropic answer calling the `Bash` tool with `command`,
+    /// streamed when `body` asks for it.
+    fn tool_use(command: &str, body: &[u8]) -> Reply {
+        let input = serde_json::json!({ "command": command }).to_string();
+        let streamed = String::from_utf8_lossy(body)
+            .replace(' ', "")
+            .contains("\"stream\":true");
+        if !streamed {
+            return Reply::Json(format!(
+                r#"{{"id":"msg_tool","type":"message","role":"assistant","model":"claude-test","content":[{{"type":"tool_use","id":"toolu_test","name":"Bash","input":{input}}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{{"input_tokens":7,"output_tokens":3}}}}"#
+            ));
+        }
+        let partial = serde_json::Value::String(input).to_string();
+        let ev = |name: &str, data: String| format!("event: {name}\ndata: {data}");
+        Reply::Events {
+            events: vec![
+                ev("message_start", r#"{"type":"message_start","message":{"id":"msg_tool","type":"message","role":"assistant","model":"claude-test","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":1}}}"#.into()),
+                ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_test","name":"Bash","input":{}}}"#.into()),
+                ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"input_json_delta","partial_json":{partial}}}}}"#)),
+                ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.into()),
+                ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
+                ev("message_stop", r#"{"type":"message_stop"}"#.into()),
+            ],
+            gap: Duration::from_millis(5),
+        }
     }
 }
 
@@ -1574,7 +1610,9 @@ impl Api {
                 s.write_all(body.as_bytes())?;
                 s.flush()?;
             }
-            Reply::Model { .. } => unreachable!("answered as JSON or events"),
+            Reply::Model { .. } | Reply::Tool { .. } => {
+                unreachable!("answered as JSON or events")
+            }
         }
         Ok(Some(close))
     }
