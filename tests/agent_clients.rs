@@ -19,7 +19,12 @@
 //! (and the client's held the placeholder: the control); the workspace
 //! holds no key and none of the client's state, which is in the private
 //! home; the client printed the stand-in's answer, with no EPERM, EACCES
-//! or ENOSYS; a write outside the workspace fails.
+//! or ENOSYS; a write outside the workspace fails. Claude Code's own shell
+//! tool runs one command the stand-in asks for.
+//!
+//! And the `python-agent` workload, without a model: a venv, pip from a
+//! local index (pinned in `hosts:`), unittest, a git branch, commit and
+//! diff, make.
 mod common;
 use common::net::{Api, Net, Reply};
 use common::*;
@@ -613,4 +618,194 @@ fn aider_answers_through_its_profile_with_the_key_outside() {
         "{:?}",
         r.api.requests()
     );
+}
+
+/// A wheel of one module, `confine_probe` (VALUE = ...), written to
+/// argv[1].
+const WHEEL: &str = r#"
+import base64, hashlib, sys, zipfile
+files = {
+    "confine_probe/__init__.py": b"VALUE = 'from the local index'\n",
+    "confine_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: confine-probe\nVersion: 1.0\n",
+    "confine_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: confine-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for name, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += f"{name},sha256={digest},{len(data)}\n"
+record += "confine_probe-1.0.dist-info/RECORD,,\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+    z.writestr("confine_probe-1.0.dist-info/RECORD", record)
+"#;
+
+/// The index's address in the test network.
+const INDEX_ADDR: &str = "93.184.215.20";
+
+#[test]
+fn a_python_agent_workload_runs_under_its_profile() {
+    let test = "a_python_agent_workload_runs_under_its_profile";
+    if !can_run(test)
+        || !have(test, "/usr/bin/python3")
+        || !have(test, "/usr/bin/make")
+        || !have(test, "/usr/local/bin/git") && !have(test, "/usr/bin/git")
+    {
+        return;
+    }
+    let venv_ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import ensurepip, venv"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !venv_ok && !skip_or_fail(test, "python3's venv and ensurepip are not installed") {
+        return;
+    }
+    let net = Net::new();
+    let _dns = net.dns(DNS);
+    let f = Fixture::new("clients-python-agent");
+    // A PEP 503 index with one project, as static files over HTTP: a
+    // local index, as a company mirror would be.
+    let site = f.root.join("site");
+    let project = site.join("simple/confine-probe");
+    fs::create_dir_all(&project).unwrap();
+    let wheel = "confine_probe-1.0-py3-none-any.whl";
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", WHEEL])
+        .arg(project.join(wheel))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    fs::write(
+        project.join("index.html"),
+        format!("<!DOCTYPE html><html><body><a href=\"{wheel}\">{wheel}</a></body></html>\n"),
+    )
+    .unwrap();
+    net.address(INDEX_ADDR);
+    net.spawn_upstream(&[
+        "/usr/bin/python3",
+        "-m",
+        "http.server",
+        "80",
+        "--bind",
+        INDEX_ADDR,
+        "--directory",
+        site.to_str().unwrap(),
+    ]);
+    let up = || {
+        net.exec(&[
+            "curl",
+            "-sf",
+            "--noproxy",
+            "*",
+            &format!("http://{INDEX_ADDR}/simple/confine-probe/"),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    };
+    assert!(poll(Duration::from_secs(10), up), "the index didn't start");
+
+    // The project: a git repository (made before: `protect` holds
+    // .git/config read-only), a test and a Makefile.
+    let ws = &f.ws;
+    fs::write(
+        ws.join("test_probe.py"),
+        "import unittest\nimport confine_probe\n\nclass T(unittest.TestCase):\n    def test_value(self):\n        self.assertEqual(confine_probe.VALUE, 'from the local index')\n\nif __name__ == '__main__':\n    unittest.main()\n",
+    )
+    .unwrap();
+    fs::write(
+        ws.join("Makefile"),
+        "check:\n\t.venv/bin/python -m unittest -q test_probe\n\techo made > made.txt\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        // The workspace is the agent's: root's git wants it named safe.
+        let o = Command::new("git")
+            .args(["-c", "safe.directory=*"])
+            .args(args)
+            .current_dir(ws)
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", show(&o));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "start",
+    ]);
+    let _ = Command::new("chown")
+        .args(["-R", &format!("{AGENT_UID}:{AGENT_GID}")])
+        .arg(ws)
+        .status();
+
+    let name = format!("test-python-agent-{}", unique());
+    let home = Home(Path::new("/var/lib/confine/homes").join(&name));
+    // The built-in plus the test network's index: pinned, on port 80.
+    let p = f.profile(
+        &name,
+        &format!(
+            "version: 1\nname: {name}\nextends: python-agent\nsecrets: []\nnetwork:\n  allow: {{add: [\"pypi.internal.example:80\"]}}\n  hosts: {{pypi.internal.example: {INDEX_ADDR}}}\n"
+        ),
+    );
+    let script = "set -e
+python3 -m venv .venv
+.venv/bin/pip install -q --index-url http://pypi.internal.example/simple/ --trusted-host pypi.internal.example confine-probe
+.venv/bin/python -m unittest -q test_probe 2>&1 | tail -1
+git checkout -q -b feature
+echo 'print(1)' > new.py
+git add new.py
+git -c user.name=agent -c user.email=agent@example.com commit -q -m 'add new.py'
+git diff --stat main feature
+make -s check
+cat made.txt
+echo pip-cache=$PIP_CACHE_DIR
+echo home=$HOME";
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "-p"])
+        .arg(&p)
+        .arg("-w")
+        .arg(ws)
+        .args(["--", "/bin/sh", "-c", script])
+        .env_clear()
+        .env("PATH", PATH)
+        .current_dir(ws);
+    let o = net.in_client(&cmd).stdin(Stdio::null()).output().unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for want in [
+        "OK\n",
+        "new.py | 1 +",
+        "made\n",
+        &format!("pip-cache={}/.cache/pip\n", ws.display()),
+        &format!("home={}\n", home.0.display()),
+    ] {
+        assert!(out.contains(want), "no {want:?}: {}", show(&o));
+    }
+    for bad in [
+        "EPERM",
+        "EACCES",
+        "ENOSYS",
+        "Operation not permitted",
+        "Permission denied",
+    ] {
+        assert!(!all.contains(bad), "{bad}: {}", show(&o));
+    }
+    // The venv and the commit are the workspace's; HOME was the private one.
+    assert!(ws.join(".venv/lib").is_dir());
+    let log = Command::new("git")
+        .args(["-c", "safe.directory=*", "log", "--format=%s", "feature"])
+        .current_dir(ws)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&log), "add new.py\nstart\n", "{}", show(&log));
+    assert!(home.0.is_dir());
 }
