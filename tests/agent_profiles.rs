@@ -1,8 +1,8 @@
 //! The built-in agent profiles (`claude-code`, `codex`, `gemini-cli`,
 //! `aider`, `python-agent`, `research`): each checks clean, explains what it
 //! allows, is listed and shown by `confine profiles`, and, run as a copy
-//! without its secret (forwarding secrets is not part of this build's
-//! launch yet), gives the agent a private HOME, keeps the protected paths
+//! without its secret (tests/agent_clients.rs runs the clients with
+//! theirs), gives the agent a private HOME, keeps the protected paths
 //! read-only and leaves no config files in the workspace.
 mod common;
 use common::*;
@@ -99,7 +99,8 @@ fn expected(name: &str) -> (Vec<&'static str>, Vec<&'static str>, &'static str) 
                 "files.pythonhosted.org:443",
             ],
             vec!["AIDER_CHECK_UPDATE", "AIDER_ANALYTICS", "ANTHROPIC_API_KEY"],
-            ".aider.conf.yml",
+            // Not .aider.conf.yml: aider refuses the empty placeholder.
+            ".idea",
         ),
         "python-agent" => (
             vec![
@@ -218,8 +219,7 @@ fn agent_profiles_run_with_a_private_home_and_protected_config() {
         let f = Fixture::new(&format!("agents-run-{name}"));
         let copy = format!("test-{name}-{}", unique());
         let home = Home(Path::new("/var/lib/confine/homes").join(&copy));
-        // A copy without its secret: launching with secrets waits for their
-        // forwarding.
+        // A copy without its secret (no key in the test's environment).
         let p = f.profile(
             &copy,
             &format!("version: 1\nname: {copy}\nextends: {name}\nsecrets: []\n"),
@@ -415,8 +415,8 @@ fn claude_code_starts_under_its_profile() {
     let f = Fixture::new("agents-claude");
     let copy = format!("test-claude-code-{}", unique());
     let home = Home(Path::new("/var/lib/confine/homes").join(&copy));
-    // The built-in, without its secret (not forwarded by this build's
-    // launch), plus the installation outside /usr.
+    // The built-in, without its secret (no key in the test's
+    // environment), plus the installation outside /usr.
     let p = f.profile(
         &copy,
         &format!(

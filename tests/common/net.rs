@@ -288,6 +288,7 @@ impl Net {
             sent: Arc::default(),
             handshakes: Arc::default(),
             connections: Arc::default(),
+            held: Arc::default(),
         };
         let l = self.tcp_listener(ip, 443);
         let a = api.clone();
@@ -1195,35 +1196,170 @@ pub enum Reply {
     /// the blank line is added) sent `gap` after the one before, the first
     /// at once; the time each was sent is logged ([`Api::sent`]).
     Events { events: Vec<String>, gap: Duration },
-    /// A model answering `text` like the Anthropic Messages API: a stream
-    /// of events when the request's body asks for `"stream":true`, a JSON
-    /// message otherwise (with usage either way).
+    /// A model answering `text` in the shape of the API the request's
+    /// path names, with usage: the Anthropic Messages API (`/v1/messages`,
+    /// and any path no other API claims), the OpenAI Responses API
+    /// (`.../responses`) and Chat Completions (`.../chat/completions`),
+    /// Gemini's `:generateContent` and `:streamGenerateContent` (and
+    /// `:countTokens`). A stream of server-sent events where the client
+    /// asks for one (`"stream":true` in the body, the Responses API
+    /// always, `:streamGenerateContent`), JSON otherwise. Other OpenAI
+    /// and Gemini paths (model lists) get a 404 in the provider's shape,
+    /// as a client meets from a gateway that has no such listing.
     Model { text: String },
+    /// `status` with a JSON body (with a Content-Length).
+    Status { status: u16, body: String },
+    /// An Anthropic model that first calls Claude Code's shell tool
+    /// (`Bash`) with `command`, and answers `text` once the request
+    /// carries the tool's result.
+    Tool { command: String, text: String },
 }
 
 impl Reply {
-    /// What `Model` answers to `body`.
-    fn for_request(self, body: &[u8]) -> Reply {
-        let Reply::Model { text } = self else {
-            return self;
+    /// What `Model` answers to a request for `target` with `body`.
+    fn for_request(self, target: &str, body: &[u8]) -> Reply {
+        let text = match self {
+            Reply::Model { text } => text,
+            Reply::Tool { text, .. } if find(body, b"\"tool_result\"").is_some() => text,
+            Reply::Tool { command, .. } => return Reply::tool_use(&command, body),
+            other => return other,
         };
         let text = serde_json::Value::String(text).to_string();
         let streamed = String::from_utf8_lossy(body)
             .replace(' ', "")
             .contains("\"stream\":true");
+        let path = target.split('?').next().unwrap_or("");
+        let ev = |name: &str, data: String| format!("event: {name}\ndata: {data}");
+        let events = |events: Vec<String>| Reply::Events {
+            events,
+            gap: Duration::from_millis(5),
+        };
+        let not_found = |body: &str| Reply::Status {
+            status: 404,
+            body: body.into(),
+        };
+        if path.ends_with("/responses") && body.is_empty() {
+            // Codex first asks for a WebSocket (a GET with `Upgrade`,
+            // which confine's route doesn't carry); refused, it falls
+            // back to a stream over HTTPS.
+            return Reply::Status {
+                status: 405,
+                body:
+                    r#"{"error":{"message":"method not allowed","type":"invalid_request_error"}}"#
+                        .into(),
+            };
+        }
+        if path.ends_with("/responses") {
+            // What Codex reads: the item when it is done, and the end with
+            // the response's id and usage.
+            let item = format!(
+                r#"{{"type":"message","id":"msg_test","status":"completed","role":"assistant","content":[{{"type":"output_text","text":{text},"annotations":[]}}]}}"#
+            );
+            let response = |status: &str, usage: &str| {
+                format!(
+                    r#"{{"id":"resp_test","object":"response","created_at":1,"status":"{status}","model":"gpt-test","output":[],"usage":{usage}}}"#
+                )
+            };
+            return events(vec![
+                ev("response.created", format!(r#"{{"type":"response.created","sequence_number":0,"response":{}}}"#, response("in_progress", "null"))),
+                ev("response.output_item.added", r#"{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"type":"message","id":"msg_test","status":"in_progress","role":"assistant","content":[]}}"#.into()),
+                ev("response.output_text.delta", format!(r#"{{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_test","output_index":0,"content_index":0,"delta":{text}}}"#)),
+                ev("response.output_item.done", format!(r#"{{"type":"response.output_item.done","sequence_number":3,"output_index":0,"item":{item}}}"#)),
+                ev("response.completed", format!(r#"{{"type":"response.completed","sequence_number":4,"response":{}}}"#, response("completed", r#"{"input_tokens":11,"input_tokens_details":{"cached_tokens":0},"output_tokens":4,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":15}"#))),
+            ]);
+        }
+        if path.ends_with("/chat/completions") {
+            if !streamed {
+                return Reply::Json(format!(
+                    r#"{{"id":"chatcmpl-test","object":"chat.completion","created":1,"model":"gpt-test","choices":[{{"index":0,"message":{{"role":"assistant","content":{text}}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}}}"#
+                ));
+            }
+            let chunk = |delta: &str, finish: &str, usage: &str| {
+                format!(
+                    r#"data: {{"id":"chatcmpl-test","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}],"usage":{usage}}}"#
+                )
+            };
+            return events(vec![
+                chunk(r#"{"role":"assistant","content":""}"#, "null", "null"),
+                chunk(&format!(r#"{{"content":{text}}}"#), "null", "null"),
+                chunk(
+                    "{}",
+                    r#""stop""#,
+                    r#"{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}"#,
+                ),
+                "data: [DONE]".into(),
+            ]);
+        }
+        if path.contains("/models/") && path.contains(':') {
+            let method = path.rsplit(':').next().unwrap_or("");
+            // A request for JSON is Gemini CLI's model router, which
+            // retries until the text is the object it asked for.
+            let wants_json = String::from_utf8_lossy(body)
+                .replace(' ', "")
+                .contains("\"responseMimeType\":\"application/json\"");
+            let text = if wants_json {
+                serde_json::Value::String(
+                    r#"{"complexity_reasoning":"a greeting","complexity_score":5}"#.into(),
+                )
+                .to_string()
+            } else {
+                text
+            };
+            let chunk = format!(
+                r#"{{"candidates":[{{"content":{{"parts":[{{"text":{text}}}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":11}},"modelVersion":"gemini-test"}}"#
+            );
+            return match method {
+                "streamGenerateContent" => events(vec![format!("data: {chunk}")]),
+                "generateContent" => Reply::Json(chunk),
+                "countTokens" => Reply::Json(r#"{"totalTokens":8}"#.into()),
+                _ => not_found(
+                    r#"{"error":{"code":404,"message":"not served by the test upstream","status":"NOT_FOUND"}}"#,
+                ),
+            };
+        }
+        if path.ends_with("/models") || path.contains("/models/") {
+            return not_found(
+                r#"{"error":{"message":"not served by the test upstream","type":"invalid_request_error","code":"not_found"}}"#,
+            );
+        }
         if !streamed {
             return Reply::Json(format!(
                 r#"{{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[{{"type":"text","text":{text}}}],"stop_reason":"end_turn","stop_sequence":null,"usage":{{"input_tokens":7,"output_tokens":3}}}}"#
             ));
         }
+        events(vec![
+            ev("message_start", r#"{"type":"message_start","message":{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":1}}}"#.into()),
+            ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.into()),
+            ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#)),
+            ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.into()),
+            ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
+            ev("message_stop", r#"{"type":"message_stop"}"#.into()),
+        ])
+    }
+}
+
+impl Reply {
+    /// An Anthropic answer calling the `Bash` tool with `command`,
+    /// streamed when `body` asks for it.
+    fn tool_use(command: &str, body: &[u8]) -> Reply {
+        let input = serde_json::json!({ "command": command }).to_string();
+        let streamed = String::from_utf8_lossy(body)
+            .replace(' ', "")
+            .contains("\"stream\":true");
+        if !streamed {
+            return Reply::Json(format!(
+                r#"{{"id":"msg_tool","type":"message","role":"assistant","model":"claude-test","content":[{{"type":"tool_use","id":"toolu_test","name":"Bash","input":{input}}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{{"input_tokens":7,"output_tokens":3}}}}"#
+            ));
+        }
+        let partial = serde_json::Value::String(input).to_string();
         let ev = |name: &str, data: String| format!("event: {name}\ndata: {data}");
         Reply::Events {
             events: vec![
-                ev("message_start", r#"{"type":"message_start","message":{"id":"msg_test","type":"message","role":"assistant","model":"claude-test","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":1}}}"#.into()),
-                ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.into()),
-                ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{text}}}}}"#)),
+                ev("message_start", r#"{"type":"message_start","message":{"id":"msg_tool","type":"message","role":"assistant","model":"claude-test","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":1}}}"#.into()),
+                ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_test","name":"Bash","input":{}}}"#.into()),
+                ev("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"input_json_delta","partial_json":{partial}}}}}"#)),
                 ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.into()),
-                ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
+                ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":3}}"#.into()),
                 ev("message_stop", r#"{"type":"message_stop"}"#.into()),
             ],
             gap: Duration::from_millis(5),
@@ -1272,9 +1408,24 @@ pub struct Api {
     sent: Arc<Mutex<Vec<std::time::SystemTime>>>,
     handshakes: Arc<Mutex<Vec<bool>>>,
     connections: Arc<AtomicUsize>,
+    /// While true, each request is logged and then waits to be answered.
+    held: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 impl Api {
+    /// From now on, requests are logged as they come and answered only
+    /// after [`Api::release`]: the client is alive and waiting while the
+    /// test looks at it.
+    pub fn hold(&self) {
+        *self.held.0.lock().unwrap() = true;
+    }
+
+    /// Answers the held requests and every later one at once.
+    pub fn release(&self) {
+        *self.held.0.lock().unwrap() = false;
+        self.held.1.notify_all();
+    }
+
     pub fn set_reply(&self, reply: Reply) {
         *self.reply.lock().unwrap() = reply;
     }
@@ -1397,7 +1548,12 @@ impl Api {
             fill(buf, s, n)?;
             body.extend(buf.drain(..n));
         }
-        let reply = self.reply.lock().unwrap().clone().for_request(&body);
+        let reply = self
+            .reply
+            .lock()
+            .unwrap()
+            .clone()
+            .for_request(&target, &body);
         let head_only = method == "HEAD";
         self.requests.lock().unwrap().push(ApiRequest {
             method,
@@ -1406,6 +1562,15 @@ impl Api {
             body,
             connection,
         });
+        {
+            // Bounded, so a test that fails while holding doesn't hang
+            // the server's threads at its end.
+            let (held, cv) = &*self.held;
+            let h = held.lock().unwrap();
+            let _ = cv
+                .wait_timeout_while(h, Duration::from_secs(60), |h| *h)
+                .unwrap();
+        }
         if head_only {
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?;
             s.flush()?;
@@ -1436,7 +1601,18 @@ impl Api {
                 s.write_all(b"0\r\n\r\n")?;
                 s.flush()?;
             }
-            Reply::Model { .. } => unreachable!("answered as JSON or events"),
+            Reply::Status { status, body } => {
+                let head = format!(
+                    "HTTP/1.1 {status} Status\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                s.write_all(head.as_bytes())?;
+                s.write_all(body.as_bytes())?;
+                s.flush()?;
+            }
+            Reply::Model { .. } | Reply::Tool { .. } => {
+                unreachable!("answered as JSON or events")
+            }
         }
         Ok(Some(close))
     }

@@ -1,0 +1,811 @@
+//! The real agent clients under their built-in profiles, with their
+//! secrets: Claude Code (`claude -p`), Codex (`codex exec`), Gemini CLI
+//! (`gemini -p`) from npm and aider (`aider --message`) from PyPI, each
+//! installed once under target/agents (later runs and CI reuse it), each
+//! run non-interactively for one turn against a model API stand-in over
+//! TLS (tests/common/net.rs: the clients are real, only the upstream is a
+//! test double) in a test network of the test's own.
+//!
+//! Each test profile `extends` the built-in agent profile and adds only
+//! what the test network needs: `hosts:` pinning the provider's host to
+//! the stand-in, the installation in `filesystem.exec`. The key comes
+//! from confine's own environment (the built-in's `env:` source); the test
+//! CA is trusted through confine's own SSL_CERT_FILE, so the proxy's
+//! verification is as strict as ever and the client's isn't touched.
+//!
+//! Asserted for each: the stand-in got the real key in the provider's
+//! header, on every request; while the client waited for its answer, no
+//! process of the sandbox held the key in its environment or arguments
+//! (and the client's held the placeholder: the control); the workspace
+//! holds no key and none of the client's state, which is in the private
+//! home; the client printed the stand-in's answer, with no EPERM, EACCES
+//! or ENOSYS; a write outside the workspace fails. Claude Code's own shell
+//! tool runs one command the stand-in asks for.
+//!
+//! And the `python-agent` workload, without a model: a venv, pip from a
+//! local index (pinned in `hosts:`), unittest, a git branch, commit and
+//! diff, make.
+mod common;
+use common::net::{Api, Net, Reply};
+use common::*;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// The stand-in's address (the provider's host is pinned to it).
+const API_ADDR: &str = "93.184.215.14";
+const DNS: &str = "198.51.100.53";
+/// The real key, split so no command line of the test holds it whole.
+const KEY_A: &str = "REALKEY-";
+const KEY_B: &str = "5c1e8a7f03d94b26";
+/// What every stand-in answers.
+const ANSWER: &str = "hello from the test upstream";
+
+fn key(prefix: &str) -> String {
+    format!("{prefix}{KEY_A}{KEY_B}")
+}
+
+/// Where the clients are installed, once.
+fn agents() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/agents")
+}
+
+/// `npm install PACKAGE` into target/agents/DIR once; the directory of
+/// its `.bin`, or None (skipped, or failed under CONFINE_REQUIRE_KERNEL=1).
+fn npm(test: &str, dir: &str, package: &str, bin: &str) -> Option<PathBuf> {
+    let dir = agents().join(dir);
+    let bins = dir.join("node_modules/.bin");
+    if !bins.join(bin).exists() {
+        if !Path::new("/usr/bin/npm").exists() {
+            skip_or_fail(test, "npm is not installed at /usr/bin/npm");
+            return None;
+        }
+        fs::create_dir_all(&dir).unwrap();
+        let o = Command::new("/usr/bin/npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg(package)
+            .env("PATH", PATH)
+            .env("npm_config_cache", agents().join("npm-cache"))
+            .output()
+            .unwrap();
+        if !o.status.success() || !bins.join(bin).exists() {
+            skip_or_fail(test, &format!("npm install {package} failed: {}", show(&o)));
+            return None;
+        }
+    }
+    readable(&dir);
+    Some(bins)
+}
+
+/// `pip install aider-chat` into a venv under target/agents/aider once,
+/// on the system's Python (the agent's uid can't read a Python under
+/// /root); the venv's bin, or None.
+fn aider(test: &str) -> Option<PathBuf> {
+    let venv = agents().join("aider/venv");
+    let bins = venv.join("bin");
+    if !bins.join("aider").exists() {
+        if !Path::new("/usr/bin/python3").exists() {
+            skip_or_fail(test, "no /usr/bin/python3");
+            return None;
+        }
+        let _ = fs::remove_dir_all(&venv);
+        fs::create_dir_all(venv.parent().unwrap()).unwrap();
+        let o = Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .unwrap();
+        if !o.status.success() {
+            skip_or_fail(test, &format!("python3 -m venv failed: {}", show(&o)));
+            return None;
+        }
+        let o = Command::new(bins.join("pip"))
+            .args([
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+                "aider-chat",
+            ])
+            .env("PATH", PATH)
+            .env("PIP_CACHE_DIR", agents().join("pip-cache"))
+            .output()
+            .unwrap();
+        if !o.status.success() || !bins.join("aider").exists() {
+            skip_or_fail(
+                test,
+                &format!("pip install aider-chat failed: {}", show(&o)),
+            );
+            return None;
+        }
+    }
+    readable(&venv);
+    Some(bins)
+}
+
+/// Readable (and runnable) by the agent's uid.
+fn readable(dir: &Path) {
+    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status();
+}
+
+/// A private home under /var/lib/confine/homes, removed at the end.
+struct Home(PathBuf);
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One client's run.
+struct Client<'a> {
+    test: &'a str,
+    /// The built-in profile.
+    profile: &'a str,
+    /// The provider's host, pinned to the stand-in.
+    host: &'a str,
+    /// confine's variable the built-in reads the key from (and the one
+    /// the agent gets the placeholder in).
+    key_env: &'a str,
+    /// The real key's prefix (its shape).
+    key_prefix: &'a str,
+    /// The header the key must arrive in, and its value for key K.
+    header: &'a str,
+    value: fn(&str) -> String,
+    /// The installation's bin directory (granted, put first on PATH).
+    bins: PathBuf,
+    /// What the sandbox's shell runs: the client's non-interactive turn.
+    command: String,
+    /// Files or directories of the client's state, in the private home.
+    state: &'a [&'a str],
+    /// More of the test profile.
+    extra: &'a str,
+    /// Files a user writes once into the private home (path, content).
+    seed: &'a [(&'a str, &'a str)],
+    /// A command the model runs with the client's own shell tool first
+    /// (Anthropic's `Bash`), or none.
+    tool: Option<&'a str>,
+}
+
+/// What a run left to look at.
+struct Ran {
+    out: Output,
+    api: Api,
+    home: Home,
+    ws: PathBuf,
+    victim: PathBuf,
+    /// Pids looked at while the client waited, and what was found.
+    scanned: usize,
+    placeholder_in: Vec<String>,
+    key_in: Vec<String>,
+    _f: Fixture,
+    _net: Net,
+}
+
+/// The supervisor and everything below it.
+fn tree(root: i32) -> Vec<i32> {
+    let mut all = vec![root];
+    let mut i = 0;
+    while i < all.len() {
+        let pid = all[i];
+        if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+            for t in tasks.flatten() {
+                let kids = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                all.extend(
+                    kids.split_whitespace()
+                        .filter_map(|c| c.parse::<i32>().ok()),
+                );
+            }
+        }
+        i += 1;
+    }
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn run_client(c: &Client) -> Ran {
+    let net = Net::new();
+    let _dns = net.dns(DNS);
+    let reply = match c.tool {
+        Some(command) => Reply::Tool {
+            command: command.into(),
+            text: ANSWER.into(),
+        },
+        None => Reply::Model {
+            text: ANSWER.into(),
+        },
+    };
+    let api = net.api(API_ADDR, &[c.host], reply);
+    let f = Fixture::new(&format!("clients-{}", c.profile));
+    let name = format!("test-{}-{}", c.profile, unique());
+    let home = Home(Path::new("/var/lib/confine/homes").join(&name));
+    let yaml = format!(
+        "version: 1\nname: {name}\nextends: {}\nnetwork:\n  hosts: {{{}: {API_ADDR}}}\n\
+         filesystem:\n  exec: {{add: [\"{}\"]}}\n{}",
+        c.profile,
+        c.host,
+        c.bins.parent().unwrap().display(),
+        c.extra
+    );
+    let p = f.profile(&name, &yaml);
+    // What the user wrote into the private home before, as the agent's
+    // user (confine refuses a home that isn't the agent's).
+    for (path, content) in c.seed {
+        let file = home.0.join(path);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, content).unwrap();
+        let mut d = file.as_path();
+        while d != home.0.parent().unwrap() {
+            std::os::unix::fs::chown(d, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+            d = d.parent().unwrap();
+        }
+    }
+    if !c.seed.is_empty() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&home.0, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let victim = f.file(&f.outside.join("victim"), "original");
+    let script = format!(
+        "echo \"held=${}\"; {}; echo client=$?; echo x 2>/dev/null > {}; echo outside=$?",
+        c.key_env,
+        c.command,
+        victim.display()
+    );
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "-p"])
+        .arg(&p)
+        .arg("-w")
+        .arg(&f.ws)
+        .args(["--", "/bin/sh", "-c", &script])
+        .env_clear()
+        .env("PATH", format!("{}:{PATH}", c.bins.display()))
+        .env("TERM", "dumb")
+        .env(c.key_env, key(c.key_prefix))
+        .env("SSL_CERT_FILE", net.ca())
+        .current_dir(&f.ws);
+    // Answers wait until the sandbox has been looked at.
+    api.hold();
+    let mut child = net
+        .in_client(&cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `ip netns exec` execs confine: the child is the supervisor.
+    let supervisor = child.id() as i32;
+    let asked = poll(Duration::from_secs(90), || {
+        !api.requests().is_empty() || child.try_wait().unwrap().is_some()
+    });
+    let needle = key(c.key_prefix);
+    let (mut scanned, mut placeholder_in, mut key_in) = (0, Vec::new(), Vec::new());
+    if asked && !api.requests().is_empty() {
+        for pid in tree(supervisor) {
+            for what in ["environ", "cmdline"] {
+                let Ok(bytes) = fs::read(format!("/proc/{pid}/{what}")) else {
+                    continue;
+                };
+                scanned += 1;
+                let text = String::from_utf8_lossy(&bytes);
+                let argv0 = fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .unwrap_or_default()
+                    .split('\0')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if text.contains(&needle) {
+                    key_in.push(format!("{pid} {what}: {argv0}"));
+                }
+                if what == "environ" && text.contains("confine-placeholder") {
+                    placeholder_in.push(argv0);
+                }
+            }
+        }
+    }
+    api.release();
+    // Output is read on threads: a client that writes much can't block.
+    let out = {
+        let mut so = child.stdout.take().unwrap();
+        let mut se = child.stderr.take().unwrap();
+        let t1 = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut so, &mut v).ok();
+            v
+        });
+        let t2 = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut se, &mut v).ok();
+            v
+        });
+        if !poll(Duration::from_secs(180), || {
+            child.try_wait().unwrap().is_some()
+        }) {
+            child.kill().unwrap();
+        }
+        let status = child.wait().unwrap();
+        Output {
+            status,
+            stdout: t1.join().unwrap(),
+            stderr: t2.join().unwrap(),
+        }
+    };
+    Ran {
+        out,
+        api,
+        home,
+        ws: f.ws.clone(),
+        victim,
+        scanned,
+        placeholder_in,
+        key_in,
+        _f: f,
+        _net: net,
+    }
+}
+
+/// Every file under `dir`, relative, and whether any holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> (Vec<String>, Vec<String>) {
+    let (mut all, mut holding) = (Vec::new(), Vec::new());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file()
+                && fs::read(&p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle))
+            {
+                holding.push(rel.clone());
+            }
+            all.push(rel);
+        }
+    }
+    all.sort();
+    (all, holding)
+}
+
+/// Everything the tests assert of a run, and the run itself to assert
+/// more.
+fn check(c: &Client) -> Ran {
+    let r = run_client(c);
+    let o = &r.out;
+    let out = stdout(o);
+    let all = format!("{out}{}", stderr(o));
+    let reqs = r.api.requests();
+    let why = format!(
+        "{}: {}\nrequests: {:?}",
+        c.test,
+        show(o),
+        reqs.iter()
+            .map(|q| format!("{} {}", q.method, q.target))
+            .collect::<Vec<_>>()
+    );
+    assert_status(o, 0);
+    // The client held the placeholder...
+    let m = labelled(&out.replace('=', " "));
+    assert!(m["held"].contains("confine-placeholder"), "{why}");
+    // ...printed the answer and succeeded...
+    assert!(out.contains(ANSWER), "{}: no answer: {why}", c.profile);
+    assert_eq!(m["client"], "0", "{why}");
+    for bad in [
+        "EPERM",
+        "EACCES",
+        "ENOSYS",
+        "Operation not permitted",
+        "Permission denied",
+    ] {
+        assert!(!all.contains(bad), "{}: {bad}: {why}", c.profile);
+    }
+    // ...and every request it made reached the stand-in with the real
+    // key in the provider's header and nowhere the placeholder.
+    assert!(!reqs.is_empty(), "{why}");
+    let real = key(c.key_prefix);
+    for q in &reqs {
+        assert_eq!(q.header(c.header), [(c.value)(&real)], "{}", q.text());
+        assert!(!q.text().contains("confine-placeholder"), "{}", q.text());
+        assert_eq!(q.header("host"), [c.host], "{}", q.text());
+    }
+    // While it waited for the answer: the key in no process's
+    // environment or arguments; the placeholder in the client's (the
+    // control, so the scan saw the client).
+    assert!(r.scanned > 0, "nothing scanned: {why}");
+    assert!(r.key_in.is_empty(), "the key in {:?}", r.key_in);
+    assert!(
+        !r.placeholder_in.is_empty(),
+        "no process held the placeholder: {why}"
+    );
+    // The workspace: no key, none of the client's state.
+    let (files, holding) = files_holding(&r.ws, &real);
+    assert!(holding.is_empty(), "the key in {holding:?}");
+    for s in c.state {
+        assert!(
+            !files
+                .iter()
+                .any(|f| f == s || f.starts_with(&format!("{s}/"))),
+            "{}: {s} in the workspace: {files:?}",
+            c.profile
+        );
+    }
+    // The state is in the private home.
+    let (home_files, home_holding) = files_holding(&r.home.0, &real);
+    assert!(
+        c.state.iter().any(|s| r.home.0.join(s).exists()),
+        "{}: none of {:?} in the private home: {home_files:?}",
+        c.profile,
+        c.state
+    );
+    assert!(
+        home_holding.is_empty(),
+        "the key in the home: {home_holding:?}"
+    );
+    eprintln!(
+        "{why}\nscanned {} (placeholder in {:?})",
+        r.scanned, r.placeholder_in
+    );
+    // A write outside the workspace fails.
+    assert_ne!(m["outside"], "0", "{why}");
+    assert_eq!(fs::read_to_string(&r.victim).unwrap(), "original");
+    r
+}
+
+fn bearer(k: &str) -> String {
+    format!("Bearer {k}")
+}
+
+fn plain(k: &str) -> String {
+    k.to_string()
+}
+
+fn ready(test: &str) -> bool {
+    can_run(test) && have(test, "/usr/bin/openssl")
+}
+
+#[test]
+fn claude_code_answers_through_its_profile_with_the_key_outside() {
+    let test = "claude_code_answers_through_its_profile_with_the_key_outside";
+    if !ready(test) {
+        return;
+    }
+    let Some(bins) = npm(test, "claude-code", "@anthropic-ai/claude-code", "claude") else {
+        return;
+    };
+    // The model has Claude Code's own shell tool run a command first.
+    let r = check(&Client {
+        test,
+        profile: "claude-code",
+        host: "api.anthropic.com",
+        key_env: "ANTHROPIC_API_KEY",
+        key_prefix: "sk-ant-api03-",
+        header: "x-api-key",
+        value: plain,
+        bins,
+        command: "claude -p 'say hello' --allowedTools Bash </dev/null".into(),
+        state: &[".claude.json", ".claude"],
+        extra: "",
+        seed: &[],
+        tool: Some("echo tool-ran > tool-out.txt; echo uid=$(id -u)"),
+    });
+    // The tool ran in the workspace, as the agent's uid, and its output
+    // went back to the model.
+    assert_eq!(
+        fs::read_to_string(r.ws.join("tool-out.txt")).unwrap(),
+        "tool-ran\n"
+    );
+    let reqs = r.api.requests();
+    let result = reqs
+        .iter()
+        .find(|q| q.text().contains("\"tool_result\""))
+        .unwrap_or_else(|| panic!("no tool result: {reqs:?}"));
+    assert!(
+        result.text().contains(&format!("uid={AGENT_UID}")),
+        "{}",
+        result.text()
+    );
+}
+
+#[test]
+fn codex_exec_answers_through_its_profile_with_the_key_outside() {
+    let test = "codex_exec_answers_through_its_profile_with_the_key_outside";
+    if !ready(test) {
+        return;
+    }
+    let Some(bins) = npm(test, "codex", "@openai/codex", "codex") else {
+        return;
+    };
+    let r = check(&Client {
+        test,
+        profile: "codex",
+        host: "api.openai.com",
+        key_env: "OPENAI_API_KEY",
+        key_prefix: "sk-proj-",
+        header: "authorization",
+        value: bearer,
+        bins,
+        // Codex (since April 2026) ignores OPENAI_BASE_URL: the base URL is
+        // its `openai_base_url` setting (the profile's header says so).
+        command: "codex exec -c openai_base_url=\"$OPENAI_BASE_URL\" --skip-git-repo-check 'say hello' </dev/null".into(),
+        state: &[".codex"],
+        extra: "",
+        seed: &[],
+        tool: None,
+    });
+    assert!(
+        r.api
+            .requests()
+            .iter()
+            .any(|q| q.target.starts_with("/v1/responses")),
+        "{:?}",
+        r.api.requests()
+    );
+}
+
+#[test]
+fn gemini_cli_answers_through_its_profile_with_the_key_outside() {
+    let test = "gemini_cli_answers_through_its_profile_with_the_key_outside";
+    if !ready(test) {
+        return;
+    }
+    let Some(bins) = npm(test, "gemini-cli", "@google/gemini-cli", "gemini") else {
+        return;
+    };
+    let r = check(&Client {
+        test,
+        profile: "gemini-cli",
+        host: "generativelanguage.googleapis.com",
+        key_env: "GEMINI_API_KEY",
+        key_prefix: "AIza",
+        header: "x-goog-api-key",
+        value: plain,
+        bins,
+        command: "gemini --skip-trust -p 'say hello' </dev/null".into(),
+        state: &[".gemini"],
+        extra: "",
+        // Gemini CLI takes a base URL for a gateway unless its auth type
+        // is pinned to the API key, and then refuses to start ("Invalid
+        // auth method selected", exit 41); there is no variable for it.
+        seed: &[(
+            ".gemini/settings.json",
+            r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
+        )],
+        tool: None,
+    });
+    assert!(
+        r.api
+            .requests()
+            .iter()
+            .any(|q| q.target.contains("GenerateContent") || q.target.contains("generateContent")),
+        "{:?}",
+        r.api.requests()
+    );
+}
+
+#[test]
+fn aider_answers_through_its_profile_with_the_key_outside() {
+    let test = "aider_answers_through_its_profile_with_the_key_outside";
+    if !ready(test) {
+        return;
+    }
+    let Some(bins) = aider(test) else {
+        return;
+    };
+    let r = check(&Client {
+        test,
+        profile: "aider",
+        host: "api.anthropic.com",
+        key_env: "ANTHROPIC_API_KEY",
+        key_prefix: "sk-ant-api03-",
+        header: "x-api-key",
+        value: plain,
+        bins,
+        command: "aider --model anthropic/claude-sonnet-4-5 --message 'say hello' --yes-always --no-git --no-pretty --no-stream </dev/null".into(),
+        // Its chat and input history stay in the project, as aider
+        // intends; its caches go to the home.
+        state: &[".aider"],
+        extra: "",
+        seed: &[],
+        tool: None,
+    });
+    assert!(
+        r.api
+            .requests()
+            .iter()
+            .any(|q| q.target.starts_with("/v1/messages")),
+        "{:?}",
+        r.api.requests()
+    );
+}
+
+/// A wheel of one module, `confine_probe` (VALUE = ...), written to
+/// argv[1].
+const WHEEL: &str = r#"
+import base64, hashlib, sys, zipfile
+files = {
+    "confine_probe/__init__.py": b"VALUE = 'from the local index'\n",
+    "confine_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: confine-probe\nVersion: 1.0\n",
+    "confine_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: confine-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for name, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += f"{name},sha256={digest},{len(data)}\n"
+record += "confine_probe-1.0.dist-info/RECORD,,\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+    z.writestr("confine_probe-1.0.dist-info/RECORD", record)
+"#;
+
+/// The index's address in the test network.
+const INDEX_ADDR: &str = "93.184.215.20";
+
+#[test]
+fn a_python_agent_workload_runs_under_its_profile() {
+    let test = "a_python_agent_workload_runs_under_its_profile";
+    if !can_run(test)
+        || !have(test, "/usr/bin/python3")
+        || !have(test, "/usr/bin/make")
+        || !have(test, "/usr/local/bin/git") && !have(test, "/usr/bin/git")
+    {
+        return;
+    }
+    let venv_ok = Command::new("/usr/bin/python3")
+        .args(["-c", "import ensurepip, venv"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !venv_ok && !skip_or_fail(test, "python3's venv and ensurepip are not installed") {
+        return;
+    }
+    let net = Net::new();
+    let _dns = net.dns(DNS);
+    let f = Fixture::new("clients-python-agent");
+    // A PEP 503 index with one project, as static files over HTTP: a
+    // local index, as a company mirror would be.
+    let site = f.root.join("site");
+    let project = site.join("simple/confine-probe");
+    fs::create_dir_all(&project).unwrap();
+    let wheel = "confine_probe-1.0-py3-none-any.whl";
+    let o = Command::new("/usr/bin/python3")
+        .args(["-c", WHEEL])
+        .arg(project.join(wheel))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    fs::write(
+        project.join("index.html"),
+        format!("<!DOCTYPE html><html><body><a href=\"{wheel}\">{wheel}</a></body></html>\n"),
+    )
+    .unwrap();
+    net.address(INDEX_ADDR);
+    net.spawn_upstream(&[
+        "/usr/bin/python3",
+        "-m",
+        "http.server",
+        "80",
+        "--bind",
+        INDEX_ADDR,
+        "--directory",
+        site.to_str().unwrap(),
+    ]);
+    let up = || {
+        net.exec(&[
+            "curl",
+            "-sf",
+            "--noproxy",
+            "*",
+            &format!("http://{INDEX_ADDR}/simple/confine-probe/"),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    };
+    assert!(poll(Duration::from_secs(10), up), "the index didn't start");
+
+    // The project: a git repository (made before: `protect` holds
+    // .git/config read-only), a test and a Makefile.
+    let ws = &f.ws;
+    fs::write(
+        ws.join("test_probe.py"),
+        "import unittest\nimport confine_probe\n\nclass T(unittest.TestCase):\n    def test_value(self):\n        self.assertEqual(confine_probe.VALUE, 'from the local index')\n\nif __name__ == '__main__':\n    unittest.main()\n",
+    )
+    .unwrap();
+    fs::write(
+        ws.join("Makefile"),
+        "check:\n\t.venv/bin/python -m unittest -q test_probe\n\techo made > made.txt\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        // The workspace is the agent's: root's git wants it named safe.
+        let o = Command::new("git")
+            .args(["-c", "safe.directory=*"])
+            .args(args)
+            .current_dir(ws)
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", show(&o));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "start",
+    ]);
+    let _ = Command::new("chown")
+        .args(["-R", &format!("{AGENT_UID}:{AGENT_GID}")])
+        .arg(ws)
+        .status();
+
+    let name = format!("test-python-agent-{}", unique());
+    let home = Home(Path::new("/var/lib/confine/homes").join(&name));
+    // The built-in plus the test network's index: pinned, on port 80.
+    let p = f.profile(
+        &name,
+        &format!(
+            "version: 1\nname: {name}\nextends: python-agent\nsecrets: []\nnetwork:\n  allow: {{add: [\"pypi.internal.example:80\"]}}\n  hosts: {{pypi.internal.example: {INDEX_ADDR}}}\n"
+        ),
+    );
+    let script = "set -e
+python3 -m venv .venv
+.venv/bin/pip install -q --index-url http://pypi.internal.example/simple/ --trusted-host pypi.internal.example confine-probe
+.venv/bin/python -m unittest -q test_probe 2>&1 | tail -1
+git checkout -q -b feature
+echo 'print(1)' > new.py
+git add new.py
+git -c user.name=agent -c user.email=agent@example.com commit -q -m 'add new.py'
+git diff --stat main feature
+make -s check
+cat made.txt
+echo pip-cache=$PIP_CACHE_DIR
+echo home=$HOME";
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "-p"])
+        .arg(&p)
+        .arg("-w")
+        .arg(ws)
+        .args(["--", "/bin/sh", "-c", script])
+        .env_clear()
+        .env("PATH", PATH)
+        .current_dir(ws);
+    let o = net.in_client(&cmd).stdin(Stdio::null()).output().unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for want in [
+        "OK\n",
+        "new.py | 1 +",
+        "made\n",
+        &format!("pip-cache={}/.cache/pip\n", ws.display()),
+        &format!("home={}\n", home.0.display()),
+    ] {
+        assert!(out.contains(want), "no {want:?}: {}", show(&o));
+    }
+    for bad in [
+        "EPERM",
+        "EACCES",
+        "ENOSYS",
+        "Operation not permitted",
+        "Permission denied",
+    ] {
+        assert!(!all.contains(bad), "{bad}: {}", show(&o));
+    }
+    // The venv and the commit are the workspace's; HOME was the private one.
+    assert!(ws.join(".venv/lib").is_dir());
+    let log = Command::new("git")
+        .args(["-c", "safe.directory=*", "log", "--format=%s", "feature"])
+        .current_dir(ws)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&log), "add new.py\nstart\n", "{}", show(&log));
+    assert!(home.0.is_dir());
+}
