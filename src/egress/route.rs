@@ -786,7 +786,8 @@ impl Metered {
             route_name = route.plan.name.clone();
             let limits = route.plan.limits.as_ref();
             let now = Instant::now();
-            let (cost, priced_as) = route.counter.borrow_mut().add(limits, &self.spent, now);
+            let ok = rec.r.status.is_some_and(|s| (200..300).contains(&s));
+            let (cost, priced_as) = route.counter.borrow_mut().add(limits, &self.spent, ok, now);
             let totals = route.counter.borrow().totals;
             // Past a limit that stops: now, not at the next request.
             if let Some(l) = limits.filter(|l| l.stop) {

@@ -9,7 +9,8 @@
 //!   and `cache_read_input_tokens`) and `usage.output_tokens`; in a stream
 //!   in `message_start`'s `message.usage`, then `message_delta`'s `usage`.
 //! - OpenAI: `usage.prompt_tokens`/`completion_tokens` (chat, and the
-//!   final chunk of a stream asked with `include_usage`), or
+//!   final chunk of a stream asked with `include_usage`; a successful
+//!   response without any closes a route whose limits need it), or
 //!   `usage.input_tokens`/`output_tokens` (Responses API, in a stream
 //!   under `response.completed`'s `response`).
 //! - Gemini: `usageMetadata.promptTokenCount`, `candidatesTokenCount`
@@ -293,10 +294,22 @@ pub struct Reached {
     pub which: Which,
     pub limit: Amount,
     pub used: Amount,
+    /// A successful response's spend couldn't be counted against this
+    /// limit (no usage fields, or a model without a price): the limit
+    /// can't be kept, so the route refuses from then on (fail closed).
+    pub unmetered: bool,
 }
 
 impl Reached {
     pub fn describe(&self, route: &str) -> String {
+        if self.unmetered {
+            return format!(
+                "secrets.{route}.limits.{}: a response's spend couldn't be counted (it carried no \
+                 usage fields, or its model has no price in limits.prices), so the limit can't be \
+                 kept; the route takes no more requests",
+                self.which.name()
+            );
+        }
         let per = match self.which {
             Which::RequestsPerMinute => " in the last minute",
             Which::TokensPerHour => " in the last hour",
@@ -319,6 +332,8 @@ pub struct Counter {
     recent: VecDeque<Instant>,
     /// (end time, tokens, cost) of the responses of the last day.
     spent: VecDeque<(Instant, u64, f64)>,
+    /// The limit a successful response couldn't be counted against.
+    unmetered: Option<Which>,
 }
 
 /// Entries kept at most in each window (far beyond any useful limit).
@@ -371,6 +386,24 @@ impl Counter {
     /// The first limit used up now (for a request about to start when
     /// `starting`: a request per minute more must still fit).
     pub fn reached(&self, l: &Limits, now: Instant, starting: bool) -> Option<Reached> {
+        if let Some(which) = self.unmetered {
+            let (limit, used) = match which {
+                Which::Cost => (
+                    Amount::Money(l.cost.unwrap_or(0.0)),
+                    Amount::Money(self.totals.cost.unwrap_or(0.0)),
+                ),
+                _ => (
+                    Amount::Count(l.tokens.or(l.tokens_per_hour).unwrap_or(0)),
+                    Amount::Count(self.totals.tokens_in + self.totals.tokens_out),
+                ),
+            };
+            return Some(Reached {
+                which,
+                limit,
+                used,
+                unmetered: true,
+            });
+        }
         if let Some(n) = l.requests_per_minute {
             let used = self
                 .recent
@@ -382,6 +415,7 @@ impl Counter {
                     which: Which::RequestsPerMinute,
                     limit: Amount::Count(n),
                     used: Amount::Count(used),
+                    unmetered: false,
                 });
             }
         }
@@ -391,6 +425,7 @@ impl Counter {
                 which: Which::Tokens,
                 limit: Amount::Count(n),
                 used: Amount::Count(total),
+                unmetered: false,
             });
         }
         if let Some(n) = l.tokens_per_hour {
@@ -400,6 +435,7 @@ impl Counter {
                     which: Which::TokensPerHour,
                     limit: Amount::Count(n),
                     used: Amount::Count(used),
+                    unmetered: false,
                 });
             }
         }
@@ -413,6 +449,7 @@ impl Counter {
                     which: Which::Cost,
                     limit: Amount::Money(amount),
                     used: Amount::Money(used),
+                    unmetered: false,
                 });
             }
         }
@@ -420,11 +457,13 @@ impl Counter {
     }
 
     /// Adds what a response spent; returns its cost and the price entry
-    /// used, when the route has prices.
+    /// used, when the route has prices. A successful response (`ok`) whose
+    /// spend a limit needs but can't count makes the route unmetered.
     pub fn add(
         &mut self,
         limits: Option<&Limits>,
         spent: &Spent,
+        ok: bool,
         now: Instant,
     ) -> (Option<f64>, Option<String>) {
         self.totals.tokens_in = self
@@ -444,6 +483,18 @@ impl Counter {
         };
         if let Some(c) = cost {
             self.totals.cost = Some(self.totals.cost.unwrap_or(0.0) + c);
+        }
+        if let Some(l) = limits.filter(|_| ok && self.unmetered.is_none()) {
+            let counted = spent.tokens_in.is_some() || spent.tokens_out.is_some();
+            self.unmetered = if !counted && l.tokens.is_some() {
+                Some(Which::Tokens)
+            } else if !counted && l.tokens_per_hour.is_some() {
+                Some(Which::TokensPerHour)
+            } else if l.cost.is_some() && (!counted || cost.is_none()) {
+                Some(Which::Cost)
+            } else {
+                None
+            };
         }
         self.prune(now);
         if self.spent.len() < MAX_WINDOW {
@@ -545,14 +596,14 @@ mod tests {
         let l = limits(|l| l.tokens = Some(100));
         let mut c = Counter::default();
         assert!(c.admit(Some(&l), t0).is_ok());
-        c.add(Some(&l), &spent("m", 60, 40), t0);
+        c.add(Some(&l), &spent("m", 60, 40), true, t0);
         let r = c.admit(Some(&l), t0).unwrap_err();
         assert_eq!(r.which, Which::Tokens);
         assert_eq!(r.used, Amount::Count(100));
 
         let l = limits(|l| l.tokens_per_hour = Some(10));
         let mut c = Counter::default();
-        c.add(Some(&l), &spent("m", 6, 6), t0);
+        c.add(Some(&l), &spent("m", 6, 6), true, t0);
         assert_eq!(
             c.admit(Some(&l), t0).unwrap_err().which,
             Which::TokensPerHour
@@ -571,15 +622,59 @@ mod tests {
         });
         let mut c = Counter::default();
         // Exact, prefix, unpriced (the dearest).
-        let (cost, as_) = c.add(Some(&l), &spent("claude-sonnet-4-5", 1_000_000, 0), t0);
+        let (cost, as_) = c.add(
+            Some(&l),
+            &spent("claude-sonnet-4-5", 1_000_000, 0),
+            true,
+            t0,
+        );
         assert_eq!((cost, as_), (Some(3.0), None));
-        let (cost, as_) = c.add(Some(&l), &spent("claude-sonnet-4-5-2025", 0, 100_000), t0);
+        let (cost, as_) = c.add(
+            Some(&l),
+            &spent("claude-sonnet-4-5-2025", 0, 100_000),
+            true,
+            t0,
+        );
         assert_eq!(as_.as_deref(), Some("claude-sonnet-4-5"));
         assert!((cost.unwrap() - 1.5).abs() < 1e-9);
-        let (_, as_) = c.add(Some(&l), &spent("other", 1, 1), t0);
+        let (_, as_) = c.add(Some(&l), &spent("other", 1, 1), true, t0);
         assert_eq!(as_.as_deref(), Some("claude-opus"));
         let r = c.admit(Some(&l), t0).unwrap_err();
         assert_eq!(r.which, Which::Cost);
         assert!(c.admit(Some(&l), t0 + HOUR).is_ok());
+    }
+
+    #[test]
+    fn a_successful_response_that_cant_be_counted_closes_the_route() {
+        let t0 = Instant::now();
+        let none = Spent::default();
+        for l in [
+            limits(|l| l.tokens = Some(100)),
+            limits(|l| l.tokens_per_hour = Some(100)),
+            limits(|l| {
+                l.cost = Some(1.0);
+                l.prices.insert("m".into(), (1.0, 1.0));
+            }),
+        ] {
+            let mut c = Counter::default();
+            // An error response carries no usage and spends nothing.
+            c.add(Some(&l), &none, false, t0);
+            assert!(c.admit(Some(&l), t0).is_ok());
+            // A counted one is fine (control).
+            c.add(Some(&l), &spent("m", 1, 1), true, t0);
+            assert!(c.admit(Some(&l), t0).is_ok());
+            // A successful one without usage (a stream without its usage
+            // chunk, cut short, or a body too large to read): no more.
+            c.add(Some(&l), &none, true, t0);
+            let r = c.admit(Some(&l), t0).unwrap_err();
+            assert!(r.unmetered, "{l:?}");
+            assert!(r.describe("x").contains("couldn't be counted"));
+            assert!(c.admit(Some(&l), t0 + DAY).is_err());
+        }
+        // Without a token or cost limit nothing needs counting.
+        let l = limits(|l| l.requests_per_minute = Some(100));
+        let mut c = Counter::default();
+        c.add(Some(&l), &none, true, t0);
+        assert!(c.admit(Some(&l), t0).is_ok());
     }
 }
