@@ -198,9 +198,24 @@ pub(crate) async fn dial(
     addrs: &[IpAddr],
     port: u16,
 ) -> Result<TcpStream, Refusal> {
+    connect_first(st, addrs, port, |ip| rec.c.address = Some(ip))
+        .await
+        .map(|(s, _)| s)
+        .map_err(|last| Refusal::failed(502, last))
+}
+
+/// Connects to the first of `addrs` that answers within the connect
+/// timeout, with TCP_NODELAY; `trying` is told each address first (the
+/// record names the last one tried). `Err`: why the last one failed.
+pub(crate) async fn connect_first(
+    st: &State,
+    addrs: &[IpAddr],
+    port: u16,
+    mut trying: impl FnMut(IpAddr),
+) -> Result<(TcpStream, IpAddr), String> {
     let mut last = String::from("no address");
     for &ip in addrs {
-        rec.c.address = Some(ip);
+        trying(ip);
         match tokio::time::timeout(
             st.limits.connect_timeout,
             TcpStream::connect(SocketAddr::new(ip, port)),
@@ -209,13 +224,13 @@ pub(crate) async fn dial(
         {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
-                return Ok(s);
+                return Ok((s, ip));
             }
             Ok(Err(e)) => last = format!("connecting to {ip}:{port}: {e}"),
             Err(_) => last = format!("connecting to {ip}:{port}: timed out"),
         }
     }
-    Err(Refusal::failed(502, last))
+    Err(last)
 }
 
 /// Reads from `client` into `buf` until `parse` decides, within the head

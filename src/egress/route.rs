@@ -18,7 +18,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -649,26 +649,9 @@ async fn dial(
             })?
         }
     };
-    let mut last = String::from("no address");
-    let mut tcp = None;
-    for &ip in &addrs {
-        *address = Some(ip);
-        match tokio::time::timeout(
-            st.limits.connect_timeout,
-            TcpStream::connect(SocketAddr::new(ip, port)),
-        )
+    let (tcp, ip) = super::proxy::connect_first(st, &addrs, port, |ip| *address = Some(ip))
         .await
-        {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                tcp = Some((s, ip));
-                break;
-            }
-            Ok(Err(e)) => last = format!("connecting to {ip}:{port}: {e}"),
-            Err(_) => last = format!("connecting to {ip}:{port}: timed out"),
-        }
-    }
-    let (tcp, ip) = tcp.ok_or((502, last))?;
+        .map_err(|last| (502, last))?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| (502, format!("{host} is not a TLS server name: {e}")))?;
     let routes = st.routes.as_ref().ok_or((500, "no routes".to_string()))?;
