@@ -193,7 +193,12 @@ fn agent_profiles_explain_what_they_allow() {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|g| g["write"] == true && ws.starts_with(g["path"].as_str().unwrap())),
+                    // The implicit private /tmp is a tmpfs of its own: a
+                    // workspace beneath the host's /tmp (as in CI) is
+                    // mounted read-only over it, not written through it.
+                    .any(|g| g["write"] == true
+                        && g["implicit"] != true
+                        && ws.starts_with(g["path"].as_str().unwrap())),
                 "research writes the workspace: {}",
                 plan["filesystem"]["grants"]
             );
