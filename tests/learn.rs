@@ -624,7 +624,9 @@ fn a_symlink_chain_is_in_the_view_and_the_start_is_on_the_way() {
     // the host isn't in the view.
     f.file(&f.ws.join("secret.txt"), "s\n");
     let o = f.sh(p, "ls -A .; cat secret.txt");
-    assert_eq!(stdout(&o), "", "{}", show(&o));
+    // (Listing the way itself is refused, or, with a workspace beneath
+    // the host's /tmp, shows only what is granted beneath it.)
+    assert!(!stdout(&o).contains("secret"), "{}", show(&o));
     assert!(
         stderr(&o).contains("secret.txt: No such file"),
         "{}",

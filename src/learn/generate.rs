@@ -216,12 +216,16 @@ fn base_grants(plan: &Plan, path: &Path, right: Right) -> bool {
 }
 
 /// Whether `path` is one of confine's implicit grants (/proc, /dev's
-/// devices, the private /tmp): nothing to learn there.
+/// devices, the private /tmp): nothing to learn there. The nearest grant
+/// decides: a host directory granted beneath /tmp (a workspace, a home
+/// under the host's /tmp) is mounted over the private /tmp, and is learned.
 fn implicit(plan: &Plan, path: &Path) -> bool {
     plan.filesystem
         .grants
         .iter()
-        .any(|g| g.implicit && path.starts_with(&g.path))
+        .filter(|g| path.starts_with(&g.path))
+        .max_by_key(|g| g.path.components().count())
+        .is_some_and(|g| g.implicit)
 }
 
 /// Learns the profile from what the run did under `plan`.
