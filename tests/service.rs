@@ -62,8 +62,13 @@ fn as_the_unit(without: Option<&str>, args: &[&str]) -> Command {
         for d in /usr /boot /efi /etc; do
           if [ -d \"$d\" ]; then mount --bind \"$d\" \"$d\"; mount -o remount,bind,ro \"$d\"; fi
         done
+        # A checkout beneath the host's /tmp (confine and the fixtures
+        # live in its target/) stays reachable, as a unit's own
+        # ReadWritePaths= would keep it.
+        case \"$KEEP\" in /tmp/*) mount --bind /tmp /mnt;; *) KEEP=;; esac
         mount -t tmpfs -o mode=1777 tmpfs /tmp
         mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+        if [ -n \"$KEEP\" ]; then mkdir -p \"$KEEP\"; mount --bind \"/mnt/${KEEP#/tmp/}\" \"$KEEP\"; fi
         exec setpriv --bounding-set=\"$0\" --no-new-privs \"$@\"";
     let mut c = Command::new("unshare");
     c.args(["--mount", "--propagation", "slave", "--", "sh", "-c", setup])
@@ -72,7 +77,13 @@ fn as_the_unit(without: Option<&str>, args: &[&str]) -> Command {
         .args(args)
         .stdin(Stdio::null())
         .env_clear()
-        .env("PATH", PATH);
+        .env("PATH", PATH)
+        .env(
+            "KEEP",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .expect("target/tmp has a parent"),
+        );
     c
 }
 
