@@ -614,6 +614,13 @@ fn unprivileged_runs_report_seccomp_denials_and_probe_says_what_is_missing() {
         "{}",
         show(&w)
     );
+    // What no source reports is said where the user looks.
+    assert!(
+        stdout(&w).contains("not listed: a path the profile doesn't grant is absent inside")
+            && stdout(&w).contains("confine learn -p default -- CMD"),
+        "{}",
+        show(&w)
+    );
     // A state directory the agent could reach keeps nothing, and says so.
     let inside = f.ws.join("state");
     let o = setpriv_as_agent()

@@ -662,3 +662,46 @@ fn daemon_socket_outside_grants_is_unreachable() {
     }
     assert_unix_reachable_as_agent_uid(&l, &path);
 }
+
+/// The sandbox's own name resolves in every network mode, without asking
+/// DNS (the proxy's stub would refuse it; host mode would send the query
+/// out), and host mode keeps the host's entries.
+#[test]
+fn the_sandbox_resolves_its_own_name() {
+    if !can_run("the_sandbox_resolves_its_own_name") {
+        return;
+    }
+    let f = Fixture::new("net-own-name");
+    let py = "import socket\nn = socket.gethostname()\n\
+              print(n, socket.gethostbyname(n), socket.gethostbyname('localhost'))\n";
+    let proxy = f.profile(
+        "own-name-proxy",
+        "version: 1\nname: own-name-proxy\nextends: default\nnetwork:\n  mode: proxy\n  allow: [example.com]\n",
+    );
+    let none = f.profile(
+        "own-name-none",
+        "version: 1\nname: own-name-none\nextends: default\nnetwork:\n  mode: none\n",
+    );
+    let host = f.profile("host-net", &host_profile(&[], &[]));
+    for profile in [Path::new("default"), &none, &proxy, &host] {
+        let profile = profile.to_str().unwrap();
+        let o = f.run(profile, &["python3", "-c", py]);
+        assert_status(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "confine 127.0.1.1 127.0.0.1\n",
+            "{profile}: {}",
+            show(&o)
+        );
+    }
+    // Sharing the host's network, the host's entries come first, as they
+    // are; elsewhere they would name addresses without a route.
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let o = f.run(host.to_str().unwrap(), &["cat", "/etc/hosts"]);
+    assert_status(&o, 0);
+    assert!(stdout(&o).starts_with(&hosts), "{}", show(&o));
+    assert!(stdout(&o).contains("127.0.1.1\tconfine\n"), "{}", show(&o));
+    let o = f.run("default", &["cat", "/etc/hosts"]);
+    assert_status(&o, 0);
+    assert!(stdout(&o).starts_with("# confine: "), "{}", show(&o));
+}

@@ -151,6 +151,19 @@ fn text(r: &Report) -> String {
             }
         }
     }
+    // What no source can report (DESIGN-NOTES 53, "What can't be
+    // reported"), said where the user looks for it.
+    let profile = if r.profile.is_empty() {
+        "PROFILE"
+    } else {
+        r.profile
+    };
+    out += &format!(
+        "\nnot listed: a path the profile doesn't grant is absent inside (\"No such file or \
+         directory\"), which no kernel source reports; `confine learn -p {} -- CMD` shows \
+         what CMD looked for there\n",
+        fix::printable(profile)
+    );
     out
 }
 

@@ -120,7 +120,11 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
                 .map_err(|e| format!("passing the listeners to the egress proxy: {e}")),
         );
     }
-    step(r, "hostname", namespaces::set_hostname("confine"));
+    step(
+        r,
+        "hostname",
+        namespaces::set_hostname(namespaces::HOSTNAME),
+    );
     step(r, "rlimits", limits::apply(&a.rlimits));
 
     // Step 8: Landlock rules bind to what is mounted now, and the paths are

@@ -140,6 +140,7 @@ pub(super) fn plan(
                 .into(),
         );
     }
+    view.hosts = Some(hosts_file(p.network.mode.value == NetworkMode::Host));
     // These exist in every sandbox's own /proc, /dev and /tmp.
     for (path, grant) in implicit_grants(tmp.is_some()) {
         let path = PathBuf::from(path);
@@ -690,6 +691,34 @@ fn resolver(by_path: &mut BTreeMap<PathBuf, (PathBuf, Grant, bool)>, view: &mut 
         exec: false,
     });
     by_path.insert(real, (conf.to_path_buf(), Grant::READ, true));
+}
+
+/// What `/etc/hosts` says inside: the sandbox's hostname resolves (tools
+/// that look up their own name, e.g. Java's `getLocalHost`, Python's
+/// `getfqdn`, would otherwise ask DNS: the proxy's stub refuses the name
+/// and a host-mode sandbox would send the query out). Sharing the host's
+/// network (`host`), the host's entries come first, as read at launch
+/// (at most 1 MiB); in every other mode they would name addresses the
+/// sandbox has no route to.
+fn hosts_file(host_network: bool) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if host_network {
+        if let Ok(f) = std::fs::File::open("/etc/hosts") {
+            let mut host = String::new();
+            if f.take(1 << 20).read_to_string(&mut host).is_ok() {
+                text = host;
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    let name = crate::sandbox::namespaces::HOSTNAME;
+    text.push_str(&format!(
+        "# confine: the sandbox's own names\n127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    ));
+    text
 }
 
 /// Where the audit log goes (`--audit-log`, else the profile's, else

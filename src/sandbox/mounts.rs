@@ -55,6 +55,10 @@ pub struct View {
     /// (a file or a symlink, not followed) where the view shows `/etc`;
     /// without one, resolvers ask 127.0.0.1 anyway.
     pub resolv_conf: Option<String>,
+    /// What `/etc/hosts` says inside: the sandbox's own names (its UTS
+    /// hostname is always [`super::namespaces::HOSTNAME`]), after the host's entries where the
+    /// sandbox shares the host's network. Mounted like `resolv_conf`.
+    pub hosts: Option<String>,
     /// The protected paths inside the workspace and the directories on the
     /// way to them, parents first: the launcher makes each that is missing
     /// at launch (see [`super::placeholders`], which shares them among the
@@ -560,7 +564,10 @@ pub(crate) fn build(view: &View, expect: &Expect) -> Result<(), MountError> {
         mask_symlinks(&tree, &view.masks)?;
     }
     if let Some(text) = &view.resolv_conf {
-        resolv_conf(&tree, text)?;
+        etc_file(&tree, c"resolv.conf", text)?;
+    }
+    if let Some(text) = &view.hosts {
+        etc_file(&tree, c"hosts", text)?;
     }
 
     // Enter the new root and drop the host's tree from this namespace.
@@ -608,12 +615,12 @@ fn mask_symlinks(tree: &Tree, links: &[PathBuf]) -> Result<(), MountError> {
     Ok(())
 }
 
-/// A read-only file holding `text` mounted on `/etc/resolv.conf` of the
-/// view, on the entry itself (a symlink to `/run/...` isn't followed into
-/// what the view masks). Nothing when the view has no `/etc` or no entry.
-fn resolv_conf(tree: &Tree, text: &str) -> Result<(), MountError> {
-    let at = Path::new("/etc/resolv.conf");
-    let staged = Path::new("/resolv.conf");
+/// A read-only file holding `text` mounted on `/etc/NAME` of the view, on
+/// the entry itself (a symlink to `/run/...` isn't followed into what the
+/// view masks). Nothing when the view has no `/etc` or no such entry.
+fn etc_file(tree: &Tree, name: &std::ffi::CStr, text: &str) -> Result<(), MountError> {
+    let shown = Path::new("/etc").join(name.to_string_lossy().as_ref());
+    let staged = Path::new("/").join(name.to_string_lossy().as_ref());
     let Some((base, fd)) = tree.covering(Path::new("/etc")) else {
         return Ok(());
     };
@@ -621,7 +628,6 @@ fn resolv_conf(tree: &Tree, text: &str) -> Result<(), MountError> {
         .strip_prefix(base)
         .unwrap_or(Path::new(""));
     let etc = fsfd::open(Some(fd.as_fd()), rel).map_err(err("opening", Path::new("/etc")))?;
-    let name = c"resolv.conf";
     // SAFETY: an all-zero stat is valid; fstatat fills it; a valid fd and
     // C string, the link itself looked at.
     let present = unsafe {
@@ -636,13 +642,17 @@ fn resolv_conf(tree: &Tree, text: &str) -> Result<(), MountError> {
     if !present {
         return Ok(());
     }
-    std::fs::write(staged, text).map_err(err("writing", staged))?;
-    let file = fsfd::open(None, staged).map_err(err("opening", staged))?;
-    let tree_fd = fsfd::clone_tree(file.as_fd()).map_err(err("cloning", staged))?;
+    std::fs::write(&staged, text).map_err(err("writing", &staged))?;
+    let file = fsfd::open(None, &staged).map_err(err("opening", &staged))?;
+    let tree_fd = fsfd::clone_tree(file.as_fd()).map_err(err("cloning", &staged))?;
     fsfd::add_flags(tree_fd.as_fd(), RDONLY | NOSUID | NODEV | NOEXEC, true)
-        .map_err(err("making read-only", staged))?;
-    fsfd::attach_at(&tree_fd, etc.as_fd(), Path::new("resolv.conf"))
-        .map_err(err("mounting the DNS stub's resolv.conf on", at))
+        .map_err(err("making read-only", &staged))?;
+    fsfd::attach_at(
+        &tree_fd,
+        etc.as_fd(),
+        Path::new(name.to_string_lossy().as_ref()),
+    )
+    .map_err(err("mounting the sandbox's own file on", &shown))
 }
 
 /// The standard devices: nodes of the sandbox's own where it can make them,

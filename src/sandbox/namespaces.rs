@@ -159,6 +159,9 @@ pub(crate) fn loopback_up() -> io::Result<()> {
 ///
 /// # Errors
 /// The errno of `sethostname`.
+/// The sandbox's hostname (its own UTS namespace, always).
+pub const HOSTNAME: &str = "confine";
+
 pub(crate) fn set_hostname(name: &str) -> io::Result<()> {
     // SAFETY: the pointer and length describe `name`'s bytes.
     let r = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
