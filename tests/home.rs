@@ -332,7 +332,7 @@ fn private_home_without_root_is_under_xdg_data_home() {
     fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
     let p = f.profile(
         "xdgagent",
-        "version: 1\nname: xdgagent\nextends: default\nhome: private\n",
+        "version: 1\nname: xdgagent\nextends: default\nhome:\n  path: private\n  files: {.cfg/s: from-profile}\n",
     );
     let o = setpriv_as_agent()
         .args(["--inh-caps=-all", "--bounding-set=-all"])
@@ -355,6 +355,11 @@ fn private_home_without_root_is_under_xdg_data_home() {
     assert_eq!(stdout(&o), format!("{}\n", home.display()), "{}", show(&o));
     assert_eq!(fs::read_to_string(home.join("s")).unwrap(), "s\n");
     assert_eq!(fs::metadata(&home).unwrap().uid(), AGENT_UID);
+    // home.files too, written by the init as the (only) user there is.
+    let cfg = home.join(".cfg/s");
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), "from-profile");
+    let m = fs::metadata(&cfg).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (AGENT_UID, 0o600));
 }
 
 // ------------------------------------------------------------ home.files
@@ -423,9 +428,17 @@ fn home_files_are_written_by_the_agent_where_absent_and_never_changed() {
         show(&o)
     );
     // The agent finds them when it starts.
-    let o = f.sh(&p, "cat \"$HOME/.cfg/app/config.toml\" \"$HOME/top.json\"; echo; cat \"$HOME/kept.txt\"");
+    let o = f.sh(
+        &p,
+        "cat \"$HOME/.cfg/app/config.toml\" \"$HOME/top.json\"; echo; cat \"$HOME/kept.txt\"",
+    );
     assert_status(&o, 0);
-    assert_eq!(stdout(&o), "a = 1\nb = \"two\"\n{}\nthe user's\n", "{}", show(&o));
+    assert_eq!(
+        stdout(&o),
+        "a = 1\nb = \"two\"\n{}\nthe user's\n",
+        "{}",
+        show(&o)
+    );
     let cfg = h.path.join(".cfg/app/config.toml");
     assert_eq!(fs::read_to_string(&cfg).unwrap(), "a = 1\nb = \"two\"\n");
     for (path, mode) in [
@@ -512,7 +525,12 @@ fn home_files_never_follow_a_planted_symlink() {
     // Control: the run wrote the file that had nothing in its way.
     assert_eq!(stdout(&o), "ran\ncontrol", "{}", show(&o));
     for t in [&root_file, &agent_file, &ws_file] {
-        assert_eq!(fs::read_to_string(t).unwrap(), "original", "{}", t.display());
+        assert_eq!(
+            fs::read_to_string(t).unwrap(),
+            "original",
+            "{}",
+            t.display()
+        );
     }
     assert!(!missing.exists(), "created through a dangling link");
     for d in [&root_dir, &f.outside, &ws_dir] {
@@ -557,7 +575,11 @@ fn home_files_that_cant_be_written_refuse_the_launch() {
     assert!(!stdout(&o).contains("ran"), "{}", show(&o));
     let err = stderr(&o);
     assert!(err.contains("home.files `.cfg/settings`"), "{}", show(&o));
-    assert!(err.contains(&dir.join(".cfg/settings").display().to_string()), "{}", show(&o));
+    assert!(
+        err.contains(&dir.join(".cfg/settings").display().to_string()),
+        "{}",
+        show(&o)
+    );
     assert!(err.contains("Permission denied"), "{}", show(&o));
     assert!(!dir.join(".cfg").exists());
     // Control: the same directory, the agent's, is written into.
@@ -584,20 +606,48 @@ fn home_files_are_checked_with_located_errors() {
     let many: String = (0..33).map(|i| format!("    f{i}: x\n")).collect();
     let big = format!("    f: \"{}\"\n", "x".repeat(64 * 1024 + 1));
     for (name, yaml, key, line, why) in [
-        ("dotdot", format!("{head}    ../x: t\n"), "home.files", 7, "`..` is not allowed"),
-        ("abs", format!("{head}    /etc/x: t\n"), "home.files", 7, "relative to HOME"),
-        ("many", format!("{head}{many}"), "home.files", 39, "more than 32 home files"),
-        ("big", format!("{head}{big}"), "home.files.f", 7, "at most 65536"),
+        (
+            "dotdot",
+            format!("{head}    ../x: t\n"),
+            "home.files.../x",
+            7,
+            "`..` is not allowed",
+        ),
+        (
+            "abs",
+            format!("{head}    /etc/x: t\n"),
+            "home.files./etc/x",
+            7,
+            "relative to HOME",
+        ),
+        (
+            "many",
+            format!("{head}{many}"),
+            "home.files.f32",
+            39,
+            "more than 32 home files",
+        ),
+        (
+            "big",
+            format!("{head}{big}"),
+            "home.files.f",
+            7,
+            "at most 65536",
+        ),
         (
             "ws",
-            "version: 1\nextends: default\nhome:\n  path: workspace\n  files:\n    .x: t\n".to_string(),
+            "version: 1\nextends: default\nhome:\n  path: workspace\n  files:\n    .x: t\n"
+                .to_string(),
             "home.files..x",
             6,
             "never writes into the project",
         ),
         (
             "fsize",
-            format!("{head}    f: \"{}\"\nlimits: {{file_size: 1K}}\n", "x".repeat(2000)),
+            format!(
+                "{head}    f: \"{}\"\nlimits: {{file_size: 1K}}\n",
+                "x".repeat(2000)
+            ),
             "home.files.f",
             7,
             "more than limits.file_size",

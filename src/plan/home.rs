@@ -69,6 +69,7 @@ pub(super) fn plan(p: &Profile, ws: &Path) -> Result<Option<HomePlan>, PlanError
             kind: "workspace",
             path: ws.to_path_buf(),
             created_at_launch: false,
+            files: Vec::new(),
         },
         HomeSpec::Private => {
             check(p)?;

@@ -75,12 +75,7 @@ impl Plan {
                 } else {
                     "absent now: written at launch, mode 0600, as the agent"
                 };
-                writeln!(
-                    o,
-                    "  file      {} ({} bytes; {now})",
-                    f.path,
-                    f.text.len()
-                )?;
+                writeln!(o, "  file      {} ({} bytes; {now})", f.path, f.text.len())?;
             }
         }
         let ll = &self.landlock;

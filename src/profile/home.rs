@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::values::{deserialize_from_str, HomeSpec};
+use super::values::HomeSpec;
 use super::{sourced, Profile, ProfileError, Source, Sourced};
 
 /// The most files `home.files` may name, in one layer or merged: an agent
@@ -37,13 +37,6 @@ const MAX_NAME_BYTES: usize = 1024;
 /// HOME), each at most 255 bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct HomeFileName(pub String);
-
-impl HomeFileName {
-    /// The components, in order.
-    pub(crate) fn components(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
-    }
-}
 
 impl FromStr for HomeFileName {
     type Err = String;
@@ -76,7 +69,6 @@ impl FromStr for HomeFileName {
         Ok(HomeFileName(s.to_string()))
     }
 }
-deserialize_from_str!(HomeFileName, "a path relative to HOME such as .codex/config.toml");
 
 impl fmt::Display for HomeFileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -126,19 +118,40 @@ impl<'de> Deserialize<'de> for HomeFiles {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HomeFiles, A::Error> {
                 let mut out = Vec::new();
                 let mut seen = HashSet::new();
-                while let Some(name) = map.next_key::<HomeFileName>()? {
-                    if out.len() == MAX_HOME_FILES {
-                        return Err(de::Error::custom(format!(
-                            "more than {MAX_HOME_FILES} home files"
-                        )));
-                    }
-                    if !seen.insert(name.clone()) {
-                        return Err(de::Error::custom(format!("`{name}` is written twice")));
-                    }
+                while let Some(name) = map.next_key_seed(Key(&mut seen))? {
                     let text: HomeFileText = map.next_value()?;
                     out.push((name, text));
                 }
                 Ok(HomeFiles(out))
+            }
+        }
+        /// A file's name, checked (also against the names before it, and
+        /// their number) while the key itself is read, so an error points
+        /// at that key.
+        struct Key<'a>(&'a mut HashSet<HomeFileName>);
+        impl<'de> de::DeserializeSeed<'de> for Key<'_> {
+            type Value = HomeFileName;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<HomeFileName, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl Visitor<'_> for Key<'_> {
+            type Value = HomeFileName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path relative to HOME such as .codex/config.toml")
+            }
+            fn visit_str<E: de::Error>(self, k: &str) -> Result<HomeFileName, E> {
+                let name: HomeFileName = k.parse().map_err(E::custom)?;
+                if self.0.len() == MAX_HOME_FILES {
+                    return Err(E::custom(format!("more than {MAX_HOME_FILES} home files")));
+                }
+                if !self.0.insert(name.clone()) {
+                    return Err(E::custom(format!("`{name}` is written twice")));
+                }
+                Ok(name)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<HomeFileName, E> {
+                self.visit_str(&n.to_string())
             }
         }
         d.deserialize_map(V)
@@ -225,9 +238,8 @@ pub(crate) fn file_key(name: &HomeFileName) -> String {
 /// # Errors
 /// A located error at the file.
 pub(super) fn check(p: &Profile) -> Result<(), ProfileError> {
-    let err = |name: &HomeFileName, text: &Sourced<String>, why: String| {
-        text.error(&file_key(name), why)
-    };
+    let err =
+        |name: &HomeFileName, text: &Sourced<String>, why: String| text.error(&file_key(name), why);
     if let Some((name, text)) = p.home_files.iter().nth(MAX_HOME_FILES) {
         return Err(err(
             name,

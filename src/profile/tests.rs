@@ -2276,29 +2276,43 @@ fn home_values_and_merging() {
 fn home_files_parse_and_keep_the_scalar_forms() {
     let p = ok("version: 1\nhome:\n  path: private\n  files:\n    .codex/config.toml: |\n      a = 1\n    b: \"\"\n");
     assert_eq!(p.home.as_ref().unwrap().value, HomeSpec::Private);
-    assert_eq!(p.home.as_ref().unwrap().origin.as_ref().unwrap().key, "home.path");
+    assert_eq!(
+        p.home.as_ref().unwrap().origin.as_ref().unwrap().key,
+        "home.path"
+    );
     let names: Vec<&str> = p.home_files.keys().map(|k| k.0.as_str()).collect();
     assert_eq!(names, [".codex/config.toml", "b"]);
     let cfg = p.home_files.values().next().unwrap();
     assert_eq!(cfg.value, "a = 1\n");
-    assert_eq!(cfg.origin.as_ref().unwrap().key, "home.files..codex/config.toml");
+    assert_eq!(
+        cfg.origin.as_ref().unwrap().key,
+        "home.files..codex/config.toml"
+    );
     // Each file is located where its text is written.
     let e = cfg.error("home.files..codex/config.toml", "x");
-    assert_eq!(e.pos, Some(Pos { line: 5, col: 25 }));
+    assert_eq!(e.pos, Some(Pos { line: 6, col: 7 }));
     // The scalar forms are unchanged and write no files.
     let p = ok("version: 1\nhome: private\n");
     assert!(p.home_files.is_empty());
     assert_eq!(p.home.unwrap().origin.unwrap().key, "home");
     // A text that is the largest allowed is fine.
     let big = "x".repeat(home::MAX_HOME_FILE_BYTES);
-    let p = ok(&format!("version: 1\nhome: {{path: private, files: {{f: \"{big}\"}}}}\n"));
+    let p = ok(&format!(
+        "version: 1\nhome: {{path: private, files: {{f: \"{big}\"}}}}\n"
+    ));
     assert_eq!(p.home_files.values().next().unwrap().value.len(), 65536);
     // The built-ins that need a client's setting write it.
     let codex = load("codex", &[]).unwrap();
     let cfg = &codex.home_files.iter().next().unwrap();
     assert_eq!(cfg.0 .0, ".codex/config.toml");
-    assert!(cfg.1.value.contains("\nopenai_base_url = \"http://127.0.0.1:3128/openai\"\n"));
-    assert!(cfg.1.value.contains("\nsandbox_mode = \"danger-full-access\"\n"));
+    assert!(cfg
+        .1
+        .value
+        .contains("\nopenai_base_url = \"http://127.0.0.1:3128/openai\"\n"));
+    assert!(cfg
+        .1
+        .value
+        .contains("\nsandbox_mode = \"danger-full-access\"\n"));
     let gemini = load("gemini-cli", &[]).unwrap();
     let (name, text) = gemini.home_files.iter().next().unwrap();
     assert_eq!(name.0, ".gemini/settings.json");
@@ -2327,11 +2341,15 @@ fn home_file_names_and_texts_are_bounded_and_located() {
         assert_eq!(e.pos.map(|p| p.line), Some(5), "{name}: {e}");
     }
     let long = "x".repeat(256);
-    let e = err(&format!("version: 1\nhome:\n  path: private\n  files:\n    {long}: x\n"));
+    let e = err(&format!(
+        "version: 1\nhome:\n  path: private\n  files:\n    {long}: x\n"
+    ));
     assert!(e.message.contains("longer than 255"), "{e}");
     // Too big: one byte over 64 KiB, at the text.
     let big = "x".repeat(home::MAX_HOME_FILE_BYTES + 1);
-    let e = err(&format!("version: 1\nhome:\n  path: private\n  files:\n    f: \"{big}\"\n"));
+    let e = err(&format!(
+        "version: 1\nhome:\n  path: private\n  files:\n    f: \"{big}\"\n"
+    ));
     assert!(e.message.contains("65537 bytes"), "{e}");
     assert!(e.message.contains("at most 65536"), "{e}");
     assert_eq!(e.pos.map(|p| p.line), Some(5), "{e}");
@@ -2347,7 +2365,10 @@ fn home_file_names_and_texts_are_bounded_and_located() {
     let e = err("version: 1\nhome:\n  path: private\n  files:\n    f: [1]\n");
     assert!(e.message.contains("a string"), "{e}");
     let e = err("version: 1\nhome:\n  path: private\n  files:\n    f: x\n    f: y\n");
-    assert!(e.message.contains("twice") || e.message.contains("duplicate"), "{e}");
+    assert!(
+        e.message.contains("twice") || e.message.contains("duplicate"),
+        "{e}"
+    );
     assert_text_err(
         "version: 1\nhome:\n  paht: private\n",
         "home.paht",
@@ -2412,11 +2433,17 @@ fn home_files_merge_by_name() {
     assert_eq!(p.home.as_ref().unwrap().value, HomeSpec::Private);
     let b = &p.home_files.iter().nth(1).unwrap().1;
     assert_eq!(b.origin.as_ref().unwrap().source.name, name_of(&child));
-    let moved = d.write("moved.yaml", "version: 1\nextends: base.yaml\nhome: /srv/agent\n");
+    let moved = d.write(
+        "moved.yaml",
+        "version: 1\nextends: base.yaml\nhome: /srv/agent\n",
+    );
     let p = load_path(&moved).unwrap();
     assert_eq!(p.home_files.len(), 2);
     // A child that makes HOME the workspace leaves its parent's files behind.
-    let ws = d.write("ws.yaml", "version: 1\nextends: base.yaml\nhome: workspace\n");
+    let ws = d.write(
+        "ws.yaml",
+        "version: 1\nextends: base.yaml\nhome: workspace\n",
+    );
     let p = load_path(&ws).unwrap();
     assert!(p.home_files.is_empty());
     assert_eq!(p.home.unwrap().value, HomeSpec::Workspace);
@@ -2443,11 +2470,17 @@ fn home_files_merge_by_name() {
     };
     d.write(
         "p20.yaml",
-        &format!("version: 1\nhome:\n  path: private\n  files:\n{}", many("p")),
+        &format!(
+            "version: 1\nhome:\n  path: private\n  files:\n{}",
+            many("p")
+        ),
     );
     let c20 = d.write(
         "c20.yaml",
-        &format!("version: 1\nextends: p20.yaml\nhome:\n  files:\n{}", many("q")),
+        &format!(
+            "version: 1\nextends: p20.yaml\nhome:\n  files:\n{}",
+            many("q")
+        ),
     );
     let e = load_path(&c20).unwrap_err();
     assert_eq!(e.key, "home.files.q12", "{e}");

@@ -130,7 +130,10 @@ pub(crate) fn prepare(path: &Path, uid: u32, gid: u32) -> Result<(), HomeError> 
 /// setting that makes the client behave under confine, and a client
 /// started without it may do what the profile meant to prevent (a nested
 /// sandbox that can't work, a request that bypasses the secret's route).
-pub(crate) fn write_files(home: &Path, files: &[crate::plan::home::HomeFile]) -> Result<(), String> {
+pub(crate) fn write_files(
+    home: &Path,
+    files: &[crate::plan::home::HomeFile],
+) -> Result<(), String> {
     if files.is_empty() {
         return Ok(());
     }
@@ -196,10 +199,7 @@ fn write_one(root: std::os::fd::BorrowedFd, rel: &str, text: &[u8]) -> io::Resul
 
 /// The directory `name` of `at`, made (0700) when missing; `None` when
 /// something else is there (a symlink, a file): left alone.
-fn open_dir(
-    at: std::os::fd::BorrowedFd,
-    name: &str,
-) -> io::Result<Option<std::os::fd::OwnedFd>> {
+fn open_dir(at: std::os::fd::BorrowedFd, name: &str) -> io::Result<Option<std::os::fd::OwnedFd>> {
     let cname =
         std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // Twice at most: a directory made here and gone before the open (by
