@@ -7,6 +7,7 @@
 mod common;
 use common::*;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -259,6 +260,32 @@ fn agent_profiles_run_with_a_private_home_and_protected_config() {
             "s\n",
             "{name}"
         );
+        // The client's own settings under confine are in its home, the
+        // agent's, before it starts (`home.files`); none elsewhere.
+        let settings: &[(&str, &str)] = match *name {
+            "codex" => &[
+                (
+                    ".codex/config.toml",
+                    "\nopenai_base_url = \"http://127.0.0.1:3128/openai\"\n",
+                ),
+                (
+                    ".codex/config.toml",
+                    "\nsandbox_mode = \"danger-full-access\"\n",
+                ),
+            ],
+            "gemini-cli" => &[(
+                ".gemini/settings.json",
+                "\"selectedType\": \"gemini-api-key\"",
+            )],
+            _ => &[],
+        };
+        for (file, line) in settings {
+            let at = home.0.join(file);
+            let text = fs::read_to_string(&at).unwrap_or_default();
+            assert!(text.contains(line), "{name}: {file} lacks {line}: {text:?}");
+            let m = fs::metadata(&at).unwrap();
+            assert_eq!((m.uid(), m.mode() & 0o777), (AGENT_UID, 0o600), "{name}");
+        }
         // Control: the workspace is writable (but for research), and the
         // protected paths and everything outside are not.
         let writes = *name != "research";

@@ -332,7 +332,7 @@ fn private_home_without_root_is_under_xdg_data_home() {
     fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
     let p = f.profile(
         "xdgagent",
-        "version: 1\nname: xdgagent\nextends: default\nhome: private\n",
+        "version: 1\nname: xdgagent\nextends: default\nhome:\n  path: private\n  files: {.cfg/s: from-profile}\n",
     );
     let o = setpriv_as_agent()
         .args(["--inh-caps=-all", "--bounding-set=-all"])
@@ -355,4 +355,320 @@ fn private_home_without_root_is_under_xdg_data_home() {
     assert_eq!(stdout(&o), format!("{}\n", home.display()), "{}", show(&o));
     assert_eq!(fs::read_to_string(home.join("s")).unwrap(), "s\n");
     assert_eq!(fs::metadata(&home).unwrap().uid(), AGENT_UID);
+    // home.files too, written by the init as the (only) user there is.
+    let cfg = home.join(".cfg/s");
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), "from-profile");
+    let m = fs::metadata(&cfg).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (AGENT_UID, 0o600));
+}
+
+// ------------------------------------------------------------ home.files
+
+/// A profile of `h`'s name whose home is private and writes `files`
+/// (YAML lines under `files:`, indented by the caller).
+fn files_profile(f: &Fixture, h: &PrivateHome, file: &str, files: &str) -> String {
+    f.profile(
+        file,
+        &format!(
+            "version: 1\nname: {}\nextends: default\nhome:\n  path: private\n  files:\n{files}",
+            h.name
+        ),
+    )
+    .display()
+    .to_string()
+}
+
+/// The private home, made as the launcher would (the agent's, 0700), so a
+/// test can put things in it before the first run.
+fn make_home(h: &PrivateHome) {
+    fs::create_dir_all(h.path.parent().unwrap()).unwrap();
+    fs::create_dir(&h.path).unwrap();
+    std::os::unix::fs::chown(&h.path, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    fs::set_permissions(&h.path, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+fn explain(p: &str, ws: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(["explain", "-p", p, "-w"])
+        .arg(ws)
+        .env("PATH", PATH)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn home_files_are_written_by_the_agent_where_absent_and_never_changed() {
+    if !can_run("home_files_are_written_by_the_agent_where_absent_and_never_changed") {
+        return;
+    }
+    let f = Fixture::new("home-files");
+    let h = PrivateHome::new("files");
+    make_home(&h);
+    // The user's own file: never changed.
+    let kept = h.path.join("kept.txt");
+    fs::write(&kept, "the user's\n").unwrap();
+    std::os::unix::fs::chown(&kept, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let p = files_profile(
+        &f,
+        &h,
+        "files",
+        "    .cfg/app/config.toml: |\n      a = 1\n      b = \"two\"\n    top.json: \"{}\"\n    kept.txt: from the profile\n",
+    );
+    let o = explain(&p, &f.ws);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains("  file      .cfg/app/config.toml (16 bytes; absent now: written at launch"),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        out.contains("  file      kept.txt (16 bytes; present now: left as it is)"),
+        "{}",
+        show(&o)
+    );
+    // The agent finds them when it starts.
+    let o = f.sh(
+        &p,
+        "cat \"$HOME/.cfg/app/config.toml\" \"$HOME/top.json\"; echo; cat \"$HOME/kept.txt\"",
+    );
+    assert_status(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "a = 1\nb = \"two\"\n{}\nthe user's\n",
+        "{}",
+        show(&o)
+    );
+    let cfg = h.path.join(".cfg/app/config.toml");
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), "a = 1\nb = \"two\"\n");
+    for (path, mode) in [
+        (cfg.clone(), 0o600),
+        (h.path.join("top.json"), 0o600),
+        (h.path.join(".cfg"), 0o700),
+        (h.path.join(".cfg/app"), 0o700),
+    ] {
+        let m = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (AGENT_UID, AGENT_GID, mode),
+            "{}",
+            path.display()
+        );
+    }
+    // Control: the file that was there is as the user left it.
+    assert_eq!(fs::read_to_string(&kept).unwrap(), "the user's\n");
+    // The agent's own edit (and the client's later writes) win: the next
+    // run leaves it, and a removed file comes back.
+    let o = f.sh(
+        &p,
+        "echo edited > \"$HOME/.cfg/app/config.toml\" && rm \"$HOME/top.json\" && echo ok",
+    );
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "ok\n", "{}", show(&o));
+    let o = f.sh(&p, "cat \"$HOME/.cfg/app/config.toml\" \"$HOME/top.json\"");
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "edited\n{}", "{}", show(&o));
+    // Nothing went into the workspace.
+    assert_eq!(fs::read_dir(&f.ws).unwrap().count(), 0);
+}
+
+#[test]
+fn home_files_never_follow_a_planted_symlink() {
+    if !can_run("home_files_never_follow_a_planted_symlink") {
+        return;
+    }
+    let f = Fixture::new("home-files-symlink");
+    let h = PrivateHome::new("fsym");
+    make_home(&h);
+    // Targets outside HOME: one the agent can't write at all (root's,
+    // 0644), one plain permissions let it write (the agent's, 0666; only
+    // the sandbox keeps it out), and two inside the write-granted
+    // workspace, which even the confined agent may write: following a link
+    // there would change them.
+    let root_file = f.root.join("root-file");
+    fs::write(&root_file, "original").unwrap();
+    fs::set_permissions(&root_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let root_dir = f.root.join("root-dir");
+    fs::create_dir(&root_dir).unwrap();
+    fs::set_permissions(&root_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let agent_file = f.file(&f.outside.join("agent-file"), "original");
+    let ws_file = f.file(&f.ws.join("ws-file"), "original");
+    let ws_dir = f.ws.join("ws-dir");
+    fs::create_dir(&ws_dir).unwrap();
+    std::os::unix::fs::chown(&ws_dir, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let missing = f.ws.join("created-through-the-link");
+    // The agent's planted links, at a file's path and on its way.
+    let links: [(&str, &Path); 7] = [
+        ("root.toml", &root_file),
+        ("agent.toml", &agent_file),
+        ("ws.toml", &ws_file),
+        ("dangling.toml", &missing),
+        (".rootdir", &root_dir),
+        (".outdir", &f.outside),
+        (".wsdir", &ws_dir),
+    ];
+    for (name, target) in links {
+        let at = h.path.join(name);
+        symlink(target, &at).unwrap();
+        std::os::unix::fs::lchown(&at, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    }
+    let p = files_profile(
+        &f,
+        &h,
+        "fsym",
+        "    root.toml: pwned\n    agent.toml: pwned\n    ws.toml: pwned\n    dangling.toml: pwned\n    \
+         .rootdir/x: pwned\n    .outdir/x: pwned\n    .wsdir/x: pwned\n    .wsdir/sub/x: pwned\n    \
+         .ok/written: control\n",
+    );
+    let o = f.sh(&p, "echo ran; cat \"$HOME/.ok/written\"");
+    assert_status(&o, 0);
+    // Control: the run wrote the file that had nothing in its way.
+    assert_eq!(stdout(&o), "ran\ncontrol", "{}", show(&o));
+    for t in [&root_file, &agent_file, &ws_file] {
+        assert_eq!(
+            fs::read_to_string(t).unwrap(),
+            "original",
+            "{}",
+            t.display()
+        );
+    }
+    assert!(!missing.exists(), "created through a dangling link");
+    for d in [&root_dir, &f.outside, &ws_dir] {
+        assert!(!d.join("x").exists(), "{}", d.display());
+    }
+    assert!(!ws_dir.join("sub").exists());
+    for (name, target) in links {
+        let at = h.path.join(name);
+        assert!(
+            fs::symlink_metadata(&at).unwrap().file_type().is_symlink(),
+            "{name}"
+        );
+        assert_eq!(fs::read_link(&at).unwrap(), target, "{name}");
+    }
+}
+
+#[test]
+fn home_files_that_cant_be_written_refuse_the_launch() {
+    if !can_run("home_files_that_cant_be_written_refuse_the_launch") {
+        return;
+    }
+    let f = Fixture::new("home-files-refused");
+    // A home the agent can't write into (root's, 0755): the profile's
+    // setting can't be put in place, so the client doesn't start without it.
+    let dir = f.root.join("roots-home");
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let profile = |name: &str| {
+        f.profile(
+            name,
+            &format!(
+                "version: 1\nextends: default\nhome:\n  path: {}\n  files:\n    .cfg/settings: x\n",
+                dir.display()
+            ),
+        )
+        .display()
+        .to_string()
+    };
+    let p = profile("unwritable");
+    let o = f.sh(&p, "echo ran");
+    assert_status(&o, 125);
+    assert!(!stdout(&o).contains("ran"), "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains("home.files `.cfg/settings`"), "{}", show(&o));
+    assert!(
+        err.contains(&dir.join(".cfg/settings").display().to_string()),
+        "{}",
+        show(&o)
+    );
+    assert!(err.contains("Permission denied"), "{}", show(&o));
+    assert!(!dir.join(".cfg").exists());
+    // Control: the same directory, the agent's, is written into.
+    std::os::unix::fs::chown(&dir, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
+    let o = f.sh(&p, "echo ran");
+    assert_status(&o, 0);
+    assert_eq!(fs::read_to_string(dir.join(".cfg/settings")).unwrap(), "x");
+}
+
+#[test]
+fn home_files_are_checked_with_located_errors() {
+    let f = Fixture::new("home-files-check");
+    let check = |name: &str, yaml: &str| {
+        let p = f.profile(name, yaml);
+        let o = Command::new(bin())
+            .arg("check")
+            .arg(&p)
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        (p, o)
+    };
+    let head = "version: 1\nname: hf\nextends: default\nhome:\n  path: private\n  files:\n";
+    let many: String = (0..33).map(|i| format!("    f{i}: x\n")).collect();
+    let big = format!("    f: \"{}\"\n", "x".repeat(64 * 1024 + 1));
+    for (name, yaml, key, line, why) in [
+        (
+            "dotdot",
+            format!("{head}    ../x: t\n"),
+            "home.files.../x",
+            7,
+            "`..` is not allowed",
+        ),
+        (
+            "abs",
+            format!("{head}    /etc/x: t\n"),
+            "home.files./etc/x",
+            7,
+            "relative to HOME",
+        ),
+        (
+            "many",
+            format!("{head}{many}"),
+            "home.files.f32",
+            39,
+            "more than 32 home files",
+        ),
+        (
+            "big",
+            format!("{head}{big}"),
+            "home.files.f",
+            7,
+            "at most 65536",
+        ),
+        (
+            "ws",
+            "version: 1\nextends: default\nhome:\n  path: workspace\n  files:\n    .x: t\n"
+                .to_string(),
+            "home.files..x",
+            6,
+            "never writes into the project",
+        ),
+        (
+            "fsize",
+            format!(
+                "{head}    f: \"{}\"\nlimits: {{file_size: 1K}}\n",
+                "x".repeat(2000)
+            ),
+            "home.files.f",
+            7,
+            "more than limits.file_size",
+        ),
+    ] {
+        let (p, o) = check(name, &yaml);
+        assert_status(&o, 125);
+        let err = stderr(&o);
+        let at = format!("{key} ({}:{line}:", p.display());
+        assert!(err.contains(&at), "{name}: want {at}: {}", show(&o));
+        assert!(err.contains(why), "{name}: {}", show(&o));
+    }
+    // Control: a valid one checks clean, and so do the built-ins that use it.
+    let (_, o) = check("fine", &format!("{head}    .cfg/a.toml: \"x = 1\"\n"));
+    assert_status(&o, 0);
+    for b in ["codex", "gemini-cli"] {
+        let o = Command::new(bin())
+            .args(["check", b])
+            .env("PATH", PATH)
+            .output()
+            .unwrap();
+        assert_status(&o, 0);
+    }
 }

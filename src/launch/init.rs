@@ -1,7 +1,9 @@
 //! The init: PID 1 of the sandbox's PID namespace.
 //!
 //! It applies DESIGN.md §4 steps 6–11 to itself, in that order, so it is
-//! confined exactly like the agent; then it forks the agent (step 12) and
+//! confined exactly like the agent; between Landlock and seccomp it writes
+//! the profile's `home.files` as the agent would (DESIGN-NOTES 48); then it
+//! forks the agent (step 12) and
 //! stays behind to reap orphans, forward the supervisor's signals to every
 //! process in the sandbox, and exit with the agent's status. When it exits
 //! the kernel kills whatever is left in the namespace.
@@ -16,7 +18,7 @@ use crate::plan::Plan;
 use crate::profile::NetworkMode;
 use crate::sandbox::listeners::Listeners;
 use crate::sandbox::{
-    caps::Caps, landlock, limits, memfd, mounts, namespaces, process, pty, seccomp, user,
+    caps::Caps, home, landlock, limits, memfd, mounts, namespaces, process, pty, seccomp, user,
 };
 
 /// Everything the init needs, prepared by the supervisor before the fork.
@@ -187,6 +189,12 @@ pub(crate) fn run(a: InitArgs, ends: InitEnds) -> ! {
     step(r, "no_new_privs", process::no_new_privs());
     if let Some(ruleset) = ruleset {
         step(r, "landlock", ruleset.restrict_self(a.landlock_log));
+    }
+    // `home.files`: written by us as the agent, confined like it (its uid,
+    // its Landlock rules, its mount view), before anything of it runs; the
+    // host side never writes into the directory the agent controls.
+    if let Some(h) = &plan.home {
+        step(r, "home", home::write_files(&h.path, &h.files));
     }
     // The ruleset is used: from here on the init holds only the stdio it
     // hands to the agent and its channels. Not the audit log, not the

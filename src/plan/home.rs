@@ -12,6 +12,9 @@
 //!   caller's home nor anything that holds it.
 //!
 //! `env.set.HOME`, where written, still decides the variable.
+//!
+//! `home.files` travel in the plan to the sandbox's init, which writes each
+//! one that is absent, as the agent ([`crate::sandbox::home::write_files`]).
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +34,18 @@ pub struct HomePlan {
     pub path: PathBuf,
     /// Created at launch (owned by the agent) where missing: `private`.
     pub created_at_launch: bool,
+    /// `home.files`, by name: written at launch where absent.
+    pub files: Vec<HomeFile>,
+}
+
+/// A file of `home.files`: written by the sandbox's init, as the agent,
+/// where nothing is at its path yet (DESIGN-NOTES 48).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct HomeFile {
+    /// Relative to the home; plain components only (checked when the
+    /// profile was read).
+    pub path: String,
+    pub text: String,
 }
 
 impl HomePlan {
@@ -48,11 +63,13 @@ impl HomePlan {
 pub(super) fn plan(p: &Profile, ws: &Path) -> Result<Option<HomePlan>, PlanError> {
     let Some(h) = &p.home else { return Ok(None) };
     let err = |why: String| -> PlanError { h.error("home", why).into() };
-    Ok(Some(match &h.value {
+    let files = files(p)?;
+    let mut home = match &h.value {
         HomeSpec::Workspace => HomePlan {
             kind: "workspace",
             path: ws.to_path_buf(),
             created_at_launch: false,
+            files: Vec::new(),
         },
         HomeSpec::Private => {
             check(p)?;
@@ -76,6 +93,7 @@ pub(super) fn plan(p: &Profile, ws: &Path) -> Result<Option<HomePlan>, PlanError
                 kind: "private",
                 path,
                 created_at_launch: true,
+                files: Vec::new(),
             }
         }
         HomeSpec::Path(spec) => {
@@ -119,17 +137,55 @@ pub(super) fn plan(p: &Profile, ws: &Path) -> Result<Option<HomePlan>, PlanError
                 kind: "path",
                 path: real,
                 created_at_launch: false,
+                files: Vec::new(),
             }
         }
-    }))
+    };
+    // The profile refuses files with `home: workspace`; never into the
+    // project, whatever let them through.
+    if home.granted() {
+        home.files = files;
+    }
+    Ok(Some(home))
+}
+
+/// `home.files` for the plan, checked against what the init can write: a
+/// text longer than `limits.file_size` would end the init with SIGXFSZ.
+///
+/// # Errors
+/// A located error at the file.
+fn files(p: &Profile) -> Result<Vec<HomeFile>, PlanError> {
+    let limit = p.limits.file_size.map(|s| s.0);
+    p.home_files
+        .iter()
+        .map(|(name, text)| {
+            if let Some(l) = limit.filter(|&l| text.value.len() as u64 > l) {
+                return Err(text
+                    .error(
+                        &crate::profile::home::file_key(name),
+                        format!(
+                            "the text is {} bytes, more than limits.file_size ({l} bytes) lets the sandbox write",
+                            text.value.len()
+                        ),
+                    )
+                    .into());
+            }
+            Ok(HomeFile {
+                path: name.0.clone(),
+                text: text.value.clone(),
+            })
+        })
+        .collect()
 }
 
 /// What can be checked of `home` without a workspace: a private home is
-/// named after the profile, so the name must be able to name a directory.
+/// named after the profile, so the name must be able to name a directory;
+/// `home.files` must fit `limits.file_size`.
 ///
 /// # Errors
 /// A located error naming the rule.
 pub(super) fn check(p: &Profile) -> Result<(), PlanError> {
+    files(p)?;
     let Some(h) = p.home.as_ref().filter(|h| h.value == HomeSpec::Private) else {
         return Ok(());
     };

@@ -68,6 +68,15 @@ impl Plan {
                 ""
             };
             writeln!(o, "home        {} ({how}){overridden}", h.path.display())?;
+            // A look now, for the reader: the init decides at launch.
+            for f in &h.files {
+                let now = if std::fs::symlink_metadata(h.path.join(&f.path)).is_ok() {
+                    "present now: left as it is"
+                } else {
+                    "absent now: written at launch, mode 0600, as the agent"
+                };
+                writeln!(o, "  file      {} ({} bytes; {now})", f.path, f.text.len())?;
+            }
         }
         let ll = &self.landlock;
         writeln!(

@@ -6,6 +6,7 @@
 pub mod approval;
 pub mod builtin;
 pub mod egress;
+pub mod home;
 pub mod locate;
 pub mod nesting;
 pub mod schema;
@@ -273,6 +274,8 @@ pub struct Profile {
     /// What HOME is; `None`: the profile doesn't say (HOME isn't set,
     /// unless `env.set` sets it).
     pub home: Option<Sourced<HomeSpec>>,
+    /// `home.files`: written into HOME at launch where absent, by name.
+    pub home_files: home::Files,
     pub env: Env,
     pub limits: Limits,
     /// Who answers checkpoints and asks (DESIGN.md §12).
@@ -353,6 +356,7 @@ impl Profile {
             capabilities: vec![],
             user: Sourced::default_value(UserSpec::WorkspaceOwner),
             home: None,
+            home_files: home::Files::new(),
             env: Env {
                 keep: DEFAULT_ENV_KEEP
                     .iter()
@@ -458,6 +462,7 @@ pub fn load(spec: &str, overrides: &[String]) -> Result<Profile, ProfileError> {
     check_list_sizes(&profile)?;
     egress::check(&profile)?;
     secrets::check(&profile)?;
+    home::check(&profile)?;
     if profile.name.is_empty() {
         profile.name = top_name
             .and_then(|s| {
@@ -503,6 +508,7 @@ pub fn from_text(name: &str, text: &str) -> Result<Profile, ProfileError> {
     check_list_sizes(&profile)?;
     egress::check(&profile)?;
     secrets::check(&profile)?;
+    home::check(&profile)?;
     if profile.name.is_empty() {
         profile.name = name.to_string();
     }
@@ -945,7 +951,7 @@ fn merge(p: &mut Profile, s: &Arc<Source>, raw: RawProfile) -> Result<(), Profil
         p.user = sourced(s, "user", u);
     }
     if let Some(h) = raw.home {
-        p.home = Some(sourced(s, "home", h));
+        home::merge(p, s, h);
     }
     if let Some(e) = raw.env {
         match &e.keep {

@@ -58,7 +58,7 @@ pub(crate) struct RawProfile {
     pub syscalls: Option<RawSyscalls>,
     pub capabilities: Option<ListSpec<CapName>>,
     pub user: Option<UserSpec>,
-    pub home: Option<HomeSpec>,
+    pub home: Option<super::home::RawHome>,
     pub env: Option<RawEnv>,
     pub limits: Option<RawLimits>,
     pub approval: Option<super::approval::RawApproval>,

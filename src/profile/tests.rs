@@ -2273,6 +2273,222 @@ fn home_values_and_merging() {
 }
 
 #[test]
+fn home_files_parse_and_keep_the_scalar_forms() {
+    let p = ok("version: 1\nhome:\n  path: private\n  files:\n    .codex/config.toml: |\n      a = 1\n    b: \"\"\n");
+    assert_eq!(p.home.as_ref().unwrap().value, HomeSpec::Private);
+    assert_eq!(
+        p.home.as_ref().unwrap().origin.as_ref().unwrap().key,
+        "home.path"
+    );
+    let names: Vec<&str> = p.home_files.keys().map(|k| k.0.as_str()).collect();
+    assert_eq!(names, [".codex/config.toml", "b"]);
+    let cfg = p.home_files.values().next().unwrap();
+    assert_eq!(cfg.value, "a = 1\n");
+    assert_eq!(
+        cfg.origin.as_ref().unwrap().key,
+        "home.files..codex/config.toml"
+    );
+    // Each file is located where its text is written.
+    let e = cfg.error("home.files..codex/config.toml", "x");
+    assert_eq!(e.pos, Some(Pos { line: 6, col: 7 }));
+    // The scalar forms are unchanged and write no files.
+    let p = ok("version: 1\nhome: private\n");
+    assert!(p.home_files.is_empty());
+    assert_eq!(p.home.unwrap().origin.unwrap().key, "home");
+    // A text that is the largest allowed is fine.
+    let big = "x".repeat(home::MAX_HOME_FILE_BYTES);
+    let p = ok(&format!(
+        "version: 1\nhome: {{path: private, files: {{f: \"{big}\"}}}}\n"
+    ));
+    assert_eq!(p.home_files.values().next().unwrap().value.len(), 65536);
+    // The built-ins that need a client's setting write it.
+    let codex = load("codex", &[]).unwrap();
+    let cfg = &codex.home_files.iter().next().unwrap();
+    assert_eq!(cfg.0 .0, ".codex/config.toml");
+    assert!(cfg
+        .1
+        .value
+        .contains("\nopenai_base_url = \"http://127.0.0.1:3128/openai\"\n"));
+    assert!(cfg
+        .1
+        .value
+        .contains("\nsandbox_mode = \"danger-full-access\"\n"));
+    let gemini = load("gemini-cli", &[]).unwrap();
+    let (name, text) = gemini.home_files.iter().next().unwrap();
+    assert_eq!(name.0, ".gemini/settings.json");
+    let v: serde_json::Value = serde_json::from_str(&text.value).unwrap();
+    assert_eq!(v["security"]["auth"]["selectedType"], "gemini-api-key");
+}
+
+#[test]
+fn home_file_names_and_texts_are_bounded_and_located() {
+    for (name, why) in [
+        ("../escape", "`..` is not allowed"),
+        ("a/../b", "`..` is not allowed"),
+        ("./a", "`.` is not allowed"),
+        ("a/.", "`.` is not allowed"),
+        ("/etc/passwd", "relative to HOME"),
+        ("a//b", "empty component"),
+        ("a/", "empty component"),
+        ("\"\"", "it is empty"),
+        ("\"a\\0b\"", "NUL"),
+    ] {
+        let text = format!("version: 1\nhome:\n  path: private\n  files:\n    {name}: x\n");
+        let e = err(&text);
+        assert!(e.message.contains("bad home file name"), "{name}: {e}");
+        assert!(e.message.contains(why), "{name}: {e}");
+        assert!(e.key.starts_with("home.files"), "{name}: {e}");
+        assert_eq!(e.pos.map(|p| p.line), Some(5), "{name}: {e}");
+    }
+    let long = "x".repeat(256);
+    let e = err(&format!(
+        "version: 1\nhome:\n  path: private\n  files:\n    {long}: x\n"
+    ));
+    assert!(e.message.contains("longer than 255"), "{e}");
+    // Too big: one byte over 64 KiB, at the text.
+    let big = "x".repeat(home::MAX_HOME_FILE_BYTES + 1);
+    let e = err(&format!(
+        "version: 1\nhome:\n  path: private\n  files:\n    f: \"{big}\"\n"
+    ));
+    assert!(e.message.contains("65537 bytes"), "{e}");
+    assert!(e.message.contains("at most 65536"), "{e}");
+    assert_eq!(e.pos.map(|p| p.line), Some(5), "{e}");
+    // Too many in one layer: refused at the 33rd.
+    let mut text = "version: 1\nhome:\n  path: private\n  files:\n".to_string();
+    for i in 0..=home::MAX_HOME_FILES {
+        text.push_str(&format!("    f{i}: x\n"));
+    }
+    let e = err(&text);
+    assert!(e.message.contains("more than 32 home files"), "{e}");
+    assert_eq!(e.pos.map(|p| p.line), Some(37), "{e}");
+    // A text must be a string; a name is written once; no other keys.
+    let e = err("version: 1\nhome:\n  path: private\n  files:\n    f: [1]\n");
+    assert!(e.message.contains("a string"), "{e}");
+    let e = err("version: 1\nhome:\n  path: private\n  files:\n    f: x\n    f: y\n");
+    assert!(
+        e.message.contains("twice") || e.message.contains("duplicate"),
+        "{e}"
+    );
+    assert_text_err(
+        "version: 1\nhome:\n  paht: private\n",
+        "home.paht",
+        3,
+        3,
+        &["unknown key `paht` (did you mean `path`?)"],
+    );
+    let e = err("version: 1\nhome:\n  path: privat\n");
+    assert!(e.message.contains("bad home `privat`"), "{e}");
+    assert_eq!(e.pos.map(|p| p.line), Some(3), "{e}");
+}
+
+#[test]
+fn home_files_need_a_home_of_their_own() {
+    assert_text_err(
+        "version: 1\nhome:\n  path: workspace\n  files:\n    .x/y: t\n",
+        "home.files..x/y",
+        5,
+        11,
+        &["never writes into the project"],
+    );
+    assert_text_err(
+        "version: 1\nhome:\n  files:\n    .x/y: t\n",
+        "home.files..x/y",
+        4,
+        11,
+        &["files need a home"],
+    );
+    // One file's name is another's directory.
+    assert_text_err(
+        "version: 1\nhome:\n  path: private\n  files:\n    a: t\n    a/b: u\n",
+        "home.files.a",
+        5,
+        8,
+        &["`a` is a file, but `a/b` needs it to be a directory"],
+    );
+    // Control: names that only share a prefix are fine.
+    let p = ok("version: 1\nhome:\n  path: private\n  files:\n    a: t\n    a-b/c: u\n    ab: v\n");
+    assert_eq!(p.home_files.len(), 3);
+}
+
+#[test]
+fn home_files_merge_by_name() {
+    let d = Dir::new();
+    d.write(
+        "base.yaml",
+        "version: 1\nhome:\n  path: private\n  files:\n    a: parent-a\n    b: parent-b\n",
+    );
+    // A child's text for a name replaces its parent's; the others stay;
+    // a child's scalar path keeps the parent's files.
+    let child = d.write(
+        "child.yaml",
+        "version: 1\nextends: base.yaml\nhome:\n  files:\n    b: child-b\n    c: child-c\n",
+    );
+    let p = load_path(&child).unwrap();
+    let got: Vec<(&str, &str)> = p
+        .home_files
+        .iter()
+        .map(|(k, v)| (k.0.as_str(), v.value.as_str()))
+        .collect();
+    assert_eq!(got, [("a", "parent-a"), ("b", "child-b"), ("c", "child-c")]);
+    assert_eq!(p.home.as_ref().unwrap().value, HomeSpec::Private);
+    let b = &p.home_files.iter().nth(1).unwrap().1;
+    assert_eq!(b.origin.as_ref().unwrap().source.name, name_of(&child));
+    let moved = d.write(
+        "moved.yaml",
+        "version: 1\nextends: base.yaml\nhome: /srv/agent\n",
+    );
+    let p = load_path(&moved).unwrap();
+    assert_eq!(p.home_files.len(), 2);
+    // A child that makes HOME the workspace leaves its parent's files behind.
+    let ws = d.write(
+        "ws.yaml",
+        "version: 1\nextends: base.yaml\nhome: workspace\n",
+    );
+    let p = load_path(&ws).unwrap();
+    assert!(p.home_files.is_empty());
+    assert_eq!(p.home.unwrap().value, HomeSpec::Workspace);
+    // ...but one that adds files to a workspace home is refused, at its file.
+    let parent_ws = d.write("pws.yaml", "version: 1\nhome: workspace\n");
+    let _ = parent_ws;
+    let add = d.write(
+        "add.yaml",
+        "version: 1\nextends: pws.yaml\nhome:\n  files:\n    x: t\n",
+    );
+    let e = load_path(&add).unwrap_err();
+    assert_err(
+        &e,
+        &name_of(&add),
+        "home.files.x",
+        Some((5, 8)),
+        &["never writes into the project"],
+    );
+    // Too many once merged: located at the first past the limit.
+    let many = |prefix: &str| {
+        (0..20)
+            .map(|i| format!("    {prefix}{i:02}: x\n"))
+            .collect::<String>()
+    };
+    d.write(
+        "p20.yaml",
+        &format!(
+            "version: 1\nhome:\n  path: private\n  files:\n{}",
+            many("p")
+        ),
+    );
+    let c20 = d.write(
+        "c20.yaml",
+        &format!(
+            "version: 1\nextends: p20.yaml\nhome:\n  files:\n{}",
+            many("q")
+        ),
+    );
+    let e = load_path(&c20).unwrap_err();
+    assert_eq!(e.key, "home.files.q12", "{e}");
+    assert!(e.message.contains("40 files once merged"), "{e}");
+    assert!(e.message.contains("at most 32"), "{e}");
+}
+
+#[test]
 fn env_keep_patterns() {
     let p = ok("version: 1\nenv:\n  keep: [PATH, \"ANTHROPIC_*\"]\n");
     assert!(p.env.keeps("ANTHROPIC_MODEL"));

@@ -11,6 +11,10 @@
 //! symlink, and checked by `fstat` on that descriptor. An existing home
 //! must already belong to the agent and be writable by no one else: confine
 //! never takes over or repairs a directory it didn't make.
+//!
+//! `home.files` are not written here but by the sandbox's init, as the
+//! agent, after its uid drop and Landlock ([`write_files`]): no privileged
+//! write into a directory the agent controls exists.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -111,10 +115,192 @@ pub(crate) fn prepare(path: &Path, uid: u32, gid: u32) -> Result<(), HomeError> 
     Ok(())
 }
 
+/// Writes each of `files` into the home at `home` where nothing is at its
+/// path yet; an entry already there (a file, a symlink, anything), at the
+/// file's path or at a directory on its way, is left as it is: the user's
+/// edits and the client's own writes win, and nothing is ever merged.
+/// Missing directories on the way are made 0700, the file 0600. Run by the
+/// sandbox's init as the agent, confined, so it can write nothing the agent
+/// couldn't; still, every component is opened beneath the home's
+/// descriptor without following a symlink, and the file is created with
+/// `O_EXCL`.
+///
+/// # Errors
+/// Anything but "already there", naming the file: the profile asked for a
+/// setting that makes the client behave under confine, and a client
+/// started without it may do what the profile meant to prevent (a nested
+/// sandbox that can't work, a request that bypasses the secret's route).
+pub(crate) fn write_files(
+    home: &Path,
+    files: &[crate::plan::home::HomeFile],
+) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let root = fsfd::open_with(None, home, OFlag::O_DIRECTORY | OFlag::O_PATH)
+        .map_err(|e| format!("opening the home {}: {e}", home.display()))?;
+    for f in files {
+        write_one(root.as_fd(), &f.path, f.text.as_bytes()).map_err(|e| {
+            format!(
+                "writing home.files `{}` ({}): {e}",
+                f.path,
+                home.join(&f.path).display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether [`write_one`] wrote the file or found something there.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    Made,
+    Present,
+}
+
+/// Writes `text` at `rel` (plain components, checked by the profile)
+/// beneath `root`, unless something is there.
+fn write_one(root: std::os::fd::BorrowedFd, rel: &str, text: &[u8]) -> io::Result<Written> {
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    let Some(name) = parts.pop() else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    let mut dir: Option<std::os::fd::OwnedFd> = None;
+    for c in parts {
+        let at = dir.as_ref().map_or(root, |d| d.as_fd());
+        match open_dir(at, c)? {
+            Some(d) => dir = Some(d),
+            None => return Ok(Written::Present),
+        }
+    }
+    let at = dir.as_ref().map_or(root, |d| d.as_fd());
+    let fd = match fsfd::create_in(at, Path::new(name), OFlag::O_WRONLY | OFlag::O_EXCL, 0o600) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(Written::Present),
+        Err(e) => return Err(e),
+    };
+    let mut file = std::fs::File::from(fd);
+    // The umask may have taken bits from 0600: the mode is the profile's.
+    let r = io::Write::write_all(&mut file, text).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+    });
+    if let Err(e) = r {
+        // Half a settings file would be kept forever (an existing file is
+        // never touched): remove what this call created.
+        if let Ok(cname) = std::ffi::CString::new(name) {
+            // SAFETY: a valid directory descriptor and a NUL-terminated name.
+            unsafe { libc::unlinkat(at.as_raw_fd(), cname.as_ptr(), 0) };
+        }
+        return Err(e);
+    }
+    Ok(Written::Made)
+}
+
+/// The directory `name` of `at`, made (0700) when missing; `None` when
+/// something else is there (a symlink, a file): left alone.
+fn open_dir(at: std::os::fd::BorrowedFd, name: &str) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // Twice at most: a directory made here and gone before the open (by
+    // another sandbox on this home) is an error, not a loop.
+    for _ in 0..2 {
+        match fsfd::open_with(
+            Some(at),
+            Path::new(name),
+            OFlag::O_DIRECTORY | OFlag::O_PATH,
+        ) {
+            Ok(d) => return Ok(Some(d)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                return Ok(None)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                // SAFETY: a valid directory descriptor and a NUL-terminated
+                // name.
+                if unsafe { libc::mkdirat(at.as_raw_fd(), cname.as_ptr(), 0o700) } != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ENOENT))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    fn file(path: &str, text: &str) -> crate::plan::home::HomeFile {
+        crate::plan::home::HomeFile {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    // The walk itself, as whoever runs the unit tests (the init runs it as
+    // the agent; tests/home.rs proves that part with the binary).
+    #[test]
+    fn home_files_are_written_only_where_absent_and_never_through_a_symlink() {
+        let base = tempfile::tempdir().unwrap();
+        let home = base.path().join("home");
+        let outside = base.path().join("outside");
+        std::fs::create_dir(&home).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        let victim = outside.join("victim");
+        std::fs::write(&victim, "original").unwrap();
+        std::fs::write(home.join("kept"), "mine").unwrap();
+        std::os::unix::fs::symlink(&victim, home.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, home.join("dirlink")).unwrap();
+        std::fs::write(home.join("plain"), "").unwrap();
+        write_files(
+            &home,
+            &[
+                file("a/b/c.toml", "x = 1\n"),
+                file("kept", "theirs"),
+                file("link", "theirs"),
+                file("dirlink/victim", "theirs"),
+                file("dirlink/new", "theirs"),
+                file("plain/sub", "theirs"),
+            ],
+        )
+        .unwrap();
+        let made = home.join("a/b/c.toml");
+        assert_eq!(std::fs::read_to_string(&made).unwrap(), "x = 1\n");
+        assert_eq!(std::fs::metadata(&made).unwrap().mode() & 0o7777, 0o600);
+        for d in ["a", "a/b"] {
+            let m = std::fs::metadata(home.join(d)).unwrap();
+            assert_eq!(m.mode() & 0o777, 0o700 & !umask(), "{d}");
+        }
+        assert_eq!(std::fs::read_to_string(home.join("kept")).unwrap(), "mine");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original");
+        assert!(!outside.join("new").exists());
+        assert!(std::fs::symlink_metadata(home.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(home.join("plain")).unwrap(), "");
+        // Control: the same call again changes nothing, and fails nowhere.
+        std::fs::write(&made, "edited").unwrap();
+        write_files(&home, &[file("a/b/c.toml", "x = 1\n")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&made).unwrap(), "edited");
+        // A home that is a symlink is refused, not followed.
+        std::os::unix::fs::symlink(&outside, base.path().join("via")).unwrap();
+        let e = write_files(&base.path().join("via"), &[file("f", "t")]).unwrap_err();
+        assert!(e.contains("opening the home"), "{e}");
+        assert!(!outside.join("f").exists());
+    }
+
+    /// The umask, read without changing it (other tests run alongside).
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+    }
 
     // The launcher's own check, without the plan's look before it: a
     // symlink planted between the two is refused here.
