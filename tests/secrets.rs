@@ -575,13 +575,20 @@ fn route_uploads_count_against_the_bytes_out_budget() {
     // 20000 bytes of upload against a budget of 4000: refused whole,
     // before anything goes upstream; the small requests around it pass.
     let big = "head -c 20000 /dev/zero | tr '\\0' x > big\n";
-    let script = format!("{big}{}", requests(&["{}", "@big", "{}"]));
+    // Last, a chunked upload (no length to check first) is cut at the
+    // budget: never whole upstream.
+    let chunked = requests(&["@big"]).replace("curl ", "curl -H 'Transfer-Encoding: chunked' ");
+    let script = format!("{big}{}{chunked}", requests(&["{}", "@big", "{}"]));
     let p = profile_in(&f, "out", "  budget: {bytes_out: 4000}\n", "", "");
     let (o, log) = run(&s, &f, &p, &script);
     assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
     let out = stdout(&o);
     let statuses: Vec<&str> = out.lines().filter(|l| l.starts_with("status=")).collect();
-    assert_eq!(statuses, ["status=200", "status=429", "status=200"], "{out}");
+    assert_eq!(
+        statuses,
+        ["status=200", "status=429", "status=200", "status=429"],
+        "{out}"
+    );
     assert!(out.contains("\"type\":\"rate_limit_error\""), "{out}");
     assert!(
         out.contains("budget bytes_out (4000): the request's"),
@@ -594,15 +601,18 @@ fn route_uploads_count_against_the_bytes_out_budget() {
     assert_eq!(budget.len(), 1, "{log}");
     assert_eq!(budget[0]["which"], "bytes_out", "{log}");
     assert_eq!(budget[0]["action"], "refuse", "{log}");
-    // The records show the bytes the route moved, heads included, within
-    // the budget; the refused request moved none.
+    assert!(out.contains("budget bytes_out (4000) used up"), "{out}");
+    // The records show the bytes the route moved, heads included: the
+    // refused request none, the chunked one what was left.
     let r = routed(&log);
-    assert_eq!(r.len(), 3, "{log}");
+    assert_eq!(r.len(), 4, "{log}");
     assert_eq!(r[1]["status"], 429, "{log}");
     assert_eq!(r[1]["bytes_out"], 0, "{log}");
-    let sent: u64 = r.iter().map(|c| c["bytes_out"].as_u64().unwrap()).sum();
-    assert!(sent > 0 && sent <= 4000, "{sent}: {log}");
+    assert_eq!(r[3]["status"], 429, "{log}");
+    assert_eq!(r[3]["reason"], "budget bytes_out (4000) used up", "{log}");
     assert!(r[0]["bytes_out"].as_u64().unwrap() > 100, "{log}");
+    let sent: u64 = r.iter().map(|c| c["bytes_out"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 4000, "{log}");
 
     // With `on_exhausted: stop`, the upload stops the sandbox.
     let p = profile_in(
@@ -612,7 +622,10 @@ fn route_uploads_count_against_the_bytes_out_budget() {
         "",
         "",
     );
-    let script = format!("{big}{}sleep 30; echo not-stopped", requests(&["{}", "@big"]));
+    let script = format!(
+        "{big}{}sleep 30; echo not-stopped",
+        requests(&["{}", "@big"])
+    );
     let (o, log) = run(&s, &f, &p, &script);
     assert_eq!(o.status.code(), Some(124), "{}\n{log}", show(&o));
     assert!(stdout(&o).contains("status=200"), "{}", show(&o));
@@ -644,13 +657,20 @@ fn route_responses_count_against_the_bytes_in_budget() {
     // A 20000-byte response is cut at the budget, and the next request
     // is refused naming it.
     let mut big = message(1, 1);
-    big.insert_str(big.len() - 1, &format!(",\"pad\":\"{}\"", "x".repeat(20000)));
+    big.insert_str(
+        big.len() - 1,
+        &format!(",\"pad\":\"{}\"", "x".repeat(20000)),
+    );
     s.api.set_reply(Reply::Json(big));
     let (o, log) = run(&s, &f, &p, &requests(&["{}", "{}"]));
     assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
     let out = stdout(&o);
     assert!(out.len() < 3000 + 1000, "{out}");
-    assert_ne!(first_curl(&out), "curl=0", "the cut response was whole: {out}");
+    assert_ne!(
+        first_curl(&out),
+        "curl=0",
+        "the cut response was whole: {out}"
+    );
     assert!(out.contains("status=429"), "{out}");
     assert!(out.contains("budget bytes_in (3000) used up"), "{out}");
     assert_eq!(s.api.requests().len(), 2 + 1);
@@ -698,7 +718,8 @@ fn a_stream_cut_before_its_last_usage_is_charged_an_upper_bound() {
         start.clone(),
         delta.clone(),
         delta.clone(),
-        "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":10}}".into(),
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":10}}"
+            .into(),
         "event: message_stop\ndata: {\"type\":\"message_stop\"}".into(),
     ];
     let s = network(Reply::Events {
@@ -729,7 +750,11 @@ fn a_stream_cut_before_its_last_usage_is_charged_an_upper_bound() {
     assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
     let out = stdout(&o);
     assert!(out.contains(&text), "{out}");
-    assert_ne!(first_curl(&out), "curl=0", "the cut stream ended well: {out}");
+    assert_ne!(
+        first_curl(&out),
+        "curl=0",
+        "the cut stream ended well: {out}"
+    );
     assert!(out.contains("status=429"), "{out}");
     assert!(out.contains("secrets.anthropic.limits.tokens"), "{out}");
     assert_eq!(s.api.requests().len(), 3 + 1);

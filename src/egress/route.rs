@@ -876,7 +876,8 @@ impl Body for Counted {
             Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
         };
         let (d, over) = bounded(&this.st, Dir::Out, d);
-        this.count.set(this.count.get().saturating_add(d.len() as u64));
+        this.count
+            .set(this.count.get().saturating_add(d.len() as u64));
         if let Some(e) = over {
             this.over.set(Some(e));
             if d.is_empty() {

@@ -285,7 +285,8 @@ impl Reader {
                 }
                 let seen = spent.tokens_in.is_some() || spent.tokens_out.is_some();
                 if seen && !st.complete && st.uncounted > 0 {
-                    spent.tokens_out = Some(spent.tokens_out.unwrap_or(0).saturating_add(st.uncounted));
+                    spent.tokens_out =
+                        Some(spent.tokens_out.unwrap_or(0).saturating_add(st.uncounted));
                     spent.estimated = true;
                 }
             }
@@ -327,9 +328,9 @@ fn event_line(line: &[u8], spent: &mut Spent) -> Line {
 fn is_marker(v: &Value, counted: bool) -> bool {
     match v.get("type").and_then(Value::as_str) {
         Some("message_stop") => return true,
-        Some("message_delta" | "response.completed" | "response.incomplete" | "response.failed") => {
-            return counted
-        }
+        Some(
+            "message_delta" | "response.completed" | "response.incomplete" | "response.failed",
+        ) => return counted,
         _ => {}
     }
     let finished = v
@@ -723,7 +724,9 @@ mod tests {
                 .zip(std::iter::once(0).chain(line_ends(seen)))
                 .filter(|(end, begin)| seen[*begin..**end].contains(content))
                 .count() as u64;
-            let out = s.tokens_out.unwrap_or_else(|| panic!("cut at {n}: no output"));
+            let out = s
+                .tokens_out
+                .unwrap_or_else(|| panic!("cut at {n}: no output"));
             assert!(out >= whole * per, "cut at {n}: {out} < {}", whole * per);
             if n == body.len() {
                 assert_eq!((out, s.estimated), (last, false));
@@ -742,7 +745,9 @@ mod tests {
         assert_eq!(s.tokens_in, Some(25));
         assert!(s.tokens_out.unwrap() > 1 + 3 * "hello world".len() as u64);
         // Cut after `message_delta`: exact (its count is the last).
-        let at = ANTHROPIC.find("event: ping\ndata: {\"type\":\"ping\"}\n\nevent: message_stop").unwrap();
+        let at = ANTHROPIC
+            .find("event: ping\ndata: {\"type\":\"ping\"}\n\nevent: message_stop")
+            .unwrap();
         assert_eq!(cut(ANTHROPIC, at).tokens_out, Some(7));
         assert!(!cut(ANTHROPIC, at).estimated);
 
