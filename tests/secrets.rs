@@ -93,6 +93,17 @@ fn network(reply: Reply) -> Setup {
 /// upstream pinned to the test network, example.com allowed, and `extra`
 /// appended to the secret's entry (`limits:`...) or the profile.
 fn profile(f: &Fixture, name: &str, secret_extra: &str, extra: &str) -> String {
+    profile_in(f, name, "", secret_extra, extra)
+}
+
+/// [`profile`] with `network_extra` under `network:` (`  budget: ...`).
+fn profile_in(
+    f: &Fixture,
+    name: &str,
+    network_extra: &str,
+    secret_extra: &str,
+    extra: &str,
+) -> String {
     let yaml = format!(
         r#"version: 1
 extends: default
@@ -100,7 +111,7 @@ network:
   mode: proxy
   allow: [example.com]
   hosts: {{api.anthropic.com: {API_ADDR}}}
-secrets:
+{network_extra}secrets:
   - name: anthropic
     from: "env:TEST_ANTHROPIC_KEY"
     provider: anthropic
@@ -524,6 +535,236 @@ fn a_cost_limit_that_stops_ends_the_sandbox_with_124() {
     let budget = records(&log, "budget");
     assert_eq!(budget[0]["which"], "cost", "{log}");
     assert_eq!(budget[0]["action"], "stop", "{log}");
+    nowhere(&o, &log);
+}
+
+/// Route requests of `bodies` (curl's `--data-binary` arguments), each
+/// printing its status and curl's exit code.
+fn requests(bodies: &[&str]) -> String {
+    bodies
+        .iter()
+        .map(|b| {
+            format!(
+                "curl -sS --max-time 20 -H 'Expect: 100-continue' -w '\\nstatus=%{{http_code}}\\n' -H \"x-api-key: $ANTHROPIC_API_KEY\" --data-binary '{b}' \"$ANTHROPIC_BASE_URL/v1/messages\"; echo \"curl=$?\"\n"
+            )
+        })
+        .collect()
+}
+
+/// The exit code the first of [`requests`] printed.
+fn first_curl(out: &str) -> &str {
+    out.lines().find(|l| l.starts_with("curl=")).unwrap_or("")
+}
+
+/// The routed requests' `connection` records.
+fn routed(log: &str) -> Vec<serde_json::Value> {
+    records(log, "connection")
+        .into_iter()
+        .filter(|c| c["via"] == "route")
+        .collect()
+}
+
+#[test]
+fn route_uploads_count_against_the_bytes_out_budget() {
+    let test = "route_uploads_count_against_the_bytes_out_budget";
+    if !ready(test) {
+        return;
+    }
+    let s = network(Reply::Json(message(1, 1)));
+    let f = Fixture::new("secrets-bytes-out");
+    // 20000 bytes of upload against a budget of 4000: refused whole,
+    // before anything goes upstream; the small requests around it pass.
+    let big = "head -c 20000 /dev/zero | tr '\\0' x > big\n";
+    // Last, a chunked upload (no length to check first) is cut at the
+    // budget: never whole upstream.
+    let chunked = requests(&["@big"]).replace("curl ", "curl -H 'Transfer-Encoding: chunked' ");
+    let script = format!("{big}{}{chunked}", requests(&["{}", "@big", "{}"]));
+    let p = profile_in(&f, "out", "  budget: {bytes_out: 4000}\n", "", "");
+    let (o, log) = run(&s, &f, &p, &script);
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    let out = stdout(&o);
+    let statuses: Vec<&str> = out.lines().filter(|l| l.starts_with("status=")).collect();
+    assert_eq!(
+        statuses,
+        ["status=200", "status=429", "status=200", "status=429"],
+        "{out}"
+    );
+    assert!(out.contains("\"type\":\"rate_limit_error\""), "{out}");
+    assert!(
+        out.contains("budget bytes_out (4000): the request's"),
+        "{out}"
+    );
+    let reqs = s.api.requests();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert!(reqs.iter().all(|r| r.body == b"{}"), "{reqs:?}");
+    let budget = records(&log, "budget");
+    assert_eq!(budget.len(), 1, "{log}");
+    assert_eq!(budget[0]["which"], "bytes_out", "{log}");
+    assert_eq!(budget[0]["action"], "refuse", "{log}");
+    assert!(out.contains("budget bytes_out (4000) used up"), "{out}");
+    // The records show the bytes the route moved, heads included: the
+    // refused request none, the chunked one what was left.
+    let r = routed(&log);
+    assert_eq!(r.len(), 4, "{log}");
+    assert_eq!(r[1]["status"], 429, "{log}");
+    assert_eq!(r[1]["bytes_out"], 0, "{log}");
+    assert_eq!(r[3]["status"], 429, "{log}");
+    assert_eq!(r[3]["reason"], "budget bytes_out (4000) used up", "{log}");
+    assert!(r[0]["bytes_out"].as_u64().unwrap() > 100, "{log}");
+    let sent: u64 = r.iter().map(|c| c["bytes_out"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 4000, "{log}");
+
+    // With `on_exhausted: stop`, the upload stops the sandbox.
+    let p = profile_in(
+        &f,
+        "out-stop",
+        "  budget: {bytes_out: 4000, on_exhausted: stop}\n",
+        "",
+        "",
+    );
+    let script = format!(
+        "{big}{}sleep 30; echo not-stopped",
+        requests(&["{}", "@big"])
+    );
+    let (o, log) = run(&s, &f, &p, &script);
+    assert_eq!(o.status.code(), Some(124), "{}\n{log}", show(&o));
+    assert!(stdout(&o).contains("status=200"), "{}", show(&o));
+    assert!(!stdout(&o).contains("not-stopped"), "{}", show(&o));
+    let exit = records(&log, "exit");
+    assert_eq!(exit[0]["reason"], "budget", "{log}");
+    let budget = records(&log, "budget");
+    assert_eq!(budget[0]["which"], "bytes_out", "{log}");
+    assert_eq!(budget[0]["action"], "stop", "{log}");
+    assert_eq!(s.api.requests().len(), 3);
+    nowhere(&o, &log);
+}
+
+#[test]
+fn route_responses_count_against_the_bytes_in_budget() {
+    let test = "route_responses_count_against_the_bytes_in_budget";
+    if !ready(test) {
+        return;
+    }
+    // The control: small responses fit in 3000 bytes.
+    let s = network(Reply::Json(message(1, 1)));
+    let f = Fixture::new("secrets-bytes-in");
+    let p = profile_in(&f, "in", "  budget: {bytes_in: 3000}\n", "", "");
+    let (o, log) = run(&s, &f, &p, &requests(&["{}", "{}"]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    assert_eq!(stdout(&o).matches("status=200").count(), 2, "{}", show(&o));
+    assert!(records(&log, "budget").is_empty(), "{log}");
+
+    // A 20000-byte response is cut at the budget, and the next request
+    // is refused naming it.
+    let mut big = message(1, 1);
+    big.insert_str(
+        big.len() - 1,
+        &format!(",\"pad\":\"{}\"", "x".repeat(20000)),
+    );
+    s.api.set_reply(Reply::Json(big));
+    let (o, log) = run(&s, &f, &p, &requests(&["{}", "{}"]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    let out = stdout(&o);
+    assert!(out.len() < 3000 + 1000, "{out}");
+    assert_ne!(
+        first_curl(&out),
+        "curl=0",
+        "the cut response was whole: {out}"
+    );
+    assert!(out.contains("status=429"), "{out}");
+    assert!(out.contains("budget bytes_in (3000) used up"), "{out}");
+    assert_eq!(s.api.requests().len(), 2 + 1);
+    let r = routed(&log);
+    assert_eq!(r.len(), 2, "{log}");
+    assert_eq!(r[0]["bytes_in"], 3000, "{log}");
+    assert_eq!(
+        r[0]["reason"], "closed: budget bytes_in (3000) used up",
+        "{log}"
+    );
+    let budget = records(&log, "budget");
+    assert_eq!(budget[0]["which"], "bytes_in", "{log}");
+    assert_eq!(budget[0]["action"], "refuse", "{log}");
+
+    // With `on_exhausted: stop`, it stops the sandbox.
+    let p = profile_in(
+        &f,
+        "in-stop",
+        "  budget: {bytes_in: 3000, on_exhausted: stop}\n",
+        "",
+        "",
+    );
+    let script = format!("{}sleep 30; echo not-stopped", requests(&["{}"]));
+    let (o, log) = run(&s, &f, &p, &script);
+    assert_eq!(o.status.code(), Some(124), "{}\n{log}", show(&o));
+    assert!(!stdout(&o).contains("not-stopped"), "{}", show(&o));
+    let exit = records(&log, "exit");
+    assert_eq!(exit[0]["reason"], "budget", "{log}");
+    assert_eq!(records(&log, "budget")[0]["which"], "bytes_in", "{log}");
+    nowhere(&o, &log);
+}
+
+#[test]
+fn a_stream_cut_before_its_last_usage_is_charged_an_upper_bound() {
+    let test = "a_stream_cut_before_its_last_usage_is_charged_an_upper_bound";
+    if !ready(test) {
+        return;
+    }
+    // 5 tokens in, 1 out at the start, then two deltas of 200 bytes of
+    // text; whole, the stream ends with 10 out.
+    let text = "y".repeat(200);
+    let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-test\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}".to_string();
+    let delta = format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}");
+    let whole = vec![
+        start.clone(),
+        delta.clone(),
+        delta.clone(),
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":10}}"
+            .into(),
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}".into(),
+    ];
+    let s = network(Reply::Events {
+        events: whole,
+        gap: Duration::from_millis(1),
+    });
+    let f = Fixture::new("secrets-cut");
+    let p = profile(&f, "cut", "    limits: {tokens: 300}\n", "");
+    let body = r#"{"stream":true}"#;
+    // The control: whole streams are charged what they say (15 each).
+    let (o, log) = run(&s, &f, &p, &requests(&[body, body, body]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    assert_eq!(stdout(&o).matches("status=200").count(), 3, "{}", show(&o));
+    let usage = records(&log, "usage");
+    assert_eq!(usage.len(), 3, "{log}");
+    for u in &usage {
+        assert_eq!(u["tokens_out"], 10, "{log}");
+        assert_eq!(u["estimated"], false, "{log}");
+    }
+
+    // Cut after the content, before `message_delta`: charged the bytes
+    // since the first usage, which passes the limit: the next request is
+    // refused.
+    s.api.set_reply(Reply::Cut {
+        events: vec![start, delta.clone(), delta],
+    });
+    let (o, log) = run(&s, &f, &p, &requests(&[body, body]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    let out = stdout(&o);
+    assert!(out.contains(&text), "{out}");
+    assert_ne!(
+        first_curl(&out),
+        "curl=0",
+        "the cut stream ended well: {out}"
+    );
+    assert!(out.contains("status=429"), "{out}");
+    assert!(out.contains("secrets.anthropic.limits.tokens"), "{out}");
+    assert_eq!(s.api.requests().len(), 3 + 1);
+    let usage = records(&log, "usage");
+    assert_eq!(usage.len(), 1, "{log}");
+    assert_eq!(usage[0]["tokens_in"], 5, "{log}");
+    assert_eq!(usage[0]["estimated"], true, "{log}");
+    assert!(usage[0]["tokens_out"].as_u64().unwrap() >= 400, "{log}");
+    let budget = records(&log, "budget");
+    assert_eq!(budget[0]["which"], "tokens", "{log}");
     nowhere(&o, &log);
 }
 

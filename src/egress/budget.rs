@@ -1,7 +1,8 @@
 //! `network.budget`, counted for the whole proxy (so for the whole
 //! sandbox): connections in all, connections in any 60 s, bytes out
 //! (agent to upstream) and bytes in, at the TCP level, so TLS tunnels count
-//! like everything else (DESIGN.md §9).
+//! like everything else (DESIGN.md §9); a secret route's requests and
+//! responses count at the HTTP level on the agent's side ([`super::route`]).
 //!
 //! Pure bookkeeping over an `Instant` the caller passes: the proxy asks
 //! [`Budgets::admit`] before dialling and [`Budgets::allowance`] before

@@ -174,9 +174,11 @@ pub struct RouteRequest {
     pub method: String,
     /// The status the agent got; `None` if it never got one.
     pub status: Option<u16>,
-    /// Request body bytes sent upstream.
+    /// The request's bytes sent upstream (its head as the agent sent
+    /// it, and its body), as counted in `network.budget`'s `bytes_out`.
     pub bytes_out: u64,
-    /// Response body bytes passed to the agent.
+    /// The response's bytes passed to the agent (head and body), as
+    /// counted in `bytes_in`.
     pub bytes_in: u64,
     pub duration_ms: u64,
 }
@@ -207,6 +209,11 @@ pub struct Usage {
     /// The `prices` entry used, when it isn't the model's own name (a
     /// prefix of it, or the dearest one for an unpriced model).
     pub priced_as: Option<String>,
+    /// `tokens_out` is an upper bound, not the provider's count: the
+    /// stream ended before its last usage, and the bytes that came after
+    /// the last count were charged as tokens ([`super::usage::Reader`]).
+    #[serde(default)]
+    pub estimated: bool,
     pub totals: UsageTotals,
 }
 

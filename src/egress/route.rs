@@ -6,7 +6,9 @@
 //! every credential header the agent sent removed and the real one added.
 //! Responses stream back frame by frame (server-sent events included);
 //! their usage fields are read on the way ([`super::usage`]) for the
-//! route's limits and `usage` records.
+//! route's limits and `usage` records. Both ways, heads and bodies count
+//! against `network.budget`'s byte budgets, bounded as the relay bounds
+//! its reads (DESIGN-NOTES note 49).
 //!
 //! The upstream is reachable through its route only: it isn't in
 //! `network.allow`, so a CONNECT to it is refused, and a placeholder sent
@@ -34,6 +36,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::budget::{Dir, Exhausted};
 use super::events::{Action, Event, LimitEvent, RouteRequest, Usage, Verdict, Via};
 use super::http::{self, Target};
 use super::usage::{self, Counter, Reached, Spent, Which};
@@ -227,10 +230,12 @@ impl AsyncWrite for Prefixed {
 }
 
 /// The body of a request sent upstream: the agent's, counted.
-type UpBody = Counted<Incoming>;
+type UpBody = Counted;
+/// What ends a body early: hyper's error, or a byte budget used up.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body of a response to the agent (not `Send`: the proxy has one
 /// thread, and the body holds its state).
-type Out = Pin<Box<dyn Body<Data = Bytes, Error = hyper::Error>>>;
+type Out = Pin<Box<dyn Body<Data = Bytes, Error = BoxError>>>;
 
 /// One agent connection serving routes.
 struct Conn {
@@ -387,7 +392,7 @@ fn plain(status: u16, text: &str) -> Response<Out> {
 /// rate limit, naming confine's rule. A limit that won't pass by waiting
 /// says so (`x-should-retry: false`, which the Anthropic and OpenAI SDKs
 /// honour); the per-minute one says when to retry.
-fn rate_limited(provider: Option<Provider>, text: &str, which: Which) -> Response<Out> {
+fn rate_limited(provider: Option<Provider>, text: &str, per_minute: bool) -> Response<Out> {
     let message = format!("confine: {text}");
     let body = match provider {
         Some(Provider::Anthropic) => serde_json::json!({
@@ -397,7 +402,7 @@ fn rate_limited(provider: Option<Provider>, text: &str, which: Which) -> Respons
         Some(Provider::Openai) => serde_json::json!({
             "error": {
                 "message": message,
-                "type": if matches!(which, Which::RequestsPerMinute) { "requests" } else { "tokens" },
+                "type": if per_minute { "requests" } else { "tokens" },
                 "param": null,
                 "code": "rate_limit_exceeded",
             },
@@ -414,7 +419,7 @@ fn rate_limited(provider: Option<Provider>, text: &str, which: Which) -> Respons
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if which == Which::RequestsPerMinute {
+    if per_minute {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
     } else {
         h.insert("x-should-retry", HeaderValue::from_static("false"));
@@ -516,14 +521,28 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
             route.plan.name
         );
         rec.answered(429, &why);
-        return rate_limited(route.plan.provider, &why, Which::Tokens);
+        return rate_limited(route.plan.provider, &why, false);
+    }
+    // `network.budget`'s bytes: the request's head and declared body must
+    // fit before anything else is done for it (checked again, and the head
+    // counted, right before it is sent).
+    let head_out = request_head_len(&req);
+    let declared = req.body().size_hint().exact().unwrap_or(0);
+    if let Err((e, why)) = fits(&st, Dir::Out, head_out.saturating_add(declared)) {
+        st.budget_refused(e);
+        rec.answered(429, &why);
+        return rate_limited(route.plan.provider, &why, false);
     }
     let admitted = route.counter.borrow_mut().admit(limits, Instant::now());
     if let Err(r) = admitted {
         let why = r.describe(&route.plan.name);
         limit_reached(&st, route, r);
         rec.answered(429, &why);
-        return rate_limited(route.plan.provider, &why, r.which);
+        return rate_limited(
+            route.plan.provider,
+            &why,
+            r.which == Which::RequestsPerMinute,
+        );
     }
     rec.r.verdict = Verdict::Allowed;
 
@@ -540,9 +559,12 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
     );
     let headers = upstream_headers(req.headers(), route);
     let (parts, body) = req.into_parts();
+    let over = Rc::new(Cell::new(None));
     let mut up = Request::new(Counted {
         inner: body,
+        st: st.clone(),
         count: rec.out.clone(),
+        over: over.clone(),
     });
     *up.method_mut() = parts.method;
     *up.uri_mut() = match target.parse() {
@@ -564,9 +586,25 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
         }
     };
     rec.r.address = Some(addr);
+    // Checked and counted with no await in between, as the relay does.
+    if let Err((e, why)) = fits(&st, Dir::Out, head_out.saturating_add(declared)) {
+        st.budget_refused(e);
+        rec.answered(429, &why);
+        return rate_limited(route.plan.provider, &why, false);
+    }
+    st.budgets.borrow_mut().add(Dir::Out, head_out);
+    rec.out.set(rec.out.get().saturating_add(head_out));
     let resp = match sender.send_request(up).await {
         Ok(r) => r,
         Err(e) => {
+            if let Some(b) = over.get() {
+                // The body ran into the budget (a chunked one, or the
+                // budget spent meanwhile): refused like a request that
+                // doesn't fit, the upstream's request cut.
+                let why = b.describe();
+                rec.answered(429, &why);
+                return rate_limited(route.plan.provider, &why, false);
+            }
             let why = format!(
                 "secret route /{}: {}: {e}",
                 route.plan.name, route.plan.upstream_host
@@ -576,7 +614,8 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
         }
     };
     *conn.upstream.borrow_mut() = Some((i, sender, addr));
-    rec.r.status = Some(resp.status().as_u16());
+    let status = resp.status();
+    rec.r.status = Some(status.as_u16());
     let (mut parts, body) = resp.into_parts();
     strip_hop(&mut parts.headers);
     let reader = usage::Reader::for_content_type(
@@ -585,16 +624,112 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
     );
-    let body = Metered {
+    let head_in = head_len(
+        "HTTP/1.1 200 ".len() + status.canonical_reason().unwrap_or("").len(),
+        &parts.headers,
+    );
+    let mut body = Metered {
         inner: body,
         st: st.clone(),
         route: i,
         reader,
         spent: Spent::default(),
+        upstream_ok: status.is_success(),
+        over: None,
         rec: Some(rec),
     };
+    if let Err((e, why)) = fits(&st, Dir::In, head_in) {
+        // Not passed on: the response's spend is unknown (a route whose
+        // limits need it closes).
+        st.budget_refused(e);
+        if let Some(rec) = &mut body.rec {
+            rec.answered(429, &why);
+        }
+        body.finish(Some(format!("closed: {why}")));
+        return rate_limited(route.plan.provider, &why, false);
+    }
+    st.budgets.borrow_mut().add(Dir::In, head_in);
+    if let Some(rec) = &mut body.rec {
+        rec.r.bytes_in = head_in;
+    }
     Response::from_parts(parts, Box::pin(body))
 }
+
+/// The size of an HTTP/1 head whose first line is `first_line` bytes:
+/// that line, each header as `name: value` and the line ends. The
+/// request's is what the agent sent (give or take optional whitespace),
+/// the response's what it is sent (without the framing headers hyper
+/// adds).
+fn head_len(first_line: usize, h: &HeaderMap) -> u64 {
+    let fields: usize = h
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    (first_line + 2 + fields + 2) as u64
+}
+
+fn request_head_len(req: &Request<Incoming>) -> u64 {
+    let line = req.method().as_str().len() + 1 + req.uri().to_string().len() + " HTTP/1.1".len();
+    head_len(line, req.headers())
+}
+
+/// That `n` more bytes fit in `dir`'s byte budget of `network.budget`,
+/// and no byte budget is used up; else the budget that refuses, and why.
+fn fits(st: &State, dir: Dir, n: u64) -> Result<(), (Exhausted, String)> {
+    let b = st.budgets.borrow();
+    for d in [Dir::Out, Dir::In] {
+        if b.allowance(d) == 0 {
+            let e = b.bytes_exhausted(d);
+            return Err((e, e.describe()));
+        }
+    }
+    let left = b.allowance(dir);
+    if n > left {
+        let e = b.bytes_exhausted(dir);
+        let what = match dir {
+            Dir::Out => "the request's",
+            Dir::In => "the response's head,",
+        };
+        let why = format!(
+            "budget {} ({}): {what} {n} bytes don't fit in the {left} left",
+            e.which.name(),
+            e.limit
+        );
+        return Err((e, why));
+    }
+    Ok(())
+}
+
+/// `d` bounded by `dir`'s byte budget and counted, with no await in
+/// between (as the relay bounds its reads): the part that fits, and the
+/// budget, noted, when not all of it did.
+fn bounded(st: &State, dir: Dir, mut d: Bytes) -> (Bytes, Option<Exhausted>) {
+    let allowed = st.budgets.borrow().allowance(dir);
+    let over = d.len() as u64 > allowed;
+    if over {
+        // Less than `d.len()`, so it fits a usize.
+        d.truncate(allowed as usize);
+    }
+    st.budgets.borrow_mut().add(dir, d.len() as u64);
+    let e = over.then(|| st.budgets.borrow().bytes_exhausted(dir));
+    if let Some(e) = e {
+        st.budget_refused(e);
+    }
+    (d, e)
+}
+
+/// A byte budget ended a body: the upstream's request, or the response
+/// to the agent (whose connection then ends, as a relay's does).
+#[derive(Debug)]
+struct BudgetCut(Exhausted);
+
+impl std::fmt::Display for BudgetCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "confine: {}", self.0.describe())
+    }
+}
+
+impl std::error::Error for BudgetCut {}
 
 impl Conn {
     /// The upstream connection for route `i`: the last one if it is the
@@ -708,32 +843,52 @@ fn limit_reached(st: &State, route: &Route, r: Reached) {
     }));
 }
 
-/// A body whose data bytes are counted.
-struct Counted<B> {
-    inner: B,
+/// The agent's request body on its way upstream: bounded by
+/// `network.budget`'s `bytes_out` and counted; past it, the body ends
+/// with an error (hyper then abandons the upstream request).
+struct Counted {
+    inner: Incoming,
+    st: Rc<State>,
     count: Rc<Cell<u64>>,
+    /// The budget this body ran into.
+    over: Rc<Cell<Option<Exhausted>>>,
 }
 
-impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
+impl Body for Counted {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let p = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &p {
-            if let Some(d) = f.data_ref() {
-                this.count.set(this.count.get() + d.len() as u64);
+        if let Some(e) = this.over.get() {
+            return Poll::Ready(Some(Err(Box::new(BudgetCut(e)))));
+        }
+        let f = match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(f)) => f,
+            Some(Err(e)) => return Poll::Ready(Some(Err(Box::new(e)))),
+            None => return Poll::Ready(None),
+        };
+        let d = match f.into_data() {
+            Ok(d) => d,
+            Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+        };
+        let (d, over) = bounded(&this.st, Dir::Out, d);
+        this.count
+            .set(this.count.get().saturating_add(d.len() as u64));
+        if let Some(e) = over {
+            this.over.set(Some(e));
+            if d.is_empty() {
+                return Poll::Ready(Some(Err(Box::new(BudgetCut(e)))));
             }
         }
-        p
+        Poll::Ready(Some(Ok(Frame::data(d))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.over.get().is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -750,6 +905,10 @@ struct Metered {
     route: usize,
     reader: usage::Reader,
     spent: Spent,
+    /// The upstream answered 2xx: a response whose spend is needed.
+    upstream_ok: bool,
+    /// The byte budget this response ran into: it ends at the next frame.
+    over: Option<Exhausted>,
     rec: Option<ReqRecord>,
 }
 
@@ -769,7 +928,7 @@ impl Metered {
             route_name = route.plan.name.clone();
             let limits = route.plan.limits.as_ref();
             let now = Instant::now();
-            let ok = rec.r.status.is_some_and(|s| (200..300).contains(&s));
+            let ok = self.upstream_ok;
             let (cost, priced_as) = route.counter.borrow_mut().add(limits, &self.spent, ok, now);
             let totals = route.counter.borrow().totals;
             // Past a limit that stops: now, not at the next request.
@@ -786,6 +945,7 @@ impl Metered {
                 tokens_out: self.spent.tokens_out,
                 cost,
                 priced_as,
+                estimated: self.spent.estimated,
                 totals,
             }
         };
@@ -794,24 +954,44 @@ impl Metered {
     }
 }
 
+impl Metered {
+    /// Ends the response at the budget `e`.
+    fn cut(&mut self, e: Exhausted) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.finish(Some(format!("closed: {}", e.describe())));
+        Poll::Ready(Some(Err(Box::new(BudgetCut(e)))))
+    }
+}
+
 impl Body for Metered {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(e) = this.over {
+            return this.cut(e);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    if let Some(rec) = &mut this.rec {
-                        rec.r.bytes_in += d.len() as u64;
-                    }
-                    this.reader.feed(d, &mut this.spent);
+                let d = match f.into_data() {
+                    Ok(d) => d,
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                };
+                let (d, over) = bounded(&this.st, Dir::In, d);
+                if let Some(rec) = &mut this.rec {
+                    rec.r.bytes_in = rec.r.bytes_in.saturating_add(d.len() as u64);
                 }
-                Poll::Ready(Some(Ok(f)))
+                this.reader.feed(&d, &mut this.spent);
+                if let Some(e) = over {
+                    this.over = Some(e);
+                    if d.is_empty() {
+                        return this.cut(e);
+                    }
+                }
+                Poll::Ready(Some(Ok(Frame::data(d))))
             }
             Poll::Ready(None) => {
                 this.finish(None);
@@ -819,14 +999,14 @@ impl Body for Metered {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.finish(Some(format!("the upstream's response broke off: {e}")));
-                Poll::Ready(Some(Err(e)))
+                Poll::Ready(Some(Err(Box::new(e))))
             }
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.over.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -860,6 +1040,19 @@ mod tests {
         assert_eq!(without_param("key=AIza0&alt=sse&key=x", "key"), "alt=sse");
         assert_eq!(without_param("keys=1&key", "key"), "keys=1");
         assert_eq!(without_param("key=1", "key"), "");
+    }
+
+    #[test]
+    fn heads_count_as_http1_spells_them() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("127.0.0.1:3128"));
+        h.append("x-api-key", HeaderValue::from_static("k"));
+        h.append("x-api-key", HeaderValue::from_static("again"));
+        let line = "POST /anthropic/v1/messages HTTP/1.1";
+        let text =
+            format!("{line}\r\nhost: 127.0.0.1:3128\r\nx-api-key: k\r\nx-api-key: again\r\n\r\n");
+        assert_eq!(head_len(line.len(), &h), text.len() as u64);
+        assert_eq!(head_len(0, &HeaderMap::new()), 4);
     }
 
     #[test]
@@ -945,7 +1138,7 @@ mod tests {
             (None, "/message", "confine: the rule"),
         ] {
             for which in [Which::RequestsPerMinute, Which::Cost] {
-                let r = rate_limited(provider, "the rule", which);
+                let r = rate_limited(provider, "the rule", which == Which::RequestsPerMinute);
                 assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
                 let retry = r.headers().contains_key(header::RETRY_AFTER);
                 let no_retry = r.headers().get("x-should-retry").is_some();

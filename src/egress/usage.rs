@@ -17,6 +17,16 @@
 //!   plus `thoughtsTokenCount`, in every chunk of a stream; the model is
 //!   `modelVersion`.
 //!
+//! A stream that ends without its provider's completion marker (the
+//! agent hung up, the upstream cut it) after its first usage but before
+//! its last is charged an upper bound: the bytes of the data lines after
+//! the last one that carried an output count are added as output tokens
+//! (no token is shorter than a byte), and the spend is `estimated`.
+//! The markers: Anthropic's `message_stop` or a `message_delta` with
+//! usage; OpenAI's `[DONE]` after a usage chunk; the Responses API's
+//! `response.completed` (or `.incomplete`, `.failed`) with usage;
+//! Gemini's chunk with `usageMetadata` and a candidate's `finishReason`.
+//!
 //! Nothing here panics on any input (a fuzz target feeds it).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -82,12 +92,17 @@ pub struct Spent {
     pub model: Option<String>,
     pub tokens_in: Option<u64>,
     pub tokens_out: Option<u64>,
+    /// `tokens_out` is an upper bound: a stream ended before its last
+    /// usage ([`Reader::finish`]).
+    pub estimated: bool,
 }
 
 impl Spent {
     /// Reads the usage fields of one JSON object (a whole response or
-    /// one event of a stream) into `self`.
-    pub fn take(&mut self, v: &Value) {
+    /// one event of a stream) into `self`; true when it held an output
+    /// count.
+    pub fn take(&mut self, v: &Value) -> bool {
+        let mut counted = false;
         let candidates = [Some(v), v.get("message"), v.get("response")];
         for o in candidates.into_iter().flatten() {
             if self.model.is_none() {
@@ -112,6 +127,7 @@ impl Spent {
                 }
                 if let Some(out) = n("output_tokens").or_else(|| n("completion_tokens")) {
                     max_into(&mut self.tokens_out, out);
+                    counted = true;
                 }
             }
             if let Some(u) = o.get("usageMetadata").filter(|u| u.is_object()) {
@@ -122,9 +138,11 @@ impl Spent {
                 let out = [n("candidatesTokenCount"), n("thoughtsTokenCount")];
                 if out.iter().any(Option::is_some) {
                     max_into(&mut self.tokens_out, out.iter().flatten().sum());
+                    counted = true;
                 }
             }
         }
+        counted
     }
 
     pub fn tokens(&self) -> u64 {
@@ -144,19 +162,69 @@ pub enum Reader {
     /// `application/json`: kept up to [`MAX_JSON`], read at the end.
     Json(Vec<u8>),
     /// `text/event-stream`: read line by line as it comes.
-    Events { line: Vec<u8>, skipping: bool },
+    Events(Stream),
     /// Anything else: not read.
     Other,
+}
+
+/// An event stream being read.
+#[derive(Debug, Default)]
+pub struct Stream {
+    line: Vec<u8>,
+    /// The current line is too long: skipped to its end.
+    skipping: bool,
+    /// Bytes of the data lines (and skipped lines) since the last event
+    /// that carried an output count: what a cut stream is charged.
+    uncounted: u64,
+    /// The last event read was the provider's completion marker.
+    complete: bool,
+}
+
+/// What one line of a stream was.
+enum Line {
+    /// Not a `data:` line.
+    Other,
+    /// A completion marker (it may also carry a count).
+    Marker { counted: bool },
+    /// Data with an output count.
+    Counted,
+    /// Data without one, of this many bytes.
+    Uncounted(u64),
+}
+
+impl Stream {
+    fn end_line(&mut self, spent: &mut Spent) {
+        match event_line(&self.line, spent) {
+            Line::Other => {}
+            Line::Marker { counted } => {
+                if counted {
+                    self.uncounted = 0;
+                }
+                self.complete = true;
+            }
+            Line::Counted => {
+                self.uncounted = 0;
+                self.complete = false;
+            }
+            Line::Uncounted(n) => {
+                self.uncounted = self.uncounted.saturating_add(n);
+                self.complete = false;
+            }
+        }
+    }
+
+    /// A line too long to read: all of it is uncounted data.
+    fn skipped(&mut self, n: usize) {
+        self.uncounted = self.uncounted.saturating_add(n as u64);
+        self.complete = false;
+    }
 }
 
 impl Reader {
     pub fn for_content_type(ct: Option<&str>) -> Reader {
         let ct = ct.unwrap_or("").to_ascii_lowercase();
         if ct.starts_with("text/event-stream") {
-            Reader::Events {
-                line: Vec::new(),
-                skipping: false,
-            }
+            Reader::Events(Stream::default())
         } else if ct.starts_with("application/json") || ct.contains("+json") {
             Reader::Json(Vec::new())
         } else {
@@ -174,23 +242,24 @@ impl Reader {
                     *self = Reader::Other;
                 }
             }
-            Reader::Events { line, skipping } => {
+            Reader::Events(st) => {
                 for part in chunk.split_inclusive(|&b| b == b'\n') {
                     let ends = part.ends_with(b"\n");
-                    if !*skipping {
-                        if line.len() + part.len() > MAX_LINE {
-                            *skipping = true;
-                            line.clear();
-                        } else {
-                            line.extend_from_slice(part);
-                        }
+                    if st.skipping {
+                        st.skipped(part.len());
+                    } else if st.line.len() + part.len() > MAX_LINE {
+                        st.skipping = true;
+                        st.skipped(st.line.len() + part.len());
+                        st.line.clear();
+                    } else {
+                        st.line.extend_from_slice(part);
                     }
                     if ends {
-                        if !*skipping {
-                            event_line(line, spent);
+                        if !st.skipping {
+                            st.end_line(spent);
                         }
-                        line.clear();
-                        *skipping = false;
+                        st.line.clear();
+                        st.skipping = false;
                     }
                 }
             }
@@ -198,7 +267,11 @@ impl Reader {
         }
     }
 
-    /// The body has ended.
+    /// The body has ended (whole or not). A stream that didn't end with
+    /// its completion marker, after a usage but with data since its last
+    /// output count, is charged those bytes as output tokens. One that
+    /// never showed a usage is left without (a route whose limits need
+    /// its spend closes, [`Counter::add`]).
     pub fn finish(&mut self, spent: &mut Spent) {
         match self {
             Reader::Json(buf) => {
@@ -206,9 +279,15 @@ impl Reader {
                     spent.take(&v);
                 }
             }
-            Reader::Events { line, skipping } => {
-                if !*skipping && !line.is_empty() {
-                    event_line(line, spent);
+            Reader::Events(st) => {
+                if !st.skipping && !st.line.is_empty() {
+                    st.end_line(spent);
+                }
+                let seen = spent.tokens_in.is_some() || spent.tokens_out.is_some();
+                if seen && !st.complete && st.uncounted > 0 {
+                    spent.tokens_out =
+                        Some(spent.tokens_out.unwrap_or(0).saturating_add(st.uncounted));
+                    spent.estimated = true;
                 }
             }
             Reader::Other => {}
@@ -218,19 +297,47 @@ impl Reader {
 }
 
 /// One line of an event stream: `data: {json}` is read, the rest skipped.
-fn event_line(line: &[u8], spent: &mut Spent) {
+fn event_line(line: &[u8], spent: &mut Spent) -> Line {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let Some(data) = line.strip_prefix(b"data:") else {
-        return;
+        return Line::Other;
     };
     let data = data.strip_prefix(b" ").unwrap_or(data);
+    if data.trim_ascii() == b"[DONE]" && spent.tokens_out.is_some() {
+        return Line::Marker { counted: false };
+    }
+    let uncounted = Line::Uncounted(data.len() as u64);
     if data.first() != Some(&b'{') {
-        return;
+        return uncounted;
     }
-    if let Ok(v) = serde_json::from_slice::<Value>(data) {
-        spent.take(&v);
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return uncounted;
+    };
+    let counted = spent.take(&v);
+    if is_marker(&v, counted) {
+        Line::Marker { counted }
+    } else if counted {
+        Line::Counted
+    } else {
+        uncounted
     }
+}
+
+/// The event that ends a provider's stream (see the module's doc).
+fn is_marker(v: &Value, counted: bool) -> bool {
+    match v.get("type").and_then(Value::as_str) {
+        Some("message_stop") => return true,
+        Some(
+            "message_delta" | "response.completed" | "response.incomplete" | "response.failed",
+        ) => return counted,
+        _ => {}
+    }
+    let finished = v
+        .get("candidates")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some()));
+    counted && finished && v.get("usageMetadata").is_some()
 }
 
 /// The price of `model`: its own entry, else the longest entry that is a
@@ -568,6 +675,129 @@ mod tests {
         assert_eq!(s.tokens_in, Some(1));
     }
 
+    /// Reads the first `n` bytes of `body` as a stream cut there.
+    fn cut(body: &str, n: usize) -> Spent {
+        read("text/event-stream", &body.as_bytes()[..n], 7)
+    }
+
+    /// Where each line of `body` ends (after its newline).
+    fn line_ends(body: &str) -> Vec<usize> {
+        body.match_indices('\n').map(|(i, _)| i + 1).collect()
+    }
+
+    /// An Anthropic stream: three deltas of 2 tokens each ("hello world"
+    /// is two), 7 output tokens at the end.
+    const ANTHROPIC: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hello world\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hello world\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"text\":\"hello world\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn a_complete_stream_is_charged_exactly() {
+        for (body, tokens) in [
+            (ANTHROPIC, (Some(25), Some(7))),
+            (OPENAI_CHAT, (Some(9), Some(6))),
+            (OPENAI_RESPONSES, (Some(4), Some(6))),
+            (GEMINI, (Some(8), Some(6))),
+        ] {
+            for chunk in [1, 9, 4096] {
+                let s = read("text/event-stream", body.as_bytes(), chunk);
+                assert_eq!((s.tokens_in, s.tokens_out), tokens, "{body}");
+                assert!(!s.estimated, "{body}");
+            }
+        }
+        // Without its trailing newline, the last event still ends it.
+        let s = cut(GEMINI, GEMINI.len() - 1);
+        assert_eq!((s.tokens_out, s.estimated), (Some(6), false));
+    }
+
+    /// For every cut of `body` from the end of its first usage line to the
+    /// end of its last line: the output charged is at least `per` tokens
+    /// for each content line delivered whole (each line named by a piece
+    /// of it), and the spend is estimated when a content line came after
+    /// the last count; `exact` cuts (after the final count) are exact.
+    fn cut_everywhere(body: &str, content: &str, per: u64, last: u64) {
+        let first_usage = body.find("usage").unwrap();
+        let start = body[first_usage..].find('\n').unwrap() + first_usage + 1;
+        for n in start..=body.len() {
+            let s = cut(body, n);
+            let seen = &body[..n];
+            let whole: u64 = line_ends(seen)
+                .iter()
+                .zip(std::iter::once(0).chain(line_ends(seen)))
+                .filter(|(end, begin)| seen[*begin..**end].contains(content))
+                .count() as u64;
+            let out = s
+                .tokens_out
+                .unwrap_or_else(|| panic!("cut at {n}: no output"));
+            assert!(out >= whole * per, "cut at {n}: {out} < {}", whole * per);
+            if n == body.len() {
+                assert_eq!((out, s.estimated), (last, false));
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_before_its_last_usage_is_charged_an_upper_bound() {
+        cut_everywhere(ANTHROPIC, "hello world", 2, 7);
+        // Cut after the content, before `message_delta`: the usage so far
+        // (1) and every byte of what came since.
+        let at = ANTHROPIC.find("event: message_delta").unwrap();
+        let s = cut(ANTHROPIC, at);
+        assert!(s.estimated);
+        assert_eq!(s.tokens_in, Some(25));
+        assert!(s.tokens_out.unwrap() > 1 + 3 * "hello world".len() as u64);
+        // Cut after `message_delta`: exact (its count is the last).
+        let at = ANTHROPIC
+            .find("event: ping\ndata: {\"type\":\"ping\"}\n\nevent: message_stop")
+            .unwrap();
+        assert_eq!(cut(ANTHROPIC, at).tokens_out, Some(7));
+        assert!(!cut(ANTHROPIC, at).estimated);
+
+        // Gemini counts in every chunk: a cut one is exact at each chunk.
+        cut_everywhere(GEMINI, "\"text\"", 2, 6);
+        let at = GEMINI.rfind("data:").unwrap();
+        let s = cut(GEMINI, at);
+        assert_eq!((s.tokens_out, s.estimated), (Some(4), false));
+        // Chunks with the prompt count only: their bytes are charged.
+        let bare = GEMINI_PROMPT_ONLY;
+        cut_everywhere(bare, "\"text\"", 2, 6);
+        let at = bare.rfind("data:").unwrap();
+        let s = cut(bare, at);
+        assert!(s.estimated);
+        assert!(s.tokens_out.unwrap() >= 4);
+
+        // OpenAI streams say nothing before their end: a cut one has no
+        // usage, and closes a route whose limits need it (below).
+        for body in [OPENAI_CHAT, OPENAI_RESPONSES] {
+            let at = body.find("\"usage\":{").unwrap();
+            let at = body[..at].rfind("data:").unwrap();
+            let s = cut(body, at);
+            assert_eq!((s.tokens_out, s.estimated), (None, false), "{body}");
+        }
+        // A cut after the chat's usage chunk, before `[DONE]`: exact.
+        let at = OPENAI_CHAT.find("data: [DONE]").unwrap();
+        assert_eq!(cut(OPENAI_CHAT, at).tokens_out, Some(6));
+        // A line too long to read counts whole.
+        let mut long = ANTHROPIC[..ANTHROPIC.find("event: content").unwrap()].to_string();
+        long.push_str("data: {\"");
+        long.extend(std::iter::repeat_n('x', MAX_LINE));
+        let s = cut(&long, long.len());
+        assert!(s.estimated);
+        assert!(s.tokens_out.unwrap() > MAX_LINE as u64);
+        // An estimated spend is counted against the limits like any
+        // other (not as a response that couldn't be counted).
+        let l = limits(|l| l.tokens = Some(100));
+        let mut c = Counter::default();
+        let s = cut(ANTHROPIC, ANTHROPIC.find("event: message_delta").unwrap());
+        c.add(Some(&l), &s, true, Instant::now());
+        assert_eq!(c.totals.tokens_out, s.tokens_out.unwrap());
+        let r = c.admit(Some(&l), Instant::now()).unwrap_err();
+        assert_eq!((r.which, r.unmetered), (Which::Tokens, false));
+    }
+
+    const OPENAI_CHAT: &str = "data: {\"model\":\"gpt-5\",\"choices\":[{\"delta\":{\"content\":\"hello world\"}}],\"usage\":null}\n\ndata: {\"model\":\"gpt-5\",\"choices\":[{\"delta\":{\"content\":\"hello world\"}}],\"usage\":null}\n\ndata: {\"model\":\"gpt-5\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":6}}\n\ndata: [DONE]\n\n";
+    const OPENAI_RESPONSES: &str = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"gpt-5\",\"usage\":null}}\n\nevent: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hello world\"}\n\nevent: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"model\":\"gpt-5\",\"usage\":{\"input_tokens\":4,\"output_tokens\":6}}}\n\n";
+    const GEMINI: &str = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello world\"}]}}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":2},\"modelVersion\":\"gemini-x\"}\r\n\r\ndata: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello world\"}]}}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":4},\"modelVersion\":\"gemini-x\"}\r\n\r\ndata: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello world\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":6},\"modelVersion\":\"gemini-x\"}\r\n\r\n";
+    const GEMINI_PROMPT_ONLY: &str = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello world\"}]}}],\"usageMetadata\":{\"promptTokenCount\":8},\"modelVersion\":\"gemini-x\"}\n\ndata: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello world\"}]}}],\"usageMetadata\":{\"promptTokenCount\":8},\"modelVersion\":\"gemini-x\"}\n\ndata: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hello world\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":6},\"modelVersion\":\"gemini-x\"}\n\n";
+
     fn limits(f: impl FnOnce(&mut Limits)) -> Limits {
         let mut l = Limits::default();
         f(&mut l);
@@ -579,6 +809,7 @@ mod tests {
             model: Some(model.into()),
             tokens_in: Some(i),
             tokens_out: Some(o),
+            estimated: false,
         }
     }
 

@@ -1209,6 +1209,9 @@ pub enum Reply {
     Model { text: String },
     /// `status` with a JSON body (with a Content-Length).
     Status { status: u16, body: String },
+    /// Like `Events` without gaps, but the connection is closed after the
+    /// last one without the chunked body's end: a stream cut short.
+    Cut { events: Vec<String> },
     /// An Anthropic model that first calls Claude Code's shell tool
     /// (`Bash`) with `command`, and answers `text` once the request
     /// carries the tool's result.
@@ -1600,6 +1603,15 @@ impl Api {
                 }
                 s.write_all(b"0\r\n\r\n")?;
                 s.flush()?;
+            }
+            Reply::Cut { events } => {
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+                for e in &events {
+                    let data = format!("{e}\n\n");
+                    s.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())?;
+                }
+                s.flush()?;
+                return Err(io::Error::other("the stream is cut here"));
             }
             Reply::Status { status, body } => {
                 let head = format!(
