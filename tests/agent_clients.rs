@@ -339,16 +339,14 @@ fn run_client(c: &Client) -> Ran {
     let (mut memory, mut placeholder_in_memory, mut key_in_memory) =
         (Vec::new(), Vec::new(), Vec::new());
     if asked && !api.requests().is_empty() {
-        // The memory of every process of the sandbox: those in the pid
-        // namespace of the agent's uid (the supervisor and the egress
-        // proxy, outside it, hold the key by design).
-        let pids = tree(supervisor);
-        let sandbox = pids
-            .iter()
-            .find(|&&pid| uid(pid) == Some(AGENT_UID))
-            .and_then(|&pid| pid_ns(pid));
-        for &pid in &pids {
-            if sandbox.is_none() || pid_ns(pid) != sandbox {
+        // The memory of every process of the sandbox: those in its pid
+        // namespace, the supervisor's no more. The supervisor and the
+        // egress proxy (forked before the sandbox) are outside it and
+        // hold the key by design.
+        let outside = pid_ns(supervisor);
+        for pid in tree(supervisor) {
+            let ns = pid_ns(pid);
+            if ns.is_none() || ns == outside {
                 continue;
             }
             let argv0 = argv(pid).unwrap_or_default().join(" ");
@@ -429,13 +427,6 @@ fn run_client(c: &Client) -> Ran {
         _f: f,
         _net: net,
     }
-}
-
-/// The real uid of `pid`, or None if it is gone.
-fn uid(pid: i32) -> Option<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The pid namespace of `pid`, or None if it is gone.
@@ -616,7 +607,9 @@ fn check(c: &Client) -> Ran {
         // model in a later request.
         let report = probe_report();
         assert_eq!(
-            fs::read_to_string(r.ws.join("probe-out.txt")).ok().as_deref(),
+            fs::read_to_string(r.ws.join("probe-out.txt"))
+                .ok()
+                .as_deref(),
             Some(report.as_str()),
             "{why}"
         );

@@ -750,7 +750,11 @@ fn pip_installs_from_an_allowed_index_and_not_from_another() {
     dns.set("mirror.example", &[OTHER]);
     let f = Fixture::new("egress-pip");
     // The same index on a host the profile allows and on one it doesn't.
-    net.pip_index(&f.root.join("site"), "installed through the proxy", &[FILES, OTHER]);
+    net.pip_index(
+        &f.root.join("site"),
+        "installed through the proxy",
+        &[FILES, OTHER],
+    );
     let p = profile(&f, "pip", "  allow: [\"pypi.example:80\"]\n");
     let pip = |host: &str, target: &str| {
         format!(

@@ -1286,8 +1286,8 @@ pub enum Reply {
     /// A model that first has the client's own shell tool run `command`,
     /// in the shape of the API the request names: Claude Code's `Bash`
     /// (a `tool_use` of the Messages API), Codex's `exec_command` (a
-    /// `function_call` of the Responses API; `shell_command` or `shell`
-    /// when the request offers no `exec_command`), Gemini CLI's
+    /// `function_call` of the Responses API; `shell_command` when the
+    /// request offers that and no `exec_command`), Gemini CLI's
     /// `run_shell_command` (a `functionCall`, not to its model router);
     /// and answers `text` once the request carries the tool's result (a
     /// `tool_result`, `function_call_output` or `functionResponse`).
@@ -1458,12 +1458,12 @@ impl Reply {
     /// offers, `exec_command` first.
     fn function_call(command: &str, compact: &str) -> Vec<String> {
         let offers = |name: &str| compact.contains(&format!("\"name\":\"{name}\""));
-        let (name, args) = if offers("exec_command") {
-            ("exec_command", serde_json::json!({ "cmd": command }))
-        } else if offers("shell_command") {
+        // Codex's default model lists no shell tool of its own (it
+        // reaches them from JavaScript) yet runs an `exec_command` call.
+        let (name, args) = if offers("shell_command") && !offers("exec_command") {
             ("shell_command", serde_json::json!({ "command": command }))
         } else {
-            ("shell", serde_json::json!({ "command": ["bash", "-lc", command] }))
+            ("exec_command", serde_json::json!({ "cmd": command }))
         };
         let item = serde_json::json!({
             "type": "function_call", "id": "fc_test", "call_id": "call_test",
@@ -1476,7 +1476,10 @@ impl Reply {
             })
         };
         let ev = |data: serde_json::Value| {
-            format!("event: {}\ndata: {data}", data["type"].as_str().unwrap_or(""))
+            format!(
+                "event: {}\ndata: {data}",
+                data["type"].as_str().unwrap_or("")
+            )
         };
         vec![
             ev(serde_json::json!({
