@@ -226,6 +226,8 @@ struct Ran {
     memory: Vec<String>,
     placeholder_in_memory: Vec<String>,
     key_in_memory: Vec<String>,
+    /// Whether the egress proxy's memory held the key, as it must.
+    key_in_proxy: bool,
     _f: Fixture,
     _net: Net,
 }
@@ -338,23 +340,31 @@ fn run_client(c: &Client) -> Ran {
     let (mut scanned, mut placeholder_in, mut key_in) = (0, Vec::new(), Vec::new());
     let (mut memory, mut placeholder_in_memory, mut key_in_memory) =
         (Vec::new(), Vec::new(), Vec::new());
+    let mut key_in_proxy = false;
     if asked && !api.requests().is_empty() {
         // The memory of every process of the sandbox: those in its pid
         // namespace, the supervisor's no more. The supervisor and the
         // egress proxy (forked before the sandbox) are outside it and
         // hold the key by design.
+        // The proxy's memory is read too, for the control that the scan
+        // finds the key where it is.
         let outside = pid_ns(supervisor);
         for pid in tree(supervisor) {
             let ns = pid_ns(pid);
-            if ns.is_none() || ns == outside {
-                continue;
-            }
             let argv0 = argv(pid).unwrap_or_default().join(" ");
             let argv0: String = argv0.chars().take(80).collect();
+            let proxy = argv0.starts_with("confine-egress");
+            if ns.is_none() || ns == outside && !proxy {
+                continue;
+            }
             let Some(scan) = memory_holding(pid, &[needle.as_bytes(), b"confine-placeholder"])
             else {
                 continue;
             };
+            if proxy {
+                key_in_proxy |= scan.found[0];
+                continue;
+            }
             memory.push(format!("{pid} ({} MiB): {argv0}", scan.read >> 20));
             if scan.found[0] {
                 key_in_memory.push(format!("{pid}: {argv0}"));
@@ -424,6 +434,7 @@ fn run_client(c: &Client) -> Ran {
         memory,
         placeholder_in_memory,
         key_in_memory,
+        key_in_proxy,
         _f: f,
         _net: net,
     }
@@ -589,8 +600,14 @@ fn check(c: &Client) -> Ran {
         "no process held the placeholder: {why}"
     );
     // Nor in the memory of any process of the sandbox, where the
-    // placeholder is (the control: the scan read the client's data).
+    // placeholder is (the control: the scan read the client's data), and
+    // the same scan finds the key in the egress proxy's (the control: it
+    // can find the key).
     assert!(!r.memory.is_empty(), "no memory read: {why}");
+    assert!(
+        r.key_in_proxy,
+        "the key not found in the proxy's memory: {why}"
+    );
     assert!(
         r.key_in_memory.is_empty(),
         "the key in the memory of {:?}",
