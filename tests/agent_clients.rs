@@ -16,11 +16,21 @@
 //! Asserted for each: the stand-in got the real key in the provider's
 //! header, on every request; while the client waited for its answer, no
 //! process of the sandbox held the key in its environment or arguments
-//! (and the client's held the placeholder: the control); the workspace
-//! holds no key and none of the client's state, which is in the private
-//! home; the client printed the stand-in's answer, with no EPERM, EACCES
-//! or ENOSYS; a write outside the workspace fails. Claude Code's own shell
-//! tool runs one command the stand-in asks for.
+//! (and the client's held the placeholder: the control), nor anywhere in
+//! its memory (read through /proc/PID/mem; the placeholder is found
+//! there: the control); the workspace holds no key and none of the
+//! client's state, which is in the private home; the client printed the
+//! stand-in's answer, with no EPERM, EACCES or ENOSYS; a write outside the
+//! workspace fails.
+//!
+//! And one turn of real work: the stand-in has the client run a probe
+//! (Claude Code's `Bash`, Codex's `exec_command`, Gemini CLI's
+//! `run_shell_command`; aider, which has no shell tool, writes it with a
+//! SEARCH/REPLACE edit and runs it as its test command). The probe writes
+//! what only the inside shows (the sandbox's hostname, its seccomp mode,
+//! the agent's uid) into the workspace, where the test finds it, and tries
+//! to write a fixture outside the workspace, which stays as it was; its
+//! output reaches the stand-in in the client's next request.
 //!
 //! And the `python-agent` workload, without a model: a venv, pip from a
 //! local index (pinned in `hosts:`), unittest, a git branch, commit and
@@ -164,9 +174,40 @@ struct Client<'a> {
     extra: &'a str,
     /// Files a user writes once into the private home (path, content).
     seed: &'a [(&'a str, &'a str)],
-    /// A command the model runs with the client's own shell tool first
-    /// (Anthropic's `Bash`), or none.
-    tool: Option<&'a str>,
+    /// What the model has the client do before it answers.
+    turn: Turn,
+}
+
+/// What the model has a client do before it answers [`ANSWER`].
+#[derive(Clone, Copy, PartialEq)]
+enum Turn {
+    /// Nothing.
+    Answer,
+    /// Run [`probe`] with the client's own shell tool.
+    Shell,
+    /// Write [`probe`] into `probe.sh` with an edit (aider's
+    /// SEARCH/REPLACE), which the client's test command then runs.
+    Edit,
+}
+
+/// What the probe writes into the workspace, run inside the sandbox: the
+/// sandbox's hostname (the host's is another), its seccomp mode (2: a
+/// filter) and the agent's uid.
+fn probe_report() -> String {
+    format!("confine\nSeccomp:\t2\n{AGENT_UID}\n")
+}
+
+/// The probe the model has the client run: it writes [`probe_report`]
+/// into `probe-out.txt` in the workspace and prints it, then tries to
+/// write `victim`, outside the workspace, and prints the status. No
+/// command substitution: Gemini CLI refuses `$(...)`.
+fn probe(victim: &Path) -> String {
+    format!(
+        "hostname > probe-out.txt; grep Seccomp: /proc/self/status >> probe-out.txt; \
+         id -u >> probe-out.txt; cat probe-out.txt; \
+         echo attack 2>/dev/null > {}; echo outside=$?",
+        victim.display()
+    )
 }
 
 /// What a run left to look at.
@@ -180,6 +221,13 @@ struct Ran {
     scanned: usize,
     placeholder_in: Vec<String>,
     key_in: Vec<String>,
+    /// The processes whose memory was read while the client waited,
+    /// those that held the placeholder and those that held the key.
+    memory: Vec<String>,
+    placeholder_in_memory: Vec<String>,
+    key_in_memory: Vec<String>,
+    /// Whether the egress proxy's memory held the key, as it must.
+    key_in_proxy: bool,
     _f: Fixture,
     _net: Net,
 }
@@ -209,17 +257,26 @@ fn tree(root: i32) -> Vec<i32> {
 fn run_client(c: &Client) -> Ran {
     let net = Net::new();
     let _dns = net.dns(DNS);
-    let reply = match c.tool {
-        Some(command) => Reply::Tool {
-            command: command.into(),
+    let f = Fixture::new(&format!("clients-{}", c.profile));
+    let victim = f.file(&f.outside.join("victim"), "original");
+    let reply = match c.turn {
+        Turn::Answer => Reply::Model {
             text: ANSWER.into(),
         },
-        None => Reply::Model {
+        Turn::Shell => Reply::Tool {
+            command: probe(&victim),
             text: ANSWER.into(),
+        },
+        Turn::Edit => Reply::Edit {
+            path: "probe.sh".into(),
+            content: format!("{}\nexit 1\n", probe(&victim)),
+            text: ANSWER.into(),
+            // The report as a JSON string holds it: the test command's
+            // output came back.
+            done_when: "Seccomp:\\t2".into(),
         },
     };
     let api = net.api(API_ADDR, &[c.host], reply);
-    let f = Fixture::new(&format!("clients-{}", c.profile));
     let name = format!("test-{}-{}", c.profile, unique());
     let home = Home(Path::new("/var/lib/confine/homes").join(&name));
     let yaml = format!(
@@ -247,7 +304,6 @@ fn run_client(c: &Client) -> Ran {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&home.0, fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let victim = f.file(&f.outside.join("victim"), "original");
     let script = format!(
         "echo \"held=${}\"; {}; echo client=$?; echo x 2>/dev/null > {}; echo outside=$?",
         c.key_env,
@@ -282,7 +338,41 @@ fn run_client(c: &Client) -> Ran {
     });
     let needle = key(c.key_prefix);
     let (mut scanned, mut placeholder_in, mut key_in) = (0, Vec::new(), Vec::new());
+    let (mut memory, mut placeholder_in_memory, mut key_in_memory) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let mut key_in_proxy = false;
     if asked && !api.requests().is_empty() {
+        // The memory of every process of the sandbox: those in its pid
+        // namespace, the supervisor's no more. The supervisor and the
+        // egress proxy (forked before the sandbox) are outside it and
+        // hold the key by design.
+        // The proxy's memory is read too, for the control that the scan
+        // finds the key where it is.
+        let outside = pid_ns(supervisor);
+        for pid in tree(supervisor) {
+            let ns = pid_ns(pid);
+            let argv0 = argv(pid).unwrap_or_default().join(" ");
+            let argv0: String = argv0.chars().take(80).collect();
+            let proxy = argv0.starts_with("confine-egress");
+            if ns.is_none() || ns == outside && !proxy {
+                continue;
+            }
+            let Some(scan) = memory_holding(pid, &[needle.as_bytes(), b"confine-placeholder"])
+            else {
+                continue;
+            };
+            if proxy {
+                key_in_proxy |= scan.found[0];
+                continue;
+            }
+            memory.push(format!("{pid} ({} MiB): {argv0}", scan.read >> 20));
+            if scan.found[0] {
+                key_in_memory.push(format!("{pid}: {argv0}"));
+            }
+            if scan.found[1] {
+                placeholder_in_memory.push(format!("{pid}: {argv0}"));
+            }
+        }
         for pid in tree(supervisor) {
             for what in ["environ", "cmdline"] {
                 let Ok(bytes) = fs::read(format!("/proc/{pid}/{what}")) else {
@@ -341,9 +431,99 @@ fn run_client(c: &Client) -> Ran {
         scanned,
         placeholder_in,
         key_in,
+        memory,
+        placeholder_in_memory,
+        key_in_memory,
+        key_in_proxy,
         _f: f,
         _net: net,
     }
+}
+
+/// The pid namespace of `pid`, or None if it is gone.
+fn pid_ns(pid: i32) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
+}
+
+/// The mappings read of [`memory_holding`]: larger ones are skipped (a
+/// reservation, not data a client wrote).
+const MAX_MAPPING: u64 = 512 << 20;
+
+/// What [`memory_holding`] found.
+struct MemoryScan {
+    /// Bytes read.
+    read: u64,
+    /// Whether each needle was found.
+    found: Vec<bool>,
+}
+
+/// Reads every readable mapping of `pid` (/proc/PID/maps, then
+/// /proc/PID/mem: root's ptrace rights), each up to [`MAX_MAPPING`], and
+/// says which of `needles` occur in it. Mappings that can't be read
+/// ([vvar], pages gone) are skipped; None if the process is gone.
+fn memory_holding(pid: i32, needles: &[&[u8]]) -> Option<MemoryScan> {
+    use std::os::unix::fs::FileExt;
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
+    let mut scan = MemoryScan {
+        read: 0,
+        found: vec![false; needles.len()],
+    };
+    let mut buf = vec![0u8; 4 << 20];
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        if !perms.starts_with('r') || end - start > MAX_MAPPING {
+            continue;
+        }
+        // In chunks that overlap by a needle's length, so none is missed
+        // at a chunk's edge.
+        let mut at = start;
+        while at < end {
+            let want = ((end - at) as usize).min(buf.len());
+            let Ok(n) = mem.read_at(&mut buf[..want], at) else {
+                break;
+            };
+            if n == 0 {
+                break;
+            }
+            scan.read += n as u64;
+            for (i, needle) in needles.iter().enumerate() {
+                scan.found[i] |= contains(&buf[..n], needle);
+            }
+            if at + (n as u64) >= end || n <= longest {
+                break;
+            }
+            at += (n - longest) as u64;
+        }
+    }
+    Some(scan)
+}
+
+/// Whether `hay` holds `needle`: each place of its first byte, compared
+/// (fast enough unoptimized for a client's hundreds of MiB).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, _)) = needle.split_first() else {
+        return true;
+    };
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        if hay[from + i..].starts_with(needle) {
+            return true;
+        }
+        from += i + 1;
+    }
+    false
 }
 
 /// Every file under `dir`, relative, and whether any holds `needle`.
@@ -419,6 +599,48 @@ fn check(c: &Client) -> Ran {
         !r.placeholder_in.is_empty(),
         "no process held the placeholder: {why}"
     );
+    // Nor in the memory of any process of the sandbox, where the
+    // placeholder is (the control: the scan read the client's data), and
+    // the same scan finds the key in the egress proxy's (the control: it
+    // can find the key).
+    assert!(!r.memory.is_empty(), "no memory read: {why}");
+    assert!(
+        r.key_in_proxy,
+        "the key not found in the proxy's memory: {why}"
+    );
+    assert!(
+        r.key_in_memory.is_empty(),
+        "the key in the memory of {:?}",
+        r.key_in_memory
+    );
+    assert!(
+        !r.placeholder_in_memory.is_empty(),
+        "the placeholder in the memory of none of {:?}: {why}",
+        r.memory
+    );
+    if c.turn != Turn::Answer {
+        // The probe ran inside the sandbox and wrote its report into the
+        // workspace; its write outside failed; both went back to the
+        // model in a later request.
+        let report = probe_report();
+        assert_eq!(
+            fs::read_to_string(r.ws.join("probe-out.txt"))
+                .ok()
+                .as_deref(),
+            Some(report.as_str()),
+            "{why}"
+        );
+        let quoted = serde_json::Value::String(report).to_string();
+        let quoted = quoted.trim_matches('"');
+        assert!(
+            reqs.iter().any(|q| {
+                let t = q.text();
+                t.contains(quoted) && refused_outside(&t)
+            }),
+            "no request carried the probe's output: {why}\n{}",
+            reqs.last().map(|q| q.text()).unwrap_or_default()
+        );
+    }
     // The workspace: no key, none of the client's state.
     let (files, holding) = files_holding(&r.ws, &real);
     assert!(holding.is_empty(), "the key in {holding:?}");
@@ -444,13 +666,24 @@ fn check(c: &Client) -> Ran {
         "the key in the home: {home_holding:?}"
     );
     eprintln!(
-        "{why}\nscanned {} (placeholder in {:?})",
-        r.scanned, r.placeholder_in
+        "{why}\nscanned {} (placeholder in {:?}); memory of {:?} (placeholder in {:?})",
+        r.scanned, r.placeholder_in, r.memory, r.placeholder_in_memory
     );
     // A write outside the workspace fails.
     assert_ne!(m["outside"], "0", "{why}");
     assert_eq!(fs::read_to_string(&r.victim).unwrap(), "original");
     r
+}
+
+/// Whether `text` holds the probe's `outside=N` with N not 0: its write
+/// outside the workspace failed.
+fn refused_outside(text: &str) -> bool {
+    text.match_indices("outside=").any(|(i, m)| {
+        text[i + m.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() && c != '0')
+    })
 }
 
 fn bearer(k: &str) -> String {
@@ -474,7 +707,7 @@ fn claude_code_answers_through_its_profile_with_the_key_outside() {
     let Some(bins) = npm(test, "claude-code", "@anthropic-ai/claude-code", "claude") else {
         return;
     };
-    // The model has Claude Code's own shell tool run a command first.
+    // The model has Claude Code's own shell tool (`Bash`) run the probe.
     let r = check(&Client {
         test,
         profile: "claude-code",
@@ -488,23 +721,12 @@ fn claude_code_answers_through_its_profile_with_the_key_outside() {
         state: &[".claude.json", ".claude"],
         extra: "",
         seed: &[],
-        tool: Some("echo tool-ran > tool-out.txt; echo uid=$(id -u)"),
+        turn: Turn::Shell,
     });
-    // The tool ran in the workspace, as the agent's uid, and its output
-    // went back to the model.
-    assert_eq!(
-        fs::read_to_string(r.ws.join("tool-out.txt")).unwrap(),
-        "tool-ran\n"
-    );
     let reqs = r.api.requests();
-    let result = reqs
-        .iter()
-        .find(|q| q.text().contains("\"tool_result\""))
-        .unwrap_or_else(|| panic!("no tool result: {reqs:?}"));
     assert!(
-        result.text().contains(&format!("uid={AGENT_UID}")),
-        "{}",
-        result.text()
+        reqs.iter().any(|q| q.text().contains("\"tool_result\"")),
+        "no tool result: {reqs:?}"
     );
 }
 
@@ -528,11 +750,14 @@ fn codex_exec_answers_through_its_profile_with_the_key_outside() {
         bins,
         // Codex (since April 2026) ignores OPENAI_BASE_URL: the base URL is
         // its `openai_base_url` setting (the profile's header says so).
-        command: "codex exec -c openai_base_url=\"$OPENAI_BASE_URL\" --skip-git-repo-check 'say hello' </dev/null".into(),
+        // Its own sandbox (bubblewrap) can't nest in confine's: its shell
+        // tool runs in confine's alone.
+        command: "codex exec -c openai_base_url=\"$OPENAI_BASE_URL\" -c sandbox_mode=\"danger-full-access\" --skip-git-repo-check 'say hello' </dev/null".into(),
         state: &[".codex"],
         extra: "",
         seed: &[],
-        tool: None,
+        // The model has its shell tool (`exec_command`) run the probe.
+        turn: Turn::Shell,
     });
     assert!(
         r.api
@@ -562,7 +787,8 @@ fn gemini_cli_answers_through_its_profile_with_the_key_outside() {
         header: "x-goog-api-key",
         value: plain,
         bins,
-        command: "gemini --skip-trust -p 'say hello' </dev/null".into(),
+        // Non-interactive, its shell tool is offered only in yolo mode.
+        command: "gemini --skip-trust --approval-mode yolo -p 'say hello' </dev/null".into(),
         state: &[".gemini"],
         extra: "",
         // Gemini CLI takes a base URL for a gateway unless its auth type
@@ -572,7 +798,8 @@ fn gemini_cli_answers_through_its_profile_with_the_key_outside() {
             ".gemini/settings.json",
             r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
         )],
-        tool: None,
+        // The model has its shell tool (`run_shell_command`) run the probe.
+        turn: Turn::Shell,
     });
     assert!(
         r.api
@@ -602,13 +829,18 @@ fn aider_answers_through_its_profile_with_the_key_outside() {
         header: "x-api-key",
         value: plain,
         bins,
-        command: "aider --model anthropic/claude-sonnet-4-5 --message 'say hello' --yes-always --no-git --no-pretty --no-stream </dev/null".into(),
+        // aider has no shell tool: the model writes the probe with an
+        // edit, aider runs it as the test command after the edit, and a
+        // failing test's output goes back to the model (`--yes-always`
+        // says yes to fixing it; it doesn't run the model's own shell
+        // commands, which always need a typed yes).
+        command: "aider --model anthropic/claude-sonnet-4-5 --message 'write the probe' --yes-always --no-git --no-pretty --no-stream --no-auto-lint --auto-test --test-cmd 'sh probe.sh' </dev/null".into(),
         // Its chat and input history stay in the project, as aider
         // intends; its caches go to the home.
         state: &[".aider"],
         extra: "",
         seed: &[],
-        tool: None,
+        turn: Turn::Edit,
     });
     assert!(
         r.api
@@ -619,26 +851,6 @@ fn aider_answers_through_its_profile_with_the_key_outside() {
         r.api.requests()
     );
 }
-
-/// A wheel of one module, `confine_probe` (VALUE = ...), written to
-/// argv[1].
-const WHEEL: &str = r#"
-import base64, hashlib, sys, zipfile
-files = {
-    "confine_probe/__init__.py": b"VALUE = 'from the local index'\n",
-    "confine_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: confine-probe\nVersion: 1.0\n",
-    "confine_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: confine-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = ""
-for name, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record += f"{name},sha256={digest},{len(data)}\n"
-record += "confine_probe-1.0.dist-info/RECORD,,\n"
-with zipfile.ZipFile(sys.argv[1], "w") as z:
-    for name, data in files.items():
-        z.writestr(name, data)
-    z.writestr("confine_probe-1.0.dist-info/RECORD", record)
-"#;
 
 /// The index's address in the test network.
 const INDEX_ADDR: &str = "93.184.215.20";
@@ -663,46 +875,7 @@ fn a_python_agent_workload_runs_under_its_profile() {
     let net = Net::new();
     let _dns = net.dns(DNS);
     let f = Fixture::new("clients-python-agent");
-    // A PEP 503 index with one project, as static files over HTTP: a
-    // local index, as a company mirror would be.
-    let site = f.root.join("site");
-    let project = site.join("simple/confine-probe");
-    fs::create_dir_all(&project).unwrap();
-    let wheel = "confine_probe-1.0-py3-none-any.whl";
-    let o = Command::new("/usr/bin/python3")
-        .args(["-c", WHEEL])
-        .arg(project.join(wheel))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", show(&o));
-    fs::write(
-        project.join("index.html"),
-        format!("<!DOCTYPE html><html><body><a href=\"{wheel}\">{wheel}</a></body></html>\n"),
-    )
-    .unwrap();
-    net.address(INDEX_ADDR);
-    net.spawn_upstream(&[
-        "/usr/bin/python3",
-        "-m",
-        "http.server",
-        "80",
-        "--bind",
-        INDEX_ADDR,
-        "--directory",
-        site.to_str().unwrap(),
-    ]);
-    let up = || {
-        net.exec(&[
-            "curl",
-            "-sf",
-            "--noproxy",
-            "*",
-            &format!("http://{INDEX_ADDR}/simple/confine-probe/"),
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    };
-    assert!(poll(Duration::from_secs(10), up), "the index didn't start");
+    net.pip_index(&f.root.join("site"), "from the local index", &[INDEX_ADDR]);
 
     // The project: a git repository (made before: `protect` holds
     // .git/config read-only), a test and a Makefile.

@@ -730,27 +730,6 @@ fn git_and_python_reach_an_allowed_host_through_the_proxy() {
     );
 }
 
-/// A wheel of one module, `confine_probe`, whose `VALUE` is "installed
-/// through the proxy", built with python's zipfile (RECORD with hashes, as
-/// pip checks it).
-const WHEEL: &str = r#"
-import base64, hashlib, sys, zipfile
-files = {
-    "confine_probe/__init__.py": b"VALUE = 'installed through the proxy'\n",
-    "confine_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: confine-probe\nVersion: 1.0\n",
-    "confine_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: confine-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = ""
-for name, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record += f"{name},sha256={digest},{len(data)}\n"
-record += "confine_probe-1.0.dist-info/RECORD,,\n"
-with zipfile.ZipFile(sys.argv[1], "w") as z:
-    for name, data in files.items():
-        z.writestr(name, data)
-    z.writestr("confine_probe-1.0.dist-info/RECORD", record)
-"#;
-
 #[test]
 fn pip_installs_from_an_allowed_index_and_not_from_another() {
     let test = "pip_installs_from_an_allowed_index_and_not_from_another";
@@ -770,51 +749,11 @@ fn pip_installs_from_an_allowed_index_and_not_from_another() {
     dns.set("pypi.example", &[FILES]);
     dns.set("mirror.example", &[OTHER]);
     let f = Fixture::new("egress-pip");
-    // A PEP 503 simple index with one project, served as static files.
-    let site = f.root.join("site");
-    let project = site.join("simple").join("confine-probe");
-    std::fs::create_dir_all(&project).unwrap();
-    let wheel = "confine_probe-1.0-py3-none-any.whl";
-    let built = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", WHEEL])
-        .arg(project.join(wheel))
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", show(&built));
-    std::fs::write(
-        project.join("index.html"),
-        format!("<!DOCTYPE html><html><body><a href=\"{wheel}\">{wheel}</a></body></html>\n"),
-    )
-    .unwrap();
-    // The same index on a host the profile doesn't allow.
-    for ip in [FILES, OTHER] {
-        net.address(ip);
-        net.spawn_upstream(&[
-            "python3",
-            "-m",
-            "http.server",
-            "80",
-            "--bind",
-            ip,
-            "--directory",
-            site.to_str().unwrap(),
-        ]);
-    }
-    let up = |ip: &str| {
-        net.exec(&[
-            "curl",
-            "-sf",
-            "--noproxy",
-            "*",
-            &format!("http://{ip}/simple/confine-probe/"),
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    };
-    assert!(
-        poll(std::time::Duration::from_secs(10), || up(FILES)
-            && up(OTHER)),
-        "the index servers didn't start"
+    // The same index on a host the profile allows and on one it doesn't.
+    net.pip_index(
+        &f.root.join("site"),
+        "installed through the proxy",
+        &[FILES, OTHER],
     );
     let p = profile(&f, "pip", "  allow: [\"pypi.example:80\"]\n");
     let pip = |host: &str, target: &str| {

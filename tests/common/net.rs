@@ -38,6 +38,8 @@
 //!   assert that no query for a name ever happened).
 //! - [`Net::spawn_upstream`]: any other server as a child process in the
 //!   upstream namespace (sshd, git daemon, a package index).
+//! - [`Net::pip_index`]: a local pip index of one project, served by
+//!   python's http.server as such a child.
 //!
 //! Dropping the [`Net`] (also while a test panics) stops every server,
 //! kills and reaps upstream children, deletes both namespaces (the veth
@@ -428,6 +430,58 @@ impl Net {
         let pid = child.id();
         children.push(child);
         pid
+    }
+
+    /// A PEP 503 simple index with one project, `confine-probe` 1.0 (a
+    /// wheel of one module, `confine_probe`, whose `VALUE` is `value`),
+    /// as static files under `dir`, served over plain HTTP on port 80 of
+    /// each of `ips` by `python3 -m http.server` in the upstream
+    /// namespace: a local index, as a company mirror would be. Returns
+    /// once each answers; panics if one doesn't. Needs /usr/bin/python3.
+    pub fn pip_index(&self, dir: &Path, value: &str, ips: &[&str]) {
+        let project = dir.join("simple/confine-probe");
+        fs::create_dir_all(&project).unwrap();
+        let wheel = "confine_probe-1.0-py3-none-any.whl";
+        let built = Command::new("/usr/bin/python3")
+            .args(["-c", WHEEL])
+            .arg(project.join(wheel))
+            .arg(value)
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{}", super::show(&built));
+        fs::write(
+            project.join("index.html"),
+            format!("<!DOCTYPE html><html><body><a href=\"{wheel}\">{wheel}</a></body></html>\n"),
+        )
+        .unwrap();
+        for ip in ips {
+            self.address(ip);
+            self.spawn_upstream(&[
+                "/usr/bin/python3",
+                "-m",
+                "http.server",
+                "80",
+                "--bind",
+                ip,
+                "--directory",
+                path(dir),
+            ]);
+        }
+        let up = |ip: &str| {
+            self.exec(&[
+                "curl",
+                "-sf",
+                "--noproxy",
+                "*",
+                &format!("http://{ip}/simple/confine-probe/"),
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        };
+        assert!(
+            super::poll(Duration::from_secs(10), || ips.iter().all(|ip| up(ip))),
+            "the index at {ips:?} didn't start"
+        );
     }
 
     // --------------------------------------------------------------- TLS
@@ -1185,6 +1239,26 @@ fn parse_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
     Some((normal(&labels.join(".")), at))
 }
 
+/// Writes a wheel of one module, `confine_probe` (`VALUE = argv[2]`), to
+/// argv[1], with python's zipfile (RECORD with hashes, as pip checks it).
+const WHEEL: &str = r#"
+import base64, hashlib, sys, zipfile
+files = {
+    "confine_probe/__init__.py": f"VALUE = {sys.argv[2]!r}\n".encode(),
+    "confine_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: confine-probe\nVersion: 1.0\n",
+    "confine_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: confine-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for name, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += f"{name},sha256={digest},{len(data)}\n"
+record += "confine_probe-1.0.dist-info/RECORD,,\n"
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+    z.writestr("confine_probe-1.0.dist-info/RECORD", record)
+"#;
+
 // ----------------------------------------------------------- model API
 
 /// What an [`Api`] server answers.
@@ -1212,25 +1286,56 @@ pub enum Reply {
     /// Like `Events` without gaps, but the connection is closed after the
     /// last one without the chunked body's end: a stream cut short.
     Cut { events: Vec<String> },
-    /// An Anthropic model that first calls Claude Code's shell tool
-    /// (`Bash`) with `command`, and answers `text` once the request
-    /// carries the tool's result.
+    /// A model that first has the client's own shell tool run `command`,
+    /// in the shape of the API the request names: Claude Code's `Bash`
+    /// (a `tool_use` of the Messages API), Codex's `exec_command` (a
+    /// `function_call` of the Responses API; `shell_command` when the
+    /// request offers that and no `exec_command`), Gemini CLI's
+    /// `run_shell_command` (a `functionCall`, not to its model router);
+    /// and answers `text` once the request carries the tool's result (a
+    /// `tool_result`, `function_call_output` or `functionResponse`).
     Tool { command: String, text: String },
+    /// A model of the Messages API answering aider with an edit in its
+    /// SEARCH/REPLACE format that creates `path` holding `content`, until
+    /// a request holds `done_when`; then `text`.
+    Edit {
+        path: String,
+        content: String,
+        text: String,
+        done_when: String,
+    },
 }
 
 impl Reply {
     /// What `Model` answers to a request for `target` with `body`.
     fn for_request(self, target: &str, body: &[u8]) -> Reply {
-        let text = match self {
-            Reply::Model { text } => text,
-            Reply::Tool { text, .. } if find(body, b"\"tool_result\"").is_some() => text,
-            Reply::Tool { command, .. } => return Reply::tool_use(&command, body),
+        // The body without blanks, to look for keys and values in it
+        // however the client spaced its JSON.
+        let compact = String::from_utf8_lossy(body).replace([' ', '\n'], "");
+        // The text to answer, or the command to have the shell tool run.
+        let (text, call) = match self {
+            Reply::Model { text } => (text, None),
+            Reply::Tool { command, text } => {
+                let result = [
+                    "\"type\":\"tool_result\"",
+                    "\"type\":\"function_call_output\"",
+                    "\"functionResponse\":",
+                ]
+                .iter()
+                .any(|m| compact.contains(m));
+                (text, (!result).then_some(command))
+            }
+            Reply::Edit {
+                text, done_when, ..
+            } if find(body, done_when.as_bytes()).is_some() => (text, None),
+            Reply::Edit { path, content, .. } => (
+                format!("{path}\n```\n<<<<<<< SEARCH\n=======\n{content}>>>>>>> REPLACE\n```\n"),
+                None,
+            ),
             other => return other,
         };
         let text = serde_json::Value::String(text).to_string();
-        let streamed = String::from_utf8_lossy(body)
-            .replace(' ', "")
-            .contains("\"stream\":true");
+        let streamed = compact.contains("\"stream\":true");
         let path = target.split('?').next().unwrap_or("");
         let ev = |name: &str, data: String| format!("event: {name}\ndata: {data}");
         let events = |events: Vec<String>| Reply::Events {
@@ -1253,6 +1358,9 @@ impl Reply {
             };
         }
         if path.ends_with("/responses") {
+            if let Some(command) = call {
+                return events(Reply::function_call(&command, &compact));
+            }
             // What Codex reads: the item when it is done, and the end with
             // the response's id and usage.
             let item = format!(
@@ -1297,19 +1405,22 @@ impl Reply {
             let method = path.rsplit(':').next().unwrap_or("");
             // A request for JSON is Gemini CLI's model router, which
             // retries until the text is the object it asked for.
-            let wants_json = String::from_utf8_lossy(body)
-                .replace(' ', "")
-                .contains("\"responseMimeType\":\"application/json\"");
-            let text = if wants_json {
-                serde_json::Value::String(
-                    r#"{"complexity_reasoning":"a greeting","complexity_score":5}"#.into(),
-                )
-                .to_string()
-            } else {
-                text
+            let wants_json = compact.contains("\"responseMimeType\":\"application/json\"");
+            let part = match call {
+                _ if wants_json => format!(
+                    r#"{{"text":{}}}"#,
+                    serde_json::Value::String(
+                        r#"{"complexity_reasoning":"a greeting","complexity_score":5}"#.into(),
+                    )
+                ),
+                Some(command) => serde_json::json!({
+                    "functionCall": {"name": "run_shell_command", "args": {"command": command}}
+                })
+                .to_string(),
+                None => format!(r#"{{"text":{text}}}"#),
             };
             let chunk = format!(
-                r#"{{"candidates":[{{"content":{{"parts":[{{"text":{text}}}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":11}},"modelVersion":"gemini-test"}}"#
+                r#"{{"candidates":[{{"content":{{"parts":[{part}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":11}},"modelVersion":"gemini-test"}}"#
             );
             return match method {
                 "streamGenerateContent" => events(vec![format!("data: {chunk}")]),
@@ -1324,6 +1435,9 @@ impl Reply {
             return not_found(
                 r#"{"error":{"message":"not served by the test upstream","type":"invalid_request_error","code":"not_found"}}"#,
             );
+        }
+        if let Some(command) = call {
+            return Reply::tool_use(&command, streamed);
         }
         if !streamed {
             return Reply::Json(format!(
@@ -1342,13 +1456,58 @@ impl Reply {
 }
 
 impl Reply {
+    /// The events of a Responses API answer that calls Codex's shell tool
+    /// with `command`: the one the request (`compact`, without blanks)
+    /// offers, `exec_command` first.
+    fn function_call(command: &str, compact: &str) -> Vec<String> {
+        let offers = |name: &str| compact.contains(&format!("\"name\":\"{name}\""));
+        // Codex's default model lists no shell tool of its own (it
+        // reaches them from JavaScript) yet runs an `exec_command` call.
+        let (name, args) = if offers("shell_command") && !offers("exec_command") {
+            ("shell_command", serde_json::json!({ "command": command }))
+        } else {
+            ("exec_command", serde_json::json!({ "cmd": command }))
+        };
+        let item = serde_json::json!({
+            "type": "function_call", "id": "fc_test", "call_id": "call_test",
+            "name": name, "arguments": args.to_string(), "status": "completed",
+        });
+        let response = |status: &str, usage: serde_json::Value| {
+            serde_json::json!({
+                "id": "resp_tool", "object": "response", "created_at": 1, "status": status,
+                "model": "gpt-test", "output": [], "usage": usage,
+            })
+        };
+        let ev = |data: serde_json::Value| {
+            format!(
+                "event: {}\ndata: {data}",
+                data["type"].as_str().unwrap_or("")
+            )
+        };
+        vec![
+            ev(serde_json::json!({
+                "type": "response.created", "sequence_number": 0,
+                "response": response("in_progress", serde_json::Value::Null),
+            })),
+            ev(serde_json::json!({
+                "type": "response.output_item.done", "sequence_number": 1,
+                "output_index": 0, "item": item,
+            })),
+            ev(serde_json::json!({
+                "type": "response.completed", "sequence_number": 2,
+                "response": response("completed", serde_json::json!({
+                    "input_tokens": 11, "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": 4, "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": 15,
+                })),
+            })),
+        ]
+    }
+
     /// An Anthropic answer calling the `Bash` tool with `command`,
-    /// streamed when `body` asks for it.
-    fn tool_use(command: &str, body: &[u8]) -> Reply {
+    /// streamed or not.
+    fn tool_use(command: &str, streamed: bool) -> Reply {
         let input = serde_json::json!({ "command": command }).to_string();
-        let streamed = String::from_utf8_lossy(body)
-            .replace(' ', "")
-            .contains("\"stream\":true");
         if !streamed {
             return Reply::Json(format!(
                 r#"{{"id":"msg_tool","type":"message","role":"assistant","model":"claude-test","content":[{{"type":"tool_use","id":"toolu_test","name":"Bash","input":{input}}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{{"input_tokens":7,"output_tokens":3}}}}"#
@@ -1622,7 +1781,7 @@ impl Api {
                 s.write_all(body.as_bytes())?;
                 s.flush()?;
             }
-            Reply::Model { .. } | Reply::Tool { .. } => {
+            Reply::Model { .. } | Reply::Tool { .. } | Reply::Edit { .. } => {
                 unreachable!("answered as JSON or events")
             }
         }
