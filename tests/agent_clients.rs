@@ -172,8 +172,6 @@ struct Client<'a> {
     state: &'a [&'a str],
     /// More of the test profile.
     extra: &'a str,
-    /// Files a user writes once into the private home (path, content).
-    seed: &'a [(&'a str, &'a str)],
     /// What the model has the client do before it answers.
     turn: Turn,
 }
@@ -288,22 +286,6 @@ fn run_client(c: &Client) -> Ran {
         c.extra
     );
     let p = f.profile(&name, &yaml);
-    // What the user wrote into the private home before, as the agent's
-    // user (confine refuses a home that isn't the agent's).
-    for (path, content) in c.seed {
-        let file = home.0.join(path);
-        fs::create_dir_all(file.parent().unwrap()).unwrap();
-        fs::write(&file, content).unwrap();
-        let mut d = file.as_path();
-        while d != home.0.parent().unwrap() {
-            std::os::unix::fs::chown(d, Some(AGENT_UID), Some(AGENT_GID)).unwrap();
-            d = d.parent().unwrap();
-        }
-    }
-    if !c.seed.is_empty() {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&home.0, fs::Permissions::from_mode(0o700)).unwrap();
-    }
     let script = format!(
         "echo \"held=${}\"; {}; echo client=$?; echo x 2>/dev/null > {}; echo outside=$?",
         c.key_env,
@@ -720,7 +702,6 @@ fn claude_code_answers_through_its_profile_with_the_key_outside() {
         command: "claude -p 'say hello' --allowedTools Bash </dev/null".into(),
         state: &[".claude.json", ".claude"],
         extra: "",
-        seed: &[],
         turn: Turn::Shell,
     });
     let reqs = r.api.requests();
@@ -748,14 +729,13 @@ fn codex_exec_answers_through_its_profile_with_the_key_outside() {
         header: "authorization",
         value: bearer,
         bins,
-        // Codex (since April 2026) ignores OPENAI_BASE_URL: the base URL is
-        // its `openai_base_url` setting (the profile's header says so).
-        // Its own sandbox (bubblewrap) can't nest in confine's: its shell
-        // tool runs in confine's alone.
-        command: "codex exec -c openai_base_url=\"$OPENAI_BASE_URL\" -c sandbox_mode=\"danger-full-access\" --skip-git-repo-check 'say hello' </dev/null".into(),
+        // As a user types it: the profile's `home.files` gives Codex its
+        // `openai_base_url` (it ignores OPENAI_BASE_URL since April 2026)
+        // and `sandbox_mode = "danger-full-access"` (its own bubblewrap
+        // can't nest in confine's: its shell tool runs in confine's alone).
+        command: "codex exec --skip-git-repo-check 'say hello' </dev/null".into(),
         state: &[".codex"],
         extra: "",
-        seed: &[],
         // The model has its shell tool (`exec_command`) run the probe.
         turn: Turn::Shell,
     });
@@ -791,13 +771,9 @@ fn gemini_cli_answers_through_its_profile_with_the_key_outside() {
         command: "gemini --skip-trust --approval-mode yolo -p 'say hello' </dev/null".into(),
         state: &[".gemini"],
         extra: "",
-        // Gemini CLI takes a base URL for a gateway unless its auth type
-        // is pinned to the API key, and then refuses to start ("Invalid
-        // auth method selected", exit 41); there is no variable for it.
-        seed: &[(
-            ".gemini/settings.json",
-            r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}}"#,
-        )],
+        // Its auth type is pinned to the API key by the profile's
+        // `home.files` (`.gemini/settings.json`): with a gateway's base URL
+        // and no such setting it refuses to start (exit 41).
         // The model has its shell tool (`run_shell_command`) run the probe.
         turn: Turn::Shell,
     });
@@ -839,7 +815,6 @@ fn aider_answers_through_its_profile_with_the_key_outside() {
         // intends; its caches go to the home.
         state: &[".aider"],
         extra: "",
-        seed: &[],
         turn: Turn::Edit,
     });
     assert!(
