@@ -36,6 +36,7 @@
 //! local index (pinned in `hosts:`), unittest, a git branch, commit and
 //! diff, make.
 mod common;
+use common::agents::{self, readable};
 use common::net::{Api, Net, Reply};
 use common::*;
 
@@ -57,44 +58,16 @@ fn key(prefix: &str) -> String {
     format!("{prefix}{KEY_A}{KEY_B}")
 }
 
-/// Where the clients are installed, once.
-fn agents() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/agents")
-}
-
-/// `npm install PACKAGE` into target/agents/DIR once; the directory of
-/// its `.bin`, or None (skipped, or failed under CONFINE_REQUIRE_KERNEL=1).
+/// The client's executables, installed from npm once.
 fn npm(test: &str, dir: &str, package: &str, bin: &str) -> Option<PathBuf> {
-    let dir = agents().join(dir);
-    let bins = dir.join("node_modules/.bin");
-    if !bins.join(bin).exists() {
-        if !Path::new("/usr/bin/npm").exists() {
-            skip_or_fail(test, "npm is not installed at /usr/bin/npm");
-            return None;
-        }
-        fs::create_dir_all(&dir).unwrap();
-        let o = Command::new("/usr/bin/npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg(package)
-            .env("PATH", PATH)
-            .env("npm_config_cache", agents().join("npm-cache"))
-            .output()
-            .unwrap();
-        if !o.status.success() || !bins.join(bin).exists() {
-            skip_or_fail(test, &format!("npm install {package} failed: {}", show(&o)));
-            return None;
-        }
-    }
-    readable(&dir);
-    Some(bins)
+    agents::npm(test, dir, package, bin).map(|d| d.join("node_modules/.bin"))
 }
 
 /// `pip install aider-chat` into a venv under target/agents/aider once,
 /// on the system's Python (the agent's uid can't read a Python under
 /// /root); the venv's bin, or None.
 fn aider(test: &str) -> Option<PathBuf> {
-    let venv = agents().join("aider/venv");
+    let venv = agents::dir().join("aider/venv");
     let bins = venv.join("bin");
     if !bins.join("aider").exists() {
         if !Path::new("/usr/bin/python3").exists() {
@@ -120,7 +93,7 @@ fn aider(test: &str) -> Option<PathBuf> {
                 "aider-chat",
             ])
             .env("PATH", PATH)
-            .env("PIP_CACHE_DIR", agents().join("pip-cache"))
+            .env("PIP_CACHE_DIR", agents::dir().join("pip-cache"))
             .output()
             .unwrap();
         if !o.status.success() || !bins.join("aider").exists() {
@@ -136,9 +109,6 @@ fn aider(test: &str) -> Option<PathBuf> {
 }
 
 /// Readable (and runnable) by the agent's uid.
-fn readable(dir: &Path) {
-    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(dir).status();
-}
 
 /// A private home under /var/lib/confine/homes, removed at the end.
 struct Home(PathBuf);

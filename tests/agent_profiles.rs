@@ -314,34 +314,9 @@ fn agent_profiles_run_with_a_private_home_and_protected_config() {
     }
 }
 
-/// `npm install PACKAGE` into target/agents/PROFILE (once; later runs
-/// reuse it), or None (skipped, or failed under CONFINE_REQUIRE_KERNEL=1)
-/// when npm or the registry isn't there.
+/// `npm install PACKAGE` into target/agents/PROFILE once.
 fn npm_install(test: &str, profile: &str, package: &str, bin: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/agents")
-        .join(profile);
-    let exe = dir.join("node_modules/.bin").join(bin);
-    if exe.exists() {
-        return Some(dir);
-    }
-    if !Path::new("/usr/bin/npm").exists() {
-        skip_or_fail(test, "npm is not installed at /usr/bin/npm");
-        return None;
-    }
-    fs::create_dir_all(&dir).unwrap();
-    let o = Command::new("/usr/bin/npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg(package)
-        .env("PATH", PATH)
-        .output()
-        .unwrap();
-    if !o.status.success() || !exe.exists() {
-        skip_or_fail(test, &format!("npm install {package} failed: {}", show(&o)));
-        return None;
-    }
-    Some(dir)
+    common::agents::npm(test, profile, package, bin)
 }
 
 fn claude_code_install(test: &str) -> Option<PathBuf> {

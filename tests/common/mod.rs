@@ -16,6 +16,7 @@
 //! and a DNS server of the test's own).
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod net;
 
 use std::collections::BTreeMap;
