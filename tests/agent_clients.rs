@@ -108,8 +108,6 @@ fn aider(test: &str) -> Option<PathBuf> {
     Some(bins)
 }
 
-/// Readable (and runnable) by the agent's uid.
-
 /// A private home under /var/lib/confine/homes, removed at the end.
 struct Home(PathBuf);
 
