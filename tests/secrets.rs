@@ -793,9 +793,7 @@ fn a_request_the_agent_leaves_before_its_answer_is_not_free() {
     let wait = |file: &str| {
         format!("i=0; while [ ! -e {file} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n")
     };
-    let req = format!(
-        "curl -sS --max-time 20 -w '\\nstatus=%{{http_code}}\\n' -H \"x-api-key: $ANTHROPIC_API_KEY\" -d '{{}}' \"$ANTHROPIC_BASE_URL/v1/messages\""
-    );
+    let req = r#"curl -sS --max-time 20 -w '\nstatus=%{http_code}\n' -H "x-api-key: $ANTHROPIC_API_KEY" -d '{}' "$ANTHROPIC_BASE_URL/v1/messages""#;
     let script = format!(
         "{req} > first.out 2>&1 &\necho $! > curl.pid\n{}kill $(cat curl.pid); wait; touch left\n{}{req}; echo \"curl=$?\"\n",
         wait("hang-up"),
