@@ -520,6 +520,26 @@ fn home_files_never_follow_a_planted_symlink() {
          .rootdir/x: pwned\n    .outdir/x: pwned\n    .wsdir/x: pwned\n    .wsdir/sub/x: pwned\n    \
          .ok/written: control\n",
     );
+    // `explain` says what the launch will do: a link on the way is
+    // something there, not followed to what is behind it (a missing `x`).
+    let o = explain(&p, &f.ws);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for name in [
+        ".rootdir/x",
+        ".outdir/x",
+        ".wsdir/x",
+        ".wsdir/sub/x",
+        "dangling.toml",
+    ] {
+        let line = format!("  file      {name} (5 bytes; present now: left as it is)");
+        assert!(out.contains(&line), "{name}: {}", show(&o));
+    }
+    assert!(
+        out.contains("  file      .ok/written (7 bytes; absent now"),
+        "{}",
+        show(&o)
+    );
     let o = f.sh(&p, "echo ran; cat \"$HOME/.ok/written\"");
     assert_status(&o, 0);
     // Control: the run wrote the file that had nothing in its way.
