@@ -520,6 +520,26 @@ fn home_files_never_follow_a_planted_symlink() {
          .rootdir/x: pwned\n    .outdir/x: pwned\n    .wsdir/x: pwned\n    .wsdir/sub/x: pwned\n    \
          .ok/written: control\n",
     );
+    // `explain` says what the launch will do: a link on the way is
+    // something there, not followed to what is behind it (a missing `x`).
+    let o = explain(&p, &f.ws);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for name in [
+        ".rootdir/x",
+        ".outdir/x",
+        ".wsdir/x",
+        ".wsdir/sub/x",
+        "dangling.toml",
+    ] {
+        let line = format!("  file      {name} (5 bytes; present now: left as it is)");
+        assert!(out.contains(&line), "{name}: {}", show(&o));
+    }
+    assert!(
+        out.contains("  file      .ok/written (7 bytes; absent now"),
+        "{}",
+        show(&o)
+    );
     let o = f.sh(&p, "echo ran; cat \"$HOME/.ok/written\"");
     assert_status(&o, 0);
     // Control: the run wrote the file that had nothing in its way.
@@ -671,4 +691,73 @@ fn home_files_are_checked_with_located_errors() {
             .unwrap();
         assert_status(&o, 0);
     }
+}
+
+#[test]
+fn home_files_leave_what_an_earlier_agent_planted_and_never_block() {
+    let test = "home_files_leave_what_an_earlier_agent_planted_and_never_block";
+    if !can_run(test) {
+        return;
+    }
+    let f = Fixture::new("home-files-planted");
+    let h = PrivateHome::new("fplant");
+    // An earlier run's agent, in the same private home, plants a FIFO at
+    // a file's path and where a directory goes (opening either would
+    // block the init, and with it the launch), a directory where a file
+    // goes, a hard link to a file of its own, and a directory on the
+    // way it made unsearchable.
+    let planted = f.sh(
+        &private_profile(&f, &h),
+        "cd \"$HOME\" && mkfifo fifo.toml .fifodir && mkdir -p dir.toml/sub && echo mine > own && \
+         ln own hard.toml && mkdir -m 0 .locked && echo planted",
+    );
+    assert_status(&planted, 0);
+    assert_eq!(stdout(&planted), "planted\n", "{}", show(&planted));
+    let run = |p: &str| {
+        Command::new("timeout")
+            .args(["-k", "5", "60", bin(), "run", "-p", p, "-w"])
+            .arg(&f.ws)
+            .args(["--", "/bin/sh", "-c", "echo ran; cat \"$HOME/.ok/written\""])
+            .env("PATH", PATH)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let p = files_profile(
+        &f,
+        &h,
+        "fplant",
+        "    fifo.toml: pwned\n    .fifodir/x: pwned\n    dir.toml/sub: pwned\n    \
+         hard.toml: pwned\n    .ok/written: control\n",
+    );
+    let o = run(&p);
+    assert_status(&o, 0);
+    // Control: the file with nothing in its way is written.
+    assert_eq!(stdout(&o), "ran\ncontrol", "{}", show(&o));
+    let kind = |name: &str| fs::symlink_metadata(h.path.join(name)).unwrap().file_type();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(kind("fifo.toml").is_fifo());
+    assert!(kind(".fifodir").is_fifo());
+    assert!(kind("dir.toml").is_dir() && kind("dir.toml/sub").is_dir());
+    assert_eq!(
+        fs::read_dir(h.path.join("dir.toml/sub")).unwrap().count(),
+        0
+    );
+    for name in ["own", "hard.toml"] {
+        assert_eq!(fs::read_to_string(h.path.join(name)).unwrap(), "mine\n");
+    }
+    // The unsearchable directory can't be looked into: the launch is
+    // refused naming the file, not run without its setting, and nothing
+    // was followed or changed.
+    let p = files_profile(&f, &h, "flocked", "    .locked/x: pwned\n");
+    let o = run(&p);
+    assert_status(&o, 125);
+    assert!(!stdout(&o).contains("ran"), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("home.files `.locked/x`"),
+        "{}",
+        show(&o)
+    );
+    let m = fs::symlink_metadata(h.path.join(".locked")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0, "{}", show(&o));
 }

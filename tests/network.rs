@@ -705,3 +705,103 @@ fn the_sandbox_resolves_its_own_name() {
     assert_status(&o, 0);
     assert!(stdout(&o).starts_with("# confine: "), "{}", show(&o));
 }
+
+/// `confine run -p profile -w ws -- cmd` in a mount namespace of its own
+/// where `hosts` is bound over `/etc/hosts` (in that namespace only: the
+/// host's file is never touched), stopped after 60 s if it hangs.
+fn with_hosts(f: &Fixture, hosts: &Path, profile: &str, cmd: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new("timeout");
+    c.args([
+        "-k",
+        "5",
+        "60",
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ])
+    .arg("mount --bind \"$1\" /etc/hosts && shift && exec \"$@\"")
+    .arg("sh")
+    .arg(hosts)
+    .args([bin(), "run", "-p", profile, "-w"])
+    .arg(&f.ws)
+    .arg("--")
+    .args(cmd)
+    .env("PATH", PATH)
+    .stdin(std::process::Stdio::null());
+    c.output().unwrap()
+}
+
+#[test]
+fn the_hosts_entries_are_read_once_safely_and_cant_be_changed_inside() {
+    let test = "the_hosts_entries_are_read_once_safely_and_cant_be_changed_inside";
+    if !can_run(test) || !have(test, "/usr/bin/unshare") || !have(test, "/usr/bin/mkfifo") {
+        return;
+    }
+    let f = Fixture::new("net-hosts-file");
+    let host = f.profile("host-net", &host_profile(&[], &[]));
+    let host = host.to_str().unwrap();
+    let ours = "127.0.1.1\tconfine\n";
+    // A FIFO at /etc/hosts: reading it at plan time would block forever
+    // (nothing writes to it); the sandbox starts with its own names only.
+    let fifo = f.root.join("hosts-fifo");
+    let r = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(r.success());
+    let o = with_hosts(&f, &fifo, host, &["cat", "/etc/hosts"]);
+    assert_status(&o, 0);
+    assert!(stdout(&o).starts_with("# confine: "), "{}", show(&o));
+    // Larger than the 1 MiB read: the line the limit cuts is left out
+    // whole, not passed on as a shorter name ("10.9.9.9 cut-he..." would
+    // name another host).
+    let mut big = String::from("10.1.1.1 first-entry\n");
+    while big.len() < (1 << 20) - 10 {
+        big.push_str("# padding padding padding padding padding padding\n");
+    }
+    big.truncate((1 << 20) - 10);
+    big.push_str("\n10.9.9.9 cut-here-and-longer\n");
+    let bigf = f.file(&f.root.join("hosts-big"), &big);
+    let o = with_hosts(&f, &bigf, host, &["cat", "/etc/hosts"]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.starts_with("10.1.1.1 first-entry\n"), "{}", &out[..200]);
+    assert!(!out.contains("10.9.9"), "a cut line was passed on");
+    assert!(out.ends_with(&format!(
+        "{ours}::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )));
+    // A byte that isn't UTF-8 (a Latin-1 comment) doesn't lose the host's
+    // entries.
+    let latin = f.root.join("hosts-latin1");
+    std::fs::write(&latin, b"# caf\xe9\n10.2.2.2 latin-entry\n").unwrap();
+    let o = with_hosts(&f, &latin, host, &["cat", "/etc/hosts"]);
+    assert_status(&o, 0);
+    assert!(
+        stdout(&o).contains("10.2.2.2 latin-entry\n"),
+        "{}",
+        show(&o)
+    );
+    // Inside, the file is the sandbox's own and read-only, even to an agent
+    // that is root in its namespace: not written, replaced, removed or
+    // unmounted.
+    let root = f.profile(
+        "hosts-root",
+        "version: 1\nname: hosts-root\nextends: default\nuser: root\n",
+    );
+    let o = f.sh(
+        root.to_str().unwrap(),
+        "id -u; echo x >> /etc/hosts; echo > /tmp/h && mv /tmp/h /etc/hosts; rm -f /etc/hosts; \
+         umount /etc/hosts; umount -l /etc/hosts; chmod 666 /etc/hosts; cat /etc/hosts",
+    );
+    let out = stdout(&o);
+    assert!(out.starts_with("0\n# confine: "), "{}", show(&o));
+    assert!(
+        out.ends_with("::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        "{}",
+        show(&o)
+    );
+    assert!(!out.contains("x\n"), "{}", show(&o));
+}

@@ -124,6 +124,19 @@ network:
 /// the test CA trusted (`SSL_CERT_FILE`) and copied into the workspace
 /// for the agent's curl, and an audit log; returns the output and the log.
 fn run(s: &Setup, f: &Fixture, profile: &str, script: &str) -> (Output, String) {
+    let (mut cmd, log) = command(s, f, profile, script);
+    let o = cmd.stdin(std::process::Stdio::null()).output().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    (o, log)
+}
+
+/// What [`run`] runs, and where its audit log goes.
+fn command(
+    s: &Setup,
+    f: &Fixture,
+    profile: &str,
+    script: &str,
+) -> (std::process::Command, std::path::PathBuf) {
     std::fs::copy(s.net.ca(), f.ws.join("ca.pem")).unwrap();
     let log = f.root.join(format!("audit-{}.jsonl", unique()));
     let mut cmd = std::process::Command::new(bin());
@@ -137,14 +150,7 @@ fn run(s: &Setup, f: &Fixture, profile: &str, script: &str) -> (Output, String) 
         .env("TEST_ANTHROPIC_KEY", key())
         .env("SSL_CERT_FILE", s.net.ca())
         .current_dir(&f.ws);
-    let o = s
-        .net
-        .in_client(&cmd)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(&log).unwrap_or_default();
-    (o, log)
+    (s.net.in_client(&cmd), log)
 }
 
 /// The audit log's records of `event`, parsed.
@@ -765,6 +771,85 @@ fn a_stream_cut_before_its_last_usage_is_charged_an_upper_bound() {
     assert!(usage[0]["tokens_out"].as_u64().unwrap() >= 400, "{log}");
     let budget = records(&log, "budget");
     assert_eq!(budget[0]["which"], "tokens", "{log}");
+    nowhere(&o, &log);
+}
+
+#[test]
+fn a_request_the_agent_leaves_before_its_answer_is_not_free() {
+    let test = "a_request_the_agent_leaves_before_its_answer_is_not_free";
+    if !ready(test) {
+        return;
+    }
+    // Each answer spends 200 tokens; the limit is 30. The agent sends a
+    // request, and hangs up once the upstream has it but before its
+    // answer's head: the upstream spent what it spent (a real one bills a
+    // non-streamed answer it computed), the proxy never saw a usage. Left
+    // uncharged, the agent could do this forever past any `tokens` or
+    // `cost` limit; its spend is unknown, so the route closes, as it
+    // does for a stream cut before any usage.
+    let s = network(Reply::Json(message(100, 100)));
+    let f = Fixture::new("secrets-left");
+    let p = profile(&f, "left", "    limits: {tokens: 30}\n", "");
+    let wait = |file: &str| {
+        format!("i=0; while [ ! -e {file} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n")
+    };
+    let req = r#"curl -sS --max-time 20 -w '\nstatus=%{http_code}\n' -H "x-api-key: $ANTHROPIC_API_KEY" -d '{}' "$ANTHROPIC_BASE_URL/v1/messages""#;
+    let script = format!(
+        "{req} > first.out 2>&1 &\necho $! > curl.pid\n{}kill $(cat curl.pid); wait; touch left\n{}{req}; echo \"curl=$?\"\n",
+        wait("hang-up"),
+        wait("go")
+    );
+    s.api.hold();
+    let (mut cmd, log) = command(&s, &f, &p, &script);
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = Duration::from_secs(60);
+    // The upstream has the request: the agent hangs up.
+    let arrived = poll(limit, || !s.api.requests().is_empty());
+    std::fs::write(f.ws.join("hang-up"), "").unwrap();
+    let left = poll(limit, || f.ws.join("left").exists());
+    // The upstream answers (to no one); once the proxy has recorded the
+    // request, the agent asks again.
+    s.api.release();
+    let recorded = poll(limit, || {
+        !routed(&std::fs::read_to_string(&log).unwrap_or_default()).is_empty()
+    });
+    std::fs::write(f.ws.join("go"), "").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        arrived && left && recorded,
+        "{arrived} {left} {recorded}: {}\n{log}",
+        show(&o)
+    );
+    assert_eq!(o.status.code(), Some(0), "{}\n{log}", show(&o));
+    let first = std::fs::read_to_string(f.ws.join("first.out")).unwrap_or_default();
+    assert!(
+        !first.contains("status="),
+        "the first request was answered: {first}"
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("status=429"),
+        "the request after it was free: {out}\n{log}"
+    );
+    assert!(out.contains("secrets.anthropic.limits.tokens"), "{out}");
+    assert!(out.contains("couldn't be counted"), "{out}");
+    assert_eq!(s.api.requests().len(), 1, "{log}");
+    let usage = records(&log, "usage");
+    assert_eq!(usage.len(), 1, "{log}");
+    assert!(usage[0]["tokens_in"].is_null(), "{log}");
+    let r = routed(&log);
+    assert!(
+        r[0]["reason"]
+            .as_str()
+            .is_some_and(|w| w.contains("went away")),
+        "{log}"
+    );
     nowhere(&o, &log);
 }
 

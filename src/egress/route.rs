@@ -594,7 +594,19 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
     }
     st.budgets.borrow_mut().add(Dir::Out, head_out);
     rec.out.set(rec.out.get().saturating_add(head_out));
-    let resp = match sender.send_request(up).await {
+    // From here the upstream may spend on the request: if the agent goes
+    // away before the answer's head (hyper then drops this future), the
+    // guard charges a spend no usage will show.
+    let mut unanswered = Unanswered {
+        st: st.clone(),
+        route: i,
+        rec: Some(rec),
+    };
+    let sent = sender.send_request(up).await;
+    let Some(mut rec) = unanswered.rec.take() else {
+        unreachable!("taken only here");
+    };
+    let resp = match sent {
         Ok(r) => r,
         Err(e) => {
             if let Some(b) = over.get() {
@@ -919,38 +931,64 @@ impl Metered {
         };
         rec.r.reason = cut;
         self.reader.finish(&mut self.spent);
-        let route_name;
-        let usage = {
-            let Some(routes) = self.st.routes.as_ref() else {
-                return;
-            };
-            let route = &routes.list[self.route];
-            route_name = route.plan.name.clone();
-            let limits = route.plan.limits.as_ref();
-            let now = Instant::now();
-            let ok = self.upstream_ok;
-            let (cost, priced_as) = route.counter.borrow_mut().add(limits, &self.spent, ok, now);
-            let totals = route.counter.borrow().totals;
-            // Past a limit that stops: now, not at the next request.
-            if let Some(l) = limits.filter(|l| l.stop) {
-                let reached = route.counter.borrow().reached(l, now, false);
-                if let Some(r) = reached {
-                    limit_reached(&self.st, route, r);
-                }
-            }
-            Usage {
-                route: route_name.clone(),
-                model: self.spent.model.take(),
-                tokens_in: self.spent.tokens_in,
-                tokens_out: self.spent.tokens_out,
-                cost,
-                priced_as,
-                estimated: self.spent.estimated,
-                totals,
-            }
-        };
         drop(rec);
-        self.st.emit(Event::Usage(usage));
+        charge(&self.st, self.route, &mut self.spent, self.upstream_ok);
+    }
+}
+
+/// Counts what a response on route `i` `spent` (`ok`: the upstream
+/// answered 2xx, or may have spent without answering), stops the sandbox
+/// at a limit that stops, and writes the `usage` record.
+fn charge(st: &State, i: usize, spent: &mut Spent, ok: bool) {
+    let Some(routes) = st.routes.as_ref() else {
+        return;
+    };
+    let route = &routes.list[i];
+    let limits = route.plan.limits.as_ref();
+    let now = Instant::now();
+    let (cost, priced_as) = route.counter.borrow_mut().add(limits, spent, ok, now);
+    let totals = route.counter.borrow().totals;
+    // Past a limit that stops: now, not at the next request.
+    if let Some(l) = limits.filter(|l| l.stop) {
+        let reached = route.counter.borrow().reached(l, now, false);
+        if let Some(r) = reached {
+            limit_reached(st, route, r);
+        }
+    }
+    st.emit(Event::Usage(Usage {
+        route: route.plan.name.clone(),
+        model: spent.model.take(),
+        tokens_in: spent.tokens_in,
+        tokens_out: spent.tokens_out,
+        cost,
+        priced_as,
+        estimated: spent.estimated,
+        totals,
+    }));
+}
+
+/// A request on its way upstream, or there, whose answer's head hasn't
+/// come. Dropped holding the record, the agent went away meanwhile (hyper
+/// drops the request's future when its connection ends): the upstream may
+/// have computed the answer, and a real one bills it, but no usage will
+/// show what it spent. Charged as a spend that can't be counted, as a
+/// stream cut before any usage is: a route whose `tokens` or `cost` limit
+/// needs it closes. Else hanging up before each answer would make every
+/// request free, past any limit.
+struct Unanswered {
+    st: Rc<State>,
+    route: usize,
+    rec: Option<ReqRecord>,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let Some(mut rec) = self.rec.take() else {
+            return;
+        };
+        rec.r.reason = Some("the agent went away before the response's head".into());
+        drop(rec);
+        charge(&self.st, self.route, &mut Spent::default(), true);
     }
 }
 

@@ -698,26 +698,62 @@ fn resolver(by_path: &mut BTreeMap<PathBuf, (PathBuf, Grant, bool)>, view: &mut 
 /// `getfqdn`, would otherwise ask DNS: the proxy's stub refuses the name
 /// and a host-mode sandbox would send the query out). Sharing the host's
 /// network (`host`), the host's entries come first, as read at launch
-/// (at most 1 MiB); in every other mode they would name addresses the
+/// ([`host_entries`]); in every other mode they would name addresses the
 /// sandbox has no route to.
 fn hosts_file(host_network: bool) -> String {
-    use std::io::Read;
-    let mut text = String::new();
-    if host_network {
-        if let Ok(f) = std::fs::File::open("/etc/hosts") {
-            let mut host = String::new();
-            if f.take(1 << 20).read_to_string(&mut host).is_ok() {
-                text = host;
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push('\n');
-                }
-            }
-        }
-    }
+    let mut text = if host_network {
+        host_entries(Path::new("/etc/hosts"))
+    } else {
+        String::new()
+    };
     let name = crate::sandbox::namespaces::HOSTNAME;
     text.push_str(&format!(
         "# confine: the sandbox's own names\n127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
     ));
+    text
+}
+
+/// The most of the host's `/etc/hosts` the sandbox's file carries.
+const HOST_ENTRIES_MAX: usize = 1 << 20;
+
+/// The lines of the hosts file at `path` (symlinks followed, as the host's
+/// resolver does): a regular file only, opened without blocking (a FIFO
+/// there would hold the launch forever), at most [`HOST_ENTRIES_MAX`]
+/// bytes of whole lines (a line the limit cuts would name another host:
+/// `10.0.0.1 build` of `10.0.0.1 build-cache`), bytes that aren't UTF-8
+/// replaced (a Latin-1 comment doesn't lose the entries); anything else
+/// is none.
+fn host_entries(path: &Path) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    if f.take(HOST_ENTRIES_MAX as u64 + 1)
+        .read_to_end(&mut buf)
+        .is_err()
+    {
+        return String::new();
+    }
+    if buf.len() > HOST_ENTRIES_MAX {
+        let whole = buf[..HOST_ENTRIES_MAX]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        buf.truncate(whole);
+    }
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
     text
 }
 

@@ -70,7 +70,7 @@ impl Plan {
             writeln!(o, "home        {} ({how}){overridden}", h.path.display())?;
             // A look now, for the reader: the init decides at launch.
             for f in &h.files {
-                let now = if std::fs::symlink_metadata(h.path.join(&f.path)).is_ok() {
+                let now = if crate::sandbox::home::present(&h.path, &f.path) {
                     "present now: left as it is"
                 } else {
                     "absent now: written at launch, mode 0600, as the agent"

@@ -151,6 +151,41 @@ pub(crate) fn write_files(
     Ok(())
 }
 
+/// Whether [`write_files`] would find something at `rel` beneath `home`
+/// and leave it: the same walk, creating nothing (`explain` looks with
+/// it, so what it says is what the launch does; a symlink on the way is
+/// "present", never followed to whatever is behind it).
+pub(crate) fn present(home: &Path, rel: &str) -> bool {
+    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_PATH;
+    let Ok(mut dir) = fsfd::open_with(None, home, dir_flags) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    let Some(name) = parts.pop() else {
+        return false;
+    };
+    for c in parts {
+        match fsfd::open_with(Some(dir.as_fd()), Path::new(c), dir_flags) {
+            Ok(d) => dir = d,
+            Err(e) => return matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)),
+        }
+    }
+    let Ok(cname) = std::ffi::CString::new(name) else {
+        return false;
+    };
+    // SAFETY: an all-zero stat is valid and fstatat fills it; a valid
+    // directory descriptor and C string; the entry itself looked at.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            dir.as_raw_fd(),
+            cname.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
+}
+
 /// Whether [`write_one`] wrote the file or found something there.
 #[derive(Debug, PartialEq, Eq)]
 enum Written {
