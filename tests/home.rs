@@ -761,3 +761,58 @@ fn home_files_leave_what_an_earlier_agent_planted_and_never_block() {
     let m = fs::symlink_metadata(h.path.join(".locked")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0, "{}", show(&o));
 }
+
+/// Sandboxes starting together on one new home: each agent finds the
+/// whole file, one init's, and the losers leave nothing of their writing
+/// behind (each writes under a name of its own and publishes it where
+/// nothing is; a leaked temporary file or a publish that replaced
+/// another's shows here). Rounds of eight launches at once, bounded. The
+/// window in which a reader could once have met a half-written file (a
+/// single write) is too short for a test to hit at will.
+#[test]
+fn home_files_are_whole_for_sandboxes_starting_together() {
+    if !can_run("home_files_are_whole_for_sandboxes_starting_together") {
+        return;
+    }
+    let f = Fixture::new("home-files-together");
+    // 60 000 bytes: many writes' worth for a reader to catch half of.
+    let line = "x".repeat(99);
+    let text: String = (0..600).map(|_| format!("{line}\n")).collect();
+    let yaml: String = text.lines().map(|l| format!("      {l}\n")).collect();
+    for round in 0..4 {
+        let h = PrivateHome::new(&format!("together{round}"));
+        make_home(&h);
+        let p = files_profile(
+            &f,
+            &h,
+            &format!("together{round}"),
+            &format!("    big.txt: |\n{yaml}"),
+        );
+        let launches: Vec<_> = (0..8)
+            .map(|_| {
+                f.command(&p, &["/bin/sh", "-c", "wc -c < \"$HOME/big.txt\""])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in launches {
+            let o = c.wait_with_output().unwrap();
+            assert_status(&o, 0);
+            assert_eq!(
+                stdout(&o).trim(),
+                text.len().to_string(),
+                "round {round}: {}",
+                show(&o)
+            );
+        }
+        let mut names: Vec<String> = fs::read_dir(&h.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["big.txt"], "round {round}");
+        assert_eq!(fs::read_to_string(h.path.join("big.txt")).unwrap(), text);
+    }
+}

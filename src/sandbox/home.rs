@@ -173,17 +173,7 @@ pub(crate) fn present(home: &Path, rel: &str) -> bool {
     let Ok(cname) = std::ffi::CString::new(name) else {
         return false;
     };
-    // SAFETY: an all-zero stat is valid and fstatat fills it; a valid
-    // directory descriptor and C string; the entry itself looked at.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstatat(
-            dir.as_raw_fd(),
-            cname.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        ) == 0
-    }
+    exists(dir.as_fd(), &cname)
 }
 
 /// Whether [`write_one`] wrote the file or found something there.
@@ -209,27 +199,91 @@ fn write_one(root: std::os::fd::BorrowedFd, rel: &str, text: &[u8]) -> io::Resul
         }
     }
     let at = dir.as_ref().map_or(root, |d| d.as_fd());
-    let fd = match fsfd::create_in(at, Path::new(name), OFlag::O_WRONLY | OFlag::O_EXCL, 0o600) {
-        Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => return Ok(Written::Present),
-        Err(e) => return Err(e),
-    };
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    if exists(at, &cname) {
+        return Ok(Written::Present);
+    }
+    // Written under a name of its own, then published whole where nothing
+    // is (another sandbox starting on this home must never see, and keep,
+    // half a settings file): a name no other init picks (every init is
+    // pid 1 of its own namespace, so the name is random).
+    let tmp = std::ffi::CString::new(format!(".{name}.confine-{:016x}", random()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let tmp_path = Path::new(std::ffi::OsStr::from_bytes(tmp.as_bytes()));
+    let fd = fsfd::create_in(at, tmp_path, OFlag::O_WRONLY | OFlag::O_EXCL, 0o600)?;
     let mut file = std::fs::File::from(fd);
     // The umask may have taken bits from 0600: the mode is the profile's.
-    let r = io::Write::write_all(&mut file, text).and_then(|()| {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-    });
-    if let Err(e) = r {
-        // Half a settings file would be kept forever (an existing file is
-        // never touched): remove what this call created.
-        if let Ok(cname) = std::ffi::CString::new(name) {
-            // SAFETY: a valid directory descriptor and a NUL-terminated name.
-            unsafe { libc::unlinkat(at.as_raw_fd(), cname.as_ptr(), 0) };
-        }
+    let r = io::Write::write_all(&mut file, text)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        })
+        .and_then(|()| publish(at, &tmp, &cname));
+    // SAFETY: a valid directory descriptor and a NUL-terminated name; the
+    // temporary name is this call's (gone already when it was renamed).
+    unsafe { libc::unlinkat(at.as_raw_fd(), tmp.as_ptr(), 0) };
+    match r {
+        Ok(()) => Ok(Written::Made),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Written::Present),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `at` has an entry `name` (of any kind, a symlink not followed).
+fn exists(at: std::os::fd::BorrowedFd, name: &std::ffi::CStr) -> bool {
+    // SAFETY: an all-zero stat is valid and fstatat fills it; a valid
+    // directory descriptor and C string; the entry itself looked at.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            at.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
+}
+
+/// Gives the file `tmp` of `at` the name `name`, only where nothing has
+/// it (EEXIST otherwise): renameat2's RENAME_NOREPLACE, or a hard link
+/// where the filesystem lacks it (both atomic; the caller removes `tmp`).
+fn publish(
+    at: std::os::fd::BorrowedFd,
+    tmp: &std::ffi::CStr,
+    name: &std::ffi::CStr,
+) -> io::Result<()> {
+    let fd = at.as_raw_fd();
+    // SAFETY: valid directory descriptors and NUL-terminated names.
+    if unsafe { libc::renameat2(fd, tmp.as_ptr(), fd, name.as_ptr(), libc::RENAME_NOREPLACE) } == 0
+    {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
         return Err(e);
     }
-    Ok(Written::Made)
+    // SAFETY: as above; no flags: `tmp` itself, never followed.
+    if unsafe { libc::linkat(fd, tmp.as_ptr(), fd, name.as_ptr(), 0) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// 64 random bits (the kernel's; else time and pid).
+fn random() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid buffer of the length passed.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == b.len() as isize {
+        return u64::from_le_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 /// The directory `name` of `at`, made (0700) when missing; `None` when
