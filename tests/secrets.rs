@@ -853,6 +853,58 @@ fn a_request_the_agent_leaves_before_its_answer_is_not_free() {
     nowhere(&o, &log);
 }
 
+/// Twelve requests at once on a route, the upstream holding every answer:
+/// how many reach it. `limits` is the route's.
+fn in_flight(test: &str, limits: &str) -> (usize, Output, String) {
+    let s = network(Reply::Json(message(1, 1)));
+    let f = Fixture::new(test);
+    let p = profile(&f, "flight", &format!("    limits: {limits}\n"), "");
+    let req = r#"curl -sS --max-time 90 -o /dev/null -w '%{http_code}\n' -H "x-api-key: $ANTHROPIC_API_KEY" -d '{}' "$ANTHROPIC_BASE_URL/v1/messages""#;
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do {req} > out.$i 2>&1 & done; wait; cat out.*\n"
+    );
+    s.api.hold();
+    let (mut cmd, log) = command(&s, &f, &p, &script);
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // At least eight arrive whatever the limits; then, a bounded look for
+    // more (a route that bounds them never lets a ninth through while
+    // they are held, however long one looks).
+    poll(Duration::from_secs(60), || s.api.requests().len() >= 8);
+    poll(Duration::from_secs(3), || s.api.requests().len() > 8);
+    let held = s.api.requests().len();
+    s.api.release();
+    let o = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(s.api.requests().len(), 12, "{}\n{log}", show(&o));
+    (held, o, log)
+}
+
+#[test]
+fn a_spend_limited_route_has_at_most_eight_requests_in_flight() {
+    let test = "a_spend_limited_route_has_at_most_eight_requests_in_flight";
+    if !ready(test) {
+        return;
+    }
+    // A `tokens` limit is checked as each request is admitted, before any
+    // usage is known: the requests in flight are how far it can be passed.
+    // The ninth waits for a slot, and is answered when one frees.
+    let (held, o, log) = in_flight("secrets-flight", "{tokens: 100000}");
+    assert_eq!(held, 8, "{}\n{log}", show(&o));
+    assert_status(&o, 0);
+    assert_eq!(stdout(&o), "200\n".repeat(12), "{}\n{log}", show(&o));
+    assert_eq!(records(&log, "usage").len(), 12, "{log}");
+    // Control: a limit on requests alone (counted at admission) doesn't
+    // bound them: all twelve reach the upstream while it holds them.
+    let (held, o, _) = in_flight("secrets-flight-rpm", "{requests_per_minute: 1000}");
+    assert_eq!(held, 12, "{}", show(&o));
+    assert_eq!(stdout(&o), "200\n".repeat(12), "{}", show(&o));
+}
+
 /// `package` installed from npm once into the tests' temporary directory
 /// (kept for later runs), and `file` in it; `None` without npm or the
 /// registry.

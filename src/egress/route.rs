@@ -48,6 +48,12 @@ use crate::sandbox::secrets::Secret;
 const PORT: u16 = 3128;
 /// Largest request or response head, and the read buffer, each side.
 const MAX_BUF: usize = 64 * 1024;
+/// Requests in flight at once on a route with a spend limit (`tokens`,
+/// `tokens_per_hour`, `cost`): limits are checked as a request is
+/// admitted, before any of its usage is known, so this many responses is
+/// the most a limit can be passed by. More wait for a slot (in the order
+/// the proxy wakes them), rather than being refused.
+pub const MAX_IN_FLIGHT: usize = 8;
 /// Headers in a request or response head, at most.
 const MAX_HEADERS: usize = 100;
 
@@ -106,6 +112,10 @@ struct Route {
     stopped: Cell<bool>,
     /// The limits already reported (a `limit` event once each).
     reported: RefCell<Vec<Which>>,
+    /// Requests admitted whose response hasn't ended ([`Slot`]), and the
+    /// wake-up of one waiting for a slot.
+    in_flight: Cell<usize>,
+    freed: tokio::sync::Notify,
 }
 
 impl Routes {
@@ -142,6 +152,8 @@ impl Routes {
                 counter: RefCell::new(Counter::default()),
                 stopped: Cell::new(false),
                 reported: RefCell::new(Vec::new()),
+                in_flight: Cell::new(0),
+                freed: tokio::sync::Notify::new(),
             });
         }
         Ok(Routes { list, tls })
@@ -513,8 +525,14 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
         return plain(404, &why);
     };
     let route = &routes.list[i];
-    let mut rec = ReqRecord::new(&st, Some(route), &method);
     let limits = route.plan.limits.as_ref();
+    // A slot before anything is checked, so the checks see what the
+    // responses that ended meanwhile spent.
+    let slot = match limits.filter(|l| l.counts_spend()) {
+        Some(_) => Some(Slot::take(&st, i).await),
+        None => None,
+    };
+    let mut rec = ReqRecord::new(&st, Some(route), &method);
     if route.stopped.get() {
         let why = format!(
             "secrets.{}: a limit with on_exhausted: stop was reached; the sandbox is being stopped",
@@ -643,6 +661,7 @@ async fn handle(conn: Rc<Conn>, req: Request<Incoming>) -> Response<Out> {
     let mut body = Metered {
         inner: body,
         st: st.clone(),
+        _slot: slot,
         route: i,
         reader,
         spent: Spent::default(),
@@ -914,6 +933,8 @@ impl Body for Counted {
 struct Metered {
     inner: Incoming,
     st: Rc<State>,
+    /// Held until the response ends (or the agent leaves it).
+    _slot: Option<Slot>,
     route: usize,
     reader: usage::Reader,
     spent: Spent,
@@ -965,6 +986,39 @@ fn charge(st: &State, i: usize, spent: &mut Spent, ok: bool) {
         estimated: spent.estimated,
         totals,
     }));
+}
+
+/// One of a spend-limited route's [`MAX_IN_FLIGHT`] requests, from its
+/// admission to its response's end; given back when dropped, however the
+/// request ends (refused, failed, answered, or left by the agent).
+struct Slot {
+    st: Rc<State>,
+    route: usize,
+}
+
+impl Slot {
+    /// Waits until route `i` has a free slot, and takes it.
+    async fn take(st: &Rc<State>, i: usize) -> Slot {
+        if let Some(route) = st.routes.as_ref().map(|r| &r.list[i]) {
+            while route.in_flight.get() >= MAX_IN_FLIGHT {
+                route.freed.notified().await;
+            }
+            route.in_flight.set(route.in_flight.get() + 1);
+        }
+        Slot {
+            st: st.clone(),
+            route: i,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(route) = self.st.routes.as_ref().map(|r| &r.list[self.route]) {
+            route.in_flight.set(route.in_flight.get().saturating_sub(1));
+            route.freed.notify_one();
+        }
+    }
 }
 
 /// A request on its way upstream, or there, whose answer's head hasn't
@@ -1121,6 +1175,8 @@ mod tests {
             counter: RefCell::default(),
             stopped: Cell::new(false),
             reported: RefCell::default(),
+            in_flight: Cell::new(0),
+            freed: tokio::sync::Notify::new(),
         }
     }
 

@@ -57,6 +57,12 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Whether a limit counts what responses spend (not only requests):
+    /// then requests in flight are bounded ([`super::route::MAX_IN_FLIGHT`]).
+    pub fn counts_spend(&self) -> bool {
+        self.tokens.is_some() || self.tokens_per_hour.is_some() || self.cost.is_some()
+    }
+
     pub fn from_plan(l: &RouteLimits) -> Limits {
         Limits {
             requests_per_minute: l.requests_per_minute,
