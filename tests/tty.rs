@@ -842,7 +842,13 @@ fn ctrl_z_stops_the_whole_sandbox_and_fg_resumes_it() {
     sh.wait_since(mark, "the shell to say the job stopped", |o| {
         o.contains("Stopped")
     });
-    assert_eq!(state(agent.unwrap()), Some('S'), "the agent was stopped");
+    // Not stopped: still waiting in its read, or on a CPU for an instant
+    // (under load, the terminal's job-control change can wake it).
+    let st = state(agent.unwrap());
+    assert!(
+        matches!(st, Some('S' | 'R')),
+        "the agent was stopped: {st:?}"
+    );
     sh.end(&token);
 }
 
