@@ -375,3 +375,19 @@ fn with_fs_message(fsc: &OwnedFd, e: io::Error) -> io::Error {
     }
     io::Error::new(e.kind(), format!("{e} ({})", said.join("; ")))
 }
+
+/// Whether the directory `at` has an entry `name`, of any kind (a symlink
+/// itself, never followed).
+pub fn exists_at(at: BorrowedFd, name: &std::ffi::CStr) -> bool {
+    // SAFETY: an all-zero stat is valid and fstatat fills it; a valid
+    // directory descriptor and C string; the entry itself looked at.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            at.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
+}

@@ -173,7 +173,7 @@ pub(crate) fn present(home: &Path, rel: &str) -> bool {
     let Ok(cname) = std::ffi::CString::new(name) else {
         return false;
     };
-    exists(dir.as_fd(), &cname)
+    fsfd::exists_at(dir.as_fd(), &cname)
 }
 
 /// Whether [`write_one`] wrote the file or found something there.
@@ -201,7 +201,7 @@ fn write_one(root: std::os::fd::BorrowedFd, rel: &str, text: &[u8]) -> io::Resul
     let at = dir.as_ref().map_or(root, |d| d.as_fd());
     let cname =
         std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    if exists(at, &cname) {
+    if fsfd::exists_at(at, &cname) {
         return Ok(Written::Present);
     }
     // Written under a name of its own, then published whole where nothing
@@ -227,21 +227,6 @@ fn write_one(root: std::os::fd::BorrowedFd, rel: &str, text: &[u8]) -> io::Resul
         Ok(()) => Ok(Written::Made),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Written::Present),
         Err(e) => Err(e),
-    }
-}
-
-/// Whether `at` has an entry `name` (of any kind, a symlink not followed).
-fn exists(at: std::os::fd::BorrowedFd, name: &std::ffi::CStr) -> bool {
-    // SAFETY: an all-zero stat is valid and fstatat fills it; a valid
-    // directory descriptor and C string; the entry itself looked at.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstatat(
-            at.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        ) == 0
     }
 }
 

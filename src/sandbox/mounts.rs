@@ -628,18 +628,7 @@ fn etc_file(tree: &Tree, name: &std::ffi::CStr, text: &str) -> Result<(), MountE
         .strip_prefix(base)
         .unwrap_or(Path::new(""));
     let etc = fsfd::open(Some(fd.as_fd()), rel).map_err(err("opening", Path::new("/etc")))?;
-    // SAFETY: an all-zero stat is valid; fstatat fills it; a valid fd and
-    // C string, the link itself looked at.
-    let present = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstatat(
-            std::os::fd::AsRawFd::as_raw_fd(&etc),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        ) == 0
-    };
-    if !present {
+    if !fsfd::exists_at(etc.as_fd(), name) {
         return Ok(());
     }
     std::fs::write(&staged, text).map_err(err("writing", &staged))?;
